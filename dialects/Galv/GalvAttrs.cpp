@@ -1,0 +1,196 @@
+//===- GalvAttrs.cpp - cost, strategy and plan attributes -----------------===//
+
+#include "Galv/Galv.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <charconv>
+
+using namespace mlir;
+using namespace mlir::galv;
+
+#include "Galv/GalvEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "Galv/GalvAttrs.cpp.inc"
+
+void GalvDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "Galv/GalvAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// Parameter parsing and printing
+//===----------------------------------------------------------------------===//
+
+FailureOr<APFloat> mlir::galv::parseDoubleParameter(AsmParser &parser) {
+  double value;
+  if (parser.parseFloat(value))
+    return failure();
+  return APFloat(value);
+}
+
+void mlir::galv::printDoubleParameter(AsmPrinter &printer, double value) {
+  // Shortest text that reads back to the same double; always with a '.' or
+  // exponent so that it lexes as a float.
+  char buffer[32];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  StringRef text(buffer, result.ptr - buffer);
+  printer << text;
+  if (text.find_first_of(".eEn") == StringRef::npos)
+    printer << ".0";
+}
+
+FailureOr<bool> mlir::galv::parseBoolParameter(AsmParser &parser) {
+  if (succeeded(parser.parseOptionalKeyword("true")))
+    return true;
+  if (succeeded(parser.parseOptionalKeyword("false")))
+    return false;
+  return parser.emitError(parser.getCurrentLocation(),
+                          "expected 'true' or 'false'");
+}
+
+FailureOr<SmallVector<int64_t>>
+mlir::galv::parseI64ArrayParameter(AsmParser &parser) {
+  SmallVector<int64_t> values;
+  if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
+        return parser.parseInteger(values.emplace_back());
+      }))
+    return failure();
+  return values;
+}
+
+void mlir::galv::printI64ArrayParameter(AsmPrinter &printer,
+                                        ArrayRef<int64_t> values) {
+  printer << '[';
+  llvm::interleaveComma(values, printer);
+  printer << ']';
+}
+
+//===----------------------------------------------------------------------===//
+// LayerCostAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+LayerCostAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      APFloat forwardMsValue, APFloat backwardRatioValue,
+                      int64_t parameterBytes, ArrayRef<int64_t> tpDegrees,
+                      ArrayRef<int64_t> activationBytes,
+                      int64_t checkpointBytes) {
+  double forwardMs = forwardMsValue.convertToDouble();
+  double backwardRatio = backwardRatioValue.convertToDouble();
+  if (!(forwardMs >= 0.0) || !std::isfinite(forwardMs))
+    return emitError() << "forward_ms must be a finite non-negative number, "
+                          "got "
+                       << forwardMs;
+  if (!(backwardRatio > 0.0) || !std::isfinite(backwardRatio))
+    return emitError() << "backward_ratio must be a finite positive number, "
+                          "got "
+                       << backwardRatio;
+  if (parameterBytes < 0)
+    return emitError() << "parameter_bytes must be non-negative, got "
+                       << parameterBytes;
+  if (checkpointBytes < 0)
+    return emitError() << "checkpoint_bytes must be non-negative, got "
+                       << checkpointBytes;
+  if (tpDegrees.empty())
+    return emitError() << "tp_degrees must name at least one degree";
+  if (tpDegrees.size() != activationBytes.size())
+    return emitError() << "tp_degrees has " << tpDegrees.size()
+                       << " entries but activation_bytes has "
+                       << activationBytes.size();
+  for (auto [i, tp] : llvm::enumerate(tpDegrees)) {
+    if (tp < 1 || !llvm::isPowerOf2_64(tp))
+      return emitError() << "tp_degrees[" << i
+                         << "] must be a power of two, got " << tp;
+    if (i > 0 && tp <= tpDegrees[i - 1])
+      return emitError() << "tp_degrees must be strictly increasing";
+    if (activationBytes[i] < 0)
+      return emitError() << "activation_bytes[" << i
+                         << "] must be non-negative, got "
+                         << activationBytes[i];
+  }
+  return success();
+}
+
+std::optional<int64_t> LayerCostAttr::getActivationBytesAt(int64_t tp) const {
+  for (auto [degree, bytes] :
+       llvm::zip_equal(getTpDegrees(), getActivationBytes()))
+    if (degree == tp)
+      return bytes;
+  return std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// StrategyAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult StrategyAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   int64_t tp, int64_t dp, bool tpConsecutive,
+                                   DataParallelKind dpKind,
+                                   SequenceParallelKind sp, bool checkpoint,
+                                   int64_t stage) {
+  if (tp < 1 || !llvm::isPowerOf2_64(tp))
+    return emitError() << "tp must be a power of two, got " << tp;
+  if (dp < 1)
+    return emitError() << "dp must be at least 1, got " << dp;
+  if (stage < 0)
+    return emitError() << "stage must be non-negative, got " << stage;
+  if (sp != SequenceParallelKind::none && tp == 1)
+    return emitError() << "sequence parallelism (" << stringifyEnum(sp)
+                       << ") needs tp > 1";
+  if (dpKind != DataParallelKind::ddp && dp == 1)
+    return emitError() << stringifyEnum(dpKind)
+                       << " shards over data-parallel ranks and needs dp > 1";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// PlanConfigAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult PlanConfigAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, int64_t worldSize, int64_t pp,
+    ArrayRef<int64_t> ppDivision, int64_t chunks, int64_t globalBatch,
+    PipelineSchedule schedule, DataParallelKind defaultDpKind, int64_t vocabTp,
+    SequenceParallelKind vocabSp, bool embedZero3) {
+  if (worldSize < 1)
+    return emitError() << "world_size must be at least 1, got " << worldSize;
+  if (pp < 1 || worldSize % pp != 0)
+    return emitError() << "pp must divide world_size " << worldSize << ", got "
+                       << pp;
+  if (static_cast<int64_t>(ppDivision.size()) != pp)
+    return emitError() << "pp_division has " << ppDivision.size()
+                       << " stages but pp is " << pp;
+  for (auto [i, n] : llvm::enumerate(ppDivision))
+    if (n < 1)
+      return emitError() << "pp_division[" << i
+                         << "] must be at least 1 layer, got " << n;
+  if (chunks < 1)
+    return emitError() << "chunks must be at least 1, got " << chunks;
+  if (globalBatch < 1 || globalBatch % chunks != 0)
+    return emitError() << "global_batch " << globalBatch
+                       << " must be a positive multiple of chunks " << chunks;
+  int64_t perStage = worldSize / pp;
+  if (vocabTp < 1 || perStage % vocabTp != 0)
+    return emitError() << "vocab_tp " << vocabTp
+                       << " must divide the devices per stage " << perStage;
+  if (vocabSp != SequenceParallelKind::none && vocabTp == 1)
+    return emitError() << "vocab_sp needs vocab_tp > 1";
+  (void)schedule;
+  (void)defaultDpKind;
+  (void)embedZero3;
+  return success();
+}
+
+int64_t PlanConfigAttr::getNumLayers() const {
+  int64_t total = 0;
+  for (int64_t n : getPpDivision())
+    total += n;
+  return total;
+}

@@ -1,0 +1,143 @@
+//===- GalvAttrs.td - costs, strategies, plan config -------*- tablegen -*-===//
+
+#ifndef GALV_ATTRS_TD
+#define GALV_ATTRS_TD
+
+include "Galv/GalvBase.td"
+
+class Galv_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Galv_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+// A double printed so that it parses back to the same bits.
+// Stored as an APFloat (which has a hash); read it with convertToDouble().
+class Galv_DoubleParameter<string desc> : APFloatParameter<desc> {
+  let parser = [{ ::mlir::galv::parseDoubleParameter($_parser) }];
+  let printer = [{
+    ::mlir::galv::printDoubleParameter($_printer, $_self.convertToDouble())
+  }];
+}
+
+// A bool written `true` / `false`.
+class Galv_BoolParameter<string desc, string default>
+    : DefaultValuedParameter<"bool", default, desc> {
+  let parser = [{ ::mlir::galv::parseBoolParameter($_parser) }];
+  let printer = [{ $_printer << ($_self ? "true" : "false") }];
+}
+
+// A bracketed list of integers: `[1, 2, 4]`.
+class Galv_I64ArrayParameter<string desc>
+    : ArrayRefParameter<"int64_t", desc> {
+  let parser = [{ ::mlir::galv::parseI64ArrayParameter($_parser) }];
+  let printer = [{ ::mlir::galv::printI64ArrayParameter($_printer, $_self) }];
+}
+
+def Galv_LayerCostAttr : Galv_Attr<"LayerCost", "cost"> {
+  let summary = "profiled or estimated costs of one layer type";
+  let description = [{
+    The cost model inputs for a layer type, in Galvatron's units: forward time
+    in milliseconds per sample, backward time as a multiple of forward time,
+    parameter bytes (full, unsharded), activation bytes kept for backward per
+    sample at each tensor-parallel degree, and the bytes a checkpointed layer
+    keeps per sample (its input).
+
+    ```mlir
+    #galv.cost<forward_ms = 0.35, backward_ratio = 2.0,
+               parameter_bytes = 28311552, tp_degrees = [1, 2, 4],
+               activation_bytes = [50331648, 29360128, 18874368],
+               checkpoint_bytes = 4194304>
+    ```
+  }];
+  let parameters = (ins
+    Galv_DoubleParameter<"forward time per sample (ms)">:$forward_ms,
+    Galv_DoubleParameter<"backward time / forward time">:$backward_ratio,
+    "int64_t":$parameter_bytes,
+    Galv_I64ArrayParameter<"tensor-parallel degrees profiled">:$tp_degrees,
+    Galv_I64ArrayParameter<"activation bytes per sample per degree">:
+        $activation_bytes,
+    "int64_t":$checkpoint_bytes
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Activation bytes per sample at tensor-parallel degree `tp`, or
+    /// std::nullopt when that degree was not profiled.
+    std::optional<int64_t> getActivationBytesAt(int64_t tp) const;
+  }];
+}
+
+def Galv_StrategyAttr : Galv_Attr<"Strategy", "strategy"> {
+  let summary = "parallel strategy of one layer instance";
+  let description = [{
+    How one layer instance is split across the devices of its pipeline stage:
+    tensor-parallel degree `tp` (Megatron column/row split) whose group is made
+    of consecutive ranks or strided ones, data-parallel degree `dp` and the
+    kind of data parallelism (DDP, ZeRO-2, ZeRO-3), sequence parallelism
+    within the tensor-parallel group (Megatron-SP or Ulysses), activation
+    checkpointing, and the pipeline stage that runs it. `tp * dp` equals the
+    number of devices per stage.
+
+    ```mlir
+    #galv.strategy<tp = 2, dp = 4, dp_kind = zero3, checkpoint = true>
+    #galv.strategy<tp = 4, dp = 1, tp_consecutive = false, sp = ulysses, stage = 1>
+    ```
+  }];
+  let parameters = (ins
+    "int64_t":$tp,
+    "int64_t":$dp,
+    Galv_BoolParameter<"TP group of consecutive ranks", "true">:
+        $tp_consecutive,
+    DefaultValuedParameter<"::mlir::galv::DataParallelKind",
+        "::mlir::galv::DataParallelKind::ddp">:$dp_kind,
+    DefaultValuedParameter<"::mlir::galv::SequenceParallelKind",
+        "::mlir::galv::SequenceParallelKind::none">:$sp,
+    Galv_BoolParameter<"activation checkpointing", "false">:$checkpoint,
+    DefaultValuedParameter<"int64_t", "0">:$stage
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Galv_PlanConfigAttr : Galv_Attr<"PlanConfig", "plan"> {
+  let summary = "global parallel configuration of a training plan";
+  let description = [{
+    The module-level half of a Galvatron strategy: world size, pipeline degree
+    and the number of layers per stage (`pp_division`), micro-batches per
+    step (`chunks`), global batch size, pipeline schedule, and how the
+    embedding and head ("other" layers) are split: vocabulary tensor
+    parallelism `vocab_tp`, its sequence parallelism `vocab_sp`, and ZeRO-3
+    for them (`embed_zero3`, Galvatron's `embed_sdp`). `default_dp_kind` is
+    the data-parallel kind of layers whose strategy does not name one.
+
+    ```mlir
+    #galv.plan<world_size = 8, pp = 2, pp_division = [6, 6], chunks = 4,
+               global_batch = 32, schedule = pipedream_flush, vocab_tp = 2>
+    ```
+  }];
+  let parameters = (ins
+    "int64_t":$world_size,
+    "int64_t":$pp,
+    Galv_I64ArrayParameter<"layers per pipeline stage">:$pp_division,
+    "int64_t":$chunks,
+    "int64_t":$global_batch,
+    DefaultValuedParameter<"::mlir::galv::PipelineSchedule",
+        "::mlir::galv::PipelineSchedule::gpipe">:$schedule,
+    DefaultValuedParameter<"::mlir::galv::DataParallelKind",
+        "::mlir::galv::DataParallelKind::ddp">:$default_dp_kind,
+    DefaultValuedParameter<"int64_t", "1">:$vocab_tp,
+    DefaultValuedParameter<"::mlir::galv::SequenceParallelKind",
+        "::mlir::galv::SequenceParallelKind::none">:$vocab_sp,
+    Galv_BoolParameter<"ZeRO-3 for embedding and head", "false">:$embed_zero3
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Devices per pipeline stage (world_size / pp).
+    int64_t getDevicesPerStage() const { return getWorldSize() / getPp(); }
+    /// Total number of layer instances the division covers.
+    int64_t getNumLayers() const;
+  }];
+}
+
+#endif // GALV_ATTRS_TD

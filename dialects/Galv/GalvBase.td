@@ -1,0 +1,164 @@
+//===- GalvBase.td - galv dialect definition and enums -----*- tablegen -*-===//
+//
+// The galv dialect: Transformer training graphs with value semantics on
+// statically shaped tensors, the layer structure the strategy search works on,
+// and the attributes that carry costs, strategies and the plan configuration.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALV_BASE_TD
+#define GALV_BASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Galv_Dialect : Dialect {
+  let name = "galv";
+  let cppNamespace = "::mlir::galv";
+  let summary = "Transformer training graphs for automatic parallelism";
+  let description = [{
+    The `galv` dialect is the graph IR of galvatron. It models the forward
+    computation of a Transformer model with value semantics on ranked tensors
+    whose shapes are fully static. It has three layers of structure:
+
+    * Graph ops close to what ONNX exports of Transformers contain
+      (elementwise math, `matmul`, shape manipulation, `gather`, `softmax`,
+      reductions, `where`, `cast`) and the recomposed ops the strategy passes
+      reason about (`linear`, `embedding`, `layer_norm`, `rms_norm`, `gelu`,
+      `silu`, `rotary`, `attention`, `cross_entropy`).
+    * Named parameters: `galv.parameter` declares a weight at module level by
+      the name it has in the model's state dict; `galv.get_parameter` reads it.
+      The bytes live in the safetensors file named by the module attribute
+      `galv.weights`.
+    * Layers: a `galv.layer_type` holds the body shared by structurally
+      identical Transformer blocks, and each `galv.layer` instance calls it
+      with its own parameters and carries its own `#galv.strategy`. Costs are
+      attached per layer type (`#galv.cost`); the module attribute `galv.plan`
+      (`#galv.plan`) holds the global parallel configuration.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
+  let hasConstantMaterializer = 1;
+  let extraClassDeclaration = [{
+    void registerAttributes();
+
+    /// Module attribute naming the safetensors file that holds the weights.
+    static constexpr ::llvm::StringLiteral getWeightsAttrName() {
+      return ::llvm::StringLiteral("galv.weights");
+    }
+    /// Module attribute holding the global #galv.plan configuration.
+    static constexpr ::llvm::StringLiteral getPlanAttrName() {
+      return ::llvm::StringLiteral("galv.plan");
+    }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Galv_DataParallelKind : I32EnumAttr<"DataParallelKind",
+    "how data-parallel replicas hold model states", [
+      I32EnumAttrCase<"ddp", 0>,
+      I32EnumAttrCase<"zero2", 1>,
+      I32EnumAttrCase<"zero3", 2>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_SequenceParallelKind : I32EnumAttr<"SequenceParallelKind",
+    "sequence parallelism used together with the tensor-parallel group", [
+      I32EnumAttrCase<"none", 0>,
+      I32EnumAttrCase<"megatron", 1>,
+      I32EnumAttrCase<"ulysses", 2>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_PipelineSchedule : I32EnumAttr<"PipelineSchedule",
+    "order of micro-batches in a pipeline", [
+      I32EnumAttrCase<"gpipe", 0>,
+      // Galvatron's name for 1F1B (one forward, one backward, then flush).
+      I32EnumAttrCase<"pipedream_flush", 1>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_ReduceKind : I32EnumAttr<"ReduceKind", "reduction kind", [
+      I32EnumAttrCase<"sum", 0>,
+      I32EnumAttrCase<"mean", 1>,
+      I32EnumAttrCase<"max", 2>,
+      I32EnumAttrCase<"min", 3>,
+      I32EnumAttrCase<"prod", 4>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_ComparePredicate : I32EnumAttr<"ComparePredicate",
+    "elementwise comparison", [
+      I32EnumAttrCase<"eq", 0>,
+      I32EnumAttrCase<"ne", 1>,
+      I32EnumAttrCase<"lt", 2>,
+      I32EnumAttrCase<"le", 3>,
+      I32EnumAttrCase<"gt", 4>,
+      I32EnumAttrCase<"ge", 5>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_GeluApproximation : I32EnumAttr<"GeluApproximation",
+    "GELU formula: exact (erf) or the tanh approximation", [
+      I32EnumAttrCase<"none", 0>,
+      I32EnumAttrCase<"tanh", 1>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_WeightLayout : I32EnumAttr<"WeightLayout",
+    "layout of a linear weight: [out, in] (torch.nn.Linear) or [in, out] "
+    "(GPT-2 Conv1D, ONNX MatMul)", [
+      I32EnumAttrCase<"out_in", 0>,
+      I32EnumAttrCase<"in_out", 1>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_LayerKind : I32EnumAttr<"LayerKind",
+    "role of a layer type in the model", [
+      I32EnumAttrCase<"encoder", 0>,
+      I32EnumAttrCase<"decoder", 1>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+// Inside op formats these print as a bare keyword (`approximate = tanh`).
+class Galv_EnumAttr<EnumAttrInfo enumInfo, string name>
+    : EnumAttr<Galv_Dialect, enumInfo, name>;
+
+def Galv_DataParallelKindAttr
+    : Galv_EnumAttr<Galv_DataParallelKind, "data_parallel_kind">;
+def Galv_SequenceParallelKindAttr
+    : Galv_EnumAttr<Galv_SequenceParallelKind, "sequence_parallel_kind">;
+def Galv_PipelineScheduleAttr
+    : Galv_EnumAttr<Galv_PipelineSchedule, "pipeline_schedule">;
+def Galv_ReduceKindAttr : Galv_EnumAttr<Galv_ReduceKind, "reduce_kind">;
+def Galv_ComparePredicateAttr
+    : Galv_EnumAttr<Galv_ComparePredicate, "compare_predicate">;
+def Galv_GeluApproximationAttr
+    : Galv_EnumAttr<Galv_GeluApproximation, "gelu_approximation">;
+def Galv_WeightLayoutAttr : Galv_EnumAttr<Galv_WeightLayout, "weight_layout">;
+// Only ever stands alone in an attribute dictionary: #galv.layer_kind<decoder>.
+def Galv_LayerKindAttr : Galv_EnumAttr<Galv_LayerKind, "layer_kind"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+#endif // GALV_BASE_TD

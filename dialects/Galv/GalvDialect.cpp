@@ -1,0 +1,88 @@
+//===- GalvDialect.cpp - galv dialect registration and module checks ------===//
+
+#include "Galv/Galv.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+
+using namespace mlir;
+using namespace mlir::galv;
+
+#include "Galv/GalvDialect.cpp.inc"
+
+void GalvDialect::initialize() {
+  registerAttributes();
+  addOperations<
+#define GET_OP_LIST
+#include "Galv/GalvOps.cpp.inc"
+      >();
+}
+
+Operation *GalvDialect::materializeConstant(OpBuilder &builder, Attribute value,
+                                            Type type, Location loc) {
+  auto elements = dyn_cast<ElementsAttr>(value);
+  if (!elements || elements.getType() != type)
+    return nullptr;
+  return ConstantOp::create(builder, loc, elements);
+}
+
+/// Checks the layer instances of `module` against its plan: one strategy per
+/// layer when any layer has one, `tp * dp` devices per stage, and stages that
+/// follow `pp_division` in program order.
+static LogicalResult verifyPlan(ModuleOp module, PlanConfigAttr plan,
+                                NamedAttribute attr) {
+  SmallVector<LayerOp> layers;
+  module.walk([&](LayerOp layer) { layers.push_back(layer); });
+  if (static_cast<int64_t>(layers.size()) != plan.getNumLayers())
+    return module.emitOpError()
+           << "'" << attr.getName().getValue() << "' pp_division covers "
+           << plan.getNumLayers() << " layers but the module has "
+           << layers.size() << " layer instances";
+
+  int64_t layerIndex = 0;
+  for (auto [stage, count] : llvm::enumerate(plan.getPpDivision())) {
+    for (int64_t i = 0; i < count; ++i, ++layerIndex) {
+      LayerOp layer = layers[layerIndex];
+      StrategyAttr strategy = layer.getStrategyAttr();
+      if (!strategy)
+        continue;
+      if (strategy.getTp() * strategy.getDp() != plan.getDevicesPerStage())
+        return layer.emitOpError()
+               << "layer " << layerIndex
+               << " uses tp * dp = " << strategy.getTp() * strategy.getDp()
+               << " devices but the "
+               << "plan has " << plan.getDevicesPerStage()
+               << " per stage (world_size " << plan.getWorldSize() << " / pp "
+               << plan.getPp() << ")";
+      if (strategy.getStage() != static_cast<int64_t>(stage))
+        return layer.emitOpError()
+               << "layer " << layerIndex << " is on stage "
+               << strategy.getStage() << " but pp_division puts it on stage "
+               << stage;
+    }
+  }
+  return success();
+}
+
+LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
+                                                    NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (name == getWeightsAttrName()) {
+    if (!isa<ModuleOp>(op))
+      return op->emitError() << "'" << name << "' belongs on a module";
+    if (!isa<StringAttr>(attr.getValue()))
+      return op->emitError()
+             << "'" << name << "' must name a safetensors file (a string)";
+    return success();
+  }
+  if (name == getPlanAttrName()) {
+    auto module = dyn_cast<ModuleOp>(op);
+    if (!module)
+      return op->emitError() << "'" << name << "' belongs on a module";
+    auto plan = dyn_cast<PlanConfigAttr>(attr.getValue());
+    if (!plan)
+      return op->emitError() << "'" << name << "' must be a #galv.plan";
+    return verifyPlan(module, plan, attr);
+  }
+  return op->emitError() << "unknown galv attribute '" << name << "'";
+}

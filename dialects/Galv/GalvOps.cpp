@@ -1,0 +1,699 @@
+//===- GalvOps.cpp - galv op verifiers, shape inference and folders -------===//
+
+#include "Galv/Galv.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/FunctionImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSet.h"
+
+using namespace mlir;
+using namespace mlir::galv;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+FailureOr<SmallVector<int64_t>>
+mlir::galv::broadcastShapes(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs) {
+  size_t rank = std::max(lhs.size(), rhs.size());
+  SmallVector<int64_t> result(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t l = i < lhs.size() ? lhs[lhs.size() - 1 - i] : 1;
+    int64_t r = i < rhs.size() ? rhs[rhs.size() - 1 - i] : 1;
+    if (l != r && l != 1 && r != 1)
+      return failure();
+    result[rank - 1 - i] = l == 1 ? r : l;
+  }
+  return result;
+}
+
+static RankedTensorType tensorOf(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << '[';
+  llvm::interleaveComma(shape, os);
+  os << ']';
+  return text;
+}
+
+/// Normalises `axis` in [-rank, rank) to [0, rank).
+static FailureOr<int64_t> normaliseAxis(std::optional<Location> loc,
+                                        StringRef what, int64_t axis,
+                                        int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    return emitOptionalError(loc, what, " ", axis, " is out of range for rank ",
+                             rank);
+  return axis < 0 ? axis + rank : axis;
+}
+
+template <typename Adaptor>
+static LogicalResult inferBroadcast(std::optional<Location> loc,
+                                    Adaptor adaptor, Type elementType,
+                                    SmallVectorImpl<Type> &inferred) {
+  RankedTensorType lhs = tensorOf(adaptor.getLhs());
+  RankedTensorType rhs = tensorOf(adaptor.getRhs());
+  auto shape = broadcastShapes(lhs.getShape(), rhs.getShape());
+  if (failed(shape))
+    return emitOptionalError(loc, "shapes ", shapeString(lhs.getShape()),
+                             " and ", shapeString(rhs.getShape()),
+                             " do not broadcast");
+  inferred.push_back(RankedTensorType::get(*shape, elementType));
+  return success();
+}
+
+#define GALV_BROADCAST_INFER(OP)                                               \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> loc, Adaptor adaptor,             \
+      SmallVectorImpl<Type> &inferred) {                                       \
+    return inferBroadcast(                                                     \
+        loc, adaptor, tensorOf(adaptor.getLhs()).getElementType(), inferred);  \
+  }
+GALV_BROADCAST_INFER(AddOp)
+GALV_BROADCAST_INFER(SubOp)
+GALV_BROADCAST_INFER(MulOp)
+GALV_BROADCAST_INFER(DivOp)
+GALV_BROADCAST_INFER(PowOp)
+GALV_BROADCAST_INFER(MaxOp)
+GALV_BROADCAST_INFER(MinOp)
+GALV_BROADCAST_INFER(AndOp)
+GALV_BROADCAST_INFER(OrOp)
+#undef GALV_BROADCAST_INFER
+
+LogicalResult CompareOp::inferReturnTypes(MLIRContext *context,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &inferred) {
+  return inferBroadcast(loc, adaptor, IntegerType::get(context, 1), inferred);
+}
+
+LogicalResult WhereOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &inferred) {
+  RankedTensorType cond = tensorOf(adaptor.getCondition());
+  RankedTensorType onTrue = tensorOf(adaptor.getOnTrue());
+  RankedTensorType onFalse = tensorOf(adaptor.getOnFalse());
+  if (onTrue.getElementType() != onFalse.getElementType())
+    return emitOptionalError(loc, "on_true and on_false element types differ: ",
+                             onTrue.getElementType(), " vs ",
+                             onFalse.getElementType());
+  auto values = broadcastShapes(onTrue.getShape(), onFalse.getShape());
+  FailureOr<SmallVector<int64_t>> shape = failure();
+  if (succeeded(values))
+    shape = broadcastShapes(cond.getShape(), *values);
+  if (failed(shape))
+    return emitOptionalError(loc, "shapes ", shapeString(cond.getShape()), ", ",
+                             shapeString(onTrue.getShape()), " and ",
+                             shapeString(onFalse.getShape()),
+                             " do not broadcast");
+  inferred.push_back(RankedTensorType::get(*shape, onTrue.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CastOp / ConstantOp
+//===----------------------------------------------------------------------===//
+
+OpFoldResult CastOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
+
+//===----------------------------------------------------------------------===//
+// MatmulOp / LinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
+  RankedTensorType lhs = tensorOf(adaptor.getLhs());
+  RankedTensorType rhs = tensorOf(adaptor.getRhs());
+  if (lhs.getRank() < 2 || rhs.getRank() < 2)
+    return emitOptionalError(loc, "operands must have rank >= 2, got ",
+                             lhs.getRank(), " and ", rhs.getRank());
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t k = l.back(), kr = r[r.size() - 2];
+  if (k != kr)
+    return emitOptionalError(loc, "contracting dimensions differ: ", k, " vs ",
+                             kr);
+  auto batch = broadcastShapes(l.drop_back(2), r.drop_back(2));
+  if (failed(batch))
+    return emitOptionalError(loc, "batch dimensions ",
+                             shapeString(l.drop_back(2)), " and ",
+                             shapeString(r.drop_back(2)), " do not broadcast");
+  SmallVector<int64_t> shape = *batch;
+  shape.push_back(l[l.size() - 2]);
+  shape.push_back(r.back());
+  inferred.push_back(RankedTensorType::get(shape, lhs.getElementType()));
+  return success();
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  RankedTensorType weight = tensorOf(adaptor.getWeight());
+  if (input.getRank() < 1)
+    return emitOptionalError(loc, "input must have rank >= 1");
+  if (weight.getRank() != 2)
+    return emitOptionalError(loc, "weight must have rank 2, got ",
+                             weight.getRank());
+  if (input.getElementType() != weight.getElementType())
+    return emitOptionalError(loc, "input and weight element types differ");
+  bool outIn = adaptor.getLayout() == WeightLayout::out_in;
+  int64_t inFeatures = weight.getDimSize(outIn ? 1 : 0);
+  int64_t outFeatures = weight.getDimSize(outIn ? 0 : 1);
+  if (input.getShape().back() != inFeatures)
+    return emitOptionalError(loc, "input has ", input.getShape().back(),
+                             " features but the weight (layout ",
+                             stringifyEnum(adaptor.getLayout()), ") expects ",
+                             inFeatures);
+  if (Value bias = adaptor.getBias()) {
+    RankedTensorType biasType = tensorOf(bias);
+    if (biasType.getShape() != ArrayRef<int64_t>{outFeatures} ||
+        biasType.getElementType() != input.getElementType())
+      return emitOptionalError(
+          loc, "bias must be ",
+          RankedTensorType::get({outFeatures}, input.getElementType()),
+          ", got ", biasType);
+  }
+  SmallVector<int64_t> shape(input.getShape());
+  shape.back() = outFeatures;
+  inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+int64_t LinearOp::getInFeatures() {
+  return getWeight().getType().getDimSize(
+      getLayout() == WeightLayout::out_in ? 1 : 0);
+}
+
+int64_t LinearOp::getOutFeatures() {
+  return getWeight().getType().getDimSize(
+      getLayout() == WeightLayout::out_in ? 0 : 1);
+}
+
+//===----------------------------------------------------------------------===//
+// Shape manipulation
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReshapeOp::verify() {
+  if (getInput().getType().getNumElements() != getType().getNumElements())
+    return emitOpError() << "cannot reshape "
+                         << getInput().getType().getNumElements()
+                         << " elements into " << getType().getNumElements();
+  return success();
+}
+
+OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  // reshape(reshape(x)) -> reshape(x).
+  if (auto producer = getInput().getDefiningOp<ReshapeOp>()) {
+    getInputMutable().assign(producer.getInput());
+    return getResult();
+  }
+  if (auto dense = dyn_cast_or_null<DenseElementsAttr>(adaptor.getInput()))
+    return dense.reshape(getType());
+  return {};
+}
+
+LogicalResult ExpandOp::verify() {
+  auto shape =
+      broadcastShapes(getInput().getType().getShape(), getType().getShape());
+  if (failed(shape) || ArrayRef<int64_t>(*shape) != getType().getShape())
+    return emitOpError() << "cannot broadcast "
+                         << shapeString(getInput().getType().getShape())
+                         << " to " << shapeString(getType().getShape());
+  return success();
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> perm = adaptor.getPermutation();
+  if (static_cast<int64_t>(perm.size()) != input.getRank())
+    return emitOptionalError(loc, "permutation has ", perm.size(),
+                             " entries but the input has rank ",
+                             input.getRank());
+  SmallVector<bool> seen(perm.size(), false);
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= input.getRank() || seen[p])
+      return emitOptionalError(loc, "permutation ", shapeString(perm),
+                               " is not a permutation of [0, ", input.getRank(),
+                               ")");
+    seen[p] = true;
+    shape.push_back(input.getDimSize(p));
+  }
+  inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+OpFoldResult TransposeOp::fold(FoldAdaptor) {
+  ArrayRef<int64_t> perm = getPermutation();
+  if (llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
+    return getInput();
+  // transpose(transpose(x, p), q) -> transpose(x, p o q).
+  if (auto producer = getInput().getDefiningOp<TransposeOp>()) {
+    ArrayRef<int64_t> inner = producer.getPermutation();
+    SmallVector<int64_t> composed;
+    for (int64_t p : perm)
+      composed.push_back(inner[p]);
+    getInputMutable().assign(producer.getInput());
+    setPermutation(composed);
+    if (llvm::equal(composed, llvm::seq<int64_t>(0, composed.size())))
+      return getInput();
+    return getResult();
+  }
+  return {};
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> starts = adaptor.getStarts(), limits = adaptor.getLimits(),
+                    steps = adaptor.getSteps();
+  int64_t rank = input.getRank();
+  if (static_cast<int64_t>(starts.size()) != rank ||
+      static_cast<int64_t>(limits.size()) != rank ||
+      static_cast<int64_t>(steps.size()) != rank)
+    return emitOptionalError(loc, "starts, limits and steps need ", rank,
+                             " entries each (the input rank)");
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (steps[d] < 1)
+      return emitOptionalError(loc, "steps[", d, "] must be positive, got ",
+                               steps[d]);
+    if (starts[d] < 0 || starts[d] > limits[d] ||
+        limits[d] > input.getDimSize(d))
+      return emitOptionalError(loc, "dimension ", d, ": need 0 <= start ",
+                               starts[d], " <= limit ", limits[d],
+                               " <= ", input.getDimSize(d));
+    shape.push_back(llvm::divideCeil(limits[d] - starts[d], steps[d]));
+  }
+  inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+OpFoldResult SliceOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
+  if (adaptor.getInputs().empty())
+    return emitOptionalError(loc, "needs at least one input");
+  RankedTensorType first = tensorOf(adaptor.getInputs().front());
+  auto axis = normaliseAxis(loc, "axis", adaptor.getAxis(), first.getRank());
+  if (failed(axis))
+    return failure();
+  SmallVector<int64_t> shape(first.getShape());
+  shape[*axis] = 0;
+  for (auto [i, value] : llvm::enumerate(adaptor.getInputs())) {
+    RankedTensorType type = tensorOf(value);
+    if (type.getRank() != first.getRank())
+      return emitOptionalError(loc, "input ", i, " has rank ", type.getRank(),
+                               ", expected ", first.getRank());
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (d != *axis && type.getDimSize(d) != first.getDimSize(d))
+        return emitOptionalError(
+            loc, "input ", i, " has shape ", shapeString(type.getShape()),
+            " which differs from ", shapeString(first.getShape()),
+            " outside axis ", *axis);
+    shape[*axis] += type.getDimSize(*axis);
+  }
+  inferred.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
+LogicalResult SplitOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  auto axis = normaliseAxis(loc, "axis", adaptor.getAxis(), input.getRank());
+  if (failed(axis))
+    return failure();
+  int64_t total = 0;
+  for (int64_t size : adaptor.getSizes()) {
+    if (size < 0)
+      return emitOptionalError(loc, "split sizes must be non-negative");
+    total += size;
+  }
+  if (total != input.getDimSize(*axis))
+    return emitOptionalError(loc, "split sizes add up to ", total,
+                             " but dimension ", *axis, " has ",
+                             input.getDimSize(*axis));
+  for (int64_t size : adaptor.getSizes()) {
+    SmallVector<int64_t> shape(input.getShape());
+    shape[*axis] = size;
+    inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  }
+  return success();
+}
+
+LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
+  RankedTensorType data = tensorOf(adaptor.getData());
+  RankedTensorType indices = tensorOf(adaptor.getIndices());
+  auto axis = normaliseAxis(loc, "axis", adaptor.getAxis(), data.getRank());
+  if (failed(axis))
+    return failure();
+  SmallVector<int64_t> shape(data.getShape().take_front(*axis));
+  llvm::append_range(shape, indices.getShape());
+  llvm::append_range(shape, data.getShape().drop_front(*axis + 1));
+  inferred.push_back(RankedTensorType::get(shape, data.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalisation
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReduceOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  SmallVector<bool> reduced(input.getRank(), false);
+  for (int64_t axis : adaptor.getAxes()) {
+    if (axis < 0 || axis >= input.getRank())
+      return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
+                               input.getRank());
+    if (reduced[axis])
+      return emitOptionalError(loc, "axis ", axis, " is listed twice");
+    reduced[axis] = true;
+  }
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < input.getRank(); ++d) {
+    if (!reduced[d])
+      shape.push_back(input.getDimSize(d));
+    else if (adaptor.getKeepdims())
+      shape.push_back(1);
+  }
+  inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult SoftmaxOp::verify() {
+  if (failed(normaliseAxis(getLoc(), "axis", getAxis(),
+                           getInput().getType().getRank())))
+    return failure();
+  return success();
+}
+
+/// Checks that `scale` is a vector as long as the last dimension of `input`.
+static LogicalResult verifyNormWeight(Operation *op, StringRef name,
+                                      RankedTensorType input,
+                                      RankedTensorType weight) {
+  if (input.getRank() < 1)
+    return op->emitOpError() << "input must have rank >= 1";
+  int64_t features = input.getShape().back();
+  if (weight.getShape() != ArrayRef<int64_t>{features} ||
+      weight.getElementType() != input.getElementType())
+    return op->emitOpError()
+           << name << " must be "
+           << RankedTensorType::get({features}, input.getElementType())
+           << " to match the normalised dimension, got " << weight;
+  return success();
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(verifyNormWeight(*this, "scale", getInput().getType(),
+                              getScale().getType())))
+    return failure();
+  if (getBias() && failed(verifyNormWeight(*this, "bias", getInput().getType(),
+                                           getBias().getType())))
+    return failure();
+  if (getEpsilon().convertToDouble() < 0.0)
+    return emitOpError() << "epsilon must be non-negative";
+  return success();
+}
+
+LogicalResult RmsNormOp::verify() {
+  if (failed(verifyNormWeight(*this, "scale", getInput().getType(),
+                              getScale().getType())))
+    return failure();
+  if (getEpsilon().convertToDouble() < 0.0)
+    return emitOpError() << "epsilon must be non-negative";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  RankedTensorType table = tensorOf(adaptor.getTable());
+  RankedTensorType ids = tensorOf(adaptor.getIds());
+  if (table.getRank() != 2)
+    return emitOptionalError(loc, "table must have rank 2, got ",
+                             table.getRank());
+  SmallVector<int64_t> shape(ids.getShape());
+  shape.push_back(table.getDimSize(1));
+  inferred.push_back(RankedTensorType::get(shape, table.getElementType()));
+  return success();
+}
+
+LogicalResult RotaryOp::verify() {
+  RankedTensorType input = getInput().getType();
+  RankedTensorType cos = getCos().getType(), sin = getSin().getType();
+  if (input.getRank() != 4)
+    return emitOpError() << "input must be [batch, heads, seq, head_dim], got "
+                         << input;
+  if (cos != sin)
+    return emitOpError() << "cos and sin must have the same type, got " << cos
+                         << " and " << sin;
+  if (cos.getElementType() != input.getElementType())
+    return emitOpError() << "cos/sin element type must match the input's";
+  if (cos.getRank() < 1)
+    return emitOpError() << "cos/sin must have rank >= 1";
+  int64_t rotated = cos.getShape().back();
+  if (rotated < 2 || rotated % 2 != 0 || rotated > input.getShape().back())
+    return emitOpError() << "rotated dimension " << rotated
+                         << " must be even and at most the head dimension "
+                         << input.getShape().back();
+  SmallVector<int64_t> target(input.getShape());
+  target.back() = rotated;
+  auto shape = broadcastShapes(cos.getShape(), target);
+  if (failed(shape) || ArrayRef<int64_t>(*shape) != ArrayRef<int64_t>(target))
+    return emitOpError() << "cos/sin shape " << shapeString(cos.getShape())
+                         << " does not broadcast to " << shapeString(target);
+  return success();
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  RankedTensorType q = tensorOf(adaptor.getQuery());
+  RankedTensorType k = tensorOf(adaptor.getKey());
+  RankedTensorType v = tensorOf(adaptor.getValue());
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+    return emitOptionalError(
+        loc, "query, key and value must be [batch, heads, seq, head_dim]");
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return emitOptionalError(loc, "query, key and value element types differ");
+  int64_t batch = q.getDimSize(0), heads = q.getDimSize(1);
+  int64_t kvHeads = k.getDimSize(1);
+  if (k.getDimSize(0) != batch || v.getDimSize(0) != batch)
+    return emitOptionalError(loc, "batch sizes differ");
+  if (v.getDimSize(1) != kvHeads || v.getDimSize(2) != k.getDimSize(2))
+    return emitOptionalError(loc, "key ", k, " and value ", v,
+                             " disagree on heads or sequence length");
+  if (kvHeads < 1 || heads % kvHeads != 0)
+    return emitOptionalError(loc, "query heads ", heads,
+                             " must be a multiple of key/value heads ",
+                             kvHeads);
+  if (q.getDimSize(3) != k.getDimSize(3))
+    return emitOptionalError(loc, "query and key head dimensions differ: ",
+                             q.getDimSize(3), " vs ", k.getDimSize(3));
+  int64_t sq = q.getDimSize(2), sk = k.getDimSize(2);
+  if (adaptor.getCausal() && sk < sq)
+    return emitOptionalError(loc, "causal attention needs at least as many "
+                                  "keys as queries");
+  if (Value mask = adaptor.getMask()) {
+    RankedTensorType maskType = tensorOf(mask);
+    Type elem = maskType.getElementType();
+    if (!elem.isInteger(1) && elem != q.getElementType())
+      return emitOptionalError(loc, "mask must be i1 or ", q.getElementType(),
+                               ", got ", elem);
+    SmallVector<int64_t> scores = {batch, heads, sq, sk};
+    auto shape = broadcastShapes(maskType.getShape(), scores);
+    if (failed(shape) || ArrayRef<int64_t>(*shape) != ArrayRef<int64_t>(scores))
+      return emitOptionalError(loc, "mask shape ",
+                               shapeString(maskType.getShape()),
+                               " does not broadcast to ", shapeString(scores));
+  }
+  inferred.push_back(RankedTensorType::get({batch, heads, sq, v.getDimSize(3)},
+                                           q.getElementType()));
+  return success();
+}
+
+int64_t AttentionOp::getNumHeads() {
+  return getQuery().getType().getDimSize(1);
+}
+int64_t AttentionOp::getNumKvHeads() {
+  return getKey().getType().getDimSize(1);
+}
+
+LogicalResult
+CrossEntropyOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                 Adaptor adaptor,
+                                 SmallVectorImpl<Type> &inferred) {
+  RankedTensorType logits = tensorOf(adaptor.getLogits());
+  RankedTensorType labels = tensorOf(adaptor.getLabels());
+  if (logits.getRank() < 1 ||
+      logits.getShape().drop_back() != labels.getShape())
+    return emitOptionalError(
+        loc, "labels shape ", shapeString(labels.getShape()),
+        " must be the logits shape ", shapeString(logits.getShape()),
+        " without its last (class) dimension");
+  switch (adaptor.getReduction()) {
+  case ReduceKind::mean:
+  case ReduceKind::sum:
+    inferred.push_back(RankedTensorType::get({}, logits.getElementType()));
+    return success();
+  default:
+    return emitOptionalError(loc, "reduction must be mean or sum, got ",
+                             stringifyEnum(adaptor.getReduction()));
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+GetParameterOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto param =
+      symbolTable.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  if (!param)
+    return emitOpError() << "'" << getName()
+                         << "' does not name a galv.parameter";
+  if (param.getType() != getType())
+    return emitOpError() << "type " << getType() << " differs from parameter '"
+                         << getName() << "' declared as " << param.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Layers
+//===----------------------------------------------------------------------===//
+
+ParseResult LayerTypeOp::parse(OpAsmParser &parser, OperationState &result) {
+  auto buildType = [](Builder &builder, ArrayRef<Type> inputs,
+                      ArrayRef<Type> results,
+                      function_interface_impl::VariadicFlag, std::string &) {
+    return builder.getFunctionType(inputs, results);
+  };
+  return function_interface_impl::parseFunctionOp(
+      parser, result, /*allowVariadic=*/false,
+      getFunctionTypeAttrName(result.name), buildType,
+      getArgAttrsAttrName(result.name), getResAttrsAttrName(result.name));
+}
+
+void LayerTypeOp::print(OpAsmPrinter &printer) {
+  function_interface_impl::printFunctionOp(
+      printer, *this, /*isVariadic=*/false, getFunctionTypeAttrName(),
+      getArgAttrsAttrName(), getResAttrsAttrName());
+}
+
+LogicalResult LayerTypeOp::verify() {
+  FunctionType type = getFunctionType();
+  if (getNumParams() > type.getNumInputs())
+    return emitOpError() << "names " << getNumParams()
+                         << " parameters but has only " << type.getNumInputs()
+                         << " arguments";
+  if (getNumActivationInputs() == 0)
+    return emitOpError() << "needs at least one activation input before its "
+                         << getNumParams() << " parameters";
+  if (type.getNumResults() == 0)
+    return emitOpError() << "must return at least one activation";
+  for (Type t : llvm::concat<const Type>(type.getInputs(), type.getResults())) {
+    auto tensor = dyn_cast<RankedTensorType>(t);
+    if (!tensor || !tensor.hasStaticShape())
+      return emitOpError() << "arguments and results must be statically "
+                              "shaped tensors, got "
+                           << t;
+  }
+  llvm::StringSet<> names;
+  for (Attribute name : getParamNames()) {
+    StringRef text = cast<StringAttr>(name).getValue();
+    if (text.empty())
+      return emitOpError() << "parameter names must not be empty";
+    if (!names.insert(text).second)
+      return emitOpError() << "parameter name '" << text << "' repeats";
+  }
+  if (getBody().front().getNumArguments() != type.getNumInputs())
+    return emitOpError() << "entry block has "
+                         << getBody().front().getNumArguments()
+                         << " arguments but the type has "
+                         << type.getNumInputs();
+  return success();
+}
+
+LogicalResult ReturnOp::verify() {
+  auto layerType = cast<LayerTypeOp>((*this)->getParentOp());
+  ArrayRef<Type> expected = layerType.getFunctionType().getResults();
+  if (getOperands().getTypes() != TypeRange(expected))
+    return emitOpError() << "returns " << getOperands().getTypes()
+                         << " but layer type @" << layerType.getSymName()
+                         << " declares " << TypeRange(expected);
+  return success();
+}
+
+LogicalResult LayerOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto layerType = symbolTable.lookupNearestSymbolFrom<LayerTypeOp>(
+      *this, getLayerTypeAttr());
+  if (!layerType)
+    return emitOpError() << "'" << getLayerType()
+                         << "' does not name a galv.layer_type";
+  if (getParams().size() != layerType.getNumParams())
+    return emitOpError() << "passes " << getParams().size()
+                         << " parameters but layer type @" << getLayerType()
+                         << " takes " << layerType.getNumParams();
+  FunctionType type = layerType.getFunctionType();
+  if (getOperandTypes() != TypeRange(type.getInputs()))
+    return emitOpError() << "operand types " << getOperandTypes()
+                         << " differ from layer type @" << getLayerType()
+                         << " inputs " << TypeRange(type.getInputs());
+  if (getResultTypes() != TypeRange(type.getResults()))
+    return emitOpError() << "result types " << getResultTypes()
+                         << " differ from layer type @" << getLayerType()
+                         << " results " << TypeRange(type.getResults());
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "Galv/GalvOps.cpp.inc"

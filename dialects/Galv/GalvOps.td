@@ -1,0 +1,663 @@
+//===- GalvOps.td - galv graph, parameter and layer ops ----*- tablegen -*-===//
+
+#ifndef GALV_OPS_TD
+#define GALV_OPS_TD
+
+include "Galv/GalvAttrs.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/FunctionInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+class Galv_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Galv_Dialect, mnemonic, traits>;
+
+// Every galv tensor has a static shape.
+def Galv_Tensor : StaticShapeTensorOf<[AnyType]>;
+def Galv_FloatTensor : StaticShapeTensorOf<[AnyFloat]>;
+def Galv_IntTensor : StaticShapeTensorOf<[AnySignlessInteger]>;
+def Galv_BoolTensor : StaticShapeTensorOf<[I1]>;
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops
+//===----------------------------------------------------------------------===//
+
+class Galv_BinaryOp<string mnemonic, string desc, list<Trait> traits = []>
+    : Galv_Op<mnemonic, !listconcat(traits,
+          [Pure, InferTypeOpAdaptor, SameOperandsElementType])> {
+  let summary = desc # " with numpy broadcasting";
+  let description = [{
+    Elementwise `}] # desc # [{` of two tensors of the same element type.
+    Shapes broadcast as in numpy and ONNX: dimensions align from the right and
+    a dimension of 1 stretches to the other operand's.
+
+    ```mlir
+    %r = galv.}] # mnemonic # [{ %a, %b : tensor<2x8x64xf32>, tensor<64xf32> -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$lhs, Galv_Tensor:$rhs);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Galv_AddOp : Galv_BinaryOp<"add", "addition", [Commutative]>;
+def Galv_SubOp : Galv_BinaryOp<"sub", "subtraction">;
+def Galv_MulOp : Galv_BinaryOp<"mul", "multiplication", [Commutative]>;
+def Galv_DivOp : Galv_BinaryOp<"div", "division">;
+def Galv_PowOp : Galv_BinaryOp<"pow", "power">;
+def Galv_MaxOp : Galv_BinaryOp<"max", "maximum", [Commutative]>;
+def Galv_MinOp : Galv_BinaryOp<"min", "minimum", [Commutative]>;
+def Galv_AndOp : Galv_BinaryOp<"and", "logical and of i1 tensors",
+    [Commutative]> {
+  let arguments = (ins Galv_BoolTensor:$lhs, Galv_BoolTensor:$rhs);
+  let results = (outs Galv_BoolTensor:$result);
+}
+def Galv_OrOp : Galv_BinaryOp<"or", "logical or of i1 tensors",
+    [Commutative]> {
+  let arguments = (ins Galv_BoolTensor:$lhs, Galv_BoolTensor:$rhs);
+  let results = (outs Galv_BoolTensor:$result);
+}
+
+def Galv_CompareOp : Galv_Op<"compare",
+    [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
+  let summary = "elementwise comparison with broadcasting, giving i1";
+  let description = [{
+    ```mlir
+    %m = galv.compare lt %a, %b : tensor<8x8xi64>, tensor<8x8xi64> -> tensor<8x8xi1>
+    ```
+  }];
+  let arguments = (ins Galv_ComparePredicateAttr:$predicate, Galv_Tensor:$lhs,
+                       Galv_Tensor:$rhs);
+  let results = (outs Galv_BoolTensor:$result);
+  let assemblyFormat = [{
+    $predicate $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->`
+    type($result)
+  }];
+}
+
+class Galv_UnaryOp<string mnemonic, string desc, list<Trait> traits = []>
+    : Galv_Op<mnemonic, !listconcat(traits,
+          [Pure, SameOperandsAndResultType])> {
+  let summary = desc;
+  let description = [{
+    Elementwise `}] # desc # [{`.
+
+    ```mlir
+    %r = galv.}] # mnemonic # [{ %x : tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def Galv_NegOp : Galv_UnaryOp<"neg", "negation"> {
+  let arguments = (ins Galv_Tensor:$input);
+  let results = (outs Galv_Tensor:$result);
+}
+def Galv_NotOp : Galv_UnaryOp<"not", "logical not"> {
+  let arguments = (ins Galv_BoolTensor:$input);
+  let results = (outs Galv_BoolTensor:$result);
+}
+def Galv_AbsOp : Galv_UnaryOp<"abs", "absolute value"> {
+  let arguments = (ins Galv_Tensor:$input);
+  let results = (outs Galv_Tensor:$result);
+}
+def Galv_ExpOp : Galv_UnaryOp<"exp", "exponential">;
+def Galv_LogOp : Galv_UnaryOp<"log", "natural logarithm">;
+def Galv_SqrtOp : Galv_UnaryOp<"sqrt", "square root">;
+def Galv_RsqrtOp : Galv_UnaryOp<"rsqrt", "reciprocal square root">;
+def Galv_ReciprocalOp : Galv_UnaryOp<"reciprocal", "reciprocal">;
+def Galv_TanhOp : Galv_UnaryOp<"tanh", "hyperbolic tangent">;
+def Galv_ErfOp : Galv_UnaryOp<"erf", "Gauss error function">;
+def Galv_SigmoidOp : Galv_UnaryOp<"sigmoid", "logistic sigmoid">;
+def Galv_ReluOp : Galv_UnaryOp<"relu", "rectified linear unit">;
+def Galv_SiluOp : Galv_UnaryOp<"silu", "SiLU (swish): x * sigmoid(x)">;
+
+def Galv_GeluOp : Galv_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+  let summary = "GELU activation, exact (erf) or tanh-approximated";
+  let description = [{
+    `approximate = none` is `0.5 x (1 + erf(x / sqrt(2)))` (BERT);
+    `approximate = tanh` is `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
+    (GPT-2's `gelu_new`).
+
+    ```mlir
+    %r = galv.gelu %x approximate = tanh : tensor<2x8x256xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input,
+      DefaultValuedAttr<Galv_GeluApproximationAttr,
+                        "::mlir::galv::GeluApproximation::none">:$approximate);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input (`approximate` `=` `` $approximate^)? attr-dict `:` type($input)
+  }];
+}
+
+def Galv_WhereOp : Galv_Op<"where", [Pure, InferTypeOpAdaptor]> {
+  let summary = "elementwise select with broadcasting";
+  let description = [{
+    `cond ? on_true : on_false`, all three broadcast together; the two value
+    operands share an element type.
+
+    ```mlir
+    %r = galv.where %m, %a, %b : tensor<1x1x8x8xi1>, tensor<2x4x8x8xf32>, tensor<f32> -> tensor<2x4x8x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_BoolTensor:$condition, Galv_Tensor:$on_true,
+                       Galv_Tensor:$on_false);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $condition `,` $on_true `,` $on_false attr-dict `:` type($condition) `,`
+    type($on_true) `,` type($on_false) `->` type($result)
+  }];
+}
+
+def Galv_CastOp : Galv_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+  let summary = "element type conversion";
+  let description = [{
+    Converts each element to the result's element type (float/int/i1, as
+    ONNX Cast does).
+
+    ```mlir
+    %r = galv.cast %mask : tensor<2x8xi64> -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasFolder = 1;
+}
+
+def Galv_ConstantOp : Galv_Op<"constant",
+    [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
+  let summary = "a constant tensor";
+  let description = [{
+    ```mlir
+    %c = galv.constant dense<1.0e-05> : tensor<f32>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions
+//===----------------------------------------------------------------------===//
+
+def Galv_MatmulOp : Galv_Op<"matmul",
+    [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
+  let summary = "batched matrix product with broadcast batch dimensions";
+  let description = [{
+    `[..., M, K] x [..., K, N] -> [..., M, N]`; both operands have rank >= 2
+    and the leading (batch) dimensions broadcast as in numpy.
+
+    ```mlir
+    %s = galv.matmul %q, %kt : tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32> -> tensor<2x4x8x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$lhs, Galv_FloatTensor:$rhs);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Galv_LinearOp : Galv_Op<"linear", [Pure, InferTypeOpAdaptor]> {
+  let summary = "fully connected layer: x W^T + b";
+  let description = [{
+    `input [..., K]`, `weight [N, K]` (layout `out_in`, as torch.nn.Linear
+    stores it) or `[K, N]` (layout `in_out`, as GPT-2's Conv1D and ONNX MatMul
+    initializers store it), optional `bias [N]`; result `[..., N]`. Tensor
+    parallelism splits the output dimension (column parallel) or the input
+    dimension (row parallel) of the weight.
+
+    ```mlir
+    %y = galv.linear %x, %w, %b : tensor<2x8x64xf32>, tensor<192x64xf32>, tensor<192xf32> -> tensor<2x8x192xf32>
+    %z = galv.linear %x, %w2 layout = in_out : tensor<2x8x64xf32>, tensor<64x256xf32> -> tensor<2x8x256xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$weight,
+      Optional<Galv_FloatTensor>:$bias,
+      DefaultValuedAttr<Galv_WeightLayoutAttr,
+                        "::mlir::galv::WeightLayout::out_in">:$layout);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? (`layout` `=` `` $layout^)? attr-dict `:`
+    type($input) `,` type($weight) (`,` type($bias)^)? `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    /// Number of input features K.
+    int64_t getInFeatures();
+    /// Number of output features N.
+    int64_t getOutFeatures();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Shape manipulation
+//===----------------------------------------------------------------------===//
+
+def Galv_ReshapeOp : Galv_Op<"reshape", [Pure, SameOperandsAndResultElementType]> {
+  let summary = "reinterpret a tensor with another static shape";
+  let description = [{
+    ```mlir
+    %r = galv.reshape %x : tensor<2x8x64xf32> -> tensor<2x8x4x16xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Galv_TransposeOp : Galv_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+  let summary = "permute dimensions";
+  let description = [{
+    Result dimension `i` is input dimension `permutation[i]`.
+
+    ```mlir
+    %r = galv.transpose %x [0, 2, 1, 3] : tensor<2x8x4x16xf32> -> tensor<2x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $input $permutation attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasFolder = 1;
+}
+
+def Galv_SliceOp : Galv_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+  let summary = "strided slice with static bounds on every dimension";
+  let description = [{
+    For every dimension `d`: elements `starts[d], starts[d] + steps[d], ...`
+    below `limits[d]`; `0 <= starts[d] <= limits[d] <= dim(d)`, `steps[d] > 0`.
+
+    ```mlir
+    %r = galv.slice %x [0, 0, 0] [2, 8, 32] [1, 1, 1] : tensor<2x8x64xf32> -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, DenseI64ArrayAttr:$starts,
+                       DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$steps);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $input $starts $limits $steps attr-dict `:` type($input) `->`
+    type($result)
+  }];
+  let hasFolder = 1;
+}
+
+def Galv_ConcatOp : Galv_Op<"concat",
+    [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
+  let summary = "concatenate tensors along a dimension";
+  let description = [{
+    ```mlir
+    %r = galv.concat %a, %b axis = 3 : tensor<2x4x8x8xf32>, tensor<2x4x8x8xf32> -> tensor<2x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Galv_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $inputs `axis` `=` $axis attr-dict `:` type($inputs) `->` type($result)
+  }];
+}
+
+def Galv_SplitOp : Galv_Op<"split", [Pure, InferTypeOpAdaptor]> {
+  let summary = "split a tensor into pieces along a dimension";
+  let description = [{
+    ```mlir
+    %q, %k, %v = galv.split %x axis = 2 sizes = [64, 64, 64] : tensor<2x8x192xf32> -> tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$sizes);
+  let results = (outs Variadic<Galv_Tensor>:$results);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `sizes` `=` $sizes attr-dict `:` type($input)
+    `->` type($results)
+  }];
+}
+
+def Galv_ExpandOp : Galv_Op<"expand", [Pure, SameOperandsAndResultElementType]> {
+  let summary = "broadcast a tensor to a larger shape";
+  let description = [{
+    Materialises numpy broadcasting of `input` to the result shape (ONNX
+    Expand with a static shape).
+
+    ```mlir
+    %r = galv.expand %x : tensor<2x1x8x16xf32> -> tensor<2x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Galv_GatherOp : Galv_Op<"gather", [Pure, InferTypeOpAdaptor]> {
+  let summary = "take slices of data along an axis at the given indices";
+  let description = [{
+    ONNX Gather: result shape is `data.shape[:axis] + indices.shape +
+    data.shape[axis+1:]`. Negative indices count from the end.
+
+    ```mlir
+    %r = galv.gather %data[%idx] axis = 0 : tensor<16x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$data, Galv_IntTensor:$indices,
+                       I64Attr:$axis);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $data `[` $indices `]` `axis` `=` $axis attr-dict `:` type($data) `,`
+    type($indices) `->` type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalisation
+//===----------------------------------------------------------------------===//
+
+def Galv_ReduceOp : Galv_Op<"reduce",
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+  let summary = "reduce over a set of dimensions";
+  let description = [{
+    ```mlir
+    %m = galv.reduce mean %x axes = [2] keepdims : tensor<2x8x64xf32> -> tensor<2x8x1xf32>
+    %s = galv.reduce sum %x axes = [0, 1, 2] : tensor<2x8x64xf32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Galv_ReduceKindAttr:$kind, Galv_Tensor:$input,
+                       DenseI64ArrayAttr:$axes, UnitAttr:$keepdims);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $kind $input `axes` `=` $axes (`keepdims` $keepdims^)? attr-dict `:`
+    type($input) `->` type($result)
+  }];
+}
+
+def Galv_SoftmaxOp : Galv_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+  let summary = "softmax along one dimension";
+  let description = [{
+    ```mlir
+    %p = galv.softmax %s axis = 3 : tensor<2x4x8x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, I64Attr:$axis);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = "$input `axis` `=` $axis attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Galv_LayerNormOp : Galv_Op<"layer_norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "layer normalisation over the last dimension";
+  let description = [{
+    `(x - mean) / sqrt(var + epsilon) * scale + bias` with mean and (biased)
+    variance over the last dimension; `scale` and the optional `bias` have the
+    shape of that dimension.
+
+    ```mlir
+    %y = galv.layer_norm %x, %g, %b eps = 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$scale,
+                       Optional<Galv_FloatTensor>:$bias, F64Attr:$epsilon);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale (`,` $bias^)? `eps` `=` $epsilon attr-dict `:`
+    type($input) `,` type($scale) (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Galv_RmsNormOp : Galv_Op<"rms_norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "RMS normalisation over the last dimension (LLaMA)";
+  let description = [{
+    `x / sqrt(mean(x^2) + epsilon) * scale` over the last dimension.
+
+    ```mlir
+    %y = galv.rms_norm %x, %g eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$scale,
+                       F64Attr:$epsilon);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale `eps` `=` $epsilon attr-dict `:` type($input) `,`
+    type($scale)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+def Galv_EmbeddingOp : Galv_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+  let summary = "token embedding lookup";
+  let description = [{
+    `table [V, D]`, integer `ids [...]` in `[0, V)` -> `[..., D]`. Vocabulary
+    tensor parallelism splits `V`.
+
+    ```mlir
+    %h = galv.embedding %wte[%ids] : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$table, Galv_IntTensor:$ids);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `[` $ids `]` attr-dict `:` type($table) `,` type($ids) `->`
+    type($result)
+  }];
+}
+
+def Galv_RotaryOp : Galv_Op<"rotary",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "rotary position embedding (RoPE)";
+  let description = [{
+    `input [B, H, S, D]`; `cos` and `sin` broadcast to `[B, H, S, R]` with
+    `R <= D` even: the first `R` features rotate, the rest pass through.
+    Non-interleaved (Hugging Face LLaMA's `rotate_half`): feature `i` pairs
+    with `i + R/2`. Interleaved (GPT-J): feature `2i` pairs with `2i + 1`.
+
+    ```mlir
+    %q2 = galv.rotary %q, %cos, %sin : tensor<2x4x8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$cos,
+                       Galv_FloatTensor:$sin, UnitAttr:$interleaved);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $cos `,` $sin (`interleaved` $interleaved^)? attr-dict `:`
+    type($input) `,` type($cos) `,` type($sin)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galv_AttentionOp : Galv_Op<"attention", [Pure, InferTypeOpAdaptor]> {
+  let summary = "scaled dot-product attention with grouped KV heads";
+  let description = [{
+    `softmax(q k^T * scale + mask) v` per head. `q [B, H, Sq, D]`,
+    `k [B, Hkv, Sk, D]`, `v [B, Hkv, Sk, Dv]` with `H % Hkv == 0` (grouped
+    query attention when `Hkv < H`); result `[B, H, Sq, Dv]`. `causal` masks
+    key positions after the query's (aligned to the end when `Sk > Sq`). The
+    optional mask broadcasts to `[B, H, Sq, Sk]`: additive when float, keep
+    where true when i1. Tensor parallelism splits heads.
+
+    ```mlir
+    %o = galv.attention %q, %k, %v causal scale = 2.500000e-01 : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32> -> tensor<2x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$query, Galv_FloatTensor:$key,
+                       Galv_FloatTensor:$value, Optional<Galv_Tensor>:$mask,
+                       UnitAttr:$causal, F64Attr:$scale);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`mask` $mask^)? (`causal` $causal^)? `scale`
+    `=` $scale attr-dict `:` type($query) `,` type($key) `,` type($value)
+    (`,` type($mask)^)? `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getNumHeads();
+    int64_t getNumKvHeads();
+  }];
+}
+
+def Galv_CrossEntropyOp : Galv_Op<"cross_entropy",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "softmax cross-entropy against integer labels";
+  let description = [{
+    `logits [..., V]`, `labels [...]`. Positions whose label equals
+    `ignore_index` contribute nothing. `reduction = mean` averages over the
+    positions that count, `sum` adds them (both give a rank-0 tensor), `none`
+    keeps the per-position losses.
+
+    ```mlir
+    %l = galv.cross_entropy %logits, %labels : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$logits, Galv_IntTensor:$labels,
+      DefaultValuedAttr<Galv_ReduceKindAttr,
+                        "::mlir::galv::ReduceKind::mean">:$reduction,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $labels (`reduction` `=` `` $reduction^)?
+    (`ignore_index` `=` $ignore_index^)? attr-dict `:` type($logits) `,`
+    type($labels) `->` type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+def Galv_ParameterOp : Galv_Op<"parameter",
+    [Symbol, HasParent<"::mlir::ModuleOp">]> {
+  let summary = "declare a named model parameter";
+  let description = [{
+    A weight of the model under the name it has in the model's state dict (the
+    ONNX initializer name). Its bytes live in the safetensors file named by the
+    module attribute `galv.weights`. `trainable` parameters get gradients and
+    optimizer state.
+
+    ```mlir
+    galv.parameter @"transformer.wte.weight" : tensor<1000x64xf32> trainable
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       TypeAttrOf<Galv_Tensor>:$type, UnitAttr:$trainable);
+  let assemblyFormat = [{
+    $sym_name `:` $type (`trainable` $trainable^)? attr-dict
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+  }];
+}
+
+def Galv_GetParameterOp : Galv_Op<"get_parameter",
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "read a declared parameter";
+  let description = [{
+    ```mlir
+    %w = galv.get_parameter @"transformer.wte.weight" : tensor<1000x64xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Layers
+//===----------------------------------------------------------------------===//
+
+def Galv_LayerTypeOp : Galv_Op<"layer_type", [
+    FunctionOpInterface, IsolatedFromAbove, HasParent<"::mlir::ModuleOp">,
+    SingleBlockImplicitTerminator<"::mlir::galv::ReturnOp">]> {
+  let summary = "the body shared by structurally identical layers";
+  let description = [{
+    One Transformer block, outlined. The leading arguments are the layer's
+    activations, the trailing `param_names.size()` arguments its parameters;
+    `param_names` names each parameter relative to the layer (for example
+    `attn.c_attn.weight`). Layer instances (`galv.layer`) call it. The
+    optional `cost` holds the cost-model inputs for this type.
+
+    ```mlir
+    galv.layer_type @block(%x: tensor<2x8x64xf32>, %g: tensor<64xf32>)
+        -> tensor<2x8x64xf32>
+        attributes {kind = #galv.layer_kind<decoder>, param_names = ["ln.weight"]} {
+      %y = galv.rms_norm %x, %g eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
+      galv.return %y : tensor<2x8x64xf32>
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       TypeAttrOf<FunctionType>:$function_type,
+                       OptionalAttr<DictArrayAttr>:$arg_attrs,
+                       OptionalAttr<DictArrayAttr>:$res_attrs,
+                       Galv_LayerKindAttr:$kind,
+                       StrArrayAttr:$param_names,
+                       OptionalAttr<Galv_LayerCostAttr>:$cost);
+  let regions = (region SizedRegion<1>:$body);
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::Region *getCallableRegion() { return &getBody(); }
+    ::llvm::ArrayRef<::mlir::Type> getArgumentTypes() {
+      return getFunctionType().getInputs();
+    }
+    ::llvm::ArrayRef<::mlir::Type> getResultTypes() {
+      return getFunctionType().getResults();
+    }
+    unsigned getNumParams() { return getParamNames().size(); }
+    unsigned getNumActivationInputs() {
+      return getFunctionType().getNumInputs() - getNumParams();
+    }
+  }];
+}
+
+def Galv_ReturnOp : Galv_Op<"return",
+    [Pure, HasParent<"LayerTypeOp">, Terminator, ReturnLike]> {
+  let summary = "return the outputs of a layer type";
+  let arguments = (ins Variadic<AnyType>:$operands);
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, {}); }]>];
+  let assemblyFormat = "attr-dict ($operands^ `:` type($operands))?";
+  let hasVerifier = 1;
+}
+
+def Galv_LayerOp : Galv_Op<"layer", [AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "one layer instance: a call of a layer type";
+  let description = [{
+    Runs the layer type `type` on `inputs` (activations) with this instance's
+    `params` (usually `galv.get_parameter` results). `strategy` is the parallel
+    strategy of this instance; layers are numbered in program order.
+
+    ```mlir
+    %h1 = galv.layer @block(%h0) params(%g0) {strategy = #galv.strategy<tp = 2, dp = 1>} : (tensor<2x8x64xf32>, tensor<64xf32>) -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$layer_type,
+                       Variadic<Galv_Tensor>:$inputs,
+                       Variadic<Galv_Tensor>:$params,
+                       OptionalAttr<Galv_StrategyAttr>:$strategy);
+  let results = (outs Variadic<Galv_Tensor>:$results);
+  let assemblyFormat = [{
+    $layer_type `(` $inputs `)` `params` `(` $params `)` attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+#endif // GALV_OPS_TD

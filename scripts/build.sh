@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Configures (once) and builds galvatron with ninja into ./build (or $BUILD_DIR).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+llvm_bin=$(llvm-config-22 --bindir 2>/dev/null || echo /usr/lib/llvm-22/bin)
+
+if [[ ! -f $build/build.ninja ]]; then
+  cmake -G Ninja -S "$root" -B "$build" \
+    -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" \
+    -DLLVM_EXTERNAL_LIT="$llvm_bin/lit" \
+    -DCMAKE_C_COMPILER="${CC:-gcc}" -DCMAKE_CXX_COMPILER="${CXX:-g++}"
+fi
+start=$(date +%s)
+ninja -C "$build" "$@"
+echo "build: $(( $(date +%s) - start ))s"

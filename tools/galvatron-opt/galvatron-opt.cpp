@@ -1,0 +1,23 @@
+//===- galvatron-opt.cpp - run galv passes on MLIR files ------------------===//
+
+#include "Galv/Galv.h"
+#include "galvatron/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::galv::GalvDialect, mlir::func::FuncDialect>();
+
+  mlir::galv::registerGalvPasses();
+  // Generic clean-ups people chain with ours.
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerSymbolDCEPass();
+
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "galvatron optimizer driver\n", registry));
+}
