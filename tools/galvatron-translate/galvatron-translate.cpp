@@ -1,11 +1,12 @@
 //===- galvatron-translate.cpp - translations in and out of galv ----------===//
 //
-// The ONNX importer and the plan emitter register here as they land; for now
-// the tool carries the layer summary, a readable table of a model's layers.
+// --import-onnx brings a model in; --galv-layer-summary prints a readable table
+// of a model's layers. Plan emission registers here when it lands.
 //
 //===----------------------------------------------------------------------===//
 
 #include "Galv/Galv.h"
+#include "galvatron/Import/ONNX.h"
 #include "galvatron/Target/LayerSummary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -13,6 +14,7 @@
 #include "mlir/Tools/mlir-translate/Translation.h"
 
 int main(int argc, char **argv) {
+  mlir::galv::registerONNXImportTranslation();
   mlir::TranslateFromMLIRRegistration summary(
       "galv-layer-summary",
       "print a table of the layer instances: type, stage, strategy, "

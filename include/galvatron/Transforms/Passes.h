@@ -5,6 +5,7 @@
 
 #include "Galv/Galv.h"
 #include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
 
 namespace mlir::galv {
 #define GEN_PASS_DECL
@@ -12,6 +13,10 @@ namespace mlir::galv {
 
 #define GEN_PASS_REGISTRATION
 #include "galvatron/Transforms/Passes.h.inc"
+
+/// The clean-up after ONNX import: folding, recomposition of the ops the
+/// strategy passes reason about, and layer outlining.
+void buildImportCleanupPipeline(OpPassManager &pm);
 } // namespace mlir::galv
 
 #endif // GALVATRON_TRANSFORMS_PASSES_H

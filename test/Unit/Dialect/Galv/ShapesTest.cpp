@@ -149,16 +149,19 @@ TEST_F(InferenceTest, EmbeddingAndLoss) {
 TEST_F(InferenceTest, InferenceRejectsMismatches) {
   auto args = begin({f32({2, 3}), f32({3, 2}), f32({4, 5})});
   SmallVector<Type> inferred;
-  MatmulOp::Adaptor good(ValueRange{args[0], args[1]});
+  SmallVector<Value> goodOperands = {args[0], args[1]};
+  MatmulOp::Adaptor good(goodOperands);
   EXPECT_TRUE(
       succeeded(MatmulOp::inferReturnTypes(&context, loc, good, inferred)));
   inferred.clear();
-  MatmulOp::Adaptor bad(ValueRange{args[0], args[2]});
+  SmallVector<Value> badOperands = {args[0], args[2]};
+  MatmulOp::Adaptor bad(badOperands);
   // Silence the diagnostic: only the failure matters here.
   ScopedDiagnosticHandler quiet(&context,
                                 [](Diagnostic &) { return success(); });
   EXPECT_TRUE(failed(MatmulOp::inferReturnTypes(&context, loc, bad, inferred)));
-  AddOp::Adaptor badAdd(ValueRange{args[0], args[1]});
+  SmallVector<Value> badAddOperands = {args[0], args[1]};
+  AddOp::Adaptor badAdd(badAddOperands);
   EXPECT_TRUE(failed(AddOp::inferReturnTypes(&context, loc, badAdd, inferred)));
   end();
 }

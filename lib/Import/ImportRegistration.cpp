@@ -1,0 +1,123 @@
+//===- ImportRegistration.cpp - galvatron-translate --import-onnx ---------===//
+
+#include "galvatron/Import/ONNX.h"
+#include "galvatron/Transforms/Passes.h"
+
+#include "Galv/Galv.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+
+using namespace mlir;
+using namespace mlir::galv;
+
+namespace {
+struct ImportFlags {
+  llvm::cl::OptionCategory category{"ONNX import options (--import-onnx)"};
+  llvm::cl::opt<int64_t> batchSize{
+      "batch-size", llvm::cl::desc("value of the symbolic batch dimension"),
+      llvm::cl::init(0), llvm::cl::cat(category)};
+  llvm::cl::opt<int64_t> seqLen{
+      "seq-len", llvm::cl::desc("value of the symbolic sequence dimension"),
+      llvm::cl::init(0), llvm::cl::cat(category)};
+  llvm::cl::list<std::string> dims{
+      "dim", llvm::cl::desc("NAME=VALUE for any symbolic dimension"),
+      llvm::cl::cat(category)};
+  llvm::cl::opt<std::string> weightsOut{
+      "weights-out",
+      llvm::cl::desc("safetensors file for the weights (default: beside the "
+                     "output, named after it)"),
+      llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::opt<bool> raw{
+      "onnx-raw",
+      llvm::cl::desc("stop after the one-to-one op mapping and folding: no "
+                     "recomposition or layer outlining"),
+      llvm::cl::init(false), llvm::cl::cat(category)};
+};
+ImportFlags *flags = nullptr;
+
+/// Where the weights go: --weights-out, else beside `-o` with the suffix
+/// .safetensors, else beside the input.
+std::string weightsPath(StringRef inputPath) {
+  if (!flags->weightsOut.empty())
+    return flags->weightsOut;
+  std::string base = inputPath.str();
+  auto &options = llvm::cl::getRegisteredOptions();
+  auto it = options.find("o");
+  if (it != options.end())
+    if (auto *out = static_cast<llvm::cl::opt<std::string> *>(it->second))
+      if (!out->getValue().empty() && out->getValue() != "-")
+        base = out->getValue();
+  SmallString<256> path(base);
+  llvm::sys::path::replace_extension(path, ".safetensors");
+  return std::string(path);
+}
+
+OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
+                                   MLIRContext *context) {
+  const llvm::MemoryBuffer *buffer =
+      sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID());
+  StringRef inputPath = buffer->getBufferIdentifier();
+
+  ONNXImportOptions options;
+  options.batchSize = flags->batchSize;
+  options.seqLen = flags->seqLen;
+  for (const std::string &dim : flags->dims) {
+    auto [name, value] = StringRef(dim).split('=');
+    int64_t number;
+    if (name.empty() || value.getAsInteger(10, number) || number <= 0) {
+      emitError(UnknownLoc::get(context))
+          << "--dim expects NAME=VALUE with a positive VALUE, got '" << dim
+          << "'";
+      return nullptr;
+    }
+    options.namedDims[name.str()] = number;
+  }
+
+  std::map<std::string, galvatron::SafetensorsTensor> weights;
+  OwningOpRef<ModuleOp> module =
+      importONNX(context, buffer->getBuffer(), inputPath, options, weights);
+  if (!module)
+    return nullptr;
+
+  if (!flags->raw) {
+    PassManager pm(context);
+    buildImportCleanupPipeline(pm);
+    if (failed(pm.run(*module)))
+      return nullptr;
+  }
+
+  std::string path = weightsPath(inputPath);
+  (*module)->setAttr(GalvDialect::getWeightsAttrName(),
+                     StringAttr::get(context, llvm::sys::path::filename(path)));
+  // Keep only the parameters the cleaned-up IR still declares.
+  std::map<std::string, galvatron::SafetensorsTensor> kept;
+  for (auto param : module->getOps<ParameterOp>()) {
+    auto it = weights.find(param.getSymName().str());
+    if (it != weights.end())
+      kept.insert(*it);
+  }
+  std::string error;
+  if (!galvatron::writeSafetensors(path, kept, error)) {
+    emitError(UnknownLoc::get(context)) << error;
+    return nullptr;
+  }
+  return OwningOpRef<Operation *>(module.release());
+}
+} // namespace
+
+void mlir::galv::registerONNXImportTranslation() {
+  static ImportFlags importFlags;
+  flags = &importFlags;
+  static TranslateToMLIRRegistration registration(
+      "import-onnx",
+      "import an ONNX model (binary, or protobuf text with .pbtxt) into galv "
+      "IR and write its weights as safetensors",
+      translate, [](DialectRegistry &registry) {
+        registry.insert<GalvDialect, func::FuncDialect>();
+      });
+}

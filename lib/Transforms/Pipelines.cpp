@@ -1,0 +1,12 @@
+//===- Pipelines.cpp - pass pipelines built from the galv passes ----------===//
+
+#include "galvatron/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Transforms/Passes.h"
+
+void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createSymbolDCEPass());
+}
