@@ -336,11 +336,10 @@ bool Folder::run() {
   }
   if (op == "Pow")
     return elementwise(
-        in[0]->elementType,
-        [](ArrayRef<F> a) { return std::pow(a[0], a[1]); },
+        in[0]->elementType, [](ArrayRef<F> a) { return std::pow(a[0], a[1]); },
         [](ArrayRef<I> a) {
-          return static_cast<I>(std::pow(static_cast<F>(a[0]),
-                                         static_cast<F>(a[1])));
+          return static_cast<I>(
+              std::pow(static_cast<F>(a[0]), static_cast<F>(a[1])));
         });
   if (op == "Max" || op == "Min") {
     bool isMax = op == "Max";
@@ -574,9 +573,9 @@ bool Folder::run() {
     int64_t sliceSize = product(sliceShape);
     int64_t tuples = indices.size() / std::max<int64_t>(k, 1);
     int64_t tuplesPerBatch =
-        tuples / std::max<int64_t>(
-                     product(ArrayRef<int64_t>(indices.shape).take_front(batch)),
-                     1);
+        tuples /
+        std::max<int64_t>(
+            product(ArrayRef<int64_t>(indices.shape).take_front(batch)), 1);
     SmallVector<int64_t> dataStrides = stridesOf(data.shape);
     for (int64_t t = 0; t < tuples; ++t)
       for (int64_t j = 0; j < k; ++j) {
@@ -589,8 +588,7 @@ bool Folder::run() {
       int64_t within = i % std::max<int64_t>(sliceSize, 1);
       int64_t b = t / std::max<int64_t>(tuplesPerBatch, 1);
       SmallVector<int64_t> batchIndex;
-      unflatten(b, ArrayRef<int64_t>(data.shape).take_front(batch),
-                batchIndex);
+      unflatten(b, ArrayRef<int64_t>(data.shape).take_front(batch), batchIndex);
       int64_t src = 0;
       for (int64_t d = 0; d < batch; ++d)
         src += batchIndex[d] * dataStrides[d];
@@ -853,18 +851,61 @@ bool Folder::run() {
   return fail("no constant folder for " + op);
 }
 
-static const char *const kFoldable[] = {
-    "Identity", "Add",        "Sub",         "Mul",       "Div",
-    "Mod",      "Pow",        "Max",         "Min",       "Equal",
-    "Less",     "LessOrEqual", "Greater",    "GreaterOrEqual",
-    "And",      "Or",         "Not",         "Neg",       "Abs",
-    "Sqrt",     "Reciprocal", "Exp",         "Log",       "Cos",
-    "Sin",      "Tanh",       "Erf",         "Sigmoid",   "Relu",
-    "Floor",    "Ceil",       "Where",       "Cast",      "Reshape",
-    "Flatten",  "Unsqueeze",  "Squeeze",     "Concat",    "Gather",
-    "GatherND", "Slice",    "Transpose",  "Expand",      "Tile",      "ConstantOfShape",
-    "Range",    "Trilu",      "MatMul",      "CumSum",    "Split",
-    "ReduceSum", "ReduceMean", "ReduceMax",  "ReduceMin", "ReduceProd"};
+static const char *const kFoldable[] = {"Identity",
+                                        "Add",
+                                        "Sub",
+                                        "Mul",
+                                        "Div",
+                                        "Mod",
+                                        "Pow",
+                                        "Max",
+                                        "Min",
+                                        "Equal",
+                                        "Less",
+                                        "LessOrEqual",
+                                        "Greater",
+                                        "GreaterOrEqual",
+                                        "And",
+                                        "Or",
+                                        "Not",
+                                        "Neg",
+                                        "Abs",
+                                        "Sqrt",
+                                        "Reciprocal",
+                                        "Exp",
+                                        "Log",
+                                        "Cos",
+                                        "Sin",
+                                        "Tanh",
+                                        "Erf",
+                                        "Sigmoid",
+                                        "Relu",
+                                        "Floor",
+                                        "Ceil",
+                                        "Where",
+                                        "Cast",
+                                        "Reshape",
+                                        "Flatten",
+                                        "Unsqueeze",
+                                        "Squeeze",
+                                        "Concat",
+                                        "Gather",
+                                        "GatherND",
+                                        "Slice",
+                                        "Transpose",
+                                        "Expand",
+                                        "Tile",
+                                        "ConstantOfShape",
+                                        "Range",
+                                        "Trilu",
+                                        "MatMul",
+                                        "CumSum",
+                                        "Split",
+                                        "ReduceSum",
+                                        "ReduceMean",
+                                        "ReduceMax",
+                                        "ReduceMin",
+                                        "ReduceProd"};
 
 bool mlir::galv::onnx_import::isFoldableONNXOp(StringRef opType) {
   return llvm::is_contained(kFoldable, opType);

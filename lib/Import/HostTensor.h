@@ -1,4 +1,5 @@
-//===- HostTensor.h - constant tensors evaluated while importing -*- C++ -*-===//
+//===- HostTensor.h - constant tensors evaluated while importing -*- C++
+//-*-===//
 //
 // Shape sub-graphs (Shape -> Gather -> Concat -> Reshape ...) and other
 // computations on constants are evaluated at import time on these small host

@@ -61,10 +61,10 @@ struct Entry {
 /// Data-movement ops keep a weight a weight: their result is still the
 /// parameter's values, in another layout.
 bool isDataMovement(StringRef op) {
-  return llvm::is_contained(
-      {"Identity", "Cast", "Reshape", "Flatten", "Unsqueeze", "Squeeze",
-       "Transpose", "Gather", "Slice", "Concat", "Split", "Expand", "Tile"},
-      op);
+  return llvm::is_contained({"Identity", "Cast", "Reshape", "Flatten",
+                             "Unsqueeze", "Squeeze", "Transpose", "Gather",
+                             "Slice", "Concat", "Split", "Expand", "Tile"},
+                            op);
 }
 
 class Importer {
@@ -72,8 +72,8 @@ public:
   Importer(MLIRContext *context, StringRef path,
            const ONNXImportOptions &options,
            std::map<std::string, galvatron::SafetensorsTensor> &weights)
-      : context(context), builder(context), path(path.str()),
-        options(options), weights(weights) {}
+      : context(context), builder(context), path(path.str()), options(options),
+        weights(weights) {}
 
   OwningOpRef<ModuleOp> run(const onnx::ModelProto &model);
 
@@ -86,9 +86,9 @@ private:
     return "'" + node.op_type() + "' (node '" + nodeName(node) + "')";
   }
   std::string nodeName(const onnx::NodeProto &node) {
-    return node.name().empty() ? node.op_type() + "#" +
-                                     std::to_string(currentIndex)
-                               : node.name();
+    return node.name().empty()
+               ? node.op_type() + "#" + std::to_string(currentIndex)
+               : node.name();
   }
 
   // Types and tensors.
@@ -105,10 +105,10 @@ private:
   FailureOr<Value> materialize(Entry &entry, Location loc);
   FailureOr<const HostTensor *> constantOf(Entry &entry, Location loc);
   LogicalResult importNode(const onnx::NodeProto &node, Location loc);
-  LogicalResult foldNode(const onnx::NodeProto &node,
-                         ArrayRef<Entry *> inputs, Location loc);
-  LogicalResult emitNode(const onnx::NodeProto &node,
-                         ArrayRef<Entry *> inputs, Location loc);
+  LogicalResult foldNode(const onnx::NodeProto &node, ArrayRef<Entry *> inputs,
+                         Location loc);
+  LogicalResult emitNode(const onnx::NodeProto &node, ArrayRef<Entry *> inputs,
+                         Location loc);
   void setOutput(const onnx::NodeProto &node, int index, Value value) {
     Entry &entry = values[node.output(index)];
     entry = Entry();
@@ -215,9 +215,8 @@ static void appendField(const Field &field, std::string &bytes,
   }
 }
 
-LogicalResult Importer::readTensor(const onnx::TensorProto &proto,
-                                   Location loc, RawTensor &raw,
-                                   RankedTensorType &type) {
+LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
+                                   RawTensor &raw, RankedTensorType &type) {
   Type element = elementType(proto.data_type());
   if (!element)
     return error(loc) << "tensor '" << proto.name()
@@ -273,8 +272,8 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto,
       length = expected;
     if (length != expected || offset + length > (*buffer)->getBufferSize())
       return error(loc) << "tensor '" << proto.name() << "' external data ["
-                        << offset << ", " << offset + length << ") of '"
-                        << file << "' does not hold the " << expected
+                        << offset << ", " << offset + length << ") of '" << file
+                        << "' does not hold the " << expected
                         << " bytes its shape needs (file size "
                         << (*buffer)->getBufferSize() << ")";
     raw.bytes.assign((*buffer)->getBufferStart() + offset, length);
@@ -288,23 +287,20 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto,
   } else if (element.isF64()) {
     appendField(proto.double_data(), raw.bytes, 8, [](double v) { return v; });
   } else if (element.isInteger(64)) {
-    appendField(proto.int64_data(), raw.bytes, 8,
-                [](int64_t v) { return v; });
+    appendField(proto.int64_data(), raw.bytes, 8, [](int64_t v) { return v; });
   } else if (element.isInteger(32)) {
-    appendField(proto.int32_data(), raw.bytes, 4,
-                [](int32_t v) { return v; });
+    appendField(proto.int32_data(), raw.bytes, 4, [](int32_t v) { return v; });
   } else if (element.isInteger(16) || element.isF16() || element.isBF16()) {
-    appendField(proto.int32_data(), raw.bytes, 2, [](int32_t v) {
-      return static_cast<uint16_t>(v);
-    });
+    appendField(proto.int32_data(), raw.bytes, 2,
+                [](int32_t v) { return static_cast<uint16_t>(v); });
   } else if (element.isInteger(8) || element.isInteger(1)) {
     appendField(proto.int32_data(), raw.bytes, 1,
                 [](int32_t v) { return static_cast<uint8_t>(v); });
   }
   if (raw.bytes.size() != static_cast<size_t>(count) * elementSize)
     return error(loc) << "tensor '" << proto.name() << "' holds "
-                      << raw.bytes.size() << " bytes but its shape "
-                      << type << " needs " << count * elementSize;
+                      << raw.bytes.size() << " bytes but its shape " << type
+                      << " needs " << count * elementSize;
   return success();
 }
 
@@ -371,7 +367,9 @@ Importer::resolveDim(const onnx::ValueInfoProto &info, int index,
   if (!name.empty())
     diag << " ('" << name << "')";
   diag << " is not fixed: give "
-       << (isBatch ? "--batch-size" : isSeq ? "--seq-len" : "--dim")
+       << (isBatch ? "--batch-size"
+           : isSeq ? "--seq-len"
+                   : "--dim")
        << (name.empty() ? "" : " or --dim " + name + "=N");
   return failure();
 }
@@ -387,8 +385,8 @@ LogicalResult Importer::declareInput(const onnx::ValueInfoProto &info) {
            << "input '" << info.name() << "' has unsupported ONNX data type "
            << tensorType.elem_type();
   if (!tensorType.has_shape())
-    return emitError(fileLoc()) << "input '" << info.name()
-                                << "' has no shape (unknown rank)";
+    return emitError(fileLoc())
+           << "input '" << info.name() << "' has no shape (unknown rank)";
   SmallVector<int64_t> shape;
   for (int i = 0; i < tensorType.shape().dim_size(); ++i) {
     auto dim = resolveDim(info, i, tensorType.shape().dim(i));
@@ -397,8 +395,8 @@ LogicalResult Importer::declareInput(const onnx::ValueInfoProto &info) {
     shape.push_back(*dim);
   }
   auto type = RankedTensorType::get(shape, element);
-  Value arg = body->addArgument(
-      type, NameLoc::get(builder.getStringAttr(info.name())));
+  Value arg =
+      body->addArgument(type, NameLoc::get(builder.getStringAttr(info.name())));
   Entry &entry = values[info.name()];
   entry.value = arg;
   entry.type = type;
@@ -417,8 +415,7 @@ Location Importer::nodeLoc(const onnx::NodeProto &node, int index) {
   // the model the node comes from.
   // ONNX 1.12's schema predates NodeProto.metadata_props (field 9), so the
   // entries arrive as unknown fields.
-  const auto &unknown =
-      node.GetReflection()->GetUnknownFields(node);
+  const auto &unknown = node.GetReflection()->GetUnknownFields(node);
   for (int f = 0; f < unknown.field_count(); ++f) {
     const google::protobuf::UnknownField &field = unknown.field(f);
     if (field.number() != 9 ||
@@ -441,8 +438,7 @@ Location Importer::nodeLoc(const onnx::NodeProto &node, int index) {
   return NameLoc::get(builder.getStringAttr(name), fileLoc());
 }
 
-FailureOr<const HostTensor *> Importer::constantOf(Entry &entry,
-                                                   Location loc) {
+FailureOr<const HostTensor *> Importer::constantOf(Entry &entry, Location loc) {
   if (entry.constant)
     return &*entry.constant;
   if (!entry.parameter.empty()) {
@@ -499,9 +495,9 @@ FailureOr<Value> Importer::materialize(Entry &entry, Location loc) {
       const std::string &bytes = initializers[name].bytes;
       tensor.data.assign(bytes.begin(), bytes.end());
     }
-    entry.value = GetParameterOp::create(builder, loc, entry.type,
-                                         FlatSymbolRefAttr::get(
-                                             builder.getStringAttr(name)));
+    entry.value = GetParameterOp::create(
+        builder, loc, entry.type,
+        FlatSymbolRefAttr::get(builder.getStringAttr(name)));
     return entry.value;
   }
   if (entry.deferred) {
@@ -564,8 +560,7 @@ Importer::intAttr(const onnx::NodeProto &node, StringRef name, Location loc) {
 }
 
 FailureOr<std::optional<double>>
-Importer::floatAttr(const onnx::NodeProto &node, StringRef name,
-                    Location loc) {
+Importer::floatAttr(const onnx::NodeProto &node, StringRef name, Location loc) {
   const onnx::AttributeProto *attr = findAttr(node, name);
   if (!attr)
     return std::optional<double>();
@@ -606,8 +601,8 @@ FoldAttributes Importer::foldAttributes(const onnx::NodeProto &node,
     }
     return *v;
   };
-  attrs.getInts =
-      [&, loc](StringRef name) -> std::optional<SmallVector<int64_t>> {
+  attrs.getInts = [&,
+                   loc](StringRef name) -> std::optional<SmallVector<int64_t>> {
     auto v = intsAttr(node, name, loc);
     if (failed(v)) {
       failedFlag = true;
@@ -646,9 +641,9 @@ FoldAttributes Importer::foldAttributes(const onnx::NodeProto &node,
 LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
   StringRef op = node.op_type();
   if (!node.domain().empty() && node.domain() != "ai.onnx")
-    return error(loc) << "unsupported ONNX op '" << node.domain() << "."
-                      << op << "' (node '" << nodeName(node) << "', opset "
-                      << opset << ")";
+    return error(loc) << "unsupported ONNX op '" << node.domain() << "." << op
+                      << "' (node '" << nodeName(node) << "', opset " << opset
+                      << ")";
 
   SmallVector<Entry *> inputs;
   for (const std::string &name : node.input()) {
@@ -717,7 +712,8 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
       int64_t s = start->value_or(0), e = end->value_or(rank);
       s = std::clamp<int64_t>(s < 0 ? s + rank : s, 0, rank);
       e = std::clamp<int64_t>(e < 0 ? e + rank : e, 0, rank);
-      t = HostTensor::filled(builder.getI64Type(), {std::max<int64_t>(e - s, 0)});
+      t = HostTensor::filled(builder.getI64Type(),
+                             {std::max<int64_t>(e - s, 0)});
       for (int64_t i = s; i < e; ++i)
         t.setInt(i - s, shape[i]);
     }
@@ -728,9 +724,8 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
     return success();
   }
 
-  bool allConstant = llvm::all_of(inputs, [](Entry *e) {
-    return !e || e->isConstantAvailable();
-  });
+  bool allConstant = llvm::all_of(
+      inputs, [](Entry *e) { return !e || e->isConstantAvailable(); });
   if (allConstant && isFoldableONNXOp(op))
     return foldNode(node, inputs, loc);
   return emitNode(node, inputs, loc);
@@ -738,8 +733,8 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
 
 LogicalResult Importer::foldNode(const onnx::NodeProto &node,
                                  ArrayRef<Entry *> inputs, Location loc) {
-  bool fromWeight = llvm::any_of(
-      inputs, [](Entry *e) { return e && e->isWeightDerived(); });
+  bool fromWeight =
+      llvm::any_of(inputs, [](Entry *e) { return e && e->isWeightDerived(); });
   if (fromWeight && isDataMovement(node.op_type())) {
     // Keep it a parameter: record the node, evaluate or emit it on demand.
     // Its result types come from evaluating it when that is cheap; a
@@ -815,9 +810,10 @@ LogicalResult Importer::foldNode(const onnx::NodeProto &node,
 
 /// The shape a Reshape with target `target` gives `input` (0 copies the input
 /// dimension unless `allowZero`, -1 is inferred).
-static FailureOr<SmallVector<int64_t>>
-resolveReshape(ArrayRef<int64_t> input, ArrayRef<int64_t> target,
-               bool allowZero, std::string &message) {
+static FailureOr<SmallVector<int64_t>> resolveReshape(ArrayRef<int64_t> input,
+                                                      ArrayRef<int64_t> target,
+                                                      bool allowZero,
+                                                      std::string &message) {
   SmallVector<int64_t> shape(target);
   int64_t known = 1, inferAt = -1, total = 1;
   for (int64_t d : input)
@@ -1189,10 +1185,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     if (alphaValue != 1.0)
       r = MulOp::create(builder, loc, r, scalar(alphaValue));
     if (bias && !biasFits) {
-      Value scaled = betaValue == 1.0
-                         ? bias
-                         : Value(MulOp::create(builder, loc, bias,
-                                               scalar(betaValue)));
+      Value scaled =
+          betaValue == 1.0
+              ? bias
+              : Value(MulOp::create(builder, loc, bias, scalar(betaValue)));
       r = AddOp::create(builder, loc, r, scaled);
     }
     return result(r);
@@ -1262,8 +1258,8 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
                                  llvm::is_contained(*axes, d - rank)
                            : shape[d] == 1;
           if (drop && shape[d] != 1)
-            return error(loc) << describe(node) << " squeezes dimension "
-                              << d << " of size " << shape[d];
+            return error(loc) << describe(node) << " squeezes dimension " << d
+                              << " of size " << shape[d];
           if (!drop)
             target.push_back(shape[d]);
         }
@@ -1424,8 +1420,8 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       return failure();
     auto shape = broadcastShapes(typeOf(*x).getShape(), *target);
     if (failed(shape))
-      return error(loc) << describe(node) << " cannot expand "
-                        << x->getType() << " to the requested shape";
+      return error(loc) << describe(node) << " cannot expand " << x->getType()
+                        << " to the requested shape";
     auto type = RankedTensorType::get(*shape, typeOf(*x).getElementType());
     if (type == x->getType())
       return result(*x);
@@ -1467,7 +1463,8 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     if (k < 1 || k > static_cast<int64_t>(shape.size()))
       return error(loc) << describe(node) << ": index tuples of length " << k
                         << " do not fit data of rank " << shape.size();
-    SmallVector<int64_t> flatShape(ArrayRef<int64_t>(indices.shape).drop_back());
+    SmallVector<int64_t> flatShape(
+        ArrayRef<int64_t>(indices.shape).drop_back());
     HostTensor flat = HostTensor::filled(builder.getI64Type(), flatShape);
     for (int64_t t = 0; t < flat.size(); ++t) {
       int64_t index = 0;
@@ -1566,9 +1563,9 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     Value s = reshapeTo(*scale, {features});
     if (bias)
       bias = reshapeTo(bias, {features});
-    auto created = LayerNormOp::create(
-        builder, loc, *x, s, bias,
-        builder.getF64FloatAttr(eps->value_or(1e-5)));
+    auto created =
+        LayerNormOp::create(builder, loc, *x, s, bias,
+                            builder.getF64FloatAttr(eps->value_or(1e-5)));
     if (failed(checkResult(created)))
       return failure();
     return result(created);
@@ -1660,10 +1657,10 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
   return owned;
 }
 
-OwningOpRef<ModuleOp>
-mlir::galv::importONNX(MLIRContext *context, StringRef bytes, StringRef path,
-                       const ONNXImportOptions &options,
-                       std::map<std::string, galvatron::SafetensorsTensor> &weights) {
+OwningOpRef<ModuleOp> mlir::galv::importONNX(
+    MLIRContext *context, StringRef bytes, StringRef path,
+    const ONNXImportOptions &options,
+    std::map<std::string, galvatron::SafetensorsTensor> &weights) {
   context->loadDialect<GalvDialect, func::FuncDialect>();
   onnx::ModelProto model;
   StringRef extension = llvm::sys::path::extension(path);
@@ -1676,8 +1673,8 @@ mlir::galv::importONNX(MLIRContext *context, StringRef bytes, StringRef path,
         reinterpret_cast<const uint8_t *>(bytes.data()),
         static_cast<int>(bytes.size()));
     stream.SetTotalBytesLimit(INT_MAX);
-    parsed = model.ParseFromCodedStream(&stream) &&
-             stream.ConsumedEntireMessage();
+    parsed =
+        model.ParseFromCodedStream(&stream) && stream.ConsumedEntireMessage();
   }
   if (!parsed) {
     emitError(FileLineColLoc::get(context, path, 0, 0))

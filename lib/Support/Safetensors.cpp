@@ -14,9 +14,9 @@ namespace galvatron {
 
 size_t safetensorsDTypeSize(const std::string &dtype) {
   static const std::map<std::string, size_t> sizes = {
-      {"BOOL", 1}, {"U8", 1},   {"I8", 1},   {"F16", 2},  {"BF16", 2},
-      {"I16", 2},  {"U16", 2},  {"F32", 4},  {"I32", 4},  {"U32", 4},
-      {"F64", 8},  {"I64", 8},  {"U64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F16", 2}, {"BF16", 2},
+      {"I16", 2},  {"U16", 2}, {"F32", 4}, {"I32", 4}, {"U32", 4},
+      {"F64", 8},  {"I64", 8}, {"U64", 8}};
   auto it = sizes.find(dtype);
   return it == sizes.end() ? 0 : it->second;
 }
@@ -141,8 +141,8 @@ bool readSafetensors(const std::string &path,
                   "'");
     if (begin > end || end > dataSize ||
         end - begin != static_cast<uint64_t>(elementCount(tensor.shape)) * size)
-      return fail("tensor '" + name + "' byte range [" +
-                  std::to_string(begin) + ", " + std::to_string(end) +
+      return fail("tensor '" + name + "' byte range [" + std::to_string(begin) +
+                  ", " + std::to_string(end) +
                   ") does not fit its shape or the file");
     tensor.data.resize(end - begin);
     std::fseek(file, static_cast<long>(8 + headerSize + begin), SEEK_SET);

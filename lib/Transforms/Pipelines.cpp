@@ -8,5 +8,13 @@
 void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  pm.addPass(createRecomposeLinear());
+  pm.addPass(createRecomposeEmbedding());
+  pm.addPass(createRecomposeNorms());
+  pm.addPass(createRecomposeActivations());
+  pm.addPass(createRecomposeRotary());
+  pm.addPass(createRecomposeAttention());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   pm.addPass(createSymbolDCEPass());
 }

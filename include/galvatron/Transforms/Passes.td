@@ -48,4 +48,84 @@ def InlineLayers : Pass<"galv-inline-layers", "::mlir::ModuleOp"> {
   ];
 }
 
+def RecomposeLinear : Pass<"galv-recompose-linear", "::mlir::ModuleOp"> {
+  let summary = "Recognise fully connected layers";
+  let description = [{
+    Rewrites a `galv.matmul` whose right operand is a 2-D parameter into
+    `galv.linear` (layout `in_out`, or `out_in` when the parameter is read
+    through a transpose), folds a following bias `galv.add` of a 1-D
+    parameter into it, and drops the reshapes around a linear that only
+    flatten and restore the leading dimensions (the Reshape -> Gemm ->
+    Reshape form).
+
+    ```mlir
+    %y = galv.matmul %x, %w : tensor<2x8x32xf32>, tensor<32x64xf32> -> tensor<2x8x64xf32>
+    %z = galv.add %y, %b : tensor<2x8x64xf32>, tensor<64xf32> -> tensor<2x8x64xf32>
+    // becomes
+    %z = galv.linear %x, %w, %b layout = in_out : tensor<2x8x32xf32>, tensor<32x64xf32>, tensor<64xf32> -> tensor<2x8x64xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
+def RecomposeEmbedding : Pass<"galv-recompose-embedding", "::mlir::ModuleOp"> {
+  let summary = "Recognise embedding lookups";
+  let description = [{
+    Rewrites `galv.gather` along axis 0 of a 2-D parameter into
+    `galv.embedding`, the form vocabulary parallelism splits.
+
+    ```mlir
+    %h = galv.gather %wte[%ids] axis = 0 : tensor<128x32xf32>, tensor<2x8xi64> -> tensor<2x8x32xf32>
+    // becomes
+    %h = galv.embedding %wte[%ids] : tensor<128x32xf32>, tensor<2x8xi64> -> tensor<2x8x32xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
+def RecomposeActivations : Pass<"galv-recompose-activations", "::mlir::ModuleOp"> {
+  let summary = "Recognise GELU (erf and tanh forms) and SiLU";
+  let description = [{
+    `0.5 x (1 + erf(x / sqrt(2)))` becomes `galv.gelu`,
+    `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` becomes
+    `galv.gelu approximate = tanh`, and `x * sigmoid(x)` becomes `galv.silu`,
+    whatever the order of the factors.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
+def RecomposeNorms : Pass<"galv-recompose-norms", "::mlir::ModuleOp"> {
+  let summary = "Recognise decomposed layer norm and RMS norm";
+  let description = [{
+    `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b` over the last
+    dimension becomes `galv.layer_norm`; `x / sqrt(mean(x^2) + eps) * w` (with
+    the reciprocal written as Reciprocal, 1/..., or rsqrt) becomes
+    `galv.rms_norm`.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
+def RecomposeRotary : Pass<"galv-recompose-rotary", "::mlir::ModuleOp"> {
+  let summary = "Recognise rotary position embeddings";
+  let description = [{
+    `x * cos + rotate_half(x) * sin`, where `rotate_half(x)` concatenates the
+    negated second half of the last dimension with the first half (Hugging
+    Face LLaMA), becomes `galv.rotary`.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
+def RecomposeAttention : Pass<"galv-recompose-attention", "::mlir::ModuleOp"> {
+  let summary = "Recognise scaled dot-product attention";
+  let description = [{
+    `softmax(q k^T * scale + mask) v` becomes `galv.attention`. The key may
+    arrive transposed in one step from `[B, S, H, D]`; keys and values that
+    are repeated across query-head groups (Hugging Face `repeat_kv`: reshape,
+    expand, reshape) are used unrepeated, giving grouped-query attention. A
+    constant additive mask that is exactly causal becomes the `causal` flag;
+    any other mask stays an operand.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
 #endif // GALVATRON_TRANSFORMS_PASSES_TD

@@ -1,0 +1,180 @@
+//===- RecomposeAttention.cpp - softmax(q k^T s + m) v -> attention -------===//
+
+#include "Matchers.h"
+#include "galvatron/Transforms/Passes.h"
+
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::galv {
+#define GEN_PASS_DEF_RECOMPOSEATTENTION
+#include "galvatron/Transforms/Passes.h.inc"
+} // namespace mlir::galv
+
+using namespace mlir;
+using namespace mlir::galv;
+
+namespace {
+
+/// Undoes Hugging Face's repeat_kv: reshape([B, Hkv, 1, S, D]) -> expand
+/// ([B, Hkv, n, S, D]) -> reshape([B, Hkv * n, S, D]) gives back the
+/// [B, Hkv, S, D] tensor.
+Value unrepeat(Value value) {
+  auto merge = value.getDefiningOp<ReshapeOp>();
+  if (!merge)
+    return value;
+  auto expand = merge.getInput().getDefiningOp<ExpandOp>();
+  if (!expand)
+    return value;
+  auto split = expand.getInput().getDefiningOp<ReshapeOp>();
+  if (!split)
+    return value;
+  Value kv = split.getInput();
+  ArrayRef<int64_t> kvShape = shapeOf(kv), splitShape = shapeOf(split),
+                    expandShape = shapeOf(expand), outShape = shapeOf(merge);
+  if (kvShape.size() != 4 || splitShape.size() != 5 || outShape.size() != 4)
+    return value;
+  int64_t b = kvShape[0], h = kvShape[1], s = kvShape[2], d = kvShape[3];
+  if (splitShape != ArrayRef<int64_t>{b, h, 1, s, d} || expandShape[0] != b ||
+      expandShape[1] != h || expandShape[3] != s || expandShape[4] != d ||
+      outShape != ArrayRef<int64_t>{b, h * expandShape[2], s, d})
+    return value;
+  return kv;
+}
+
+/// Given k^T ([B, H, D, S]), returns k ([B, H, S, D]), building a transpose
+/// when k^T is a transpose of something else.
+Value keyFromTransposed(Value keyT, PatternRewriter &rewriter) {
+  auto transpose = keyT.getDefiningOp<TransposeOp>();
+  if (!transpose || shapeOf(keyT).size() != 4)
+    return Value();
+  ArrayRef<int64_t> perm = transpose.getPermutation();
+  if (perm == ArrayRef<int64_t>{0, 1, 3, 2})
+    return transpose.getInput();
+  SmallVector<int64_t> swapped = {perm[0], perm[1], perm[3], perm[2]};
+  return TransposeOp::create(rewriter, transpose.getLoc(), transpose.getInput(),
+                             swapped);
+}
+
+/// True when `mask` is a constant additive mask that, broadcast to
+/// [.., Sq, Sk], is 0 where key <= query + (Sk - Sq) and hugely negative
+/// elsewhere, identically for every leading index.
+bool isCausalMask(Value mask) {
+  auto constant = mask.getDefiningOp<ConstantOp>();
+  if (!constant)
+    return false;
+  auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
+  if (!dense || !isa<FloatType>(dense.getElementType()))
+    return false;
+  ArrayRef<int64_t> shape = shapeOf(mask);
+  if (shape.size() < 2)
+    return false;
+  int64_t sq = shape[shape.size() - 2], sk = shape.back();
+  int64_t i = 0;
+  for (APFloat v : dense.getValues<APFloat>()) {
+    int64_t col = i % sk, row = (i / sk) % sq;
+    ++i;
+    double x = v.convertToDouble();
+    bool visible = col <= row + (sk - sq);
+    if (visible ? x != 0.0 : x > -1e30)
+      return false;
+  }
+  return true;
+}
+
+struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    auto softmax = op.getLhs().getDefiningOp<SoftmaxOp>();
+    if (!softmax || shapeOf(op).size() != 4 || !softmax->hasOneUse())
+      return failure();
+    int64_t rank = shapeOf(softmax).size();
+    if (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1)
+      return failure();
+
+    // scores = (q k^T) * scale [+ mask]
+    Value scores = softmax.getInput(), mask;
+    if (auto add = scores.getDefiningOp<AddOp>()) {
+      auto isScores = [](Value v) {
+        return v.getDefiningOp<MulOp>() || v.getDefiningOp<DivOp>() ||
+               v.getDefiningOp<MatmulOp>();
+      };
+      if (isScores(add.getLhs()) && shapeOf(add.getLhs()) == shapeOf(add)) {
+        scores = add.getLhs();
+        mask = add.getRhs();
+      } else if (isScores(add.getRhs()) &&
+                 shapeOf(add.getRhs()) == shapeOf(add)) {
+        scores = add.getRhs();
+        mask = add.getLhs();
+      } else {
+        return failure();
+      }
+    }
+    double scale = 1.0;
+    MatmulOp qk;
+    if (auto mul = scores.getDefiningOp<MulOp>()) {
+      bool ok = matchBinary<MulOp>(mul, [&](Value a, Value b) {
+        std::optional<double> s = getSplatValue(b);
+        qk = a.getDefiningOp<MatmulOp>();
+        if (!s || !qk)
+          return false;
+        scale = *s;
+        return true;
+      });
+      if (!ok)
+        return failure();
+    } else if (auto div = scores.getDefiningOp<DivOp>()) {
+      std::optional<double> s = getSplatValue(div.getRhs());
+      qk = div.getLhs().getDefiningOp<MatmulOp>();
+      if (!s || !qk || *s == 0.0)
+        return failure();
+      scale = 1.0 / *s;
+    } else {
+      qk = scores.getDefiningOp<MatmulOp>();
+    }
+    if (!qk || shapeOf(qk).size() != 4)
+      return failure();
+
+    Value query = qk.getLhs();
+    Value key = keyFromTransposed(qk.getRhs(), rewriter);
+    if (!key)
+      return failure();
+    key = unrepeat(key);
+    Value value = unrepeat(op.getRhs());
+    if (shapeOf(query).size() != 4 || shapeOf(value).size() != 4)
+      return failure();
+
+    bool causal = false;
+    if (mask && isCausalMask(mask)) {
+      causal = true;
+      mask = Value();
+    }
+    SmallVector<Value> operands = {query, key, value};
+    if (mask)
+      operands.push_back(mask);
+    SmallVector<Type> inferred;
+    AttentionOp::Adaptor adaptor(
+        operands, rewriter.getDictionaryAttr({rewriter.getNamedAttr(
+                      "scale", rewriter.getF64FloatAttr(scale))}));
+    // Let the op's own shape rules decide whether this really is attention.
+    if (failed(AttentionOp::inferReturnTypes(getContext(), std::nullopt,
+                                             adaptor, inferred)) ||
+        inferred.front() != op.getType())
+      return failure();
+    rewriter.replaceOpWithNewOp<AttentionOp>(op, query, key, value, mask,
+                                             causal, APFloat(scale));
+    return success();
+  }
+};
+
+struct RecomposeAttentionPass
+    : galv::impl::RecomposeAttentionBase<RecomposeAttentionPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<RecomposeAttentionPattern>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+} // namespace
