@@ -17,4 +17,5 @@ void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createSymbolDCEPass());
+  pm.addPass(createOutlineLayers());
 }

@@ -59,8 +59,10 @@ struct FoldBias : OpRewritePattern<AddOp> {
   }
 };
 
-/// reshape(linear(reshape(x))) where the reshapes only flatten and restore
-/// the leading dimensions -> linear(x).
+/// reshape(linear(reshape(x))) where the outer reshape only restores leading
+/// dimensions that the inner one flattened -> linear on x reshaped to those
+/// leading dimensions (often x itself). Row-major order makes the two equal
+/// whenever the row counts agree.
 struct DropFlatteningReshapes : OpRewritePattern<ReshapeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(ReshapeOp op,
@@ -71,13 +73,19 @@ struct DropFlatteningReshapes : OpRewritePattern<ReshapeOp> {
     auto flatten = linear.getInput().getDefiningOp<ReshapeOp>();
     if (!flatten)
       return failure();
-    Value x = flatten.getInput();
-    ArrayRef<int64_t> xShape = shapeOf(x), outShape = shapeOf(op);
-    if (xShape.empty() || outShape.empty() ||
-        xShape.back() != linear.getInFeatures() ||
-        outShape.back() != linear.getOutFeatures() ||
-        xShape.drop_back() != outShape.drop_back())
+    ArrayRef<int64_t> flatShape = shapeOf(flatten), outShape = shapeOf(op);
+    if (flatShape.size() != 2 || outShape.empty() ||
+        outShape.back() != linear.getOutFeatures())
       return failure();
+    SmallVector<int64_t> inShape(outShape.drop_back());
+    inShape.push_back(linear.getInFeatures());
+    Value x = flatten.getInput();
+    if (shapeOf(x) != ArrayRef<int64_t>(inShape))
+      x = ReshapeOp::create(
+          rewriter, flatten.getLoc(),
+          RankedTensorType::get(
+              inShape, cast<RankedTensorType>(x.getType()).getElementType()),
+          x);
     rewriter.replaceOpWithNewOp<LinearOp>(op, x, linear.getWeight(),
                                           linear.getBias(), linear.getLayout());
     return success();

@@ -128,4 +128,28 @@ def RecomposeAttention : Pass<"galv-recompose-attention", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::galv::GalvDialect"];
 }
 
+def OutlineLayers : Pass<"galv-outline-layers", "::mlir::ModuleOp"> {
+  let summary = "Outline repeated Transformer blocks into layer types";
+  let description = [{
+    Finds, in `func.func @forward`, the longest run of consecutive segments
+    of identical structure (same ops, attributes, types and wiring; parameter
+    names do not matter) and outlines it: one `galv.layer_type` holds the
+    body, each segment becomes a `galv.layer` instance passing its own
+    parameters. Repeats on what is left, so models with two block types
+    (encoder and decoder) get two layer types. Segments must read parameters
+    and hold at least `min-ops` ops. Where a block starts is chosen so that
+    the most whole blocks fit and the fewest values cross the cut.
+
+    Parameter names in `param_names` are the part that every instance's name
+    shares after the varying prefix (`attn.c_attn.weight` for
+    `transformer.h.N.attn.c_attn.weight`), or `param<i>` when the names have
+    no such structure.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+  let options = [
+    Option<"minOps", "min-ops", "unsigned", /*default=*/"4",
+           "Fewest ops a layer may hold">
+  ];
+}
+
 #endif // GALVATRON_TRANSFORMS_PASSES_TD
