@@ -74,7 +74,7 @@ def Galv_CompareOp : Galv_Op<"compare",
                        Galv_Tensor:$rhs);
   let results = (outs Galv_BoolTensor:$result);
   let assemblyFormat = [{
-    $predicate $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->`
+    `` $predicate $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->`
     type($result)
   }];
 }
@@ -378,7 +378,7 @@ def Galv_ReduceOp : Galv_Op<"reduce",
                        DenseI64ArrayAttr:$axes, UnitAttr:$keepdims);
   let results = (outs Galv_Tensor:$result);
   let assemblyFormat = [{
-    $kind $input `axes` `=` $axes (`keepdims` $keepdims^)? attr-dict `:`
+    `` $kind $input `axes` `=` $axes (`keepdims` $keepdims^)? attr-dict `:`
     type($input) `->` type($result)
   }];
 }
