@@ -300,9 +300,48 @@ struct Folder {
 };
 } // namespace
 
+/// How many leading inputs `op` cannot do without.
+static size_t requiredInputs(StringRef op) {
+  if (llvm::is_contained({"Where", "Range", "Slice"}, op))
+    return 3;
+  if (llvm::is_contained({"Add",
+                          "Sub",
+                          "Mul",
+                          "Div",
+                          "Mod",
+                          "Pow",
+                          "Equal",
+                          "Less",
+                          "LessOrEqual",
+                          "Greater",
+                          "GreaterOrEqual",
+                          "And",
+                          "Or",
+                          "Reshape",
+                          "Expand",
+                          "Tile",
+                          "Gather",
+                          "GatherND",
+                          "MatMul",
+                          "CumSum"},
+                         op))
+    return 2;
+  return 1;
+}
+
 bool Folder::run() {
   using F = double;
   using I = int64_t;
+  size_t required = requiredInputs(op);
+  // Variadic ops need every input they list.
+  if (llvm::is_contained({"Max", "Min", "Concat"}, op))
+    required = std::max<size_t>(required, in.size());
+  if (in.size() < required)
+    return fail("needs " + Twine(required) + " inputs, got " +
+                Twine(in.size()));
+  for (size_t i = 0; i < required; ++i)
+    if (!in[i])
+      return fail("input " + Twine(i) + " is missing");
   if (op == "Identity") {
     out.push_back(*in[0]);
     return true;

@@ -110,10 +110,33 @@ private:
   LogicalResult emitNode(const onnx::NodeProto &node, ArrayRef<Entry *> inputs,
                          Location loc);
   void setOutput(const onnx::NodeProto &node, int index, Value value) {
+    // Outputs a node does not name (or names "") are unused.
+    if (index >= node.output_size() || node.output(index).empty())
+      return;
     Entry &entry = values[node.output(index)];
     entry = Entry();
     entry.value = value;
     entry.type = cast<RankedTensorType>(value.getType());
+  }
+
+  /// Creates an op whose result types the op infers, reporting (instead of
+  /// aborting on) operands it rejects.
+  template <typename OpTy, typename... Args>
+  FailureOr<OpTy> createInferred(Location loc, unsigned numResults,
+                                 Args &&...args) {
+    SmallVector<Type> placeholder(numResults, builder.getNoneType());
+    auto op = OpTy::create(builder, loc, TypeRange(placeholder),
+                           std::forward<Args>(args)...);
+    SmallVector<Type> types;
+    if (failed(OpTy::inferReturnTypes(
+            context, loc, op->getOperands(), op->getDiscardableAttrDictionary(),
+            op->getPropertiesStorage(), op->getRegions(), types))) {
+      op->erase();
+      return failure();
+    }
+    for (auto [result, type] : llvm::zip(op->getResults(), types))
+      result.setType(type);
+    return op;
   }
 
   // Attributes.
@@ -645,6 +668,11 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
                       << "' (node '" << nodeName(node) << "', opset " << opset
                       << ")";
 
+  if (node.output_size() == 0 ||
+      llvm::all_of(node.output(),
+                   [](const std::string &o) { return o.empty(); }))
+    return error(loc) << describe(node) << " has no outputs";
+
   SmallVector<Entry *> inputs;
   for (const std::string &name : node.input()) {
     if (name.empty()) {
@@ -1098,8 +1126,17 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       auto bound = in(i);
       if (failed(bound))
         return failure();
-      v = i == 1 ? Value(MaxOp::create(builder, loc, v, *bound))
-                 : Value(MinOp::create(builder, loc, v, *bound));
+      Value clipped;
+      if (i == 1) {
+        if (auto op = createInferred<MaxOp>(loc, 1, v, *bound); succeeded(op))
+          clipped = *op;
+      } else if (auto op = createInferred<MinOp>(loc, 1, v, *bound);
+                 succeeded(op)) {
+        clipped = *op;
+      }
+      if (!clipped)
+        return error(loc) << "while importing " << describe(node);
+      v = clipped;
     }
     return result(v);
   }
@@ -1156,8 +1193,13 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
         failed(transA) || failed(transB))
       return failure();
     Value x = *a;
-    if (transA->value_or(0))
-      x = TransposeOp::create(builder, loc, x, ArrayRef<int64_t>{1, 0});
+    if (transA->value_or(0)) {
+      auto transposed =
+          createInferred<TransposeOp>(loc, 1, x, ArrayRef<int64_t>{1, 0});
+      if (failed(transposed))
+        return error(loc) << "while importing " << describe(node);
+      x = *transposed;
+    }
     Value bias;
     if (inputs.size() > 2 && inputs[2]) {
       auto c = in(2);
@@ -1177,19 +1219,29 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     // The linear form needs a [N] bias with beta = 1; scale otherwise.
     bool biasFits = bias && typeOf(bias).getRank() == 1 && betaValue == 1.0 &&
                     alphaValue == 1.0;
-    auto linear = LinearOp::create(builder, loc, x, *b,
-                                   biasFits ? bias : Value(), layout);
-    if (failed(checkResult(linear)))
-      return failure();
-    Value r = linear;
-    if (alphaValue != 1.0)
-      r = MulOp::create(builder, loc, r, scalar(alphaValue));
+    auto linear = createInferred<LinearOp>(loc, 1, x, *b,
+                                           biasFits ? bias : Value(), layout);
+    if (failed(linear))
+      return error(loc) << "while importing " << describe(node);
+    Value r = *linear;
+    if (alphaValue != 1.0) {
+      auto scaled = createInferred<MulOp>(loc, 1, r, scalar(alphaValue));
+      if (failed(scaled))
+        return error(loc) << "while importing " << describe(node);
+      r = *scaled;
+    }
     if (bias && !biasFits) {
-      Value scaled =
-          betaValue == 1.0
-              ? bias
-              : Value(MulOp::create(builder, loc, bias, scalar(betaValue)));
-      r = AddOp::create(builder, loc, r, scaled);
+      Value scaledBias = bias;
+      if (betaValue != 1.0) {
+        auto scaled = createInferred<MulOp>(loc, 1, bias, scalar(betaValue));
+        if (failed(scaled))
+          return error(loc) << "while importing " << describe(node);
+        scaledBias = *scaled;
+      }
+      auto sum = createInferred<AddOp>(loc, 1, r, scaledBias);
+      if (failed(sum))
+        return error(loc) << "while importing " << describe(node);
+      r = *sum;
     }
     return result(r);
   }
@@ -1280,10 +1332,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     else
       for (int64_t d = typeOf(*x).getRank() - 1; d >= 0; --d)
         p.push_back(d);
-    auto created = TransposeOp::create(builder, loc, *x, p);
-    if (failed(checkResult(created)))
-      return failure();
-    return result(created);
+    auto created = createInferred<TransposeOp>(loc, 1, *x, p);
+    if (failed(created))
+      return error(loc) << "while importing " << describe(node);
+    return result(*created);
   }
   if (op == "Slice") {
     if (failed(needInputs(3)))
@@ -1335,10 +1387,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       limit[a] = std::max(begin[a], clampIndex((*ends)[k]));
       stride[a] = steps[k];
     }
-    auto created = SliceOp::create(builder, loc, *x, begin, limit, stride);
-    if (failed(checkResult(created)))
-      return failure();
-    return result(created);
+    auto created = createInferred<SliceOp>(loc, 1, *x, begin, limit, stride);
+    if (failed(created))
+      return error(loc) << "while importing " << describe(node);
+    return result(*created);
   }
   if (op == "Concat") {
     SmallVector<Value> operands;
@@ -1360,10 +1412,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       return error(loc) << describe(node) << " needs an axis";
     if (operands.size() == 1)
       return result(operands[0]);
-    auto created = ConcatOp::create(builder, loc, operands, **axis);
-    if (failed(checkResult(created)))
-      return failure();
-    return result(created);
+    auto created = createInferred<ConcatOp>(loc, 1, operands, **axis);
+    if (failed(created))
+      return error(loc) << "while importing " << describe(node);
+    return result(*created);
   }
   if (op == "Split") {
     if (failed(needInputs(1)))
@@ -1404,11 +1456,11 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       return error(loc) << describe(node) << " splits into " << sizes.size()
                         << " pieces but has " << node.output_size()
                         << " outputs";
-    auto created = SplitOp::create(builder, loc, *x, axis, sizes);
-    if (failed(checkResult(created)))
-      return failure();
+    auto created = createInferred<SplitOp>(loc, sizes.size(), *x, axis, sizes);
+    if (failed(created))
+      return error(loc) << "while importing " << describe(node);
     for (int i = 0; i < node.output_size(); ++i)
-      setOutput(node, i, created.getResult(i));
+      setOutput(node, i, created->getResult(i));
     return success();
   }
   if (op == "Expand") {
@@ -1438,10 +1490,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
         typeOf(*indices).getElementType().isInteger(1))
       return error(loc) << describe(node) << " needs integer indices";
     auto created =
-        GatherOp::create(builder, loc, *data, *indices, axis->value_or(0));
-    if (failed(checkResult(created)))
-      return failure();
-    return result(created);
+        createInferred<GatherOp>(loc, 1, *data, *indices, axis->value_or(0));
+    if (failed(created))
+      return error(loc) << "while importing " << describe(node);
+    return result(*created);
   }
 
   if (op == "GatherND") {
@@ -1484,7 +1536,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     llvm::append_range(collapsed, shape.drop_front(k));
     Value source = reshapeTo(*data, collapsed);
     Value indexValue = ConstantOp::create(builder, loc, flat.toAttr());
-    return result(GatherOp::create(builder, loc, source, indexValue, 0));
+    auto gathered = createInferred<GatherOp>(loc, 1, source, indexValue, 0);
+    if (failed(gathered))
+      return error(loc) << "while importing " << describe(node);
+    return result(*gathered);
   }
 
   // Reductions and normalisation.
@@ -1527,11 +1582,11 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
           normalised.push_back(normAxis(a, rank));
         llvm::sort(normalised);
       }
-      auto created = ReduceOp::create(builder, loc, kind, *x, normalised,
-                                      keep->value_or(1) != 0);
-      if (failed(checkResult(created)))
-        return failure();
-      return result(created);
+      auto created = createInferred<ReduceOp>(loc, 1, kind, *x, normalised,
+                                              keep->value_or(1) != 0);
+      if (failed(created))
+        return error(loc) << "while importing " << describe(node);
+      return result(*created);
     }
   if (op == "LayerNormalization") {
     if (failed(needInputs(2)))
