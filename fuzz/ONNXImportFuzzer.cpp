@@ -23,14 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mlir::galv::ONNXImportOptions options;
   options.batchSize = 2;
   options.seqLen = 4;
-  std::map<std::string, galvatron::SafetensorsTensor> weights;
   llvm::StringRef bytes(reinterpret_cast<const char *>(data), size);
-  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::galv::importONNX(
-      context, bytes, "fuzz/model.onnx", options, weights);
-  if (module) {
+  std::unique_ptr<mlir::galv::ImportedONNX> imported =
+      mlir::galv::importONNX(context, bytes, "fuzz/model.onnx", options);
+  if (imported) {
     mlir::PassManager pm(context);
     mlir::galv::buildImportCleanupPipeline(pm);
-    (void)pm.run(*module);
+    (void)pm.run(*imported->module);
   }
   return 0;
 }

@@ -9,8 +9,12 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
+
+#include <chrono>
+#include <sys/resource.h>
 
 using namespace mlir;
 using namespace mlir::galv;
@@ -32,6 +36,10 @@ struct ImportFlags {
       llvm::cl::desc("safetensors file for the weights (default: beside the "
                      "output, named after it)"),
       llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::opt<bool> timing{
+      "onnx-import-timing",
+      llvm::cl::desc("print the time and memory each import phase took"),
+      llvm::cl::init(false), llvm::cl::cat(category)};
   llvm::cl::opt<bool> raw{
       "onnx-raw",
       llvm::cl::desc("stop after the one-to-one op mapping and folding: no "
@@ -78,33 +86,53 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
     options.namedDims[name.str()] = number;
   }
 
-  std::map<std::string, galvatron::SafetensorsTensor> weights;
-  OwningOpRef<ModuleOp> module =
-      importONNX(context, buffer->getBuffer(), inputPath, options, weights);
-  if (!module)
+  auto seconds = [](auto since) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                         since)
+        .count();
+  };
+  std::unique_ptr<ImportedONNX> imported =
+      importONNX(context, buffer->getBuffer(), inputPath, options);
+  if (!imported)
     return nullptr;
+  OwningOpRef<ModuleOp> &module = imported->module;
 
+  auto cleanupStart = std::chrono::steady_clock::now();
   if (!flags->raw) {
     PassManager pm(context);
     buildImportCleanupPipeline(pm);
     if (failed(pm.run(*module)))
       return nullptr;
   }
+  double cleanupSeconds = seconds(cleanupStart);
 
   std::string path = weightsPath(inputPath);
   (*module)->setAttr(GalvDialect::getWeightsAttrName(),
                      StringAttr::get(context, llvm::sys::path::filename(path)));
   // Keep only the parameters the cleaned-up IR still declares.
-  std::map<std::string, galvatron::SafetensorsTensor> kept;
+  std::map<std::string, galvatron::SafetensorsView> kept;
   for (auto param : module->getOps<ParameterOp>()) {
-    auto it = weights.find(param.getSymName().str());
-    if (it != weights.end())
+    auto it = imported->weights.find(param.getSymName().str());
+    if (it != imported->weights.end())
       kept.insert(*it);
   }
+  auto writeStart = std::chrono::steady_clock::now();
   std::string error;
   if (!galvatron::writeSafetensors(path, kept, error)) {
     emitError(UnknownLoc::get(context)) << error;
     return nullptr;
+  }
+  double writeSeconds = seconds(writeStart);
+  if (flags->timing) {
+    const ONNXImportTimings &t = imported->timings;
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    llvm::errs() << llvm::format(
+        "import timing: parse %.3f s, weights read %.3f s, graph %.3f s, "
+        "clean-up %.3f s, weights written %.3f s (%.1f MB); peak RSS %.1f "
+        "MB\n",
+        t.parseSeconds, t.weightReadSeconds, t.graphSeconds, cleanupSeconds,
+        writeSeconds, t.weightBytes / 1e6, usage.ru_maxrss / 1024.0);
   }
   return OwningOpRef<Operation *>(module.release());
 }

@@ -29,6 +29,7 @@
 #include <google/protobuf/unknown_field_set.h>
 #include <onnx/onnx_pb.h>
 
+#include <chrono>
 #include <cstring>
 
 using namespace mlir;
@@ -37,10 +38,19 @@ using namespace mlir::galv::onnx_import;
 
 namespace {
 
-/// Bytes of one initializer, as it is stored in the file.
+/// Bytes of one initializer: a view of the parsed model or of a mapped
+/// external-data file, or of `owned` when the model stored typed fields.
 struct RawTensor {
   const onnx::TensorProto *proto = nullptr;
-  std::string bytes; // little-endian element data
+  StringRef bytes; // little-endian element data
+  std::string owned;
+};
+
+/// What an import keeps alive for the weights' views.
+struct Storage {
+  onnx::ModelProto model;
+  llvm::StringMap<std::unique_ptr<llvm::MemoryBuffer>> files;
+  llvm::StringMap<RawTensor> initializers;
 };
 
 /// What is known about one ONNX value name.
@@ -70,10 +80,11 @@ bool isDataMovement(StringRef op) {
 class Importer {
 public:
   Importer(MLIRContext *context, StringRef path,
-           const ONNXImportOptions &options,
-           std::map<std::string, galvatron::SafetensorsTensor> &weights)
+           const ONNXImportOptions &options, Storage &storage,
+           ImportedONNX &result)
       : context(context), builder(context), path(path.str()), options(options),
-        weights(weights) {}
+        weights(result.weights), timings(result.timings), files(storage.files),
+        initializers(storage.initializers) {}
 
   OwningOpRef<ModuleOp> run(const onnx::ModelProto &model);
 
@@ -155,14 +166,16 @@ private:
   OpBuilder builder;
   std::string path;
   const ONNXImportOptions &options;
-  std::map<std::string, galvatron::SafetensorsTensor> &weights;
+  std::map<std::string, galvatron::SafetensorsView> &weights;
+  ONNXImportTimings &timings;
+  llvm::StringMap<std::unique_ptr<llvm::MemoryBuffer>> &files;
+  llvm::StringMap<RawTensor> &initializers;
 
   ModuleOp module;
   int64_t opset = 0;
   int currentIndex = 0;
   llvm::StringMap<Entry> values;
-  llvm::StringMap<RawTensor> initializers;
-  llvm::StringMap<Value> parameterValues;
+
   /// Inputs of deferred nodes, kept so they can be emitted later.
   DenseMap<const onnx::NodeProto *, SmallVector<std::string>> deferredInputs;
   DenseMap<const onnx::NodeProto *, int> deferredIndex;
@@ -257,7 +270,8 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
   type = RankedTensorType::get(shape, element);
   size_t elementSize = std::max<size_t>(1, element.getIntOrFloatBitWidth() / 8);
   raw.proto = &proto;
-  raw.bytes.clear();
+  raw.bytes = StringRef();
+  raw.owned.clear();
 
   if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string location;
@@ -284,42 +298,57 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
                            "directory";
     SmallString<256> file(llvm::sys::path::parent_path(path));
     llvm::sys::path::append(file, location);
-    auto buffer = llvm::MemoryBuffer::getFile(file, /*IsText=*/false,
-                                              /*RequiresNullTerminator=*/false);
-    if (!buffer)
-      return error(loc) << "tensor '" << proto.name()
-                        << "' needs external data file '" << file
-                        << "': " << buffer.getError().message();
+    // Map each external file once; tensors are views into it.
+    std::unique_ptr<llvm::MemoryBuffer> &mapped = files[file];
+    if (!mapped) {
+      auto opened = llvm::MemoryBuffer::getFile(
+          file, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+      if (!opened) {
+        files.erase(file);
+        return error(loc) << "tensor '" << proto.name()
+                          << "' needs external data file '" << file
+                          << "': " << opened.getError().message();
+      }
+      mapped = std::move(*opened);
+    }
+    llvm::MemoryBuffer *buffer = mapped.get();
     uint64_t expected = count * elementSize;
     if (!hasLength)
       length = expected;
-    if (length != expected || offset + length > (*buffer)->getBufferSize())
+    if (length != expected || offset + length > buffer->getBufferSize())
       return error(loc) << "tensor '" << proto.name() << "' external data ["
                         << offset << ", " << offset + length << ") of '" << file
                         << "' does not hold the " << expected
                         << " bytes its shape needs (file size "
-                        << (*buffer)->getBufferSize() << ")";
-    raw.bytes.assign((*buffer)->getBufferStart() + offset, length);
+                        << buffer->getBufferSize() << ")";
+    raw.bytes = StringRef(buffer->getBufferStart() + offset, length);
     return success();
   }
 
   if (proto.has_raw_data()) {
     raw.bytes = proto.raw_data();
-  } else if (element.isF32()) {
-    appendField(proto.float_data(), raw.bytes, 4, [](float v) { return v; });
+    if (raw.bytes.size() != static_cast<size_t>(count) * elementSize)
+      return error(loc) << "tensor '" << proto.name() << "' holds "
+                        << raw.bytes.size() << " bytes but its shape " << type
+                        << " needs " << count * elementSize;
+    return success();
+  }
+  if (element.isF32()) {
+    appendField(proto.float_data(), raw.owned, 4, [](float v) { return v; });
   } else if (element.isF64()) {
-    appendField(proto.double_data(), raw.bytes, 8, [](double v) { return v; });
+    appendField(proto.double_data(), raw.owned, 8, [](double v) { return v; });
   } else if (element.isInteger(64)) {
-    appendField(proto.int64_data(), raw.bytes, 8, [](int64_t v) { return v; });
+    appendField(proto.int64_data(), raw.owned, 8, [](int64_t v) { return v; });
   } else if (element.isInteger(32)) {
-    appendField(proto.int32_data(), raw.bytes, 4, [](int32_t v) { return v; });
+    appendField(proto.int32_data(), raw.owned, 4, [](int32_t v) { return v; });
   } else if (element.isInteger(16) || element.isF16() || element.isBF16()) {
-    appendField(proto.int32_data(), raw.bytes, 2,
+    appendField(proto.int32_data(), raw.owned, 2,
                 [](int32_t v) { return static_cast<uint16_t>(v); });
   } else if (element.isInteger(8) || element.isInteger(1)) {
-    appendField(proto.int32_data(), raw.bytes, 1,
+    appendField(proto.int32_data(), raw.owned, 1,
                 [](int32_t v) { return static_cast<uint8_t>(v); });
   }
+  raw.bytes = raw.owned;
   if (raw.bytes.size() != static_cast<size_t>(count) * elementSize)
     return error(loc) << "tensor '" << proto.name() << "' holds "
                       << raw.bytes.size() << " bytes but its shape " << type
@@ -511,12 +540,13 @@ FailureOr<Value> Importer::materialize(Entry &entry, Location loc) {
       moduleBuilder.setInsertionPoint(body->getParentOp());
       ParameterOp::create(moduleBuilder, loc, name, entry.type,
                           /*trainable=*/true);
-      galvatron::SafetensorsTensor &tensor = weights[name];
+      galvatron::SafetensorsView &tensor = weights[name];
       tensor.dtype = safetensorsDType(entry.type.getElementType());
       tensor.shape.assign(entry.type.getShape().begin(),
                           entry.type.getShape().end());
-      const std::string &bytes = initializers[name].bytes;
-      tensor.data.assign(bytes.begin(), bytes.end());
+      StringRef bytes = initializers[name].bytes;
+      tensor.data = bytes.data();
+      tensor.size = bytes.size();
     }
     entry.value = GetParameterOp::create(
         builder, loc, entry.type,
@@ -1660,6 +1690,13 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
                                    builder.getFunctionType({}, {}));
   body = func.addEntryBlock();
 
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto seconds = [](auto since) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                         since)
+        .count();
+  };
+  auto weightStart = now();
   for (const auto &init : graph.initializer()) {
     RawTensor &raw = initializers[init.name()];
     RankedTensorType type;
@@ -1673,6 +1710,8 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
     else
       entry.constant = toHost(raw, type);
   }
+  timings.weightReadSeconds = seconds(weightStart);
+  auto graphStart = now();
   for (const auto &input : graph.input()) {
     if (initializers.count(input.name()))
       continue; // an initializer listed as an input (IR version < 4)
@@ -1709,15 +1748,20 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
       builder.getFunctionType(body->getArgumentTypes(), resultTypes));
   if (failed(mlir::verify(module)))
     return nullptr;
+  timings.graphSeconds = seconds(graphStart);
+  for (const auto &entry : weights)
+    timings.weightBytes += entry.second.size;
   return owned;
 }
 
-OwningOpRef<ModuleOp> mlir::galv::importONNX(
-    MLIRContext *context, StringRef bytes, StringRef path,
-    const ONNXImportOptions &options,
-    std::map<std::string, galvatron::SafetensorsTensor> &weights) {
+std::unique_ptr<ImportedONNX>
+mlir::galv::importONNX(MLIRContext *context, StringRef bytes, StringRef path,
+                       const ONNXImportOptions &options) {
   context->loadDialect<GalvDialect, func::FuncDialect>();
-  onnx::ModelProto model;
+  auto storage = std::make_shared<Storage>();
+  auto result = std::make_unique<ImportedONNX>();
+  onnx::ModelProto &model = storage->model;
+  auto parseStart = std::chrono::steady_clock::now();
   StringRef extension = llvm::sys::path::extension(path);
   bool parsed;
   if (extension == ".pbtxt" || extension == ".textproto" ||
@@ -1731,6 +1775,10 @@ OwningOpRef<ModuleOp> mlir::galv::importONNX(
     parsed =
         model.ParseFromCodedStream(&stream) && stream.ConsumedEntireMessage();
   }
+  result->timings.parseSeconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                    parseStart)
+          .count();
   if (!parsed) {
     emitError(FileLineColLoc::get(context, path, 0, 0))
         << "cannot parse '" << path
@@ -1742,9 +1790,10 @@ OwningOpRef<ModuleOp> mlir::galv::importONNX(
         << "'" << path << "' holds no graph";
     return nullptr;
   }
-  Importer importer(context, path, options, weights);
-  OwningOpRef<ModuleOp> module = importer.run(model);
-  if (!module)
-    weights.clear();
-  return module;
+  Importer importer(context, path, options, *storage, *result);
+  result->module = importer.run(model);
+  if (!result->module)
+    return nullptr;
+  result->storage = std::move(storage);
+  return result;
 }

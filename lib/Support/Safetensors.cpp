@@ -32,6 +32,17 @@ bool writeSafetensors(const std::string &path,
                       const std::map<std::string, SafetensorsTensor> &tensors,
                       std::string &error,
                       const std::map<std::string, std::string> &metadata) {
+  std::map<std::string, SafetensorsView> views;
+  for (const auto &[name, tensor] : tensors)
+    views[name] = {tensor.dtype, tensor.shape, tensor.data.data(),
+                   tensor.data.size()};
+  return writeSafetensors(path, views, error, metadata);
+}
+
+bool writeSafetensors(const std::string &path,
+                      const std::map<std::string, SafetensorsView> &tensors,
+                      std::string &error,
+                      const std::map<std::string, std::string> &metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty())
     header["__metadata__"] = metadata;
@@ -43,17 +54,17 @@ bool writeSafetensors(const std::string &path,
       return false;
     }
     if (static_cast<uint64_t>(elementCount(tensor.shape)) * size !=
-        tensor.data.size()) {
-      error = "tensor '" + name + "' holds " +
-              std::to_string(tensor.data.size()) + " bytes, not the " +
+        tensor.size) {
+      error = "tensor '" + name + "' holds " + std::to_string(tensor.size) +
+              " bytes, not the " +
               std::to_string(elementCount(tensor.shape) * size) +
               " its shape needs";
       return false;
     }
     header[name] = {{"dtype", tensor.dtype},
                     {"shape", tensor.shape},
-                    {"data_offsets", {offset, offset + tensor.data.size()}}};
-    offset += tensor.data.size();
+                    {"data_offsets", {offset, offset + tensor.size}}};
+    offset += tensor.size;
   }
   std::string text = header.dump();
   // Pad the header with spaces so the data starts 8-byte aligned.
@@ -72,8 +83,8 @@ bool writeSafetensors(const std::string &path,
   bool ok = std::fwrite(sizeBytes, 1, 8, file) == 8 &&
             std::fwrite(text.data(), 1, text.size(), file) == text.size();
   for (const auto &entry : tensors) {
-    const std::vector<char> &data = entry.second.data;
-    ok = ok && std::fwrite(data.data(), 1, data.size(), file) == data.size();
+    const SafetensorsView &view = entry.second;
+    ok = ok && std::fwrite(view.data, 1, view.size, file) == view.size;
   }
   ok = ok && std::fflush(file) == 0 && fsync(fileno(file)) == 0;
   ok = (std::fclose(file) == 0) && ok;

@@ -9,6 +9,7 @@
 #include "mlir/IR/OwningOpRef.h"
 
 #include <map>
+#include <memory>
 #include <string>
 
 namespace mlir::galv {
@@ -22,16 +23,33 @@ struct ONNXImportOptions {
   std::map<std::string, int64_t> namedDims;
 };
 
+/// Seconds spent in each phase of an import, and what it moved.
+struct ONNXImportTimings {
+  double parseSeconds = 0;      // protobuf decoding
+  double weightReadSeconds = 0; // initializer and external-data reading
+  double graphSeconds = 0;      // nodes to IR, folding included
+  uint64_t weightBytes = 0;     // bytes of the weights the IR declares
+};
+
+/// An imported model: the IR, and its weights as views into `storage` (the
+/// parsed model and its mapped external-data files), which must outlive them.
+struct ImportedONNX {
+  OwningOpRef<ModuleOp> module;
+  std::map<std::string, galvatron::SafetensorsView> weights;
+  std::shared_ptr<void> storage;
+  ONNXImportTimings timings;
+};
+
 /// Imports the ONNX model in `bytes` (a binary ModelProto, or protobuf text
 /// format when `path` ends in .pbtxt/.textproto/.txt) into a module holding
 /// `func.func @forward` over galv ops. `path` locates external data and names
 /// the model in diagnostics. Weights the IR reads become galv.parameter ops
-/// and their bytes land in `weights`, keyed by initializer name. Shape
-/// computations are folded away. Returns null after emitting a diagnostic.
-OwningOpRef<ModuleOp>
-importONNX(MLIRContext *context, StringRef bytes, StringRef path,
-           const ONNXImportOptions &options,
-           std::map<std::string, galvatron::SafetensorsTensor> &weights);
+/// and are listed in `weights`, keyed by initializer name; no weight bytes
+/// are copied. Shape computations are folded away. Returns null after
+/// emitting a diagnostic.
+std::unique_ptr<ImportedONNX> importONNX(MLIRContext *context, StringRef bytes,
+                                         StringRef path,
+                                         const ONNXImportOptions &options);
 
 /// Registers `--import-onnx` with galvatron-translate.
 void registerONNXImportTranslation();

@@ -24,12 +24,24 @@ struct SafetensorsTensor {
   std::vector<char> data;
 };
 
+/// A tensor whose bytes live elsewhere (a mapped file, a parsed model).
+struct SafetensorsView {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  const char *data = nullptr;
+  size_t size = 0;
+};
+
 /// Bytes per element of a safetensors dtype name, or 0 when unknown.
 size_t safetensorsDTypeSize(const std::string &dtype);
 
 /// Writes `tensors` (in name order) to `path` atomically: a temporary file in
 /// the same directory is written, flushed to disk and renamed over `path`.
 /// On failure returns false, sets `error`, and leaves no file behind.
+bool writeSafetensors(const std::string &path,
+                      const std::map<std::string, SafetensorsView> &tensors,
+                      std::string &error,
+                      const std::map<std::string, std::string> &metadata = {});
 bool writeSafetensors(const std::string &path,
                       const std::map<std::string, SafetensorsTensor> &tensors,
                       std::string &error,
