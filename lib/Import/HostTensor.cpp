@@ -56,6 +56,9 @@ static int64_t wrapTo(Type type, int64_t value) {
     return value != 0;
   if (width >= 64)
     return value;
+  if (type.isUnsignedInteger())
+    return static_cast<int64_t>(static_cast<uint64_t>(value) &
+                                ((uint64_t{1} << width) - 1));
   // Two's complement wrap to `width` bits, sign-extended.
   uint64_t mask = (uint64_t{1} << width) - 1;
   uint64_t bits = static_cast<uint64_t>(value) & mask;
@@ -130,8 +133,10 @@ HostTensor HostTensor::fromAttr(DenseElementsAttr attr) {
     for (bool v : attr.getValues<bool>())
       t.ints[i++] = v;
   } else {
+    bool isUnsigned = t.elementType.isUnsignedInteger();
     for (const APInt &v : attr.getValues<APInt>())
-      t.ints[i++] = v.getSExtValue();
+      t.ints[i++] = isUnsigned ? static_cast<int64_t>(v.getZExtValue())
+                               : v.getSExtValue();
   }
   return t;
 }
@@ -366,10 +371,14 @@ bool Folder::run() {
     for (int64_t i = 0; !in[1]->isFloat() && i < in[1]->size(); ++i)
       if (in[1]->ints[i] == 0)
         return fail("integer modulo by zero");
-    // Integer Mod (fmod = 0) takes the sign of the divisor, like Python.
+    // Integer Mod takes the sign of the divisor, like Python, unless
+    // fmod = 1 asks for C's (the dividend's) sign; floats need fmod = 1.
+    bool cStyle = attrs.getInt("fmod").value_or(0) != 0;
     return binary([](F a, F b) { return std::fmod(a, b); },
-                  [](I a, I b) {
+                  [cStyle](I a, I b) {
                     I r = a % b;
+                    if (cStyle)
+                      return r;
                     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
                   });
   }
@@ -773,18 +782,49 @@ bool Folder::run() {
     return true;
   }
   if (op == "MatMul") {
-    const HostTensor &a = *in[0], &b = *in[1];
-    if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[1] != b.shape[0])
-      return fail("constant MatMul folds only [M, K] x [K, N]");
-    int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1];
-    HostTensor r = HostTensor::filled(a.elementType, {m, n});
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double sum = 0;
-        for (int64_t p = 0; p < k; ++p)
-          sum += a.getDouble(i * k + p) * b.getDouble(p * n + j);
-        r.set(i * n + j, sum);
-      }
+    // numpy matmul: 1-D operands gain (and then lose) a unit dimension, and
+    // batch dimensions broadcast.
+    HostTensor a = *in[0], b = *in[1];
+    bool vecA = a.shape.size() == 1, vecB = b.shape.size() == 1;
+    if (a.shape.empty() || b.shape.empty())
+      return fail("MatMul of a scalar");
+    if (vecA)
+      a.shape.insert(a.shape.begin(), 1);
+    if (vecB)
+      b.shape.push_back(1);
+    int64_t m = a.shape[a.shape.size() - 2], k = a.shape.back();
+    int64_t n = b.shape.back();
+    if (b.shape[b.shape.size() - 2] != k)
+      return fail("MatMul contracting dimensions differ");
+    SmallVector<ArrayRef<int64_t>> batches = {
+        ArrayRef<int64_t>(a.shape).drop_back(2),
+        ArrayRef<int64_t>(b.shape).drop_back(2)};
+    auto batch = broadcast(batches);
+    if (!batch)
+      return fail("MatMul batch dimensions do not broadcast");
+    SmallVector<int64_t> shape(*batch);
+    shape.push_back(m);
+    shape.push_back(n);
+    HostTensor r = HostTensor::filled(a.elementType, shape);
+    int64_t batchCount = product(*batch);
+    SmallVector<int64_t> index;
+    for (int64_t p = 0; p < batchCount; ++p) {
+      unflatten(p, *batch, index);
+      int64_t offA = broadcastSource(index, batches[0]) * m * k;
+      int64_t offB = broadcastSource(index, batches[1]) * k * n;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double sum = 0;
+          for (int64_t q = 0; q < k; ++q)
+            sum +=
+                a.getDouble(offA + i * k + q) * b.getDouble(offB + q * n + j);
+          r.set((p * m + i) * n + j, sum);
+        }
+    }
+    if (vecB)
+      r.shape.pop_back();
+    if (vecA)
+      r.shape.erase(r.shape.end() - (vecB ? 1 : 2));
     out.push_back(std::move(r));
     return true;
   }
@@ -820,12 +860,19 @@ bool Folder::run() {
     int64_t rank = in[0]->shape.size();
     int64_t axis = normAxis(attrs.getInt("axis").value_or(0), rank);
     SmallVector<int64_t> sizes;
-    if (in.size() > 1 && in[1])
+    if (in.size() > 1 && in[1]) {
       sizes = intsOf(*in[1]);
-    else if (auto s = attrs.getInts("split"))
+    } else if (auto s = attrs.getInts("split")) {
       sizes = *s;
-    else
-      return fail("constant Split needs explicit sizes");
+    } else {
+      int64_t n = attrs.getInt("num_outputs").value_or(attrs.numOutputs);
+      int64_t dim = in[0]->shape[axis];
+      if (n < 1)
+        return fail("Split into no pieces");
+      int64_t piece = (dim + n - 1) / n;
+      for (int64_t k = 0; k < n; ++k)
+        sizes.push_back(std::max<int64_t>(0, std::min(piece, dim - k * piece)));
+    }
     int64_t offset = 0;
     SmallVector<int64_t> inStrides = stridesOf(in[0]->shape), index;
     for (int64_t size : sizes) {
@@ -852,9 +899,10 @@ bool Folder::run() {
     int64_t rank = in[0]->shape.size();
     auto axes = axesFromInputOrAttr(1);
     bool keep = attrs.getInt("keepdims").value_or(1) != 0;
-    SmallVector<bool> reduced(rank, !axes || axes->empty());
-    if (axes && axes->empty() && attrs.getInt("noop_with_empty_axes"))
-      reduced.assign(rank, false);
+    bool noAxes = !axes || axes->empty();
+    bool noop = attrs.getInt("noop_with_empty_axes").value_or(0) != 0;
+    // No axes reduces everything, or nothing with noop_with_empty_axes.
+    SmallVector<bool> reduced(rank, noAxes && !noop);
     for (int64_t a : axes.value_or(SmallVector<int64_t>{}))
       reduced[normAxis(a, rank)] = true;
     SmallVector<int64_t> keptShape, outShape, index;

@@ -58,6 +58,8 @@ struct FoldAttributes {
   std::function<Type(StringRef)> getElementType;
   /// A tensor attribute (ConstantOfShape's `value`).
   std::function<std::optional<HostTensor>(StringRef)> getTensor;
+  /// How many outputs the node has (Split without sizes divides evenly).
+  int64_t numOutputs = 1;
 };
 bool foldONNXOp(StringRef opType, ArrayRef<const HostTensor *> inputs,
                 const FoldAttributes &attrs, MLIRContext *context,

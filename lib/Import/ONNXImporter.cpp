@@ -62,6 +62,8 @@ struct Entry {
   std::string parameter;
   /// A data-movement op on a weight, not evaluated or emitted yet.
   const onnx::NodeProto *deferred = nullptr;
+  /// Which of the deferred node's outputs this is (Identity copies keep it).
+  int deferredResult = 0;
   bool isConstantAvailable() const {
     return constant || !parameter.empty() || deferred;
   }
@@ -207,8 +209,9 @@ Type Importer::elementType(int32_t onnxType) {
   case onnx::TensorProto::INT16:
     return builder.getIntegerType(16);
   case onnx::TensorProto::INT8:
-  case onnx::TensorProto::UINT8:
     return builder.getIntegerType(8);
+  case onnx::TensorProto::UINT8:
+    return builder.getIntegerType(8, /*isSigned=*/false);
   case onnx::TensorProto::BOOL:
     return builder.getI1Type();
   default:
@@ -231,6 +234,8 @@ const char *Importer::safetensorsDType(Type type) {
     return "I32";
   if (type.isInteger(16))
     return "I16";
+  if (type.isUnsignedInteger(8))
+    return "U8";
   if (type.isInteger(8))
     return "I8";
   if (type.isInteger(1))
@@ -290,8 +295,11 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
     if (location.empty())
       return error(loc) << "tensor '" << proto.name()
                         << "' is external but names no location";
-    if (llvm::sys::path::is_absolute(location) ||
-        StringRef(location).contains(".."))
+    bool escapes =
+        llvm::any_of(llvm::make_range(llvm::sys::path::begin(location),
+                                      llvm::sys::path::end(location)),
+                     [](StringRef component) { return component == ".."; });
+    if (llvm::sys::path::is_absolute(location) || escapes)
       return error(loc) << "tensor '" << proto.name()
                         << "' external data location '" << location
                         << "' must be a relative path inside the model's "
@@ -382,6 +390,8 @@ HostTensor Importer::toHost(const RawTensor &raw, RankedTensorType type) {
       int16_t v;
       std::memcpy(&v, data + 2 * i, 2);
       t.ints[i] = v;
+    } else if (element.isUnsignedInteger(8)) {
+      t.ints[i] = static_cast<uint8_t>(data[i]);
     } else if (element.isInteger(8)) {
       t.ints[i] = static_cast<int8_t>(data[i]);
     } else {
@@ -418,11 +428,17 @@ Importer::resolveDim(const onnx::ValueInfoProto &info, int index,
               << "input '" << info.name() << "' dimension " << index;
   if (!name.empty())
     diag << " ('" << name << "')";
-  diag << " is not fixed: give "
-       << (isBatch ? "--batch-size"
-           : isSeq ? "--seq-len"
-                   : "--dim")
-       << (name.empty() ? "" : " or --dim " + name + "=N");
+  diag << " is not fixed: ";
+  if (isBatch || isSeq) {
+    diag << "give " << (isBatch ? "--batch-size" : "--seq-len");
+    if (!name.empty())
+      diag << " or --dim " << name << "=N";
+  } else if (!name.empty()) {
+    diag << "give --dim " << name << "=N";
+  } else {
+    diag << "it has no name to give a value to; export the model with a "
+            "static size for it";
+  }
   return failure();
 }
 
@@ -518,8 +534,13 @@ FailureOr<const HostTensor *> Importer::constantOf(Entry &entry, Location loc) {
         !foldONNXOp(node.op_type(), inputs, attrs, context, outputs, message))
       return error(loc) << "cannot evaluate " << describe(node) << ": "
                         << message;
+    if (entry.deferredResult >= static_cast<int>(outputs.size()))
+      return error(loc) << "cannot evaluate " << describe(node);
+    // Identity copies of this output hold the value too.
+    entry.constant = outputs[entry.deferredResult];
     for (int i = 0; i < node.output_size() && i < (int)outputs.size(); ++i)
-      values[node.output(i)].constant = std::move(outputs[i]);
+      if (!node.output(i).empty())
+        values[node.output(i)].constant = std::move(outputs[i]);
     return &*entry.constant;
   }
   return error(loc) << "value is not a constant";
@@ -558,9 +579,13 @@ FailureOr<Value> Importer::materialize(Entry &entry, Location loc) {
     SmallVector<Entry *> inputs;
     for (const std::string &name : deferredInputs[&node])
       inputs.push_back(name.empty() ? nullptr : &values[name]);
-    // Emitting sets the values of all the node's outputs, this one included.
-    if (failed(emitNode(node, inputs, nodeLoc(node, deferredIndex[&node]))))
+    // Emitting sets the values of all the node's outputs; an Identity copy
+    // of one of them reads the value from there.
+    Entry &origin = values[node.output(entry.deferredResult)];
+    if (!origin.value &&
+        failed(emitNode(node, inputs, nodeLoc(node, deferredIndex[&node]))))
       return failure();
+    entry.value = values[node.output(entry.deferredResult)].value;
     return entry.value;
   }
   if (entry.constant) {
@@ -638,6 +663,7 @@ Importer::intsAttr(const onnx::NodeProto &node, StringRef name, Location loc) {
 FoldAttributes Importer::foldAttributes(const onnx::NodeProto &node,
                                         Location loc, bool &failedFlag) {
   FoldAttributes attrs;
+  attrs.numOutputs = node.output_size();
   attrs.getInt = [&, loc](StringRef name) -> std::optional<int64_t> {
     auto v = intAttr(node, name, loc);
     if (failed(v)) {
@@ -825,6 +851,7 @@ LogicalResult Importer::foldNode(const onnx::NodeProto &node,
       Entry &out = values[node.output(i)];
       out = Entry();
       out.deferred = &node;
+      out.deferredResult = i;
       out.type = types[i];
     }
     return success();
@@ -1176,6 +1203,9 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     auto c = in(0), a = in(1), b = in(2);
     if (failed(c) || failed(a) || failed(b))
       return failure();
+    if (!typeOf(*c).getElementType().isInteger(1))
+      return error(loc) << describe(node) << " condition must be bool, got "
+                        << typeOf(*c).getElementType();
     SmallVector<Type> inferred;
     SmallVector<Value> adaptorOperands = {*c, *a, *b};
     WhereOp::Adaptor adaptor(adaptorOperands);
@@ -1247,8 +1277,13 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       return ConstantOp::create(builder, loc, t.toAttr());
     };
     // The linear form needs a [N] bias with beta = 1; scale otherwise.
-    bool biasFits = bias && typeOf(bias).getRank() == 1 && betaValue == 1.0 &&
-                    alphaValue == 1.0;
+    int64_t outFeatures =
+        typeOf(*b).getRank() == 2
+            ? typeOf(*b).getDimSize(layout == WeightLayout::out_in ? 0 : 1)
+            : -1;
+    bool biasFits = bias &&
+                    typeOf(bias).getShape() == ArrayRef<int64_t>{outFeatures} &&
+                    betaValue == 1.0 && alphaValue == 1.0;
     auto linear = createInferred<LinearOp>(loc, 1, x, *b,
                                            biasFits ? bias : Value(), layout);
     if (failed(linear))
@@ -1430,11 +1465,15 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       auto v = in(i);
       if (failed(v))
         return failure();
-      // Empty pieces (a 0-sized dimension) add nothing.
-      if (typeOf(*v).getNumElements() == 0 && inputs.size() > 1)
-        continue;
       operands.push_back(*v);
     }
+    // Empty pieces (a 0-sized dimension) add nothing, unless all are empty.
+    SmallVector<Value> nonEmpty;
+    for (Value v : operands)
+      if (typeOf(v).getNumElements() != 0)
+        nonEmpty.push_back(v);
+    if (!nonEmpty.empty())
+      operands = nonEmpty;
     auto axis = intAttr(node, "axis", loc);
     if (failed(axis))
       return failure();
