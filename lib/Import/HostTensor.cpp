@@ -221,6 +221,31 @@ struct Folder {
     return false;
   }
 
+  /// Folding is for shape computations and small tables; anything larger
+  /// (or malformed) stays IR or is refused.
+  bool shapeOk(ArrayRef<int64_t> shape) {
+    int64_t count = 1;
+    for (int64_t d : shape) {
+      if (d < 0)
+        return fail("negative dimension " + Twine(d));
+      if (d > 0 && count > kMaxFoldElements / d)
+        return fail("result too large to fold");
+      count *= d;
+    }
+    return true;
+  }
+  static constexpr int64_t kMaxFoldElements = int64_t{1} << 26;
+
+  /// Normalises `axis` for a tensor of `rank`; fails when out of range.
+  bool axisOk(int64_t &axis, int64_t rank) {
+    if (axis < -rank || axis >= rank)
+      return fail("axis " + Twine(axis) + " out of range for rank " +
+                  Twine(rank));
+    if (axis < 0)
+      axis += rank;
+    return true;
+  }
+
   bool elementwise(Type resultType,
                    const std::function<double(ArrayRef<double>)> &floatFn,
                    const std::function<int64_t(ArrayRef<int64_t>)> &intFn) {
@@ -230,6 +255,8 @@ struct Folder {
     auto shape = broadcast(shapes);
     if (!shape)
       return fail("operand shapes do not broadcast");
+    if (!shapeOk(*shape))
+      return false;
     HostTensor r = HostTensor::filled(resultType, *shape);
     bool useFloat = in[0]->isFloat();
     SmallVector<int64_t> index;
@@ -274,6 +301,8 @@ struct Folder {
   /// coming from flat source index `source(i)`.
   bool gatherElements(ArrayRef<int64_t> shape,
                       const std::function<int64_t(int64_t)> &source) {
+    if (!shapeOk(shape))
+      return false;
     HostTensor r = HostTensor::filled(in[0]->elementType, shape);
     for (int64_t i = 0; i < r.size(); ++i) {
       int64_t s = source(i);
@@ -508,6 +537,8 @@ bool Folder::run() {
           return fail("a 0 in the shape has no input dimension to copy");
         target[d] = in[0]->shape[d];
       }
+      if (target[d] < -1)
+        return fail("negative dimension in the shape");
       if (target[d] == -1) {
         if (inferAt >= 0)
           return fail("more than one -1 in the shape");
@@ -525,7 +556,10 @@ bool Folder::run() {
   }
   if (op == "Flatten") {
     int64_t rank = in[0]->shape.size();
-    int64_t axis = normAxis(attrs.getInt("axis").value_or(1), rank);
+    int64_t axis = attrs.getInt("axis").value_or(1);
+    if (axis < -rank || axis > rank)
+      return fail("Flatten axis out of range");
+    axis = normAxis(axis, rank);
     int64_t outer = product(ArrayRef<int64_t>(in[0]->shape).take_front(axis));
     return reshapeTo({outer, in[0]->size() / std::max<int64_t>(outer, 1)});
   }
@@ -537,9 +571,14 @@ bool Folder::run() {
         return fail("missing axes");
       int64_t rank = shape.size() + axes->size();
       SmallVector<int64_t> sorted;
-      for (int64_t a : *axes)
-        sorted.push_back(normAxis(a, rank));
+      for (int64_t a : *axes) {
+        if (!axisOk(a, rank))
+          return false;
+        sorted.push_back(a);
+      }
       llvm::sort(sorted);
+      if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+        return fail("repeated axis");
       for (int64_t a : sorted)
         shape.insert(shape.begin() + a, 1);
     } else {
@@ -549,6 +588,8 @@ bool Folder::run() {
         bool drop = axes ? llvm::is_contained(*axes, d) ||
                                llvm::is_contained(*axes, d - rank)
                          : shape[d] == 1;
+        if (drop && shape[d] != 1)
+          return fail("squeezed dimension is not 1");
         if (!drop)
           kept.push_back(shape[d]);
       }
@@ -558,11 +599,21 @@ bool Folder::run() {
   }
   if (op == "Concat") {
     int64_t rank = in[0]->shape.size();
-    int64_t axis = normAxis(attrs.getInt("axis").value_or(0), rank);
+    int64_t axis = attrs.getInt("axis").value_or(0);
+    if (!axisOk(axis, rank))
+      return false;
     SmallVector<int64_t> shape(in[0]->shape);
     shape[axis] = 0;
-    for (const HostTensor *t : in)
+    for (const HostTensor *t : in) {
+      if (static_cast<int64_t>(t->shape.size()) != rank)
+        return fail("Concat inputs differ in rank");
+      for (int64_t d = 0; d < rank; ++d)
+        if (d != axis && t->shape[d] != in[0]->shape[d])
+          return fail("Concat inputs differ outside the axis");
       shape[axis] += t->shape[axis];
+    }
+    if (!shapeOk(shape))
+      return false;
     HostTensor r = HostTensor::filled(in[0]->elementType, shape);
     int64_t outer = product(ArrayRef<int64_t>(shape).take_front(axis));
     int64_t pos = 0;
@@ -581,7 +632,9 @@ bool Folder::run() {
   }
   if (op == "Gather") {
     int64_t rank = in[0]->shape.size();
-    int64_t axis = normAxis(attrs.getInt("axis").value_or(0), rank);
+    int64_t axis = attrs.getInt("axis").value_or(0);
+    if (!axisOk(axis, rank))
+      return false;
     ArrayRef<int64_t> data = in[0]->shape;
     SmallVector<int64_t> shape(data.take_front(axis));
     llvm::append_range(shape, in[1]->shape);
@@ -661,8 +714,14 @@ bool Folder::run() {
     else
       steps.assign(starts.size(), 1);
     SmallVector<int64_t> begin(rank, 0), step(rank, 1), shape(in[0]->shape);
+    if (axes.size() != starts.size() || ends.size() != starts.size() ||
+        steps.size() != starts.size())
+      return fail("starts, ends, axes and steps differ in length");
     for (size_t k = 0; k < axes.size(); ++k) {
-      int64_t a = normAxis(axes[k], rank), dim = in[0]->shape[a];
+      int64_t a = axes[k];
+      if (!axisOk(a, rank))
+        return false;
+      int64_t dim = in[0]->shape[a];
       if (steps[k] == 0)
         return fail("slice step 0");
       auto clampIndex = [&](int64_t v, int64_t lo, int64_t hi) {
@@ -701,8 +760,15 @@ bool Folder::run() {
       for (int64_t d = rank - 1; d >= 0; --d)
         perm.push_back(d);
     SmallVector<int64_t> shape, inStrides = stridesOf(in[0]->shape), index;
-    for (int64_t p : perm)
+    SmallVector<bool> seen(rank, false);
+    if (static_cast<int64_t>(perm.size()) != rank)
+      return fail("perm does not match the rank");
+    for (int64_t p : perm) {
+      if (p < 0 || p >= rank || seen[p])
+        return fail("perm is not a permutation");
+      seen[p] = true;
       shape.push_back(in[0]->shape[p]);
+    }
     return gatherElements(shape, [&](int64_t i) {
       unflatten(i, shape, index);
       int64_t src = 0;
@@ -725,8 +791,14 @@ bool Folder::run() {
   }
   if (op == "Tile") {
     SmallVector<int64_t> repeats = intsOf(*in[1]), shape, index;
-    for (size_t d = 0; d < repeats.size(); ++d)
+    if (repeats.size() != in[0]->shape.size())
+      return fail("Tile repeats do not match the rank");
+    for (size_t d = 0; d < repeats.size(); ++d) {
+      if (repeats[d] < 0 ||
+          (repeats[d] > 0 && in[0]->shape[d] > kMaxFoldElements / repeats[d]))
+        return fail("bad Tile repeats");
       shape.push_back(in[0]->shape[d] * repeats[d]);
+    }
     SmallVector<int64_t> inStrides = stridesOf(in[0]->shape);
     return gatherElements(shape, [&](int64_t i) {
       unflatten(i, shape, index);
@@ -738,7 +810,11 @@ bool Folder::run() {
   }
   if (op == "ConstantOfShape") {
     SmallVector<int64_t> shape = intsOf(*in[0]);
+    if (!shapeOk(shape))
+      return false;
     std::optional<HostTensor> value = attrs.getTensor("value");
+    if (value && value->size() != 1)
+      return fail("ConstantOfShape value must hold one element");
     Type type = value ? value->elementType : Float32Type::get(context);
     HostTensor r = HostTensor::filled(type, shape);
     for (int64_t i = 0; value && i < r.size(); ++i) {
@@ -752,12 +828,16 @@ bool Folder::run() {
   }
   if (op == "Range") {
     HostTensor r;
+    if (in[0]->size() != 1 || in[1]->size() != 1 || in[2]->size() != 1)
+      return fail("Range takes scalars");
     double start = in[0]->getDouble(0), limit = in[1]->getDouble(0),
            delta = in[2]->getDouble(0);
     if (delta == 0)
       return fail("Range delta is 0");
-    int64_t n = std::max<int64_t>(
-        0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
+    double steps = std::ceil((limit - start) / delta);
+    if (!(steps < static_cast<double>(kMaxFoldElements)))
+      return fail("Range too long to fold");
+    int64_t n = std::max<int64_t>(0, static_cast<int64_t>(steps));
     r = HostTensor::filled(in[0]->elementType, {n});
     for (int64_t i = 0; i < n; ++i)
       r.set(i, start + i * delta);
@@ -765,6 +845,8 @@ bool Folder::run() {
     return true;
   }
   if (op == "Trilu") {
+    if (in.size() > 1 && in[1] && in[1]->size() != 1)
+      return fail("Trilu k must be one value");
     int64_t k = in.size() > 1 && in[1] ? in[1]->getInt(0) : 0;
     bool upper = attrs.getInt("upper").value_or(1) != 0;
     int64_t rank = in[0]->shape.size();
@@ -805,6 +887,8 @@ bool Folder::run() {
     SmallVector<int64_t> shape(*batch);
     shape.push_back(m);
     shape.push_back(n);
+    if (!shapeOk(shape))
+      return false;
     HostTensor r = HostTensor::filled(a.elementType, shape);
     int64_t batchCount = product(*batch);
     SmallVector<int64_t> index;
@@ -830,7 +914,11 @@ bool Folder::run() {
   }
   if (op == "CumSum") {
     int64_t rank = in[0]->shape.size();
-    int64_t axis = normAxis(in[1]->getInt(0), rank);
+    if (in[1]->size() != 1)
+      return fail("CumSum axis must be one value");
+    int64_t axis = in[1]->getInt(0);
+    if (!axisOk(axis, rank))
+      return false;
     bool exclusive = attrs.getInt("exclusive").value_or(0) != 0;
     bool reverse = attrs.getInt("reverse").value_or(0) != 0;
     HostTensor r = *in[0];
@@ -858,7 +946,9 @@ bool Folder::run() {
   }
   if (op == "Split") {
     int64_t rank = in[0]->shape.size();
-    int64_t axis = normAxis(attrs.getInt("axis").value_or(0), rank);
+    int64_t axis = attrs.getInt("axis").value_or(0);
+    if (!axisOk(axis, rank))
+      return false;
     SmallVector<int64_t> sizes;
     if (in.size() > 1 && in[1]) {
       sizes = intsOf(*in[1]);
@@ -873,6 +963,14 @@ bool Folder::run() {
       for (int64_t k = 0; k < n; ++k)
         sizes.push_back(std::max<int64_t>(0, std::min(piece, dim - k * piece)));
     }
+    int64_t total = 0;
+    for (int64_t size : sizes) {
+      if (size < 0)
+        return fail("negative split size");
+      total += size;
+    }
+    if (total != in[0]->shape[axis])
+      return fail("split sizes do not add up to the dimension");
     int64_t offset = 0;
     SmallVector<int64_t> inStrides = stridesOf(in[0]->shape), index;
     for (int64_t size : sizes) {
@@ -903,8 +1001,11 @@ bool Folder::run() {
     bool noop = attrs.getInt("noop_with_empty_axes").value_or(0) != 0;
     // No axes reduces everything, or nothing with noop_with_empty_axes.
     SmallVector<bool> reduced(rank, noAxes && !noop);
-    for (int64_t a : axes.value_or(SmallVector<int64_t>{}))
-      reduced[normAxis(a, rank)] = true;
+    for (int64_t a : axes.value_or(SmallVector<int64_t>{})) {
+      if (!axisOk(a, rank))
+        return false;
+      reduced[a] = true;
+    }
     SmallVector<int64_t> keptShape, outShape, index;
     for (int64_t d = 0; d < rank; ++d) {
       keptShape.push_back(reduced[d] ? 1 : in[0]->shape[d]);
