@@ -246,9 +246,13 @@ struct Folder {
     return true;
   }
 
+  /// Applies an elementwise function to the first `arity` inputs (all of
+  /// them for variadic ops), broadcasting.
   bool elementwise(Type resultType,
                    const std::function<double(ArrayRef<double>)> &floatFn,
-                   const std::function<int64_t(ArrayRef<int64_t>)> &intFn) {
+                   const std::function<int64_t(ArrayRef<int64_t>)> &intFn,
+                   size_t arity = 0) {
+    Inputs in = arity ? this->in.take_front(arity) : this->in;
     SmallVector<ArrayRef<int64_t>> shapes;
     for (const HostTensor *t : in)
       shapes.push_back(t->shape);
@@ -286,7 +290,7 @@ struct Folder {
     Type type = boolResult ? IntegerType::get(context, 1) : in[0]->elementType;
     return elementwise(
         type, [&](ArrayRef<double> a) { return f(a[0], a[1]); },
-        [&](ArrayRef<int64_t> a) { return g(a[0], a[1]); });
+        [&](ArrayRef<int64_t> a) { return g(a[0], a[1]); }, 2);
   }
 
   bool unary(const std::function<double(double)> &f) {
@@ -294,7 +298,7 @@ struct Folder {
       return fail("needs a floating-point input");
     return elementwise(
         in[0]->elementType, [&](ArrayRef<double> a) { return f(a[0]); },
-        [](ArrayRef<int64_t>) { return int64_t{0}; });
+        [](ArrayRef<int64_t>) { return int64_t{0}; }, 1);
   }
 
   /// Copies elements of in[0] into a new tensor of `shape`, element `i`
@@ -417,7 +421,8 @@ bool Folder::run() {
         [](ArrayRef<I> a) {
           return static_cast<I>(
               std::pow(static_cast<F>(a[0]), static_cast<F>(a[1])));
-        });
+        },
+        2);
   if (op == "Max" || op == "Min") {
     bool isMax = op == "Max";
     return elementwise(
@@ -459,15 +464,15 @@ bool Folder::run() {
   if (op == "Not")
     return elementwise(
         in[0]->elementType, [](ArrayRef<F> a) -> F { return !a[0]; },
-        [](ArrayRef<I> a) -> I { return !a[0]; });
+        [](ArrayRef<I> a) -> I { return !a[0]; }, 1);
   if (op == "Neg")
     return elementwise(
         in[0]->elementType, [](ArrayRef<F> a) { return -a[0]; },
-        [](ArrayRef<I> a) { return -a[0]; });
+        [](ArrayRef<I> a) { return -a[0]; }, 1);
   if (op == "Abs")
     return elementwise(
         in[0]->elementType, [](ArrayRef<F> a) { return std::fabs(a[0]); },
-        [](ArrayRef<I> a) { return a[0] < 0 ? -a[0] : a[0]; });
+        [](ArrayRef<I> a) { return a[0] < 0 ? -a[0] : a[0]; }, 1);
   if (op == "Sqrt")
     return unary([](F a) { return std::sqrt(a); });
   if (op == "Reciprocal")

@@ -1,0 +1,97 @@
+//===- Kernels.h - CPU reference kernels ------------------------*- C++ -*-===//
+//
+// fp32 kernels for every galv op's forward computation. Shapes are checked
+// by the compiler; these assume valid inputs. Matrix products go to BLAS.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_RUNTIME_KERNELS_H
+#define GALVATRON_RUNTIME_KERNELS_H
+
+#include "galvatron/runtime/Tensor.h"
+
+#include <vector>
+
+namespace galvatron::rt {
+
+enum class Binary {
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Max,
+  Min,
+  And,
+  Or,
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge
+};
+enum class Unary {
+  Neg,
+  Abs,
+  Exp,
+  Log,
+  Sqrt,
+  Rsqrt,
+  Reciprocal,
+  Tanh,
+  Erf,
+  Sigmoid,
+  Relu,
+  Silu,
+  Gelu,
+  GeluTanh,
+  Not
+};
+enum class Reduction { Sum, Mean, Max, Min, Prod };
+
+/// numpy broadcasting of two shapes (assumed compatible).
+Shape broadcastShape(const Shape &a, const Shape &b);
+
+Tensor binary(Binary kind, const Tensor &a, const Tensor &b);
+Tensor unary(Unary kind, const Tensor &x);
+Tensor where(const Tensor &condition, const Tensor &onTrue,
+             const Tensor &onFalse);
+Tensor cast(const Tensor &x, DType to);
+
+/// [..., M, K] x [..., K, N] with broadcast batch dimensions.
+Tensor matmul(const Tensor &a, const Tensor &b);
+/// x [..., K]; w [N, K] when `outIn`, else [K, N]; optional bias [N].
+Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias, bool outIn);
+
+Tensor reshape(const Tensor &x, const Shape &shape);
+Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm);
+Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
+             const std::vector<int64_t> &limits,
+             const std::vector<int64_t> &steps);
+Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis);
+std::vector<Tensor> split(const Tensor &x, int64_t axis,
+                          const std::vector<int64_t> &sizes);
+Tensor expand(const Tensor &x, const Shape &shape);
+Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis);
+Tensor embedding(const Tensor &table, const Tensor &ids);
+
+Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
+              bool keepDims);
+Tensor softmax(const Tensor &x, int64_t axis);
+Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
+                 double eps);
+Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps);
+Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
+              bool interleaved);
+/// q [B, H, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv]; mask broadcast to
+/// [B, H, Sq, Sk], added when f32, keep-where-true when bool.
+Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
+                 const Tensor *mask, bool causal, double scale);
+/// Mean (or sum) softmax cross-entropy of logits [..., V] against labels.
+Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
+                    int64_t ignoreIndex);
+
+} // namespace galvatron::rt
+
+#endif // GALVATRON_RUNTIME_KERNELS_H

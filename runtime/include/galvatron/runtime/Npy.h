@@ -1,0 +1,21 @@
+//===- Npy.h - numpy .npy files ---------------------------------*- C++ -*-===//
+
+#ifndef GALVATRON_RUNTIME_NPY_H
+#define GALVATRON_RUNTIME_NPY_H
+
+#include "galvatron/runtime/Tensor.h"
+
+#include <string>
+
+namespace galvatron::rt {
+
+/// Reads a C-order little-endian .npy file of f4, f8, i8, i4 or bool.
+bool readNpy(const std::string &path, Tensor &tensor, std::string &error);
+
+/// Writes `tensor` as .npy (format 1.0), through a temporary file and rename.
+bool writeNpy(const std::string &path, const Tensor &tensor,
+              std::string &error);
+
+} // namespace galvatron::rt
+
+#endif // GALVATRON_RUNTIME_NPY_H

@@ -1,0 +1,661 @@
+//===- Kernels.cpp - CPU reference kernels --------------------------------===//
+
+#include "galvatron/runtime/Kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace galvatron::rt {
+
+namespace {
+
+std::vector<int64_t> stridesOf(const Shape &shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d)
+    strides[d] = strides[d + 1] * shape[d + 1];
+  return strides;
+}
+
+/// Strides for reading `in` as if broadcast to `out` (0 on stretched dims).
+std::vector<int64_t> broadcastStrides(const Shape &in, const Shape &out) {
+  std::vector<int64_t> strides(out.size(), 0), inStrides = stridesOf(in);
+  size_t offset = out.size() - in.size();
+  for (size_t d = 0; d < in.size(); ++d)
+    strides[d + offset] = in[d] == 1 ? 0 : inStrides[d];
+  return strides;
+}
+
+/// Calls `body(flatOut, offsets...)` for every element of `out`, with the
+/// flat offsets of each broadcast input.
+template <size_t N, typename Body>
+void forEachBroadcast(const Shape &out, const Shape *const (&ins)[N],
+                      Body body) {
+  std::vector<int64_t> strides[N];
+  for (size_t k = 0; k < N; ++k)
+    strides[k] = broadcastStrides(*ins[k], out);
+  int64_t total = numElements(out);
+  std::vector<int64_t> index(out.size(), 0);
+  int64_t offsets[N] = {};
+  for (int64_t i = 0; i < total; ++i) {
+    body(i, offsets);
+    // Advance the multi-index like an odometer, updating the offsets.
+    for (int64_t d = static_cast<int64_t>(out.size()) - 1; d >= 0; --d) {
+      if (++index[d] < out[d]) {
+        for (size_t k = 0; k < N; ++k)
+          offsets[k] += strides[k][d];
+        break;
+      }
+      for (size_t k = 0; k < N; ++k)
+        offsets[k] -= strides[k][d] * (out[d] - 1);
+      index[d] = 0;
+    }
+  }
+}
+
+bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
+
+} // namespace
+
+Shape broadcastShape(const Shape &a, const Shape &b) {
+  size_t rank = std::max(a.size(), b.size());
+  Shape out(rank, 1);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t x = i < a.size() ? a[a.size() - 1 - i] : 1;
+    int64_t y = i < b.size() ? b[b.size() - 1 - i] : 1;
+    out[rank - 1 - i] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
+  Shape shape = broadcastShape(a.shape, b.shape);
+  bool compare = kind >= Binary::Eq;
+  bool logical = kind == Binary::And || kind == Binary::Or;
+  Tensor out(compare || logical ? DType::Bool : a.dtype, shape);
+  const Shape *ins[2] = {&a.shape, &b.shape};
+  if (a.dtype == DType::F32 && !compare && !logical) {
+    const float *x = a.f32(), *y = b.f32();
+    float *o = out.f32();
+    forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
+      float p = x[off[0]], q = y[off[1]];
+      switch (kind) {
+      case Binary::Add:
+        o[i] = p + q;
+        break;
+      case Binary::Sub:
+        o[i] = p - q;
+        break;
+      case Binary::Mul:
+        o[i] = p * q;
+        break;
+      case Binary::Div:
+        o[i] = p / q;
+        break;
+      case Binary::Pow:
+        o[i] = std::pow(p, q);
+        break;
+      case Binary::Max:
+        o[i] = std::max(p, q);
+        break;
+      case Binary::Min:
+        o[i] = std::min(p, q);
+        break;
+      default:
+        break;
+      }
+    });
+    return out;
+  }
+  bool real = isFloat(a.dtype);
+  forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
+    double p = a.at(off[0]), q = b.at(off[1]);
+    int64_t m = a.intAt(off[0]), n = b.intAt(off[1]);
+    double r = 0;
+    switch (kind) {
+    case Binary::Add:
+      r = real ? p + q : double(m + n);
+      break;
+    case Binary::Sub:
+      r = real ? p - q : double(m - n);
+      break;
+    case Binary::Mul:
+      r = real ? p * q : double(m * n);
+      break;
+    case Binary::Div:
+      r = real ? p / q : double(n ? m / n : 0);
+      break;
+    case Binary::Pow:
+      r = std::pow(p, q);
+      break;
+    case Binary::Max:
+      r = std::max(p, q);
+      break;
+    case Binary::Min:
+      r = std::min(p, q);
+      break;
+    case Binary::And:
+      r = (p != 0) && (q != 0);
+      break;
+    case Binary::Or:
+      r = (p != 0) || (q != 0);
+      break;
+    case Binary::Eq:
+      r = real ? p == q : m == n;
+      break;
+    case Binary::Ne:
+      r = real ? p != q : m != n;
+      break;
+    case Binary::Lt:
+      r = real ? p < q : m < n;
+      break;
+    case Binary::Le:
+      r = real ? p <= q : m <= n;
+      break;
+    case Binary::Gt:
+      r = real ? p > q : m > n;
+      break;
+    case Binary::Ge:
+      r = real ? p >= q : m >= n;
+      break;
+    }
+    out.set(i, r);
+  });
+  return out;
+}
+
+static float geluTanh(float x) {
+  const float c = std::sqrt(2.0f / static_cast<float>(M_PI));
+  return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
+}
+
+Tensor unary(Unary kind, const Tensor &x) {
+  Tensor out(x.dtype, x.shape);
+  int64_t n = x.size();
+  if (x.dtype != DType::F32) {
+    for (int64_t i = 0; i < n; ++i) {
+      double v = x.at(i);
+      switch (kind) {
+      case Unary::Neg:
+        out.set(i, -v);
+        break;
+      case Unary::Abs:
+        out.set(i, std::fabs(v));
+        break;
+      case Unary::Not:
+        out.set(i, v == 0);
+        break;
+      default:
+        out.set(i, v);
+        break;
+      }
+    }
+    return out;
+  }
+  const float *in = x.f32();
+  float *o = out.f32();
+  for (int64_t i = 0; i < n; ++i) {
+    float v = in[i];
+    switch (kind) {
+    case Unary::Neg:
+      o[i] = -v;
+      break;
+    case Unary::Abs:
+      o[i] = std::fabs(v);
+      break;
+    case Unary::Exp:
+      o[i] = std::exp(v);
+      break;
+    case Unary::Log:
+      o[i] = std::log(v);
+      break;
+    case Unary::Sqrt:
+      o[i] = std::sqrt(v);
+      break;
+    case Unary::Rsqrt:
+      o[i] = 1.0f / std::sqrt(v);
+      break;
+    case Unary::Reciprocal:
+      o[i] = 1.0f / v;
+      break;
+    case Unary::Tanh:
+      o[i] = std::tanh(v);
+      break;
+    case Unary::Erf:
+      o[i] = std::erf(v);
+      break;
+    case Unary::Sigmoid:
+      o[i] = 1.0f / (1.0f + std::exp(-v));
+      break;
+    case Unary::Relu:
+      o[i] = v > 0 ? v : 0.0f;
+      break;
+    case Unary::Silu:
+      o[i] = v / (1.0f + std::exp(-v));
+      break;
+    case Unary::Gelu:
+      o[i] = 0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f)));
+      break;
+    case Unary::GeluTanh:
+      o[i] = geluTanh(v);
+      break;
+    case Unary::Not:
+      o[i] = v == 0.0f;
+      break;
+    }
+  }
+  return out;
+}
+
+Tensor where(const Tensor &condition, const Tensor &onTrue,
+             const Tensor &onFalse) {
+  Shape shape = broadcastShape(condition.shape,
+                               broadcastShape(onTrue.shape, onFalse.shape));
+  Tensor out(onTrue.dtype, shape);
+  const Shape *ins[3] = {&condition.shape, &onTrue.shape, &onFalse.shape};
+  size_t width = dtypeSize(out.dtype);
+  forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
+    const Tensor &pick = condition.intAt(off[0]) ? onTrue : onFalse;
+    std::memcpy(&out.bytes[i * width],
+                &pick.bytes[off[condition.intAt(off[0]) ? 1 : 2] * width],
+                width);
+  });
+  return out;
+}
+
+Tensor cast(const Tensor &x, DType to) {
+  Tensor out(to, x.shape);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    if (isFloat(x.dtype))
+      out.set(i, x.at(i));
+    else if (to == DType::Bool)
+      out.set(i, x.intAt(i) != 0);
+    else if (isFloat(to))
+      out.set(i, static_cast<double>(x.intAt(i)));
+    else if (to == DType::I64)
+      out.i64()[i] = x.intAt(i);
+    else
+      out.set(i, static_cast<double>(x.intAt(i)));
+  }
+  return out;
+}
+
+Tensor matmul(const Tensor &a, const Tensor &b) {
+  int64_t m = a.shape[a.rank() - 2], k = a.shape.back(), n = b.shape.back();
+  Shape batchA(a.shape.begin(), a.shape.end() - 2);
+  Shape batchB(b.shape.begin(), b.shape.end() - 2);
+  Shape batch = broadcastShape(batchA, batchB);
+  Shape shape = batch;
+  shape.push_back(m);
+  shape.push_back(n);
+  Tensor out(DType::F32, shape);
+  const Shape *ins[2] = {&batchA, &batchB};
+  forEachBroadcast(batch, ins, [&](int64_t p, const int64_t *off) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
+                a.f32() + off[0] * m * k, k, b.f32() + off[1] * k * n, n, 0.0f,
+                out.f32() + p * m * n, n);
+  });
+  return out;
+}
+
+Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
+              bool outIn) {
+  int64_t k = x.shape.back();
+  int64_t n = outIn ? w.shape[0] : w.shape[1];
+  int64_t m = x.size() / std::max<int64_t>(k, 1);
+  Shape shape = x.shape;
+  shape.back() = n;
+  Tensor out(DType::F32, shape);
+  float *o = out.f32();
+  if (bias)
+    for (int64_t r = 0; r < m; ++r)
+      std::memcpy(o + r * n, bias->f32(), n * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, outIn ? CblasTrans : CblasNoTrans, m,
+              n, k, 1.0f, x.f32(), k, w.f32(), outIn ? k : n,
+              bias ? 1.0f : 0.0f, o, n);
+  return out;
+}
+
+Tensor reshape(const Tensor &x, const Shape &shape) {
+  Tensor out = x;
+  out.shape = shape;
+  return out;
+}
+
+/// Copies elements of `x` into a tensor of `shape`; element `i` of the
+/// result comes from flat index `source(multiIndex)`.
+template <typename Source>
+static Tensor gatherCopy(const Tensor &x, const Shape &shape, Source source) {
+  Tensor out(x.dtype, shape);
+  size_t width = dtypeSize(x.dtype);
+  std::vector<int64_t> index(shape.size(), 0);
+  for (int64_t i = 0, n = out.size(); i < n; ++i) {
+    std::memcpy(&out.bytes[i * width], &x.bytes[source(index) * width], width);
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+      if (++index[d] < shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm) {
+  Shape shape;
+  for (int64_t p : perm)
+    shape.push_back(x.shape[p]);
+  std::vector<int64_t> strides = stridesOf(x.shape);
+  return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
+    int64_t s = 0;
+    for (size_t d = 0; d < perm.size(); ++d)
+      s += index[d] * strides[perm[d]];
+    return s;
+  });
+}
+
+Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
+             const std::vector<int64_t> &limits,
+             const std::vector<int64_t> &steps) {
+  Shape shape;
+  for (size_t d = 0; d < starts.size(); ++d)
+    shape.push_back((limits[d] - starts[d] + steps[d] - 1) / steps[d]);
+  std::vector<int64_t> strides = stridesOf(x.shape);
+  return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
+    int64_t s = 0;
+    for (size_t d = 0; d < starts.size(); ++d)
+      s += (starts[d] + index[d] * steps[d]) * strides[d];
+    return s;
+  });
+}
+
+Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis) {
+  const Tensor &first = *inputs[0];
+  if (axis < 0)
+    axis += first.rank();
+  Shape shape = first.shape;
+  shape[axis] = 0;
+  for (const Tensor *t : inputs)
+    shape[axis] += t->shape[axis];
+  Tensor out(first.dtype, shape);
+  size_t width = dtypeSize(first.dtype);
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= shape[d];
+  size_t pos = 0;
+  for (int64_t o = 0; o < outer; ++o)
+    for (const Tensor *t : inputs) {
+      size_t chunk = t->bytes.size() / std::max<int64_t>(outer, 1);
+      std::memcpy(&out.bytes[pos], &t->bytes[o * chunk], chunk);
+      pos += chunk;
+    }
+  (void)width;
+  return out;
+}
+
+std::vector<Tensor> split(const Tensor &x, int64_t axis,
+                          const std::vector<int64_t> &sizes) {
+  if (axis < 0)
+    axis += x.rank();
+  std::vector<Tensor> out;
+  int64_t offset = 0;
+  for (int64_t size : sizes) {
+    std::vector<int64_t> starts(x.rank(), 0), limits = x.shape,
+                                              steps(x.rank(), 1);
+    starts[axis] = offset;
+    limits[axis] = offset + size;
+    out.push_back(slice(x, starts, limits, steps));
+    offset += size;
+  }
+  return out;
+}
+
+Tensor expand(const Tensor &x, const Shape &shape) {
+  std::vector<int64_t> strides = broadcastStrides(x.shape, shape);
+  return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
+    int64_t s = 0;
+    for (size_t d = 0; d < shape.size(); ++d)
+      s += index[d] * strides[d];
+    return s;
+  });
+}
+
+Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis) {
+  if (axis < 0)
+    axis += data.rank();
+  Shape shape(data.shape.begin(), data.shape.begin() + axis);
+  shape.insert(shape.end(), indices.shape.begin(), indices.shape.end());
+  shape.insert(shape.end(), data.shape.begin() + axis + 1, data.shape.end());
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < data.rank(); ++d)
+    inner *= data.shape[d];
+  int64_t dim = data.shape[axis], count = indices.size();
+  Tensor out(data.dtype, shape);
+  size_t width = dtypeSize(data.dtype);
+  int64_t outer = out.size() / std::max<int64_t>(count * inner, 1);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < count; ++j) {
+      int64_t idx = indices.intAt(j);
+      if (idx < 0)
+        idx += dim;
+      std::memcpy(&out.bytes[((o * count + j) * inner) * width],
+                  &data.bytes[((o * dim + idx) * inner) * width],
+                  inner * width);
+    }
+  return out;
+}
+
+Tensor embedding(const Tensor &table, const Tensor &ids) {
+  return gather(table, ids, 0);
+}
+
+Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
+              bool keepDims) {
+  Shape kept = x.shape, shape;
+  for (int64_t a : axes)
+    kept[a] = 1;
+  for (int64_t d = 0; d < x.rank(); ++d) {
+    bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+    if (!reduced || keepDims)
+      shape.push_back(kept[d]);
+  }
+  int64_t outCount = numElements(kept);
+  std::vector<double> acc(outCount, kind == Reduction::Prod ? 1.0 : 0.0);
+  std::vector<int64_t> count(outCount, 0);
+  const Shape *ins[1] = {&kept};
+  forEachBroadcast(x.shape, ins, [&](int64_t i, const int64_t *off) {
+    double v = x.at(i);
+    int64_t o = off[0];
+    switch (kind) {
+    case Reduction::Max:
+      acc[o] = count[o] ? std::max(acc[o], v) : v;
+      break;
+    case Reduction::Min:
+      acc[o] = count[o] ? std::min(acc[o], v) : v;
+      break;
+    case Reduction::Prod:
+      acc[o] *= v;
+      break;
+    default:
+      acc[o] += v;
+      break;
+    }
+    ++count[o];
+  });
+  Tensor out(x.dtype, shape);
+  for (int64_t o = 0; o < outCount; ++o)
+    out.set(o, kind == Reduction::Mean ? acc[o] / std::max<int64_t>(count[o], 1)
+                                       : acc[o]);
+  return out;
+}
+
+Tensor softmax(const Tensor &x, int64_t axis) {
+  if (axis < 0)
+    axis += x.rank();
+  Tensor out(DType::F32, x.shape);
+  int64_t dim = x.shape[axis], inner = 1;
+  for (int64_t d = axis + 1; d < x.rank(); ++d)
+    inner *= x.shape[d];
+  int64_t outer = x.size() / std::max<int64_t>(dim * inner, 1);
+  const float *in = x.f32();
+  float *o = out.f32();
+  for (int64_t p = 0; p < outer; ++p)
+    for (int64_t q = 0; q < inner; ++q) {
+      const float *row = in + p * dim * inner + q;
+      float *dst = o + p * dim * inner + q;
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < dim; ++j)
+        max = std::max(max, row[j * inner]);
+      double sum = 0;
+      for (int64_t j = 0; j < dim; ++j) {
+        dst[j * inner] = std::exp(row[j * inner] - max);
+        sum += dst[j * inner];
+      }
+      for (int64_t j = 0; j < dim; ++j)
+        dst[j * inner] = static_cast<float>(dst[j * inner] / sum);
+    }
+  return out;
+}
+
+Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
+                 double eps) {
+  int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
+  Tensor out(DType::F32, x.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *in = x.f32() + r * d;
+    float *o = out.f32() + r * d;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < d; ++j)
+      mean += in[j];
+    mean /= d;
+    for (int64_t j = 0; j < d; ++j)
+      var += (in[j] - mean) * (in[j] - mean);
+    var /= d;
+    double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t j = 0; j < d; ++j)
+      o[j] = static_cast<float>((in[j] - mean) * inv * scale.f32()[j] +
+                                (bias ? bias->f32()[j] : 0.0));
+  }
+  return out;
+}
+
+Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
+  int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
+  Tensor out(DType::F32, x.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *in = x.f32() + r * d;
+    float *o = out.f32() + r * d;
+    double ms = 0;
+    for (int64_t j = 0; j < d; ++j)
+      ms += double(in[j]) * in[j];
+    double inv = 1.0 / std::sqrt(ms / d + eps);
+    for (int64_t j = 0; j < d; ++j)
+      o[j] = static_cast<float>(in[j] * inv) * scale.f32()[j];
+  }
+  return out;
+}
+
+Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
+              bool interleaved) {
+  int64_t dim = x.shape.back(), rotated = cos.shape.back();
+  Shape table = x.shape;
+  table.back() = rotated;
+  Tensor c = expand(cos, table), s = expand(sin, table);
+  Tensor out = x;
+  int64_t rows = x.size() / dim, half = rotated / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *in = x.f32() + r * dim;
+    const float *cr = c.f32() + r * rotated, *sr = s.f32() + r * rotated;
+    float *o = out.f32() + r * dim;
+    for (int64_t j = 0; j < rotated; ++j) {
+      // rotate_half: [-x2, x1]; interleaved pairs (2i, 2i+1) likewise.
+      float partner;
+      if (interleaved)
+        partner = j % 2 == 0 ? -in[j + 1] : in[j - 1];
+      else
+        partner = j < half ? -in[j + half] : in[j - half];
+      o[j] = in[j] * cr[j] + partner * sr[j];
+    }
+  }
+  return out;
+}
+
+Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
+                 const Tensor *mask, bool causal, double scale) {
+  int64_t b = q.shape[0], h = q.shape[1], sq = q.shape[2], d = q.shape[3];
+  int64_t hkv = k.shape[1], sk = k.shape[2], dv = v.shape[3];
+  int64_t group = h / hkv;
+  Tensor out(DType::F32, {b, h, sq, dv});
+  Tensor fullMask;
+  if (mask)
+    fullMask = expand(*mask, {b, h, sq, sk});
+  std::vector<float> scores(sk);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi) {
+      int64_t kvh = hi / group;
+      const float *kb = k.f32() + ((bi * hkv + kvh) * sk) * d;
+      const float *vb = v.f32() + ((bi * hkv + kvh) * sk) * dv;
+      for (int64_t i = 0; i < sq; ++i) {
+        const float *qi = q.f32() + ((bi * h + hi) * sq + i) * d;
+        float max = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < sk; ++j) {
+          float s = 0;
+          for (int64_t t = 0; t < d; ++t)
+            s += qi[t] * kb[j * d + t];
+          s *= static_cast<float>(scale);
+          bool visible = !causal || j <= i + (sk - sq);
+          if (mask) {
+            int64_t mi = ((bi * h + hi) * sq + i) * sk + j;
+            if (fullMask.dtype == DType::Bool)
+              visible = visible && fullMask.b8()[mi];
+            else
+              s += fullMask.f32()[mi];
+          }
+          scores[j] = visible ? s : -std::numeric_limits<float>::infinity();
+          max = std::max(max, scores[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < sk; ++j) {
+          scores[j] = std::isinf(scores[j]) && scores[j] < 0
+                          ? 0.0f
+                          : std::exp(scores[j] - max);
+          sum += scores[j];
+        }
+        float *o = out.f32() + ((bi * h + hi) * sq + i) * dv;
+        for (int64_t t = 0; t < dv; ++t) {
+          double acc = 0;
+          for (int64_t j = 0; j < sk; ++j)
+            acc += scores[j] * vb[j * dv + t];
+          o[t] = static_cast<float>(sum > 0 ? acc / sum : 0.0);
+        }
+      }
+    }
+  return out;
+}
+
+Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
+                    int64_t ignoreIndex) {
+  int64_t classes = logits.shape.back(), rows = labels.size();
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t label = labels.intAt(r);
+    if (label == ignoreIndex)
+      continue;
+    const float *row = logits.f32() + r * classes;
+    float max = *std::max_element(row, row + classes);
+    double sum = 0;
+    for (int64_t c = 0; c < classes; ++c)
+      sum += std::exp(double(row[c]) - max);
+    total += std::log(sum) + max - row[label];
+    ++counted;
+  }
+  Tensor out(DType::F32, {});
+  out.f32()[0] =
+      static_cast<float>(mean ? (counted ? total / counted : 0.0) : total);
+  return out;
+}
+
+} // namespace galvatron::rt

@@ -1,0 +1,106 @@
+//===- Tensor.cpp - host tensors of the CPU runtime -----------------------===//
+
+#include "galvatron/runtime/Tensor.h"
+
+#include <cstring>
+
+namespace galvatron::rt {
+
+size_t dtypeSize(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F64:
+  case DType::I64:
+    return 8;
+  case DType::Bool:
+    return 1;
+  }
+  return 0;
+}
+
+const char *dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return "f32";
+  case DType::F64:
+    return "f64";
+  case DType::I64:
+    return "i64";
+  case DType::I32:
+    return "i32";
+  case DType::Bool:
+    return "bool";
+  }
+  return "?";
+}
+
+int64_t numElements(const Shape &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+std::string shapeString(const Shape &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Tensor::Tensor(DType dtype, Shape shape)
+    : dtype(dtype), shape(std::move(shape)),
+      bytes(numElements(this->shape) * dtypeSize(dtype), 0) {}
+
+double Tensor::at(int64_t i) const {
+  switch (dtype) {
+  case DType::F32:
+    return f32()[i];
+  case DType::F64:
+    return reinterpret_cast<const double *>(bytes.data())[i];
+  case DType::I64:
+    return static_cast<double>(i64()[i]);
+  case DType::I32:
+    return reinterpret_cast<const int32_t *>(bytes.data())[i];
+  case DType::Bool:
+    return bytes[i] ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+int64_t Tensor::intAt(int64_t i) const {
+  switch (dtype) {
+  case DType::I64:
+    return i64()[i];
+  case DType::I32:
+    return reinterpret_cast<const int32_t *>(bytes.data())[i];
+  case DType::Bool:
+    return bytes[i] != 0;
+  default:
+    return static_cast<int64_t>(at(i));
+  }
+}
+
+void Tensor::set(int64_t i, double value) {
+  switch (dtype) {
+  case DType::F32:
+    f32()[i] = static_cast<float>(value);
+    break;
+  case DType::F64:
+    reinterpret_cast<double *>(bytes.data())[i] = value;
+    break;
+  case DType::I64:
+    i64()[i] = static_cast<int64_t>(value);
+    break;
+  case DType::I32:
+    reinterpret_cast<int32_t *>(bytes.data())[i] = static_cast<int32_t>(value);
+    break;
+  case DType::Bool:
+    bytes[i] = value != 0.0;
+    break;
+  }
+}
+
+} // namespace galvatron::rt
