@@ -1785,12 +1785,10 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
   func::ReturnOp::create(builder, fileLoc(), results);
   func.setFunctionType(
       builder.getFunctionType(body->getArgumentTypes(), resultTypes));
-  // Keep the ONNX names of inputs and outputs: runners bind data by them.
+  // Keep the ONNX names of the inputs: runners bind data to them by name.
   for (BlockArgument arg : body->getArguments())
     if (auto name = dyn_cast<NameLoc>(arg.getLoc()))
       func.setArgAttr(arg.getArgNumber(), "onnx.name", name.getName());
-  for (auto [i, output] : llvm::enumerate(graph.output()))
-    func.setResultAttr(i, "onnx.name", builder.getStringAttr(output.name()));
   if (failed(mlir::verify(module)))
     return nullptr;
   timings.graphSeconds = seconds(graphStart);
