@@ -1671,6 +1671,8 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     if (failed(x) || failed(scale) || failed(axis) || failed(eps))
       return failure();
     int64_t rank = typeOf(*x).getRank();
+    if (rank < 1)
+      return error(loc) << describe(node) << " needs an input of rank >= 1";
     if (normAxis(axis->value_or(-1), rank) != rank - 1)
       return error(loc) << describe(node)
                         << ": only normalisation over the last dimension is "
