@@ -1,0 +1,139 @@
+//===- KernelsTest.cpp - CPU reference kernels against direct formulas ----===//
+
+#include "galvatron/runtime/Kernels.h"
+#include "galvatron/runtime/Npy.h"
+
+#include <cmath>
+#include <cstdio>
+#include <gtest/gtest.h>
+#include <random>
+#include <unistd.h>
+
+using namespace galvatron::rt;
+
+namespace {
+
+Tensor random(Shape shape, unsigned seed) {
+  Tensor t(DType::F32, std::move(shape));
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist;
+  for (int64_t i = 0; i < t.size(); ++i)
+    t.f32()[i] = dist(gen);
+  return t;
+}
+
+double maxDiff(const Tensor &a, const Tensor &b) {
+  EXPECT_EQ(a.shape, b.shape);
+  double m = 0;
+  for (int64_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::fabs(a.at(i) - b.at(i)));
+  return m;
+}
+
+TEST(Kernels, BatchedMatmulBroadcastsAgainstNaiveLoops) {
+  Tensor a = random({2, 3, 4, 5}, 1), b = random({3, 5, 6}, 2);
+  Tensor c = matmul(a, b);
+  ASSERT_EQ(c.shape, (Shape{2, 3, 4, 6}));
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t h = 0; h < 3; ++h)
+      for (int64_t i = 0; i < 4; ++i)
+        for (int64_t j = 0; j < 6; ++j) {
+          double s = 0;
+          for (int64_t k = 0; k < 5; ++k)
+            s += a.f32()[((n * 3 + h) * 4 + i) * 5 + k] *
+                 b.f32()[(h * 5 + k) * 6 + j];
+          EXPECT_NEAR(c.f32()[((n * 3 + h) * 4 + i) * 6 + j], s, 1e-5);
+        }
+}
+
+TEST(Kernels, LinearLayoutsAgree) {
+  Tensor x = random({2, 3, 4}, 3), w = random({5, 4}, 4), bias = random({5}, 5);
+  Tensor outIn = linear(x, w, &bias, /*outIn=*/true);
+  Tensor inOut = linear(x, transpose(w, {1, 0}), &bias, /*outIn=*/false);
+  EXPECT_LT(maxDiff(outIn, inOut), 1e-6);
+  Tensor viaMatmul = binary(Binary::Add, matmul(x, transpose(w, {1, 0})), bias);
+  EXPECT_LT(maxDiff(outIn, viaMatmul), 1e-5);
+}
+
+TEST(Kernels, GroupedAttentionEqualsRepeatedKeys) {
+  Tensor q = random({1, 4, 5, 8}, 6), k = random({1, 2, 5, 8}, 7),
+         v = random({1, 2, 5, 8}, 8);
+  Tensor grouped = attention(q, k, v, nullptr, /*causal=*/true, 0.3);
+  // repeat_kv: each key/value head serves two query heads.
+  Tensor k4 = reshape(expand(reshape(k, {1, 2, 1, 5, 8}), {1, 2, 2, 5, 8}),
+                      {1, 4, 5, 8});
+  Tensor v4 = reshape(expand(reshape(v, {1, 2, 1, 5, 8}), {1, 2, 2, 5, 8}),
+                      {1, 4, 5, 8});
+  // The same through the decomposed formula with an additive causal mask.
+  Tensor scale(DType::F32, {});
+  scale.f32()[0] = 0.3f;
+  Tensor scores =
+      binary(Binary::Mul, matmul(q, transpose(k4, {0, 1, 3, 2})), scale);
+  Tensor mask(DType::F32, {5, 5});
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 5; ++j)
+      mask.f32()[i * 5 + j] = j <= i ? 0.0f : -1e30f;
+  Tensor reference = matmul(softmax(binary(Binary::Add, scores, mask), -1), v4);
+  EXPECT_LT(maxDiff(grouped, reference), 1e-5);
+}
+
+TEST(Kernels, NormsMatchTheirDefinitions) {
+  Tensor x = random({3, 6}, 9), g = random({6}, 10), b = random({6}, 11);
+  Tensor ln = layerNorm(x, g, &b, 1e-5), rms = rmsNorm(x, g, 1e-6);
+  for (int r = 0; r < 3; ++r) {
+    double mean = 0, var = 0, ms = 0;
+    for (int j = 0; j < 6; ++j)
+      mean += x.f32()[r * 6 + j] / 6.0;
+    for (int j = 0; j < 6; ++j) {
+      double d = x.f32()[r * 6 + j] - mean;
+      var += d * d / 6.0;
+      ms += x.f32()[r * 6 + j] * x.f32()[r * 6 + j] / 6.0;
+    }
+    for (int j = 0; j < 6; ++j) {
+      double xv = x.f32()[r * 6 + j];
+      EXPECT_NEAR(ln.f32()[r * 6 + j],
+                  (xv - mean) / std::sqrt(var + 1e-5) * g.f32()[j] + b.f32()[j],
+                  1e-5);
+      EXPECT_NEAR(rms.f32()[r * 6 + j], xv / std::sqrt(ms + 1e-6) * g.f32()[j],
+                  1e-5);
+    }
+  }
+}
+
+TEST(Kernels, CrossEntropyIgnoresLabels) {
+  Tensor logits = random({2, 3, 7}, 12);
+  Tensor labels(DType::I64, {2, 3});
+  int64_t values[] = {1, -100, 6, 0, 3, -100};
+  std::copy(values, values + 6, labels.i64());
+  Tensor loss = crossEntropy(logits, labels, /*mean=*/true, -100);
+  double total = 0;
+  for (int r = 0; r < 6; ++r) {
+    if (values[r] == -100)
+      continue;
+    double sum = 0;
+    for (int c = 0; c < 7; ++c)
+      sum += std::exp(logits.f32()[r * 7 + c]);
+    total += std::log(sum) - logits.f32()[r * 7 + values[r]];
+  }
+  EXPECT_NEAR(loss.f32()[0], total / 4, 1e-5);
+}
+
+TEST(Npy, RoundTripAndErrors) {
+  Tensor t = random({2, 3}, 13);
+  std::string path =
+                  testing::TempDir() + "t" + std::to_string(getpid()) + ".npy",
+              error;
+  ASSERT_TRUE(writeNpy(path, t, error)) << error;
+  Tensor back;
+  ASSERT_TRUE(readNpy(path, back, error)) << error;
+  EXPECT_EQ(back.shape, t.shape);
+  EXPECT_EQ(back.bytes, t.bytes);
+  FILE *f = std::fopen(path.c_str(), "wb");
+  std::fputs("not numpy", f);
+  std::fclose(f);
+  EXPECT_FALSE(readNpy(path, back, error));
+  EXPECT_NE(error.find("not a .npy file"), std::string::npos) << error;
+  std::remove(path.c_str());
+}
+
+} // namespace
