@@ -978,6 +978,16 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       v.push_back((*c)->getInt(k));
     return v;
   };
+  /// Axes given as input 1 (opset >= 13/18) or as the `axes` attribute.
+  auto axesOperand = [&]() -> FailureOr<std::optional<SmallVector<int64_t>>> {
+    if (inputs.size() > 1 && inputs[1]) {
+      auto c = constIn(1);
+      if (failed(c))
+        return failure();
+      return std::optional<SmallVector<int64_t>>(*c);
+    }
+    return intsAttr(node, "axes", loc);
+  };
   auto typeOf = [](Value v) { return cast<RankedTensorType>(v.getType()); };
   auto result = [&](Value v) {
     setOutput(node, 0, v);
@@ -1343,18 +1353,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
         (d < axis ? outer : inner) *= shape[d];
       target = {outer, inner};
     } else {
-      std::optional<SmallVector<int64_t>> axes;
-      if (inputs.size() > 1 && inputs[1]) {
-        auto c = constIn(1);
-        if (failed(c))
-          return failure();
-        axes = *c;
-      } else {
-        auto a = intsAttr(node, "axes", loc);
-        if (failed(a))
-          return failure();
-        axes = *a;
-      }
+      auto axesOrNone = axesOperand();
+      if (failed(axesOrNone))
+        return failure();
+      std::optional<SmallVector<int64_t>> axes = *axesOrNone;
       if (op == "Unsqueeze") {
         if (!axes)
           return error(loc) << describe(node) << " needs axes";
@@ -1627,18 +1629,10 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       auto noop = intAttr(node, "noop_with_empty_axes", loc);
       if (failed(x) || failed(keep) || failed(noop))
         return failure();
-      std::optional<SmallVector<int64_t>> axes;
-      if (inputs.size() > 1 && inputs[1]) {
-        auto c = constIn(1);
-        if (failed(c))
-          return failure();
-        axes = *c;
-      } else {
-        auto a = intsAttr(node, "axes", loc);
-        if (failed(a))
-          return failure();
-        axes = *a;
-      }
+      auto axesOrNone = axesOperand();
+      if (failed(axesOrNone))
+        return failure();
+      std::optional<SmallVector<int64_t>> axes = *axesOrNone;
       int64_t rank = typeOf(*x).getRank();
       SmallVector<int64_t> normalised;
       if (!axes || axes->empty()) {
