@@ -58,6 +58,8 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    T5Config,
+    T5ForConditionalGeneration,
 )
 
 try:
@@ -156,19 +158,50 @@ def make_bert():
     return cfg, BertForMaskedLM(cfg)
 
 
+def make_t5():
+    # tie_word_embeddings is left at its default: transformers 5 always ties
+    # shared / encoder.embed_tokens / decoder.embed_tokens / lm_head for T5, and
+    # (not passing tie_word_embeddings=False) sets scale_decoder_outputs=True,
+    # i.e. the decoder output is multiplied by d_model**-0.5 before lm_head.
+    cfg = _config_with_eager(
+        T5Config,
+        vocab_size=128,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=3,
+        num_decoder_layers=3,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+        feed_forward_proj="relu",
+        dropout_rate=0.0,
+        use_cache=False,
+    )
+    return cfg, T5ForConditionalGeneration(cfg)
+
+
 MODEL_SPECS = {
     # name: (builder, seed, input names)
     "gpt2": (make_gpt2, 1234, ["input_ids"]),
     "llama": (make_llama, 2345, ["input_ids"]),
     "bert": (make_bert, 3456, ["input_ids", "attention_mask", "token_type_ids"]),
+    "t5": (make_t5, 4567, ["input_ids", "decoder_input_ids"]),
 }
 
 
-def make_inputs(name: str, vocab: int, batch: int, seq: int, seed: int):
-    """Deterministic inputs (numpy, int64)."""
+def make_inputs(name: str, vocab: int, batch: int, seq: int, seed: int, dec_seq=None):
+    """Deterministic inputs (numpy, int64).
+
+    dec_seq: T5 decoder length (defaults to seq).
+    """
     rng = np.random.default_rng(seed)
     inputs = collections.OrderedDict()
     inputs["input_ids"] = rng.integers(0, vocab, size=(batch, seq), dtype=np.int64)
+    if name == "t5":
+        inputs["decoder_input_ids"] = rng.integers(
+            0, vocab, size=(batch, seq if dec_seq is None else dec_seq), dtype=np.int64
+        )
     if name == "bert":
         mask = np.ones((batch, seq), dtype=np.int64)
         if batch > 1:
@@ -224,6 +257,19 @@ def make_logits_only(model, input_names):
                 self,
                 input_ids=input_ids,
                 attention_mask=None,
+                use_cache=False,
+                return_dict=True,
+            )
+            return out.logits
+
+    elif input_names == ["input_ids", "decoder_input_ids"]:
+
+        def forward(self, input_ids, decoder_input_ids):
+            out = base.forward(
+                self,
+                input_ids=input_ids,
+                attention_mask=None,
+                decoder_input_ids=decoder_input_ids,
                 use_cache=False,
                 return_dict=True,
             )
@@ -718,7 +764,9 @@ def process_variant(
         "seed": MODEL_SPECS[name][1],
         "config": config_dict(cfg),
         "attn_implementation": getattr(cfg, "_attn_implementation", None),
-        "hidden_act": getattr(cfg, "hidden_act", getattr(cfg, "activation_function", None)),
+        "hidden_act": getattr(
+            cfg, "hidden_act", getattr(cfg, "activation_function", getattr(cfg, "dense_act_fn", None))
+        ),
         "inputs": [
             {"name": n, "dtype": str(inputs[n].dtype), "shape": list(inputs[n].shape),
              "file": f"{n}.npy"}
@@ -840,7 +888,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="restrict to these models (gpt2 llama bert)")
+                    help="restrict to these models (gpt2 llama bert t5)")
     ap.add_argument("--strict", action="store_true",
                     help="also fail when a variant could not be exported")
     ns = ap.parse_args(argv)

@@ -1518,9 +1518,14 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
         if (failed(numOutputs))
           return failure();
         n = numOutputs->value_or(n);
+        if (n != node.output_size() || n < 1)
+          return error(loc)
+                 << describe(node) << " num_outputs " << n
+                 << " does not match its " << node.output_size() << " outputs";
         int64_t piece = (dim + n - 1) / n;
         for (int64_t i = 0; i < n; ++i)
-          sizes.push_back(std::min(piece, dim - i * piece));
+          sizes.push_back(
+              std::max<int64_t>(0, std::min(piece, dim - i * piece)));
       }
     }
     if (static_cast<int>(sizes.size()) != node.output_size())
