@@ -287,6 +287,8 @@ struct Folder {
   bool binary(const std::function<double(double, double)> &f,
               const std::function<int64_t(int64_t, int64_t)> &g,
               bool boolResult = false) {
+    if (in[0]->elementType != in[1]->elementType)
+      return fail("operand element types differ");
     Type type = boolResult ? IntegerType::get(context, 1) : in[0]->elementType;
     return elementwise(
         type, [&](ArrayRef<double> a) { return f(a[0], a[1]); },
@@ -397,8 +399,13 @@ bool Folder::run() {
     for (int64_t i = 0; !in[1]->isFloat() && i < in[1]->size(); ++i)
       if (in[1]->ints[i] == 0)
         return fail("integer division by zero");
+    // b = -1 negates (with wrap-around: INT64_MIN / -1 would trap).
     return binary([](F a, F b) { return a / b; },
-                  [](I a, I b) { return a / b; });
+                  [](I a, I b) {
+                    return b == -1
+                               ? static_cast<I>(0 - static_cast<uint64_t>(a))
+                               : a / b;
+                  });
   }
   if (op == "Mod") {
     for (int64_t i = 0; !in[1]->isFloat() && i < in[1]->size(); ++i)
@@ -409,7 +416,7 @@ bool Folder::run() {
     bool cStyle = attrs.getInt("fmod").value_or(0) != 0;
     return binary([](F a, F b) { return std::fmod(a, b); },
                   [cStyle](I a, I b) {
-                    I r = a % b;
+                    I r = b == -1 ? 0 : a % b;
                     if (cStyle)
                       return r;
                     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
