@@ -120,6 +120,39 @@ LogicalResult WhereOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+/// x + 0 -> x and x * 1 -> x, when the constant does not broadcast x to a
+/// bigger shape.
+static Value foldIdentityOperand(Value lhs, Value rhs, Attribute lhsAttr,
+                                 Attribute rhsAttr, Type resultType,
+                                 double identity) {
+  auto isIdentity = [&](Attribute attr) {
+    auto splat = dyn_cast_or_null<SplatElementsAttr>(attr);
+    if (!splat)
+      return false;
+    if (isa<FloatType>(splat.getElementType()))
+      return splat.getSplatValue<APFloat>().convertToDouble() == identity;
+    return splat.getElementType().isSignlessInteger() &&
+           !splat.getElementType().isInteger(1) &&
+           splat.getSplatValue<APInt>().getSExtValue() ==
+               static_cast<int64_t>(identity);
+  };
+  if (isIdentity(rhsAttr) && lhs.getType() == resultType)
+    return lhs;
+  if (isIdentity(lhsAttr) && rhs.getType() == resultType)
+    return rhs;
+  return Value();
+}
+
+OpFoldResult AddOp::fold(FoldAdaptor adaptor) {
+  return foldIdentityOperand(getLhs(), getRhs(), adaptor.getLhs(),
+                             adaptor.getRhs(), getType(), 0.0);
+}
+
+OpFoldResult MulOp::fold(FoldAdaptor adaptor) {
+  return foldIdentityOperand(getLhs(), getRhs(), adaptor.getLhs(),
+                             adaptor.getRhs(), getType(), 1.0);
+}
+
 //===----------------------------------------------------------------------===//
 // CastOp / ConstantOp
 //===----------------------------------------------------------------------===//

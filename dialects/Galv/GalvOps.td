@@ -44,9 +44,13 @@ class Galv_BinaryOp<string mnemonic, string desc, list<Trait> traits = []>
   }];
 }
 
-def Galv_AddOp : Galv_BinaryOp<"add", "addition", [Commutative]>;
+def Galv_AddOp : Galv_BinaryOp<"add", "addition", [Commutative]> {
+  let hasFolder = 1;
+}
 def Galv_SubOp : Galv_BinaryOp<"sub", "subtraction">;
-def Galv_MulOp : Galv_BinaryOp<"mul", "multiplication", [Commutative]>;
+def Galv_MulOp : Galv_BinaryOp<"mul", "multiplication", [Commutative]> {
+  let hasFolder = 1;
+}
 def Galv_DivOp : Galv_BinaryOp<"div", "division">;
 def Galv_PowOp : Galv_BinaryOp<"pow", "power">;
 def Galv_MaxOp : Galv_BinaryOp<"max", "maximum", [Commutative]>;

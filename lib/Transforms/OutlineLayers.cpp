@@ -28,7 +28,21 @@ using namespace mlir::galv;
 
 namespace {
 
-bool isFree(Operation *op) { return isa<ConstantOp, GetParameterOp>(op); }
+/// Constants, parameter reads, and whatever is computed from them alone
+/// (T5's relative position bias: a gather from a parameter at constant
+/// buckets): none depends on the activations, so they stay outside the
+/// layers and reach them as inputs.
+bool isFree(Operation *op) {
+  if (isa<ConstantOp, GetParameterOp>(op))
+    return true;
+  if (op->getNumRegions() != 0 || op->getNumResults() == 0 ||
+      op->getNumOperands() == 0 || isa<LayerOp>(op))
+    return false;
+  return llvm::all_of(op->getOperands(), [](Value v) {
+    Operation *def = v.getDefiningOp();
+    return def && isFree(def);
+  });
+}
 
 llvm::hash_code signature(Operation *op) {
   llvm::hash_code h = llvm::hash_combine(

@@ -93,23 +93,27 @@ struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
     if (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1)
       return failure();
 
-    // scores = (q k^T) * scale [+ mask]
-    Value scores = softmax.getInput(), mask;
-    if (auto add = scores.getDefiningOp<AddOp>()) {
-      auto isScores = [](Value v) {
-        return v.getDefiningOp<MulOp>() || v.getDefiningOp<DivOp>() ||
-               v.getDefiningOp<MatmulOp>();
-      };
-      if (isScores(add.getLhs()) && shapeOf(add.getLhs()) == shapeOf(add)) {
-        scores = add.getLhs();
-        mask = add.getRhs();
-      } else if (isScores(add.getRhs()) &&
-                 shapeOf(add.getRhs()) == shapeOf(add)) {
-        scores = add.getRhs();
-        mask = add.getLhs();
-      } else {
-        return failure();
-      }
+    // scores = (q k^T) * scale [+ masks...]: T5 adds a position bias and,
+    // in the decoder, a causal mask.
+    SmallVector<Value> terms;
+    collectTerms(softmax.getInput(), terms);
+    auto isScores = [&](Value v) {
+      return (v.getDefiningOp<MulOp>() || v.getDefiningOp<DivOp>() ||
+              v.getDefiningOp<MatmulOp>()) &&
+             shapeOf(v) == shapeOf(softmax);
+    };
+    auto scoresIt = llvm::find_if(terms, isScores);
+    if (scoresIt == terms.end())
+      return failure();
+    Value scores = *scoresIt;
+    terms.erase(scoresIt);
+    bool causal = false;
+    SmallVector<Value> masks;
+    for (Value term : terms) {
+      if (!causal && isCausalMask(term))
+        causal = true;
+      else
+        masks.push_back(term);
     }
     double scale = 1.0;
     MatmulOp qk;
@@ -145,10 +149,18 @@ struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
     if (shapeOf(query).size() != 4 || shapeOf(value).size() != 4)
       return failure();
 
-    bool causal = false;
-    if (mask && isCausalMask(mask)) {
-      causal = true;
-      mask = Value();
+    Value mask;
+    for (Value term : masks) {
+      if (!mask) {
+        mask = term;
+        continue;
+      }
+      SmallVector<Type> sumType;
+      SmallVector<Value> pair = {mask, term};
+      if (failed(AddOp::inferReturnTypes(getContext(), std::nullopt,
+                                         AddOp::Adaptor(pair), sumType)))
+        return failure();
+      mask = AddOp::create(rewriter, op.getLoc(), mask, term);
     }
     SmallVector<Value> operands = {query, key, value};
     if (mask)

@@ -119,3 +119,41 @@ func.func @forward(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
   %15 = galv.relu %14 : tensor<2x4xf32>
   return %15 : tensor<2x4xf32>
 }
+
+// -----
+
+// A value computed from parameters and constants alone (T5's position bias,
+// made in block 0) stays outside the layers: all three blocks are instances
+// and the bias is an input of each.
+// CHECK-LABEL: galv.layer_type @blk(
+// CHECK-SAME: %{{.*}}: tensor<2x4xf32>, %{{.*}}: tensor<4x4xf32>, %{{.*}}: tensor<4x4xf32>) -> tensor<2x4xf32>
+// CHECK-LABEL: func.func @forward
+// CHECK: galv.gather
+// CHECK: %[[BIAS:.*]] = galv.reduce
+// CHECK-COUNT-3: galv.layer @blk(%{{.*}}, %[[BIAS]]) params(
+galv.parameter @rel : tensor<3x4xf32>
+galv.parameter @blk.0.w : tensor<4x4xf32>
+galv.parameter @blk.1.w : tensor<4x4xf32>
+galv.parameter @blk.2.w : tensor<4x4xf32>
+func.func @forward(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  %buckets = galv.constant dense<[[0, 1, 2, 2], [1, 0, 1, 2], [2, 1, 0, 1], [2, 2, 1, 0]]> : tensor<4x4xi64>
+  %w0 = galv.get_parameter @blk.0.w : tensor<4x4xf32>
+  %a0 = galv.linear %x, %w0 : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
+  %rel = galv.get_parameter @rel : tensor<3x4xf32>
+  %g = galv.gather %rel[%buckets] axis = 0 : tensor<3x4xf32>, tensor<4x4xi64> -> tensor<4x4x4xf32>
+  %bias = galv.reduce sum %g axes = [2] : tensor<4x4x4xf32> -> tensor<4x4xf32>
+  %b0 = galv.matmul %a0, %bias : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
+  %c0 = galv.add %b0, %x : tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4xf32>
+  %d0 = galv.tanh %c0 : tensor<2x4xf32>
+  %w1 = galv.get_parameter @blk.1.w : tensor<4x4xf32>
+  %a1 = galv.linear %d0, %w1 : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
+  %b1 = galv.matmul %a1, %bias : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
+  %c1 = galv.add %b1, %d0 : tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4xf32>
+  %d1 = galv.tanh %c1 : tensor<2x4xf32>
+  %w2 = galv.get_parameter @blk.2.w : tensor<4x4xf32>
+  %a2 = galv.linear %d1, %w2 : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
+  %b2 = galv.matmul %a2, %bias : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
+  %c2 = galv.add %b2, %d1 : tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4xf32>
+  %d2 = galv.tanh %c2 : tensor<2x4xf32>
+  return %d2 : tensor<2x4xf32>
+}

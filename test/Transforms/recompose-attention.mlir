@@ -70,3 +70,22 @@ func.func @not_attention(%q: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
   %2 = galv.matmul %1, %q : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
   return %2 : tensor<1x2x4x8xf32>
 }
+
+// -----
+
+// T5's decoder: a position bias and a causal mask both added to the scores;
+// the causal one becomes the flag, the bias the mask.
+// CHECK-LABEL: func.func @bias_and_causal
+// CHECK-SAME: (%[[Q:.*]]: tensor<2x2x4x8xf32>, %[[B:.*]]: tensor<1x2x4x4xf32>)
+func.func @bias_and_causal(%q: tensor<2x2x4x8xf32>, %bias: tensor<1x2x4x4xf32>) -> tensor<2x2x4x8xf32> {
+  // CHECK: galv.attention %[[Q]], %[[Q]], %[[Q]] mask %[[B]] causal scale = 1.000000e+00
+  %m0 = galv.constant dense<[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38, 0.0, 0.0, -3.40282347E+38, -3.40282347E+38, 0.0, 0.0, 0.0, -3.40282347E+38, 0.0, 0.0, 0.0, 0.0]> : tensor<16xf32>
+  %mask = galv.reshape %m0 : tensor<16xf32> -> tensor<1x1x4x4xf32>
+  %kt = galv.transpose %q [0, 1, 3, 2] : tensor<2x2x4x8xf32> -> tensor<2x2x8x4xf32>
+  %0 = galv.matmul %q, %kt : tensor<2x2x4x8xf32>, tensor<2x2x8x4xf32> -> tensor<2x2x4x4xf32>
+  %1 = galv.add %0, %bias : tensor<2x2x4x4xf32>, tensor<1x2x4x4xf32> -> tensor<2x2x4x4xf32>
+  %2 = galv.add %1, %mask : tensor<2x2x4x4xf32>, tensor<1x1x4x4xf32> -> tensor<2x2x4x4xf32>
+  %3 = galv.softmax %2 axis = -1 : tensor<2x2x4x4xf32>
+  %4 = galv.matmul %3, %q : tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32> -> tensor<2x2x4x8xf32>
+  return %4 : tensor<2x2x4x8xf32>
+}

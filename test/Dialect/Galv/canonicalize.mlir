@@ -82,3 +82,20 @@ func.func @kept(%x: tensor<2x3xf32>) -> (tensor<3x2xf32>, tensor<2x3xf16>, tenso
   %2 = galv.slice %x [0, 0] [2, 2] [1, 1] : tensor<2x3xf32> -> tensor<2x2xf32>
   return %0, %1, %2 : tensor<3x2xf32>, tensor<2x3xf16>, tensor<2x2xf32>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @identity_constants
+// CHECK-SAME: (%[[X:.*]]: tensor<2x3xf32>)
+func.func @identity_constants(%x: tensor<2x3xf32>) -> (tensor<2x3xf32>, tensor<2x3xf32>, tensor<2x2x3xf32>) {
+  // x + 0 and 1 * x fold; a zero that broadcasts x to a bigger shape stays.
+  // CHECK: %[[B:.*]] = galv.add %[[X]], %{{.*}} : tensor<2x3xf32>, tensor<2x1x1xf32> -> tensor<2x2x3xf32>
+  // CHECK-NEXT: return %[[X]], %[[X]], %[[B]]
+  %zero = galv.constant dense<0.0> : tensor<f32>
+  %one = galv.constant dense<1.0> : tensor<3xf32>
+  %bigzero = galv.constant dense<0.0> : tensor<2x1x1xf32>
+  %0 = galv.add %x, %zero : tensor<2x3xf32>, tensor<f32> -> tensor<2x3xf32>
+  %1 = galv.mul %one, %x : tensor<3xf32>, tensor<2x3xf32> -> tensor<2x3xf32>
+  %2 = galv.add %x, %bigzero : tensor<2x3xf32>, tensor<2x1x1xf32> -> tensor<2x2x3xf32>
+  return %0, %1, %2 : tensor<2x3xf32>, tensor<2x3xf32>, tensor<2x2x3xf32>
+}
