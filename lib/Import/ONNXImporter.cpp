@@ -959,6 +959,8 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     return success();
   };
   auto in = [&](size_t i) -> FailureOr<Value> {
+    if (i >= inputs.size() || !inputs[i])
+      return error(loc) << describe(node) << " is missing input " << i;
     return materialize(*inputs[i], loc);
   };
   /// An input that must be known at compile time (shapes, axes, sizes).
