@@ -19,7 +19,7 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.galvatron_tools_dir, config.llvm_tools_dir]
-tools = ["galvatron-opt", "galvatron-translate", "galvatron-eval"]
+tools = ["galvatron-opt", "galvatron-translate", "galvatron-eval", "galvatron-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.add_tool_substitutions(["not", "count", "split-file"],
                                    [config.llvm_tools_dir])

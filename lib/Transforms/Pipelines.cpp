@@ -19,3 +19,10 @@ void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
   pm.addPass(createSymbolDCEPass());
   pm.addPass(createOutlineLayers());
 }
+
+void mlir::galv::buildInferencePipeline(OpPassManager &pm) {
+  pm.addPass(createInlineLayers());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createSymbolDCEPass());
+}

@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -13,6 +14,11 @@ int main(int argc, char **argv) {
   registry.insert<mlir::galv::GalvDialect, mlir::func::FuncDialect>();
 
   mlir::galv::registerGalvPasses();
+  mlir::PassPipelineRegistration<>(
+      "galv-inference-pipeline",
+      "Prepare an imported model for --emit-plan: inline the layers and "
+      "clean up",
+      [](mlir::OpPassManager &pm) { mlir::galv::buildInferencePipeline(pm); });
   // Generic clean-ups people chain with ours.
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();

@@ -8,6 +8,7 @@
 #include "Galv/Galv.h"
 #include "galvatron/Import/ONNX.h"
 #include "galvatron/Target/LayerSummary.h"
+#include "galvatron/Target/Plan.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
@@ -15,6 +16,7 @@
 
 int main(int argc, char **argv) {
   mlir::galv::registerONNXImportTranslation();
+  mlir::galv::registerPlanTranslations();
   mlir::TranslateFromMLIRRegistration summary(
       "galv-layer-summary",
       "print a table of the layer instances: type, stage, strategy, "

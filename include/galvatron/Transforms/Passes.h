@@ -17,6 +17,10 @@ namespace mlir::galv {
 /// The clean-up after ONNX import: folding, recomposition of the ops the
 /// strategy passes reason about, and layer outlining.
 void buildImportCleanupPipeline(OpPassManager &pm);
+
+/// From imported galv IR to what --emit-plan lowers for a forward pass: one
+/// flat @forward (layers inlined), folded and deduplicated.
+void buildInferencePipeline(OpPassManager &pm);
 } // namespace mlir::galv
 
 #endif // GALVATRON_TRANSFORMS_PASSES_H

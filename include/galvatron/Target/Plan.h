@@ -1,0 +1,23 @@
+//===- Plan.h - galv IR to plan.bin, and plan.bin to text -------*- C++ -*-===//
+
+#ifndef GALVATRON_TARGET_PLAN_H
+#define GALVATRON_TARGET_PLAN_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir::galv {
+/// Lowers `func.func @forward` (layers already inlined) to a one-rank plan:
+/// a tensor table, an instruction per op, and arena offsets from a liveness-
+/// based memory planner. Writes the header-wrapped FlatBuffer to `os`.
+LogicalResult emitPlan(ModuleOp module, llvm::raw_ostream &os);
+
+/// Verifies `bytes` as plan.bin and prints it as text.
+LogicalResult decodePlan(StringRef bytes, llvm::raw_ostream &os,
+                         std::string &error);
+
+/// Registers --emit-plan and --decode-plan with galvatron-translate.
+void registerPlanTranslations();
+} // namespace mlir::galv
+
+#endif // GALVATRON_TARGET_PLAN_H

@@ -1,0 +1,483 @@
+//===- PlanEmitter.cpp - galv IR to plan.bin ------------------------------===//
+
+#include "galvatron/Target/Plan.h"
+
+#include "Galv/Galv.h"
+#include "galvatron/runtime/PlanFile.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <map>
+
+using namespace mlir;
+using namespace mlir::galv;
+namespace plan = galvatron::plan;
+
+namespace {
+
+/// Arena offsets are multiples of this.
+constexpr uint64_t kAlignment = 64;
+
+struct TensorInfo {
+  std::string name;
+  plan::DType dtype;
+  std::vector<int64_t> shape;
+  plan::Storage storage;
+  uint64_t offset = 0, bytes = 0;
+  int64_t lastUse = -1; // instruction index; INT64_MAX for outputs
+};
+
+struct InstrInfo {
+  plan::Opcode opcode;
+  std::vector<int32_t> inputs, outputs;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+};
+
+FailureOr<plan::DType> dtypeOf(Type type, Location loc) {
+  if (type.isF32())
+    return plan::DType::F32;
+  if (type.isF64())
+    return plan::DType::F64;
+  if (type.isInteger(64))
+    return plan::DType::I64;
+  if (type.isInteger(32))
+    return plan::DType::I32;
+  if (type.isInteger(1))
+    return plan::DType::Bool;
+  return emitError(loc) << "plan tensors cannot hold " << type;
+}
+
+size_t widthOf(plan::DType d) {
+  return d == plan::DType::Bool                           ? 1
+         : d == plan::DType::F32 || d == plan::DType::I32 ? 4
+                                                          : 8;
+}
+
+class Emitter {
+public:
+  LogicalResult run(ModuleOp module, llvm::raw_ostream &os);
+
+private:
+  FailureOr<int32_t> newTensor(Value value, plan::Storage storage,
+                               std::string name = "");
+  LogicalResult lowerOp(Operation &op);
+  LogicalResult appendConstant(DenseElementsAttr attr, TensorInfo &info);
+  void planMemory();
+
+  std::vector<TensorInfo> tensors;
+  std::vector<InstrInfo> instructions;
+  DenseMap<Value, int32_t> indexOf;
+  std::map<std::string, int32_t> weightIndex;
+  std::vector<uint8_t> constants;
+  std::vector<int32_t> inputs, outputs;
+  uint64_t arenaBytes = 0;
+};
+
+FailureOr<int32_t> Emitter::newTensor(Value value, plan::Storage storage,
+                                      std::string name) {
+  auto type = cast<RankedTensorType>(value.getType());
+  auto dtype = dtypeOf(type.getElementType(), value.getLoc());
+  if (failed(dtype))
+    return failure();
+  TensorInfo info;
+  info.name = std::move(name);
+  info.dtype = *dtype;
+  info.shape.assign(type.getShape().begin(), type.getShape().end());
+  info.storage = storage;
+  info.bytes = type.getNumElements() * widthOf(*dtype);
+  tensors.push_back(std::move(info));
+  int32_t index = static_cast<int32_t>(tensors.size() - 1);
+  indexOf[value] = index;
+  return index;
+}
+
+LogicalResult Emitter::appendConstant(DenseElementsAttr attr,
+                                      TensorInfo &info) {
+  // Align each constant like the arena so kernels may read it in place.
+  constants.resize((constants.size() + kAlignment - 1) / kAlignment *
+                   kAlignment);
+  info.offset = constants.size();
+  auto put = [&](const void *p, size_t n) {
+    const uint8_t *b = static_cast<const uint8_t *>(p);
+    constants.insert(constants.end(), b, b + n);
+  };
+  switch (info.dtype) {
+  case plan::DType::F32:
+    for (APFloat v : attr.getValues<APFloat>()) {
+      float f = v.convertToFloat();
+      put(&f, 4);
+    }
+    break;
+  case plan::DType::F64:
+    for (APFloat v : attr.getValues<APFloat>()) {
+      double d = v.convertToDouble();
+      put(&d, 8);
+    }
+    break;
+  case plan::DType::I64:
+  case plan::DType::I32:
+    for (const APInt &v : attr.getValues<APInt>()) {
+      int64_t i = v.getSExtValue();
+      if (info.dtype == plan::DType::I32) {
+        int32_t j = static_cast<int32_t>(i);
+        put(&j, 4);
+      } else {
+        put(&i, 8);
+      }
+    }
+    break;
+  case plan::DType::Bool:
+    for (bool v : attr.getValues<bool>()) {
+      uint8_t b = v;
+      put(&b, 1);
+    }
+    break;
+  }
+  return success();
+}
+
+LogicalResult Emitter::lowerOp(Operation &op) {
+  if (auto get = dyn_cast<GetParameterOp>(op)) {
+    std::string name = get.getName().str();
+    auto it = weightIndex.find(name);
+    if (it != weightIndex.end()) {
+      indexOf[get.getResult()] = it->second;
+      return success();
+    }
+    auto index = newTensor(get.getResult(), plan::Storage::Weight, name);
+    if (failed(index))
+      return failure();
+    weightIndex[name] = *index;
+    return success();
+  }
+  if (auto constant = dyn_cast<ConstantOp>(op)) {
+    auto index = newTensor(constant.getResult(), plan::Storage::Constant);
+    if (failed(index))
+      return failure();
+    return appendConstant(cast<DenseElementsAttr>(constant.getValue()),
+                          tensors[*index]);
+  }
+  if (isa<LayerOp>(op))
+    return op.emitError("layers must be inlined before --emit-plan (run "
+                        "galvatron-opt --galv-inference-pipeline)");
+
+  InstrInfo inst;
+  for (Value operand : op.getOperands()) {
+    auto it = indexOf.find(operand);
+    if (it == indexOf.end())
+      return op.emitError("operand not defined in @forward");
+    inst.inputs.push_back(it->second);
+    tensors[it->second].lastUse = static_cast<int64_t>(instructions.size());
+  }
+  using O = plan::Opcode;
+  auto vec = [](ArrayRef<int64_t> a) {
+    return std::vector<int64_t>(a.begin(), a.end());
+  };
+  std::optional<O> opcode =
+      llvm::TypeSwitch<Operation *, std::optional<O>>(&op)
+          .Case([](AddOp) { return O::Add; })
+          .Case([](SubOp) { return O::Sub; })
+          .Case([](MulOp) { return O::Mul; })
+          .Case([](DivOp) { return O::Div; })
+          .Case([](PowOp) { return O::Pow; })
+          .Case([](MaxOp) { return O::Max; })
+          .Case([](MinOp) { return O::Min; })
+          .Case([](AndOp) { return O::And; })
+          .Case([](OrOp) { return O::Or; })
+          .Case([&](CompareOp c) {
+            inst.ints = {static_cast<int64_t>(c.getPredicate())};
+            return O::Compare;
+          })
+          .Case([](NegOp) { return O::Neg; })
+          .Case([](NotOp) { return O::Not; })
+          .Case([](AbsOp) { return O::Abs; })
+          .Case([](ExpOp) { return O::Exp; })
+          .Case([](LogOp) { return O::Log; })
+          .Case([](SqrtOp) { return O::Sqrt; })
+          .Case([](RsqrtOp) { return O::Rsqrt; })
+          .Case([](ReciprocalOp) { return O::Reciprocal; })
+          .Case([](TanhOp) { return O::Tanh; })
+          .Case([](ErfOp) { return O::Erf; })
+          .Case([](SigmoidOp) { return O::Sigmoid; })
+          .Case([](ReluOp) { return O::Relu; })
+          .Case([](SiluOp) { return O::Silu; })
+          .Case([](GeluOp g) {
+            return g.getApproximate() == GeluApproximation::tanh ? O::GeluTanh
+                                                                 : O::Gelu;
+          })
+          .Case([](WhereOp) { return O::Where; })
+          .Case([](CastOp) { return O::Cast; })
+          .Case([](MatmulOp) { return O::Matmul; })
+          .Case([&](LinearOp l) {
+            inst.ints = {l.getLayout() == WeightLayout::out_in ? 1 : 0};
+            return O::Linear;
+          })
+          .Case([](ReshapeOp) { return O::Copy; })
+          .Case([&](TransposeOp t) {
+            inst.ints = vec(t.getPermutation());
+            return O::Transpose;
+          })
+          .Case([&](SliceOp s) {
+            inst.ints = vec(s.getStarts());
+            llvm::append_range(inst.ints, s.getLimits());
+            llvm::append_range(inst.ints, s.getSteps());
+            return O::Slice;
+          })
+          .Case([&](ConcatOp c) {
+            inst.ints = {c.getAxis()};
+            return O::Concat;
+          })
+          .Case([&](SplitOp s) {
+            inst.ints = {s.getAxis()};
+            return O::Split;
+          })
+          .Case([](ExpandOp) { return O::Expand; })
+          .Case([&](GatherOp g) {
+            inst.ints = {g.getAxis()};
+            return O::Gather;
+          })
+          .Case([](EmbeddingOp) { return O::Embedding; })
+          .Case([&](ReduceOp r) {
+            inst.ints = {static_cast<int64_t>(r.getKind()), r.getKeepdims()};
+            llvm::append_range(inst.ints, r.getAxes());
+            return O::Reduce;
+          })
+          .Case([&](SoftmaxOp s) {
+            inst.ints = {s.getAxis()};
+            return O::Softmax;
+          })
+          .Case([&](LayerNormOp l) {
+            inst.floats = {l.getEpsilon().convertToDouble()};
+            return O::LayerNorm;
+          })
+          .Case([&](RmsNormOp r) {
+            inst.floats = {r.getEpsilon().convertToDouble()};
+            return O::RmsNorm;
+          })
+          .Case([&](RotaryOp r) {
+            inst.ints = {r.getInterleaved()};
+            return O::Rotary;
+          })
+          .Case([&](AttentionOp a) {
+            inst.ints = {a.getCausal()};
+            inst.floats = {a.getScale().convertToDouble()};
+            return O::Attention;
+          })
+          .Case([&](CrossEntropyOp c) {
+            inst.ints = {c.getReduction() == ReduceKind::mean,
+                         c.getIgnoreIndex()};
+            return O::CrossEntropy;
+          })
+          .Default([](Operation *) { return std::nullopt; });
+  if (!opcode)
+    return op.emitError("no plan instruction for '") << op.getName() << "'";
+  inst.opcode = *opcode;
+  for (Value result : op.getResults()) {
+    auto index = newTensor(result, plan::Storage::Arena);
+    if (failed(index))
+      return failure();
+    inst.outputs.push_back(*index);
+  }
+  instructions.push_back(std::move(inst));
+  return success();
+}
+
+/// First-fit placement of arena tensors over their lifetimes: outputs are
+/// placed before the instruction's dying inputs are freed, since a kernel
+/// reads its inputs while it writes its outputs.
+void Emitter::planMemory() {
+  std::map<uint64_t, uint64_t> used; // offset -> end
+  auto place = [&](TensorInfo &t) {
+    uint64_t size = std::max<uint64_t>(
+        (t.bytes + kAlignment - 1) / kAlignment * kAlignment, kAlignment);
+    uint64_t candidate = 0;
+    for (auto [begin, end] : used) {
+      if (begin >= candidate + size)
+        break;
+      candidate = std::max(candidate, end);
+    }
+    t.offset = candidate;
+    used[candidate] = candidate + size;
+    // The stated peak is the last byte any tensor touches.
+    arenaBytes = std::max(arenaBytes, candidate + t.bytes);
+  };
+  for (size_t i = 0; i < instructions.size(); ++i) {
+    for (int32_t t : instructions[i].outputs)
+      place(tensors[t]);
+    auto freeIfDead = [&](int32_t t) {
+      TensorInfo &info = tensors[t];
+      if (info.storage == plan::Storage::Arena &&
+          info.lastUse <= static_cast<int64_t>(i))
+        used.erase(info.offset);
+    };
+    for (int32_t t : instructions[i].inputs)
+      freeIfDead(t);
+    for (int32_t t : instructions[i].outputs)
+      freeIfDead(t);
+  }
+}
+
+LogicalResult Emitter::run(ModuleOp module, llvm::raw_ostream &os) {
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward || forward.isExternal())
+    return module.emitError("--emit-plan needs a func.func @forward");
+  Block &body = forward.getBody().front();
+  for (BlockArgument arg : body.getArguments()) {
+    auto name =
+        forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "onnx.name");
+    auto index = newTensor(arg, plan::Storage::Input,
+                           name ? name.str()
+                                : "input" + std::to_string(arg.getArgNumber()));
+    if (failed(index))
+      return failure();
+    inputs.push_back(*index);
+  }
+  for (Operation &op : body.without_terminator())
+    if (failed(lowerOp(op)))
+      return failure();
+  // Outputs live in the arena until the end; copy those that are inputs,
+  // weights or constants.
+  for (auto [i, value] : llvm::enumerate(body.getTerminator()->getOperands())) {
+    int32_t index = indexOf.at(value);
+    if (tensors[index].storage != plan::Storage::Arena ||
+        llvm::is_contained(outputs, index)) {
+      InstrInfo copy;
+      copy.opcode = plan::Opcode::Copy;
+      copy.inputs = {index};
+      tensors[index].lastUse = static_cast<int64_t>(instructions.size());
+      TensorInfo out = tensors[index];
+      out.storage = plan::Storage::Arena;
+      out.name.clear();
+      tensors.push_back(out);
+      index = static_cast<int32_t>(tensors.size() - 1);
+      copy.outputs = {index};
+      instructions.push_back(copy);
+    }
+    tensors[index].name = "output" + std::to_string(i);
+    tensors[index].lastUse = INT64_MAX;
+    outputs.push_back(index);
+  }
+  planMemory();
+
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<plan::Tensor>> tensorOffsets;
+  for (const TensorInfo &t : tensors)
+    tensorOffsets.push_back(plan::CreateTensorDirect(
+        fbb, t.name.empty() ? nullptr : t.name.c_str(), t.dtype, &t.shape,
+        t.storage, t.offset, t.bytes));
+  std::vector<flatbuffers::Offset<plan::Instruction>> instOffsets;
+  for (const InstrInfo &inst : instructions)
+    instOffsets.push_back(
+        plan::CreateInstructionDirect(fbb, inst.opcode, &inst.inputs,
+                                      &inst.outputs, &inst.ints, &inst.floats));
+  auto rank = plan::CreateRankProgramDirect(
+      fbb, 0, &tensorOffsets, &instOffsets, &inputs, &outputs, arenaBytes);
+  std::vector<int32_t> everyone = {0};
+  std::vector<flatbuffers::Offset<plan::DeviceGroup>> groups = {
+      plan::CreateDeviceGroupDirect(fbb, &everyone)};
+  std::vector<flatbuffers::Offset<plan::RankProgram>> ranks = {rank};
+  auto weights =
+      module->getAttrOfType<StringAttr>(GalvDialect::getWeightsAttrName());
+  std::string weightsFile = weights ? weights.str() : "";
+  fbb.Finish(plan::CreatePlanDirect(fbb, 1, weightsFile.c_str(), &groups,
+                                    &ranks, &constants),
+             plan::PlanIdentifier());
+  std::vector<uint8_t> bytes =
+      galvatron::rt::wrapPlan(fbb.GetBufferPointer(), fbb.GetSize());
+  os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  return success();
+}
+
+} // namespace
+
+LogicalResult mlir::galv::emitPlan(ModuleOp module, llvm::raw_ostream &os) {
+  Emitter emitter;
+  return emitter.run(module, os);
+}
+
+LogicalResult mlir::galv::decodePlan(StringRef bytes, llvm::raw_ostream &os,
+                                     std::string &error) {
+  std::vector<uint8_t> storage(bytes.begin(), bytes.end());
+  const plan::Plan *p = galvatron::rt::verifyPlan(storage, error);
+  if (!p)
+    return failure();
+  os << "plan format " << galvatron::rt::kPlanFormatVersion << ", world size "
+     << p->world_size() << ", weights '"
+     << (p->weights_file() ? p->weights_file()->str() : "") << "', "
+     << (p->constants() ? p->constants()->size() : 0) << " constant bytes\n";
+  for (const plan::DeviceGroup *g : *p->groups()) {
+    os << "group [";
+    llvm::interleaveComma(*g->ranks(), os);
+    os << "]\n";
+  }
+  for (const plan::RankProgram *rank : *p->ranks()) {
+    os << "rank " << rank->rank() << ": arena " << rank->arena_bytes()
+       << " bytes, " << rank->tensors()->size() << " tensors, "
+       << rank->instructions()->size() << " instructions\n";
+    for (size_t i = 0; i < rank->tensors()->size(); ++i) {
+      const plan::Tensor *t = rank->tensors()->Get(i);
+      os << "  %" << i << " " << plan::EnumNameStorage(t->storage()) << " "
+         << plan::EnumNameDType(t->dtype()) << "[";
+      llvm::interleave(*t->shape(), os, "x");
+      os << "]";
+      if (t->name())
+        os << " '" << t->name()->str() << "'";
+      if (t->storage() == plan::Storage::Arena ||
+          t->storage() == plan::Storage::Constant)
+        os << " @" << t->offset();
+      os << " (" << t->bytes() << " bytes)\n";
+    }
+    for (const plan::Instruction *inst : *rank->instructions()) {
+      os << "  ";
+      for (size_t k = 0; k < inst->outputs()->size(); ++k)
+        os << (k ? ", %" : "%") << inst->outputs()->Get(k);
+      os << " = " << plan::EnumNameOpcode(inst->opcode());
+      for (size_t k = 0; k < inst->inputs()->size(); ++k)
+        os << (k ? ", %" : " %") << inst->inputs()->Get(k);
+      if (inst->ints() && inst->ints()->size()) {
+        os << " ints[";
+        llvm::interleaveComma(*inst->ints(), os);
+        os << "]";
+      }
+      if (inst->floats() && inst->floats()->size()) {
+        os << " floats[";
+        llvm::interleaveComma(*inst->floats(), os);
+        os << "]";
+      }
+      os << "\n";
+    }
+  }
+  return success();
+}
+
+void mlir::galv::registerPlanTranslations() {
+  static TranslateFromMLIRRegistration emit(
+      "emit-plan", "lower galv IR (layers inlined) to plan.bin",
+      [](Operation *op, llvm::raw_ostream &os) -> LogicalResult {
+        auto module = dyn_cast<ModuleOp>(op);
+        if (!module)
+          return op->emitError("expected a builtin.module");
+        return emitPlan(module, os);
+      },
+      [](DialectRegistry &registry) {
+        registry.insert<GalvDialect, func::FuncDialect>();
+      });
+  static TranslateRegistration decode(
+      "decode-plan", "print plan.bin as text after verifying it",
+      [](const std::shared_ptr<llvm::SourceMgr> &sourceMgr,
+         llvm::raw_ostream &os, MLIRContext *context) -> LogicalResult {
+        const llvm::MemoryBuffer *buffer =
+            sourceMgr->getMemoryBuffer(sourceMgr->getMainFileID());
+        std::string error;
+        if (failed(decodePlan(buffer->getBuffer(), os, error)))
+          return emitError(UnknownLoc::get(context))
+                 << buffer->getBufferIdentifier() << ": " << error;
+        return success();
+      });
+}

@@ -1,0 +1,36 @@
+//===- PlanFile.h - plan.bin container: header, checksum, verification ----===//
+
+#ifndef GALVATRON_RUNTIME_PLANFILE_H
+#define GALVATRON_RUNTIME_PLANFILE_H
+
+#include "galvatron/runtime/plan_generated.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace galvatron::rt {
+
+/// The plan.bin format version this runtime reads and the compiler writes.
+constexpr uint32_t kPlanFormatVersion = 1;
+/// "GALVPLAN" + u32 version + u32 CRC-32 of the FlatBuffer that follows.
+constexpr size_t kPlanHeaderBytes = 16;
+
+uint32_t crc32(const uint8_t *data, size_t size);
+
+/// Prepends the header to a finished FlatBuffer.
+std::vector<uint8_t> wrapPlan(const uint8_t *flatbuffer, size_t size);
+
+/// Reads and validates `path`: header, version, checksum, the FlatBuffers
+/// verifier, then the plan's own invariants (tensor indices, sizes and
+/// offsets in range, instruction arity). Returns null with `error` set.
+const plan::Plan *loadPlan(const std::string &path,
+                           std::vector<uint8_t> &storage, std::string &error);
+
+/// The same checks on bytes already in memory.
+const plan::Plan *verifyPlan(const std::vector<uint8_t> &bytes,
+                             std::string &error);
+
+} // namespace galvatron::rt
+
+#endif // GALVATRON_RUNTIME_PLANFILE_H

@@ -1,0 +1,375 @@
+//===- Executor.cpp - run one rank's instruction stream -------------------===//
+//
+// Tensors live where the plan says: inputs and weights are bound by name,
+// constants come from the plan, everything else sits in the arena at the
+// offset the memory planner chose. Each instruction reads its inputs, runs a
+// kernel, and stores the result at its output's place.
+//
+//===----------------------------------------------------------------------===//
+
+#include "galvatron/runtime/Executor.h"
+
+#include "galvatron/runtime/Kernels.h"
+
+#include <cstring>
+
+namespace galvatron::rt {
+
+namespace {
+
+DType toDType(plan::DType d) {
+  switch (d) {
+  case plan::DType::F32:
+    return DType::F32;
+  case plan::DType::F64:
+    return DType::F64;
+  case plan::DType::I64:
+    return DType::I64;
+  case plan::DType::I32:
+    return DType::I32;
+  case plan::DType::Bool:
+    return DType::Bool;
+  }
+  return DType::F32;
+}
+
+Shape shapeOf(const plan::Tensor &t) {
+  return Shape(t.shape()->begin(), t.shape()->end());
+}
+
+std::vector<int64_t> ints(const plan::Instruction &inst) {
+  if (!inst.ints())
+    return {};
+  return std::vector<int64_t>(inst.ints()->begin(), inst.ints()->end());
+}
+
+class Machine {
+public:
+  Machine(const plan::Plan &plan, const plan::RankProgram &program,
+          RunStats &stats, std::string &error)
+      : plan(plan), program(program), stats(stats), error(error),
+        arena(program.arena_bytes()) {
+    stats.arenaBytes = program.arena_bytes();
+    // Last instruction reading each arena tensor, for the live-bytes count.
+    lastUse.assign(program.tensors()->size(), -1);
+    for (size_t i = 0; i < program.instructions()->size(); ++i)
+      for (int32_t t : *program.instructions()->Get(i)->inputs())
+        lastUse[t] = static_cast<int64_t>(i);
+    if (program.outputs())
+      for (int32_t t : *program.outputs())
+        lastUse[t] = INT64_MAX;
+  }
+
+  bool bind(const std::map<std::string, Tensor> &inputs,
+            const std::map<std::string, Tensor> &weights) {
+    values.resize(program.tensors()->size());
+    for (size_t i = 0; i < program.tensors()->size(); ++i) {
+      const plan::Tensor &t = *program.tensors()->Get(i);
+      const std::map<std::string, Tensor> *source = nullptr;
+      const char *what = nullptr;
+      if (t.storage() == plan::Storage::Input) {
+        source = &inputs;
+        what = "input";
+      } else if (t.storage() == plan::Storage::Weight) {
+        source = &weights;
+        what = "weight";
+      }
+      if (source) {
+        auto it = source->find(t.name()->str());
+        if (it == source->end())
+          return fail(std::string("no ") + what + " named '" + t.name()->str() +
+                      "' was given");
+        if (it->second.shape != shapeOf(t) ||
+            it->second.dtype != toDType(t.dtype()))
+          return fail(std::string(what) + " '" + t.name()->str() + "' is " +
+                      dtypeName(it->second.dtype) + " " +
+                      shapeString(it->second.shape) + ", the plan wants " +
+                      dtypeName(toDType(t.dtype())) + " " +
+                      shapeString(shapeOf(t)));
+        values[i] = it->second;
+      } else if (t.storage() == plan::Storage::Constant) {
+        values[i] = Tensor(toDType(t.dtype()), shapeOf(t));
+        std::memcpy(values[i].bytes.data(),
+                    plan.constants()->data() + t.offset(), t.bytes());
+      }
+    }
+    return true;
+  }
+
+  bool run() {
+    for (size_t i = 0; i < program.instructions()->size(); ++i) {
+      const plan::Instruction &inst = *program.instructions()->Get(i);
+      std::vector<Tensor> results;
+      if (!execute(inst, results))
+        return false;
+      for (size_t k = 0; k < results.size(); ++k)
+        if (!store(inst.outputs()->Get(k), std::move(results[k])))
+          return false;
+      release(static_cast<int64_t>(i));
+    }
+    return true;
+  }
+
+  Tensor output(int32_t index) { return load(index); }
+
+private:
+  bool fail(const std::string &message) {
+    error = "rank " + std::to_string(program.rank()) + ": " + message;
+    return false;
+  }
+
+  /// A tensor's current value; arena tensors are read from the arena.
+  Tensor load(int32_t index) {
+    const plan::Tensor &t = *program.tensors()->Get(index);
+    if (t.storage() != plan::Storage::Arena)
+      return values[index];
+    Tensor out(toDType(t.dtype()), shapeOf(t));
+    std::memcpy(out.bytes.data(), arena.data() + t.offset(), t.bytes());
+    return out;
+  }
+
+  bool store(int32_t index, Tensor value) {
+    const plan::Tensor &t = *program.tensors()->Get(index);
+    if (value.bytes.size() != t.bytes())
+      return fail("instruction wrote " + std::to_string(value.bytes.size()) +
+                  " bytes to tensor " + std::to_string(index) + " of " +
+                  std::to_string(t.bytes()));
+    if (t.storage() != plan::Storage::Arena)
+      return fail("instruction writes to tensor " + std::to_string(index) +
+                  ", which is not in the arena");
+    std::memcpy(arena.data() + t.offset(), value.bytes.data(), t.bytes());
+    stats.highWaterBytes =
+        std::max<uint64_t>(stats.highWaterBytes, t.offset() + t.bytes());
+    live += t.bytes();
+    stats.peakLiveBytes = std::max(stats.peakLiveBytes, live);
+    return true;
+  }
+
+  /// Arena tensors whose last reader was instruction `i` are dead now.
+  void release(int64_t i) {
+    const plan::Instruction &inst = *program.instructions()->Get(i);
+    for (int32_t t : *inst.inputs())
+      if (lastUse[t] == i &&
+          program.tensors()->Get(t)->storage() == plan::Storage::Arena) {
+        live -= program.tensors()->Get(t)->bytes();
+        lastUse[t] = -2; // counted once even if read twice
+      }
+    // Results nobody reads die at once.
+    for (int32_t t : *inst.outputs())
+      if (lastUse[t] == -1) {
+        live -= program.tensors()->Get(t)->bytes();
+        lastUse[t] = -2;
+      }
+  }
+
+  bool execute(const plan::Instruction &inst, std::vector<Tensor> &results) {
+    std::vector<Tensor> in;
+    for (int32_t t : *inst.inputs())
+      in.push_back(load(t));
+    const plan::Tensor &out0 = *program.tensors()->Get(inst.outputs()->Get(0));
+    std::vector<int64_t> a = ints(inst);
+    auto f = [&](size_t k) {
+      return inst.floats() && k < inst.floats()->size() ? inst.floats()->Get(k)
+                                                        : 0.0;
+    };
+    auto need = [&](size_t inputs, size_t attrs) {
+      if (in.size() < inputs || a.size() < attrs)
+        return fail(std::string("instruction ") +
+                    plan::EnumNameOpcode(inst.opcode()) + " needs " +
+                    std::to_string(inputs) + " inputs and " +
+                    std::to_string(attrs) + " integer attributes");
+      return true;
+    };
+    using O = plan::Opcode;
+    static const std::pair<O, Binary> binaries[] = {
+        {O::Add, Binary::Add}, {O::Sub, Binary::Sub}, {O::Mul, Binary::Mul},
+        {O::Div, Binary::Div}, {O::Pow, Binary::Pow}, {O::Max, Binary::Max},
+        {O::Min, Binary::Min}, {O::And, Binary::And}, {O::Or, Binary::Or}};
+    for (auto [op, kind] : binaries)
+      if (inst.opcode() == op) {
+        if (!need(2, 0))
+          return false;
+        results.push_back(binary(kind, in[0], in[1]));
+        return true;
+      }
+    static const std::pair<O, Unary> unaries[] = {
+        {O::Neg, Unary::Neg},          {O::Not, Unary::Not},
+        {O::Abs, Unary::Abs},          {O::Exp, Unary::Exp},
+        {O::Log, Unary::Log},          {O::Sqrt, Unary::Sqrt},
+        {O::Rsqrt, Unary::Rsqrt},      {O::Reciprocal, Unary::Reciprocal},
+        {O::Tanh, Unary::Tanh},        {O::Erf, Unary::Erf},
+        {O::Sigmoid, Unary::Sigmoid},  {O::Relu, Unary::Relu},
+        {O::Silu, Unary::Silu},        {O::Gelu, Unary::Gelu},
+        {O::GeluTanh, Unary::GeluTanh}};
+    for (auto [op, kind] : unaries)
+      if (inst.opcode() == op) {
+        if (!need(1, 0))
+          return false;
+        results.push_back(unary(kind, in[0]));
+        return true;
+      }
+    switch (inst.opcode()) {
+    case O::Compare: {
+      static const Binary kinds[] = {Binary::Eq, Binary::Ne, Binary::Lt,
+                                     Binary::Le, Binary::Gt, Binary::Ge};
+      if (!need(2, 1) || a[0] < 0 || a[0] > 5)
+        return fail("bad Compare instruction");
+      results.push_back(binary(kinds[a[0]], in[0], in[1]));
+      return true;
+    }
+    case O::Where:
+      if (!need(3, 0))
+        return false;
+      results.push_back(where(in[0], in[1], in[2]));
+      return true;
+    case O::Cast:
+      if (!need(1, 0))
+        return false;
+      results.push_back(cast(in[0], toDType(out0.dtype())));
+      return true;
+    case O::Copy:
+      if (!need(1, 0))
+        return false;
+      results.push_back(reshape(in[0], shapeOf(out0)));
+      return true;
+    case O::Matmul:
+      if (!need(2, 0))
+        return false;
+      results.push_back(matmul(in[0], in[1]));
+      return true;
+    case O::Linear:
+      if (!need(2, 1))
+        return false;
+      results.push_back(
+          linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, a[0] != 0));
+      return true;
+    case O::Transpose:
+      if (!need(1, static_cast<size_t>(in.empty() ? 0 : in[0].rank())))
+        return false;
+      results.push_back(transpose(in[0], a));
+      return true;
+    case O::Slice: {
+      size_t r = in.empty() ? 0 : in[0].rank();
+      if (!need(1, 3 * r))
+        return false;
+      results.push_back(slice(in[0], {a.begin(), a.begin() + r},
+                              {a.begin() + r, a.begin() + 2 * r},
+                              {a.begin() + 2 * r, a.begin() + 3 * r}));
+      return true;
+    }
+    case O::Concat: {
+      if (!need(1, 1))
+        return false;
+      std::vector<const Tensor *> parts;
+      for (const Tensor &t : in)
+        parts.push_back(&t);
+      results.push_back(concat(parts, a[0]));
+      return true;
+    }
+    case O::Split: {
+      if (!need(1, 1))
+        return false;
+      std::vector<int64_t> sizes;
+      int64_t axis = a[0] < 0 ? a[0] + in[0].rank() : a[0];
+      for (int32_t t : *inst.outputs())
+        sizes.push_back(program.tensors()->Get(t)->shape()->Get(axis));
+      results = split(in[0], axis, sizes);
+      return true;
+    }
+    case O::Expand:
+      if (!need(1, 0))
+        return false;
+      results.push_back(expand(in[0], shapeOf(out0)));
+      return true;
+    case O::Gather:
+      if (!need(2, 1))
+        return false;
+      results.push_back(gather(in[0], in[1], a[0]));
+      return true;
+    case O::Embedding:
+      if (!need(2, 0))
+        return false;
+      results.push_back(embedding(in[0], in[1]));
+      return true;
+    case O::Reduce:
+      if (!need(1, 2))
+        return false;
+      results.push_back(reduce(static_cast<Reduction>(a[0]), in[0],
+                               {a.begin() + 2, a.end()}, a[1] != 0));
+      return true;
+    case O::Softmax:
+      if (!need(1, 1))
+        return false;
+      results.push_back(softmax(in[0], a[0]));
+      return true;
+    case O::LayerNorm:
+      if (!need(2, 0))
+        return false;
+      results.push_back(
+          layerNorm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, f(0)));
+      return true;
+    case O::RmsNorm:
+      if (!need(2, 0))
+        return false;
+      results.push_back(rmsNorm(in[0], in[1], f(0)));
+      return true;
+    case O::Rotary:
+      if (!need(3, 1))
+        return false;
+      results.push_back(rotary(in[0], in[1], in[2], a[0] != 0));
+      return true;
+    case O::Attention:
+      if (!need(3, 1))
+        return false;
+      results.push_back(attention(in[0], in[1], in[2],
+                                  in.size() > 3 ? &in[3] : nullptr, a[0] != 0,
+                                  f(0)));
+      return true;
+    case O::CrossEntropy:
+      if (!need(2, 2))
+        return false;
+      results.push_back(crossEntropy(in[0], in[1], a[0] != 0, a[1]));
+      return true;
+    default:
+      return fail(std::string("no kernel for instruction ") +
+                  plan::EnumNameOpcode(inst.opcode()));
+    }
+  }
+
+  const plan::Plan &plan;
+  const plan::RankProgram &program;
+  RunStats &stats;
+  std::string &error;
+  std::vector<uint8_t> arena;
+  std::vector<Tensor> values;
+  std::vector<int64_t> lastUse;
+  uint64_t live = 0;
+};
+
+} // namespace
+
+bool runRank(const plan::Plan &plan, int rank,
+             const std::map<std::string, Tensor> &inputs,
+             const std::map<std::string, Tensor> &weights,
+             std::map<std::string, Tensor> &outputs, RunStats &stats,
+             std::string &error) {
+  if (rank < 0 || rank >= static_cast<int>(plan.ranks()->size())) {
+    error = "rank " + std::to_string(rank) +
+            " is not in the plan (world size " +
+            std::to_string(plan.world_size()) + ")";
+    return false;
+  }
+  const plan::RankProgram &program = *plan.ranks()->Get(rank);
+  Machine machine(plan, program, stats, error);
+  if (!machine.bind(inputs, weights) || !machine.run())
+    return false;
+  if (program.outputs())
+    for (int32_t index : *program.outputs()) {
+      const plan::Tensor &t = *program.tensors()->Get(index);
+      outputs[t.name() ? t.name()->str() : std::to_string(index)] =
+          machine.output(index);
+    }
+  return true;
+}
+
+} // namespace galvatron::rt

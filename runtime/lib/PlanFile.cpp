@@ -1,0 +1,174 @@
+//===- PlanFile.cpp - plan.bin container: header, checksum, verification --===//
+
+#include "galvatron/runtime/PlanFile.h"
+
+#include "galvatron/runtime/Tensor.h"
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace galvatron::rt {
+
+uint32_t crc32(const uint8_t *data, size_t size) {
+  static uint32_t table[256] = {};
+  if (!table[1])
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k)
+        c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 0; i < size; ++i)
+    crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+  return crc ^ 0xFFFFFFFFu;
+}
+
+static void putU32(std::vector<uint8_t> &out, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+static uint32_t getU32(const uint8_t *p) {
+  return p[0] | (p[1] << 8) | (p[2] << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
+}
+
+std::vector<uint8_t> wrapPlan(const uint8_t *flatbuffer, size_t size) {
+  std::vector<uint8_t> out(reinterpret_cast<const uint8_t *>("GALVPLAN"),
+                           reinterpret_cast<const uint8_t *>("GALVPLAN") + 8);
+  putU32(out, kPlanFormatVersion);
+  putU32(out, crc32(flatbuffer, size));
+  out.insert(out.end(), flatbuffer, flatbuffer + size);
+  return out;
+}
+
+static size_t dtypeBytes(plan::DType dtype) {
+  switch (dtype) {
+  case plan::DType::F32:
+  case plan::DType::I32:
+    return 4;
+  case plan::DType::F64:
+  case plan::DType::I64:
+    return 8;
+  case plan::DType::Bool:
+    return 1;
+  }
+  return 0;
+}
+
+/// Invariants the FlatBuffers verifier cannot know.
+static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
+                      std::string &error) {
+  std::string where = "rank " + std::to_string(rank.rank()) + ": ";
+  auto *tensors = rank.tensors();
+  if (!tensors || !rank.instructions())
+    return error = where + "program has no tensors or instructions", false;
+  uint64_t constants = p.constants() ? p.constants()->size() : 0;
+  for (size_t i = 0; i < tensors->size(); ++i) {
+    const plan::Tensor *t = tensors->Get(i);
+    std::string name = "tensor " + std::to_string(i);
+    size_t width = dtypeBytes(t->dtype());
+    if (!width || !t->shape())
+      return error = where + name + " has no valid dtype or shape", false;
+    uint64_t count = 1;
+    for (int64_t d : *t->shape()) {
+      if (d < 0 || (d > 0 && count > (uint64_t{1} << 40) / d))
+        return error = where + name + " has a bad shape", false;
+      count *= d;
+    }
+    if (t->bytes() != count * width)
+      return error = where + name + " states " + std::to_string(t->bytes()) +
+                     " bytes but its shape needs " +
+                     std::to_string(count * width),
+             false;
+    uint64_t limit = t->storage() == plan::Storage::Arena ? rank.arena_bytes()
+                     : t->storage() == plan::Storage::Constant ? constants
+                                                               : UINT64_MAX;
+    if (t->storage() == plan::Storage::Arena ||
+        t->storage() == plan::Storage::Constant)
+      if (t->offset() > limit || t->bytes() > limit - t->offset())
+        return error = where + name + " lies outside its " +
+                       (t->storage() == plan::Storage::Arena ? "arena"
+                                                             : "constants"),
+               false;
+    if ((t->storage() == plan::Storage::Input ||
+         t->storage() == plan::Storage::Weight) &&
+        !t->name())
+      return error = where + name + " is bound by name but has none", false;
+  }
+  auto inRange = [&](const flatbuffers::Vector<int32_t> *indices) {
+    if (!indices)
+      return true;
+    for (int32_t i : *indices)
+      if (i < 0 || static_cast<size_t>(i) >= tensors->size())
+        return false;
+    return true;
+  };
+  if (!inRange(rank.inputs()) || !inRange(rank.outputs()))
+    return error = where + "an input or output index is out of range", false;
+  for (size_t i = 0; i < rank.instructions()->size(); ++i) {
+    const plan::Instruction *inst = rank.instructions()->Get(i);
+    if (!inRange(inst->inputs()) || !inRange(inst->outputs()) ||
+        !inst->inputs() || !inst->outputs() || inst->outputs()->size() == 0)
+      return error = where + "instruction " + std::to_string(i) + " (" +
+                     plan::EnumNameOpcode(inst->opcode()) +
+                     ") refers to tensors out of range",
+             false;
+    const char *name = plan::EnumNameOpcode(inst->opcode());
+    if (!name || !*name)
+      return error = where + "instruction " + std::to_string(i) +
+                     " has an unknown opcode",
+             false;
+  }
+  return true;
+}
+
+const plan::Plan *verifyPlan(const std::vector<uint8_t> &bytes,
+                             std::string &error) {
+  if (bytes.size() < kPlanHeaderBytes ||
+      std::memcmp(bytes.data(), "GALVPLAN", 8) != 0)
+    return error = "not a galvatron plan (bad magic or too short)", nullptr;
+  uint32_t version = getU32(bytes.data() + 8);
+  if (version != kPlanFormatVersion)
+    return error = "plan format version " + std::to_string(version) +
+                   " is not the version " + std::to_string(kPlanFormatVersion) +
+                   " this runtime reads",
+           nullptr;
+  const uint8_t *payload = bytes.data() + kPlanHeaderBytes;
+  size_t size = bytes.size() - kPlanHeaderBytes;
+  uint32_t stored = getU32(bytes.data() + 12), actual = crc32(payload, size);
+  if (stored != actual)
+    return error = "checksum mismatch (stored " + std::to_string(stored) +
+                   ", computed " + std::to_string(actual) +
+                   "): the plan is truncated or corrupt",
+           nullptr;
+  flatbuffers::Verifier verifier(payload, size);
+  if (!plan::VerifyPlanBuffer(verifier))
+    return error = "the plan fails FlatBuffers verification", nullptr;
+  const plan::Plan *p = plan::GetPlan(payload);
+  if (!p->ranks() || p->ranks()->size() == 0 || p->world_size() < 1 ||
+      static_cast<int>(p->ranks()->size()) != p->world_size())
+    return error = "the plan needs one program per rank of its world size",
+           nullptr;
+  for (const plan::RankProgram *rank : *p->ranks())
+    if (!checkRank(*p, *rank, error))
+      return nullptr;
+  return p;
+}
+
+const plan::Plan *loadPlan(const std::string &path,
+                           std::vector<uint8_t> &storage, std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return error = "cannot open '" + path + "'", nullptr;
+  storage.assign(std::istreambuf_iterator<char>(in),
+                 std::istreambuf_iterator<char>());
+  const plan::Plan *p = verifyPlan(storage, error);
+  if (!p)
+    error = path + ": " + error;
+  return p;
+}
+
+} // namespace galvatron::rt
