@@ -122,6 +122,15 @@ private:
                          Location loc);
   LogicalResult emitNode(const onnx::NodeProto &node, ArrayRef<Entry *> inputs,
                          Location loc);
+  /// After emitting `node`, every output it names must have a value.
+  LogicalResult checkOutputsSet(const onnx::NodeProto &node, Location loc) {
+    for (int i = 0; i < node.output_size(); ++i)
+      if (!node.output(i).empty() && !values[node.output(i)].value)
+        return error(loc) << describe(node) << " names " << node.output_size()
+                          << " outputs but produces fewer";
+    return success();
+  }
+
   void setOutput(const onnx::NodeProto &node, int index, Value value) {
     // Outputs a node does not name (or names "") are unused.
     if (index >= node.output_size() || node.output(index).empty())
@@ -812,7 +821,9 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
       inputs, [](Entry *e) { return !e || e->isConstantAvailable(); });
   if (allConstant && isFoldableONNXOp(op))
     return foldNode(node, inputs, loc);
-  return emitNode(node, inputs, loc);
+  if (failed(emitNode(node, inputs, loc)))
+    return failure();
+  return checkOutputsSet(node, loc);
 }
 
 LogicalResult Importer::foldNode(const onnx::NodeProto &node,
@@ -838,6 +849,8 @@ LogicalResult Importer::foldNode(const onnx::NodeProto &node,
     body = &scratch;
     scratchBlock = &scratch;
     LogicalResult emitted = emitNode(node, inputs, loc);
+    if (succeeded(emitted))
+      emitted = checkOutputsSet(node, loc);
     body = realBody;
     scratchBlock = nullptr;
     SmallVector<RankedTensorType> types;
