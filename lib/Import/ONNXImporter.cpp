@@ -1175,6 +1175,23 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
     if (op == "Dropout" && node.output_size() > 1 && !node.output(1).empty())
       return error(loc) << describe(node)
                         << ": the dropout mask output is not supported";
+    // Inference-mode Dropout is the identity. Training mode (input 2) with a
+    // non-zero ratio (input 1, default 0.5) draws random masks, which the
+    // forward graph does not model.
+    if (op == "Dropout" && inputs.size() > 2 && inputs[2]) {
+      if (!inputs[2]->constant || inputs[2]->constant->size() != 1)
+        return error(loc) << describe(node)
+                          << ": training_mode must be a constant";
+      double ratio = 0.5;
+      if (inputs.size() > 1 && inputs[1]) {
+        if (!inputs[1]->constant || inputs[1]->constant->size() != 1)
+          return error(loc) << describe(node) << ": ratio must be a constant";
+        ratio = inputs[1]->constant->getDouble(0);
+      }
+      if (inputs[2]->constant->getInt(0) != 0 && ratio != 0.0)
+        return error(loc) << describe(node)
+                          << ": training-mode dropout is not supported";
+    }
     auto x = in(0);
     if (failed(x))
       return failure();

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Galv/Galv.h"
+#include "galvatron/Eval/Evaluator.h"
 #include "galvatron/Support/Safetensors.h"
 #include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/Npy.h"
@@ -50,210 +51,6 @@ llvm::cl::opt<double> rtol("rtol", llvm::cl::init(1e-4),
   llvm::errs() << "galvatron-eval: error: " << message << "\n";
   std::exit(1);
 }
-
-rt::DType dtypeOf(Type type) {
-  if (type.isF32())
-    return rt::DType::F32;
-  if (type.isF64())
-    return rt::DType::F64;
-  if (type.isInteger(64))
-    return rt::DType::I64;
-  if (type.isInteger(32))
-    return rt::DType::I32;
-  if (type.isInteger(1))
-    return rt::DType::Bool;
-  fatal("unsupported element type");
-}
-
-rt::Shape shapeOf(Value v) {
-  auto shape = cast<RankedTensorType>(v.getType()).getShape();
-  return rt::Shape(shape.begin(), shape.end());
-}
-
-rt::Tensor fromAttr(DenseElementsAttr attr) {
-  auto type = cast<RankedTensorType>(attr.getType());
-  rt::Tensor t(dtypeOf(type.getElementType()),
-               rt::Shape(type.getShape().begin(), type.getShape().end()));
-  int64_t i = 0;
-  if (isa<FloatType>(type.getElementType())) {
-    for (APFloat v : attr.getValues<APFloat>())
-      t.set(i++, v.convertToDouble());
-  } else if (type.getElementType().isInteger(1)) {
-    for (bool v : attr.getValues<bool>())
-      t.set(i++, v);
-  } else {
-    for (const APInt &v : attr.getValues<APInt>())
-      t.set(i++, static_cast<double>(v.getSExtValue()));
-  }
-  return t;
-}
-
-class Evaluator {
-public:
-  Evaluator(ModuleOp module, std::map<std::string, rt::Tensor> &weights)
-      : module(module), weights(weights) {}
-
-  std::vector<rt::Tensor> run(Block &block, std::vector<rt::Tensor> args) {
-    DenseMap<Value, rt::Tensor> env;
-    for (auto [arg, t] : llvm::zip(block.getArguments(), args))
-      env[arg] = std::move(t);
-    for (Operation &op : block) {
-      if (op.hasTrait<OpTrait::IsTerminator>()) {
-        std::vector<rt::Tensor> results;
-        for (Value v : op.getOperands())
-          results.push_back(env.at(v));
-        return results;
-      }
-      std::vector<rt::Tensor> results = eval(op, env);
-      for (auto [v, t] : llvm::zip(op.getResults(), results))
-        env[v] = std::move(t);
-    }
-    fatal("block without terminator");
-  }
-
-private:
-  std::vector<rt::Tensor> eval(Operation &op,
-                               DenseMap<Value, rt::Tensor> &env) {
-    auto in = [&](unsigned i) -> const rt::Tensor & {
-      return env.at(op.getOperand(i));
-    };
-    auto one = [](rt::Tensor t) {
-      return std::vector<rt::Tensor>{std::move(t)};
-    };
-    using B = rt::Binary;
-    using U = rt::Unary;
-    auto bin = [&](B kind) { return one(rt::binary(kind, in(0), in(1))); };
-    auto un = [&](U kind) { return one(rt::unary(kind, in(0))); };
-    return llvm::TypeSwitch<Operation *, std::vector<rt::Tensor>>(&op)
-        .Case([&](AddOp) { return bin(B::Add); })
-        .Case([&](SubOp) { return bin(B::Sub); })
-        .Case([&](MulOp) { return bin(B::Mul); })
-        .Case([&](DivOp) { return bin(B::Div); })
-        .Case([&](PowOp) { return bin(B::Pow); })
-        .Case([&](MaxOp) { return bin(B::Max); })
-        .Case([&](MinOp) { return bin(B::Min); })
-        .Case([&](AndOp) { return bin(B::And); })
-        .Case([&](OrOp) { return bin(B::Or); })
-        .Case([&](CompareOp c) {
-          static const B kinds[] = {B::Eq, B::Ne, B::Lt, B::Le, B::Gt, B::Ge};
-          return bin(kinds[static_cast<int>(c.getPredicate())]);
-        })
-        .Case([&](NegOp) { return un(U::Neg); })
-        .Case([&](NotOp) { return un(U::Not); })
-        .Case([&](AbsOp) { return un(U::Abs); })
-        .Case([&](ExpOp) { return un(U::Exp); })
-        .Case([&](LogOp) { return un(U::Log); })
-        .Case([&](SqrtOp) { return un(U::Sqrt); })
-        .Case([&](RsqrtOp) { return un(U::Rsqrt); })
-        .Case([&](ReciprocalOp) { return un(U::Reciprocal); })
-        .Case([&](TanhOp) { return un(U::Tanh); })
-        .Case([&](ErfOp) { return un(U::Erf); })
-        .Case([&](SigmoidOp) { return un(U::Sigmoid); })
-        .Case([&](ReluOp) { return un(U::Relu); })
-        .Case([&](SiluOp) { return un(U::Silu); })
-        .Case([&](GeluOp g) {
-          return un(g.getApproximate() == GeluApproximation::tanh ? U::GeluTanh
-                                                                  : U::Gelu);
-        })
-        .Case([&](WhereOp) { return one(rt::where(in(0), in(1), in(2))); })
-        .Case([&](CastOp c) {
-          return one(rt::cast(in(0), dtypeOf(c.getType().getElementType())));
-        })
-        .Case([&](ConstantOp c) {
-          return one(fromAttr(cast<DenseElementsAttr>(c.getValue())));
-        })
-        .Case([&](MatmulOp) { return one(rt::matmul(in(0), in(1))); })
-        .Case([&](LinearOp l) {
-          const rt::Tensor *bias = l.getBias() ? &env.at(l.getBias()) : nullptr;
-          return one(rt::linear(in(0), in(1), bias,
-                                l.getLayout() == WeightLayout::out_in));
-        })
-        .Case([&](ReshapeOp r) {
-          return one(rt::reshape(in(0), shapeOf(r.getResult())));
-        })
-        .Case([&](TransposeOp t) {
-          auto perm = t.getPermutation();
-          return one(rt::transpose(
-              in(0), std::vector<int64_t>(perm.begin(), perm.end())));
-        })
-        .Case([&](SliceOp s) {
-          auto vec = [](ArrayRef<int64_t> a) {
-            return std::vector<int64_t>(a.begin(), a.end());
-          };
-          return one(rt::slice(in(0), vec(s.getStarts()), vec(s.getLimits()),
-                               vec(s.getSteps())));
-        })
-        .Case([&](ConcatOp c) {
-          std::vector<const rt::Tensor *> parts;
-          for (Value v : c.getInputs())
-            parts.push_back(&env.at(v));
-          return one(rt::concat(parts, c.getAxis()));
-        })
-        .Case([&](SplitOp s) {
-          auto sizes = s.getSizes();
-          return rt::split(in(0), s.getAxis(),
-                           std::vector<int64_t>(sizes.begin(), sizes.end()));
-        })
-        .Case([&](ExpandOp e) {
-          return one(rt::expand(in(0), shapeOf(e.getResult())));
-        })
-        .Case([&](GatherOp g) {
-          return one(rt::gather(in(0), in(1), g.getAxis()));
-        })
-        .Case([&](EmbeddingOp) { return one(rt::embedding(in(0), in(1))); })
-        .Case([&](ReduceOp r) {
-          auto axes = r.getAxes();
-          return one(rt::reduce(static_cast<rt::Reduction>(r.getKind()), in(0),
-                                std::vector<int64_t>(axes.begin(), axes.end()),
-                                r.getKeepdims()));
-        })
-        .Case([&](SoftmaxOp s) { return one(rt::softmax(in(0), s.getAxis())); })
-        .Case([&](LayerNormOp l) {
-          const rt::Tensor *bias = l.getBias() ? &env.at(l.getBias()) : nullptr;
-          return one(rt::layerNorm(in(0), in(1), bias,
-                                   l.getEpsilon().convertToDouble()));
-        })
-        .Case([&](RmsNormOp r) {
-          return one(
-              rt::rmsNorm(in(0), in(1), r.getEpsilon().convertToDouble()));
-        })
-        .Case([&](RotaryOp r) {
-          return one(rt::rotary(in(0), in(1), in(2), r.getInterleaved()));
-        })
-        .Case([&](AttentionOp a) {
-          const rt::Tensor *mask = a.getMask() ? &env.at(a.getMask()) : nullptr;
-          return one(rt::attention(in(0), in(1), in(2), mask, a.getCausal(),
-                                   a.getScale().convertToDouble()));
-        })
-        .Case([&](CrossEntropyOp c) {
-          return one(rt::crossEntropy(in(0), in(1),
-                                      c.getReduction() == ReduceKind::mean,
-                                      c.getIgnoreIndex()));
-        })
-        .Case([&](GetParameterOp g) {
-          auto it = weights.find(g.getName().str());
-          if (it == weights.end())
-            fatal("parameter '" + g.getName() + "' is not in the weights");
-          if (it->second.shape != shapeOf(g.getResult()))
-            fatal("parameter '" + g.getName() + "' has shape " +
-                  rt::shapeString(it->second.shape) + " in the weights");
-          return one(it->second);
-        })
-        .Case([&](LayerOp l) {
-          auto layerType = module.lookupSymbol<LayerTypeOp>(l.getLayerType());
-          std::vector<rt::Tensor> args;
-          for (Value v : l.getOperands())
-            args.push_back(env.at(v));
-          return run(layerType.getBody().front(), std::move(args));
-        })
-        .Default([&](Operation *other) -> std::vector<rt::Tensor> {
-          fatal("no kernel for '" + other->getName().getStringRef() + "'");
-        });
-  }
-
-  ModuleOp module;
-  std::map<std::string, rt::Tensor> &weights;
-};
 
 rt::Tensor toRuntime(const galvatron::SafetensorsTensor &t,
                      const std::string &name) {
@@ -329,16 +126,12 @@ int main(int argc, char **argv) {
     std::string error;
     if (!rt::readNpy(file.str(), args[index], error))
       fatal(error);
-    if (args[index].shape != shapeOf(body.getArgument(index)))
-      fatal("input " + llvm::Twine(index) + " has shape " +
-            rt::shapeString(args[index].shape) + ", @forward wants " +
-            rt::shapeString(shapeOf(body.getArgument(index))));
-    if (args[index].dtype == rt::DType::I32)
-      args[index] = rt::cast(args[index], rt::DType::I64);
   }
 
-  Evaluator evaluator(*module, weights);
-  std::vector<rt::Tensor> results = evaluator.run(body, std::move(args));
+  auto evaluated = evaluateForward(*module, weights, std::move(args));
+  if (failed(evaluated))
+    return 1;
+  std::vector<rt::Tensor> results = std::move(*evaluated);
   std::string error;
   if (!outputFile.empty() && !rt::writeNpy(outputFile, results[0], error))
     fatal(error);
