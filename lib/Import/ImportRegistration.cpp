@@ -36,6 +36,12 @@ struct ImportFlags {
       llvm::cl::desc("safetensors file for the weights (default: beside the "
                      "output, named after it)"),
       llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::opt<std::string> stateDict{
+      "state-dict",
+      llvm::cl::desc("safetensors state dict of the exported model: "
+                     "parameters take its names (undoing exporters' renamed "
+                     "and transposed copies, re-tying shared weights)"),
+      llvm::cl::init(""), llvm::cl::cat(category)};
   llvm::cl::opt<bool> timing{
       "onnx-import-timing",
       llvm::cl::desc("print the time and memory each import phase took"),
@@ -96,6 +102,17 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   if (!imported)
     return nullptr;
   OwningOpRef<ModuleOp> &module = imported->module;
+
+  std::map<std::string, galvatron::SafetensorsTensor> stateDict;
+  if (!flags->stateDict.empty()) {
+    std::string error;
+    if (!galvatron::readSafetensors(flags->stateDict, stateDict, error)) {
+      emitError(UnknownLoc::get(context)) << "--state-dict: " << error;
+      return nullptr;
+    }
+    if (failed(applyStateDictNames(*module, *imported, stateDict)))
+      return nullptr;
+  }
 
   auto cleanupStart = std::chrono::steady_clock::now();
   if (!flags->raw) {

@@ -92,12 +92,29 @@ struct DropFlatteningReshapes : OpRewritePattern<ReshapeOp> {
   }
 };
 
+/// linear(x, transpose(W, [1, 0])) -> linear(x, W) with the other layout.
+struct FoldWeightTranspose : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    auto transpose = op.getWeight().getDefiningOp<TransposeOp>();
+    if (!transpose || transpose.getPermutation() != ArrayRef<int64_t>{1, 0})
+      return failure();
+    WeightLayout flipped = op.getLayout() == WeightLayout::out_in
+                               ? WeightLayout::in_out
+                               : WeightLayout::out_in;
+    rewriter.replaceOpWithNewOp<LinearOp>(
+        op, op.getInput(), transpose.getInput(), op.getBias(), flipped);
+    return success();
+  }
+};
+
 struct RecomposeLinearPass
     : galv::impl::RecomposeLinearBase<RecomposeLinearPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<MatmulToLinear, FoldBias, DropFlatteningReshapes>(
-        &getContext());
+    patterns.add<MatmulToLinear, FoldBias, DropFlatteningReshapes,
+                 FoldWeightTranspose>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

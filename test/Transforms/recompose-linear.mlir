@@ -79,3 +79,17 @@ func.func @not_linear(%x: tensor<2x8x32xf32>, %y: tensor<32x64xf32>, %r: tensor<
   %1 = galv.add %0, %r : tensor<2x8x64xf32>, tensor<64xf32> -> tensor<2x8x64xf32>
   return %1 : tensor<2x8x64xf32>
 }
+
+// -----
+
+galv.parameter @w : tensor<64x32xf32>
+// A linear whose weight is read through a transpose takes the other layout.
+// CHECK-LABEL: func.func @flip_layout
+func.func @flip_layout(%x: tensor<2x32xf32>) -> tensor<2x64xf32> {
+  // CHECK: %[[W:.*]] = galv.get_parameter @w : tensor<64x32xf32>
+  // CHECK-NEXT: galv.linear %{{.*}}, %[[W]] : tensor<2x32xf32>, tensor<64x32xf32> -> tensor<2x64xf32>
+  %w = galv.get_parameter @w : tensor<64x32xf32>
+  %t = galv.transpose %w [1, 0] : tensor<64x32xf32> -> tensor<32x64xf32>
+  %0 = galv.linear %x, %t layout = in_out : tensor<2x32xf32>, tensor<32x64xf32> -> tensor<2x64xf32>
+  return %0 : tensor<2x64xf32>
+}

@@ -51,6 +51,14 @@ std::unique_ptr<ImportedONNX> importONNX(MLIRContext *context, StringRef bytes,
                                          StringRef path,
                                          const ONNXImportOptions &options);
 
+/// Renames imported parameters after the model's state dict: a parameter
+/// whose bytes equal a state-dict tensor takes that name; one equal to a
+/// state-dict tensor transposed is read through a transpose of it; duplicates
+/// collapse into one parameter. `stateDict` must outlive `imported`'s views.
+LogicalResult applyStateDictNames(
+    ModuleOp module, ImportedONNX &imported,
+    const std::map<std::string, galvatron::SafetensorsTensor> &stateDict);
+
 /// Registers `--import-onnx` with galvatron-translate.
 void registerONNXImportTranslation();
 

@@ -1,0 +1,123 @@
+//===- StateDictNames.cpp - give imported parameters their state-dict names
+//---===//
+//
+// Exporters fold nn.Linear weights into transposed copies with opaque names
+// (`onnx::MatMul_658`, `val_252`) and split tied weights into separate
+// initializers. Given the model's state dict, each parameter whose bytes
+// equal a state-dict tensor takes its name, and one whose bytes equal a
+// state-dict tensor transposed is read through a transpose of that tensor;
+// parameters with the same source collapse into one (re-tying GPT-2's head
+// to its token embedding).
+//
+//===----------------------------------------------------------------------===//
+
+#include "galvatron/Import/ONNX.h"
+
+#include "Galv/Galv.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::galv;
+
+namespace {
+
+/// The bytes of a 2-D tensor of `width`-byte elements, transposed.
+std::string transposed(const char *data, int64_t rows, int64_t cols,
+                       size_t width) {
+  std::string out(rows * cols * width, '\0');
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      std::memcpy(&out[(c * rows + r) * width], data + (r * cols + c) * width,
+                  width);
+  return out;
+}
+
+} // namespace
+
+LogicalResult mlir::galv::applyStateDictNames(
+    ModuleOp module, ImportedONNX &imported,
+    const std::map<std::string, galvatron::SafetensorsTensor> &stateDict) {
+  // State-dict tensors by their bytes, and 2-D ones by their transposed bytes.
+  std::multimap<std::string, std::string> byBytes, byTransposed;
+  for (const auto &[name, t] : stateDict) {
+    std::string bytes(t.data.begin(), t.data.end());
+    byBytes.emplace(bytes, name);
+    if (t.shape.size() == 2)
+      byTransposed.emplace(transposed(t.data.data(), t.shape[0], t.shape[1],
+                                      galvatron::safetensorsDTypeSize(t.dtype)),
+                           name);
+  }
+  OpBuilder builder(module.getContext());
+  auto declared = [&](StringRef name) {
+    return module.lookupSymbol<ParameterOp>(name);
+  };
+  /// Among equal candidates prefer one already declared, then the first.
+  auto pick = [&](auto range) -> std::string {
+    std::string chosen;
+    for (auto it = range.first; it != range.second; ++it) {
+      if (declared(it->second))
+        return it->second;
+      if (chosen.empty())
+        chosen = it->second;
+    }
+    return chosen;
+  };
+
+  SmallVector<ParameterOp> params(module.getOps<ParameterOp>());
+  for (ParameterOp param : params) {
+    std::string name = param.getSymName().str();
+    auto viewIt = imported.weights.find(name);
+    if (viewIt == imported.weights.end())
+      continue;
+    const galvatron::SafetensorsView &view = viewIt->second;
+    std::string bytes(view.data, view.size);
+    auto sameName = stateDict.find(name);
+    if (sameName != stateDict.end() &&
+        std::string(sameName->second.data.begin(),
+                    sameName->second.data.end()) == bytes)
+      continue;
+
+    std::string direct = pick(byBytes.equal_range(bytes));
+    std::string flipped =
+        direct.empty() ? pick(byTransposed.equal_range(bytes)) : "";
+    std::string target = direct.empty() ? flipped : direct;
+    if (target.empty())
+      continue;
+    const galvatron::SafetensorsTensor &source = stateDict.at(target);
+    auto targetType = RankedTensorType::get(
+        source.shape, param.getTensorType().getElementType());
+
+    // Declare the state-dict tensor (once) with its own bytes.
+    if (!declared(target)) {
+      builder.setInsertionPoint(param);
+      ParameterOp::create(builder, param.getLoc(), target, targetType,
+                          param.getTrainable());
+      imported.weights[target] = {source.dtype, source.shape,
+                                  source.data.data(), source.data.size()};
+    }
+    // Re-point every read of the old parameter.
+    SmallVector<GetParameterOp> reads;
+    module.walk([&](GetParameterOp get) {
+      if (get.getName() == name)
+        reads.push_back(get);
+    });
+    for (GetParameterOp get : reads) {
+      builder.setInsertionPoint(get);
+      Value value = GetParameterOp::create(
+          builder, get.getLoc(), targetType,
+          FlatSymbolRefAttr::get(builder.getStringAttr(target)));
+      // A transposed copy is read through a transpose, square or not.
+      if (direct.empty())
+        value = TransposeOp::create(builder, get.getLoc(), value,
+                                    ArrayRef<int64_t>{1, 0});
+      get.replaceAllUsesWith(value);
+      get.erase();
+    }
+    param.erase();
+    imported.weights.erase(name);
+  }
+  return success();
+}
