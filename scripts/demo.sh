@@ -15,7 +15,8 @@ mkdir -p "$out"
 
 echo "== import $fixture/model.onnx"
 "$build/bin/galvatron-translate" --import-onnx "$fixture/model.onnx" \
-  --batch-size 2 --seq-len 8 -o "$out/model.mlir" --onnx-import-timing
+  --batch-size 2 --seq-len 8 --state-dict "$fixture/weights.safetensors" \
+  -o "$out/model.mlir" --onnx-import-timing
 echo
 echo "== layers (galvatron-translate --galv-layer-summary)"
 "$build/bin/galvatron-translate" --galv-layer-summary "$out/model.mlir"
