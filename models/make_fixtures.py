@@ -18,7 +18,7 @@ based exporter) and stores, next to each model.onnx:
 It also writes one external-data variant (gpt2-torchscript-external) whose
 weights live in model.onnx.data.
 
-Usage:  python3 models/make_fixtures.py [--out DIR] [--only NAME ...]
+Usage:  python3 models/make_fixtures.py [--out DIR] [--only NAME ...] [--grads-only]
 
 Exits non-zero if any exported variant's onnxruntime logits do not match the
 PyTorch logits (max abs error / max abs reference > 1e-4), at the export shape
@@ -949,6 +949,10 @@ def main(argv=None):
                     help="restrict to these models (gpt2 llama bert t5)")
     ap.add_argument("--strict", action="store_true",
                     help="also fail when a variant could not be exported")
+    ap.add_argument("--grads-only", action="store_true",
+                    help="only (re)write loss.npy and grads.safetensors of the causal LMs "
+                    "(gpt2, llama) in the existing variant directories; nothing is exported "
+                    "and no other file is touched")
     ns = ap.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -956,6 +960,8 @@ def main(argv=None):
     out_dir: Path = ns.out
     out_dir.mkdir(parents=True, exist_ok=True)
     print("versions:", json.dumps(versions()))
+    if ns.grads_only:
+        return 0 if write_grad_references(out_dir, ns.only) else 1
 
     results = []
     for name, (builder, seed, input_names) in MODEL_SPECS.items():
@@ -1022,6 +1028,11 @@ def main(argv=None):
         )
         if r["status"] != "ok":
             failed = True
+    # Loss/gradient references, written after meta.json (which therefore does
+    # not list them) from freshly rebuilt models.
+    if not write_grad_references(out_dir, ns.only):
+        print("FAILURE: loss/gradient references (see above).", file=sys.stderr)
+        failed = True
     total = dir_size(out_dir)
     print()
     print(f"total size of {out_dir}: {total} bytes ({total / 1e6:.2f} MB)")
@@ -1029,6 +1040,176 @@ def main(argv=None):
         print("FAILURE: at least one variant mismatched (see table).", file=sys.stderr)
         return 1
     return 0
+
+
+# --------------------------------------------------------------------------
+# Loss and gradient references (causal LMs)
+#
+# For gpt2 and llama, every variant directory also gets
+#   loss.npy           float32, shape (): HF's causal-LM loss with
+#                      labels=input_ids, i.e. mean cross-entropy of
+#                      logits[:, :-1] against input_ids[:, 1:] over all
+#                      BATCH * (SEQ - 1) positions (none ignored),
+#   grads.safetensors  d loss / d parameter for every key of
+#                      weights.safetensors (same names, shapes, float32); a
+#                      tied tensor's single, combined gradient is stored under
+#                      each of its names.
+# Computed in fp32 on the CPU in eval mode (dropout off) on a model rebuilt
+# exactly as main() builds it (same seeds and re-initialisation), checked
+# against the variant's weights.safetensors / input_ids.npy / logits.npy.
+# --------------------------------------------------------------------------
+
+GRAD_MODELS = ("gpt2", "llama")
+GRAD_LOSS_RTOL = 1e-5  # loss vs loss recomputed with numpy from logits.npy
+
+
+def build_reference_model(name: str):
+    """Model and export inputs of MODEL_SPECS[name], built as in main().
+
+    Same seeds, dtype, eval mode, attention implementation and parameter
+    re-initialisation; only the logits-only class swap is left out, so the
+    model's own forward (with labels) is used.
+    """
+    builder, seed, _ = MODEL_SPECS[name]
+    seed_everything(seed)
+    cfg, model = builder()
+    model = model.to(torch.float32).eval()
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl not in (None, "eager"):
+        model.config._attn_implementation = "eager"
+    randomize_parameters(model, seed + 100)
+    inputs = make_model_inputs(name, cfg.vocab_size, BATCH, SEQ, seed + 1)
+    return cfg, model, inputs
+
+
+def causal_lm_loss_and_grads(model, input_ids: np.ndarray):
+    """HF loss with labels=input_ids, the logits, and the gradient per state-dict name."""
+    model.zero_grad(set_to_none=True)
+    ids = torch.from_numpy(input_ids)
+    out = model(input_ids=ids, attention_mask=None, labels=ids, use_cache=False, return_dict=True)
+    out.loss.backward()
+    grads = collections.OrderedDict()
+    # remove_duplicate=False: a tied Parameter appears under each of its names
+    # and its .grad already sums the contributions of all its uses.
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        if p.grad is None:
+            raise RuntimeError(f"no gradient for {pname}")
+        grads[pname] = p.grad.detach().clone().contiguous()
+    loss = out.loss.detach().clone()
+    logits = out.logits.detach().clone()
+    model.zero_grad(set_to_none=True)
+    return loss, logits, grads
+
+
+def numpy_causal_lm_loss(logits: np.ndarray, input_ids: np.ndarray) -> float:
+    """Mean next-token cross-entropy (float64 log-softmax, gather, mean)."""
+    x = logits[:, :-1].astype(np.float64)
+    t = input_ids[:, 1:]
+    m = x.max(axis=-1, keepdims=True)
+    logp = x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+    return float(-np.take_along_axis(logp, t[..., None], axis=-1).mean())
+
+
+def write_grad_references(out_dir: Path, only=None) -> bool:
+    """Write loss.npy and grads.safetensors for the causal-LM variants.
+
+    Returns False if a check fails (nothing is written for that model).
+    """
+    ok = True
+    rows = []
+    if only and not set(only) & set(GRAD_MODELS):
+        print(f"loss/gradient references: only written for {', '.join(GRAD_MODELS)}; none selected")
+    for name in GRAD_MODELS:
+        if only and name not in only:
+            continue
+        print(f"== {name} (loss / gradients)")
+        vdirs = sorted(d for d in out_dir.glob(f"{name}-*") if d.is_dir())
+        if not vdirs:
+            print(f"  no {name}-* directories under {out_dir}")
+            ok = False
+            continue
+        usable = []
+        for d in vdirs:
+            if (d / "weights.safetensors").exists() and (d / "input_ids.npy").exists():
+                usable.append(d)
+            else:
+                print(f"  [{d.name}] skipped (no weights.safetensors / input_ids.npy: export failed?)")
+        if not usable:
+            continue
+
+        cfg, model, inputs = build_reference_model(name)
+        input_ids = inputs["input_ids"]
+        loss, logits, grads = causal_lm_loss_and_grads(model, input_ids)
+        loss2, logits2, grads2 = causal_lm_loss_and_grads(model, input_ids)
+        errors = []
+        if not (torch.equal(loss, loss2) and torch.equal(logits, logits2)
+                and list(grads) == list(grads2)
+                and all(torch.equal(grads[k], grads2[k]) for k in grads)):
+            errors.append("two gradient computations differ")
+        lt = logits.to(torch.float32)
+        manual = torch.nn.functional.cross_entropy(
+            lt[:, :-1].reshape(-1, lt.shape[-1]), torch.from_numpy(input_ids[:, 1:]).reshape(-1)
+        )
+        if abs(manual.item() - loss.item()) > GRAD_LOSS_RTOL * abs(loss.item()):
+            errors.append(f"HF loss {loss.item()!r} != shifted cross-entropy {manual.item()!r}")
+        if not all(bool(torch.isfinite(g).all()) for g in grads.values()):
+            errors.append("non-finite gradient")
+        sd = model.state_dict()
+        if set(sd) != set(grads):
+            errors.append(f"state_dict names != parameter names: {sorted(set(sd) ^ set(grads))}")
+        for k, g in grads.items():
+            if k in sd and tuple(g.shape) != tuple(sd[k].shape):
+                errors.append(f"{k}: gradient shape {tuple(g.shape)} != {tuple(sd[k].shape)}")
+
+        checks = {}
+        for d in usable:
+            stored_ids = np.load(d / "input_ids.npy")
+            if stored_ids.shape != input_ids.shape or not np.array_equal(stored_ids, input_ids):
+                errors.append(f"{d.name}: input_ids.npy differs from the rebuilt inputs")
+                continue
+            w = safetensors.torch.load_file(str(d / "weights.safetensors"))
+            if set(w) != set(grads):
+                errors.append(f"{d.name}: weights.safetensors keys != gradient keys: "
+                              f"{sorted(set(w) ^ set(grads))}")
+                continue
+            bad = [k for k in w if not torch.equal(w[k], sd[k])]
+            if bad:
+                errors.append(f"{d.name}: weights differ from the rebuilt model: {bad[:5]}")
+                continue
+            stored_logits = np.load(d / "logits.npy")
+            np_loss = numpy_causal_lm_loss(stored_logits, stored_ids)
+            rel = abs(np_loss - loss.item()) / abs(loss.item())
+            if not rel <= GRAD_LOSS_RTOL:
+                errors.append(f"{d.name}: numpy loss from logits.npy {np_loss!r} vs {loss.item()!r} "
+                              f"(rel {rel:.3e})")
+            _, logits_rel = rel_err(stored_logits, logits.numpy())
+            checks[d.name] = (np_loss, rel, logits_rel)
+
+        if errors:
+            ok = False
+            for e in errors:
+                print(f"  ERROR: {e}")
+            print(f"  nothing written for {name}")
+            continue
+
+        loss_np = np.asarray(loss.numpy(), dtype=np.float32).reshape(())
+        max_grad = max(float(g.abs().max()) for g in grads.values())
+        for d in usable:
+            np.save(d / "loss.npy", loss_np)
+            safetensors.torch.save_file(dict(grads), str(d / "grads.safetensors"),
+                                        metadata={"format": "pt"})
+            np_loss, rel, logits_rel = checks[d.name]
+            rows.append((d.name, float(loss_np), np_loss, rel, logits_rel, len(grads), max_grad))
+
+    if rows:
+        hdr = (f"{'variant':<28} {'loss':>12} {'numpy loss':>12} {'rel diff':>9} "
+               f"{'logits rel':>10} {'#grads':>6} {'max |grad|':>11}")
+        print()
+        print(hdr)
+        print("-" * len(hdr))
+        for v, l, nl, r, lr, n, mg in rows:
+            print(f"{v:<28} {l:>12.8f} {nl:>12.8f} {r:>9.2e} {lr:>10.2e} {n:>6} {mg:>11.6f}")
+    return ok
 
 
 if __name__ == "__main__":

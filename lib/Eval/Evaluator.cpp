@@ -247,14 +247,13 @@ private:
 
 } // namespace
 
-FailureOr<std::vector<rt::Tensor>>
-mlir::galv::evaluateForward(ModuleOp module,
-                            const std::map<std::string, rt::Tensor> &weights,
-                            std::vector<rt::Tensor> inputs) {
+FailureOr<std::vector<rt::Tensor>> mlir::galv::evaluateForward(
+    ModuleOp module, const std::map<std::string, rt::Tensor> &weights,
+    std::vector<rt::Tensor> inputs, StringRef function) {
   evalError.clear();
-  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto forward = module.lookupSymbol<func::FuncOp>(function);
   if (!forward || forward.isExternal())
-    return module.emitError("the module has no func.func @forward");
+    return module.emitError("the module has no func.func @") << function;
   Block &body = forward.getBody().front();
   if (inputs.size() != body.getNumArguments())
     return module.emitError("@forward takes ")

@@ -44,6 +44,13 @@ llvm::cl::opt<std::string> outputFile("output",
                                       llvm::cl::desc("write result 0 here"));
 llvm::cl::opt<std::string>
     expectFile("expect", llvm::cl::desc("compare result 0 with this .npy"));
+llvm::cl::opt<std::string> functionName(
+    "function", llvm::cl::init("forward"),
+    llvm::cl::desc("the function to run (forward, loss, loss_grad, ...)"));
+llvm::cl::opt<std::string> expectGrads(
+    "expect-grads",
+    llvm::cl::desc("safetensors of reference gradients: results carrying "
+                   "galv.grad_of are compared with the tensor of that name"));
 llvm::cl::opt<double> rtol("rtol", llvm::cl::init(1e-4),
                            llvm::cl::desc("max-abs-error / max-abs-reference"));
 
@@ -79,9 +86,9 @@ int main(int argc, char **argv) {
       parseSourceFile<ModuleOp>(inputFile, sourceMgr, &context);
   if (!module)
     return 1;
-  auto forward = module->lookupSymbol<func::FuncOp>("forward");
+  auto forward = module->lookupSymbol<func::FuncOp>(functionName);
   if (!forward)
-    fatal("the module has no func.func @forward");
+    fatal("the module has no func.func @" + functionName);
 
   std::string weightsPath = weightsFile;
   if (weightsPath.empty())
@@ -128,13 +135,55 @@ int main(int argc, char **argv) {
       fatal(error);
   }
 
-  auto evaluated = evaluateForward(*module, weights, std::move(args));
+  auto evaluated =
+      evaluateForward(*module, weights, std::move(args), functionName);
   if (failed(evaluated))
     return 1;
   std::vector<rt::Tensor> results = std::move(*evaluated);
   std::string error;
   if (!outputFile.empty() && !rt::writeNpy(outputFile, results[0], error))
     fatal(error);
+  auto relativeError = [](const rt::Tensor &got, const rt::Tensor &want) {
+    double maxError = 0, maxReference = 0;
+    for (int64_t i = 0; i < want.size(); ++i) {
+      maxError = std::max(maxError, std::fabs(got.at(i) - want.at(i)));
+      maxReference = std::max(maxReference, std::fabs(want.at(i)));
+    }
+    return std::make_pair(maxError, maxReference);
+  };
+  bool gradsPass = true;
+  if (!expectGrads.empty()) {
+    std::map<std::string, galvatron::SafetensorsTensor> raw;
+    if (!galvatron::readSafetensors(expectGrads, raw, error))
+      fatal(error);
+    double worst = 0;
+    int compared = 0;
+    for (unsigned i = 0; i < forward.getNumResults(); ++i) {
+      auto name = forward.getResultAttrOfType<StringAttr>(i, "galv.grad_of");
+      if (!name)
+        continue;
+      auto it = raw.find(name.str());
+      if (it == raw.end())
+        fatal("no reference gradient for '" + name.getValue() + "'");
+      rt::Tensor want = toRuntime(it->second, name.str());
+      if (want.shape != results[i].shape)
+        fatal("gradient of '" + name.getValue() + "' has shape " +
+              rt::shapeString(results[i].shape) + ", the reference " +
+              rt::shapeString(want.shape));
+      auto [maxError, maxReference] = relativeError(results[i], want);
+      double relative = maxError / std::max(maxReference, 1e-30);
+      worst = std::max(worst, relative);
+      ++compared;
+      if (relative > rtol) {
+        gradsPass = false;
+        llvm::outs() << "gradient of " << name.getValue() << ": relative "
+                     << relative << " FAIL\n";
+      }
+    }
+    llvm::outs() << compared << " gradients, worst relative error " << worst
+                 << " (rtol " << rtol << "): " << (gradsPass ? "PASS" : "FAIL")
+                 << "\n";
+  }
   if (!expectFile.empty()) {
     rt::Tensor expected;
     if (!rt::readNpy(expectFile, expected, error))
@@ -153,7 +202,7 @@ int main(int argc, char **argv) {
                  << maxReference << ", relative " << relative << " (rtol "
                  << rtol << "): " << (relative <= rtol ? "PASS" : "FAIL")
                  << "\n";
-    return relative <= rtol ? 0 : 1;
+    return relative <= rtol && gradsPass ? 0 : 1;
   }
-  return 0;
+  return gradsPass ? 0 : 1;
 }

@@ -25,7 +25,8 @@ namespace mlir::galv {
 FailureOr<std::vector<galvatron::rt::Tensor>>
 evaluateForward(ModuleOp module,
                 const std::map<std::string, galvatron::rt::Tensor> &weights,
-                std::vector<galvatron::rt::Tensor> inputs);
+                std::vector<galvatron::rt::Tensor> inputs,
+                StringRef function = "forward");
 
 /// The runtime dtype of an MLIR element type, if the CPU backend has one.
 std::optional<galvatron::rt::DType> runtimeDType(Type type);

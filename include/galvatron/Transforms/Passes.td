@@ -152,4 +152,32 @@ def OutlineLayers : Pass<"galv-outline-layers", "::mlir::ModuleOp"> {
   ];
 }
 
+def AppendLoss : Pass<"galv-append-loss", "::mlir::ModuleOp"> {
+  let summary = "Add the training loss of a causal language model";
+  let description = [{
+    Adds `func.func @loss` taking the inputs of `@forward` and returning the
+    next-token cross-entropy (mean over positions): logits `[B, S, V]` at
+    positions `0 .. S-2` against the token ids (the first input, `[B, S]`)
+    at `1 .. S-1`, as Hugging Face computes with `labels = input_ids`. The
+    body is a copy of `@forward`'s, which must have its layers inlined.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Reverse-mode differentiation of the loss";
+  let description = [{
+    Adds `func.func @loss_grad`, which returns `@loss`'s value followed by
+    the gradient of the loss with respect to every trainable parameter, in
+    declaration order (each result carries `galv.grad_of = "name"`). The
+    backward computation is emitted as galv ops, one gradient rule per op,
+    only along values that depend on trainable parameters. Ops without a
+    rule (or rule limits, such as strided slices) are reported at their
+    location.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 #endif // GALVATRON_TRANSFORMS_PASSES_TD
