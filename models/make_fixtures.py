@@ -18,7 +18,7 @@ based exporter) and stores, next to each model.onnx:
 It also writes one external-data variant (gpt2-torchscript-external) whose
 weights live in model.onnx.data.
 
-Usage:  python3 models/make_fixtures.py [--out DIR] [--only NAME ...] [--grads-only]
+Usage:  python3 models/make_fixtures.py [--out DIR] [--only NAME ...] [--grads-only | --adamw-only]
 
 Exits non-zero if any exported variant's onnxruntime logits do not match the
 PyTorch logits (max abs error / max abs reference > 1e-4), at the export shape
@@ -953,6 +953,9 @@ def main(argv=None):
                     help="only (re)write loss.npy and grads.safetensors of the causal LMs "
                     "(gpt2, llama) in the existing variant directories; nothing is exported "
                     "and no other file is touched")
+    ap.add_argument("--adamw-only", action="store_true",
+                    help="only (re)write adamw_losses.npy of the causal LMs (gpt2, llama) in the "
+                    "existing variant directories (--grads-only writes it too)")
     ns = ap.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -960,8 +963,12 @@ def main(argv=None):
     out_dir: Path = ns.out
     out_dir.mkdir(parents=True, exist_ok=True)
     print("versions:", json.dumps(versions()))
+    if ns.adamw_only:
+        return 0 if write_adamw_references(out_dir, ns.only) else 1
     if ns.grads_only:
-        return 0 if write_grad_references(out_dir, ns.only) else 1
+        ok = write_grad_references(out_dir, ns.only)
+        ok = write_adamw_references(out_dir, ns.only) and ok
+        return 0 if ok else 1
 
     results = []
     for name, (builder, seed, input_names) in MODEL_SPECS.items():
@@ -1032,6 +1039,9 @@ def main(argv=None):
     # not list them) from freshly rebuilt models.
     if not write_grad_references(out_dir, ns.only):
         print("FAILURE: loss/gradient references (see above).", file=sys.stderr)
+        failed = True
+    if not write_adamw_references(out_dir, ns.only):
+        print("FAILURE: AdamW loss references (see above).", file=sys.stderr)
         failed = True
     total = dir_size(out_dir)
     print()
@@ -1209,6 +1219,205 @@ def write_grad_references(out_dir: Path, only=None) -> bool:
         print("-" * len(hdr))
         for v, l, nl, r, lr, n, mg in rows:
             print(f"{v:<28} {l:>12.8f} {nl:>12.8f} {r:>9.2e} {lr:>10.2e} {n:>6} {mg:>11.6f}")
+    return ok
+
+
+# --------------------------------------------------------------------------
+# AdamW training-loss references (causal LMs)
+#
+# For gpt2 and llama, every variant directory also gets
+#   adamw_losses.npy   float32, shape (ADAMW_STEPS,): the loss (as in
+#                      loss.npy) before each of ADAMW_STEPS AdamW steps, all
+#                      on the same batch (the fixture's input_ids), starting
+#                      from the fixture's weights; element 0 == loss.npy.
+# Computed in fp32 on the CPU in eval mode (dropout off) with
+#   torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999),
+#                     eps=1e-8, weight_decay=0.01, amsgrad=False,
+#                     maximize=False, foreach=False, fused=False)
+# (decoupled weight decay on every parameter, constant lr, no gradient
+# clipping, zero_grad(set_to_none=True) before every forward).  GPT-2's
+# lm_head stays tied to transformer.wte (one parameter, one optimizer state).
+# Checked against a float64 re-implementation of the update (see
+# adamw_reference_losses).
+# --------------------------------------------------------------------------
+
+ADAMW_STEPS = 20
+ADAMW_LR = 1e-3
+ADAMW_BETAS = (0.9, 0.999)
+ADAMW_EPS = 1e-8
+ADAMW_WEIGHT_DECAY = 0.01
+ADAMW_RTOL = 1e-4  # fp32 torch.optim.AdamW losses vs the float64 re-implementation
+
+
+def tied_lm_head(model) -> bool:
+    """True if the model's output embedding is the very same tensor as its input embedding."""
+    out = model.get_output_embeddings()
+    inp = model.get_input_embeddings()
+    return out is not None and out.weight is inp.weight
+
+
+def torch_adamw_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS) -> np.ndarray:
+    """Losses before each of `steps` torch.optim.AdamW steps (trains `model` in place)."""
+    ids = torch.from_numpy(input_ids)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=ADAMW_LR, betas=ADAMW_BETAS, eps=ADAMW_EPS,
+        weight_decay=ADAMW_WEIGHT_DECAY, amsgrad=False, maximize=False,
+        foreach=False, fused=False, capturable=False, differentiable=False,
+    )
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=None, labels=ids, use_cache=False, return_dict=True)
+        losses.append(out.loss.detach().clone())
+        out.loss.backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return torch.stack(losses).numpy().astype(np.float32)
+
+
+def adamw_reference_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS) -> np.ndarray:
+    """Float64 re-implementation: model, loss, gradients and AdamW update all in float64.
+
+    Written from the textbook formulas, without torch.optim:
+        m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2,
+        mhat = m / (1 - b1^t),   vhat = v / (1 - b2^t),
+        p = p (1 - lr wd)                       (decoupled decay, first),
+        p = p - lr mhat / (sqrt(vhat) + eps)    (then the Adam step).
+    The loss is the shifted cross-entropy computed here in float64 (HF's own
+    loss upcasts logits with .float(), i.e. to float32).  Trains `model`
+    (converted to float64) in place.
+    """
+    model = model.to(torch.float64)
+    ids = torch.from_numpy(input_ids)
+    params = list(model.parameters())  # a tied tensor once
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    b1, b2 = ADAMW_BETAS
+    losses = []
+    for t in range(1, steps + 1):
+        logits = model(input_ids=ids, attention_mask=None, use_cache=False, return_dict=True).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
+        )
+        losses.append(float(loss.detach()))
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g, mi, vi in zip(params, grads, m, v):
+                mi.copy_(b1 * mi + (1.0 - b1) * g)
+                vi.copy_(b2 * vi + (1.0 - b2) * g * g)
+                mhat = mi / (1.0 - b1 ** t)
+                vhat = vi / (1.0 - b2 ** t)
+                p.copy_(p * (1.0 - ADAMW_LR * ADAMW_WEIGHT_DECAY))
+                p.copy_(p - ADAMW_LR * (mhat / (torch.sqrt(vhat) + ADAMW_EPS)))
+    return np.asarray(losses, dtype=np.float64)
+
+
+def write_adamw_references(out_dir: Path, only=None) -> bool:
+    """Write adamw_losses.npy for the causal-LM variants.
+
+    Before writing, checks that the rebuilt model and inputs match the
+    variant's weights.safetensors / input_ids.npy bit for bit, that two runs
+    give identical losses, that element 0 equals loss.npy (or, where a
+    directory has none, the loss of causal_lm_loss_and_grads) exactly, that
+    GPT-2's lm_head is still tied after training, and that the float64
+    re-implementation agrees within ADAMW_RTOL (relative, per step).
+    Returns False if a check fails (nothing is written for that model).
+    """
+    ok = True
+    rows = []
+    if only and not set(only) & set(GRAD_MODELS):
+        print(f"AdamW loss references: only written for {', '.join(GRAD_MODELS)}; none selected")
+    for name in GRAD_MODELS:
+        if only and name not in only:
+            continue
+        print(f"== {name} (AdamW losses, {ADAMW_STEPS} steps)")
+        vdirs = sorted(d for d in out_dir.glob(f"{name}-*") if d.is_dir())
+        usable = [d for d in vdirs
+                  if (d / "weights.safetensors").exists() and (d / "input_ids.npy").exists()]
+        for d in vdirs:
+            if d not in usable:
+                print(f"  [{d.name}] skipped (no weights.safetensors / input_ids.npy: export failed?)")
+        if not vdirs:
+            print(f"  no {name}-* directories under {out_dir}")
+            ok = False
+            continue
+        if not usable:
+            continue
+
+        errors = []
+        # Reference loss (as in loss.npy) and the initial weights.
+        _, model, inputs = build_reference_model(name)
+        input_ids = inputs["input_ids"]
+        sd0 = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        loss0, _, _ = causal_lm_loss_and_grads(model, input_ids)
+        loss0 = np.asarray(loss0.numpy(), dtype=np.float32).reshape(())
+
+        # Two independent fp32 torch.optim.AdamW runs on freshly rebuilt models.
+        runs = []
+        for _ in range(2):
+            _, model, _ = build_reference_model(name)
+            tied_before = tied_lm_head(model)
+            runs.append(torch_adamw_losses(model, input_ids))
+            if tied_lm_head(model) != tied_before:
+                errors.append("lm_head tying changed during training")
+        losses = runs[0]
+        if not np.array_equal(runs[0], runs[1]):
+            errors.append("two AdamW runs differ")
+        if losses.shape != (ADAMW_STEPS,) or losses.dtype != np.float32:
+            errors.append(f"unexpected losses array {losses.dtype} {losses.shape}")
+        if not np.isfinite(losses).all():
+            errors.append("non-finite AdamW loss")
+        if losses[0] != loss0:
+            errors.append(f"losses[0] {losses[0]!r} != loss {loss0!r}")
+
+        # Float64 re-implementation.
+        _, model64, _ = build_reference_model(name)
+        tied_before = tied_lm_head(model64)
+        ref = adamw_reference_losses(model64, input_ids)
+        if tied_lm_head(model64) != tied_before:
+            errors.append("lm_head tying changed in the float64 re-implementation")
+        rel = np.abs(losses.astype(np.float64) - ref) / np.abs(ref)
+        max_rel = float(rel.max())
+        if not max_rel <= ADAMW_RTOL:
+            errors.append(f"fp32 AdamW losses vs float64 re-implementation: max rel diff "
+                          f"{max_rel:.3e} > {ADAMW_RTOL:g} (step {int(rel.argmax())})")
+
+        for d in usable:
+            stored_ids = np.load(d / "input_ids.npy")
+            if stored_ids.shape != input_ids.shape or not np.array_equal(stored_ids, input_ids):
+                errors.append(f"{d.name}: input_ids.npy differs from the rebuilt inputs")
+                continue
+            w = safetensors.torch.load_file(str(d / "weights.safetensors"))
+            if set(w) != set(sd0) or any(not torch.equal(w[k], sd0[k]) for k in w):
+                errors.append(f"{d.name}: weights.safetensors differs from the rebuilt model")
+                continue
+            if (d / "loss.npy").exists():
+                stored_loss = np.load(d / "loss.npy")
+                if stored_loss.dtype != np.float32 or stored_loss.shape != () \
+                        or stored_loss.tobytes() != losses[:1].tobytes():
+                    errors.append(f"{d.name}: loss.npy {stored_loss!r} != losses[0] {losses[0]!r}")
+
+        if errors:
+            ok = False
+            for e in errors:
+                print(f"  ERROR: {e}")
+            print(f"  nothing written for {name}")
+            continue
+
+        print(f"  fp32 torch.optim.AdamW losses ({name}):")
+        for i, (l32, l64) in enumerate(zip(losses, ref)):
+            print(f"    step {i:2d}  {float(l32):.8f}   float64 {l64:.8f}   rel {rel[i]:.2e}")
+        for d in usable:
+            np.save(d / "adamw_losses.npy", losses)
+            rows.append((d.name, float(losses[0]), float(losses[-1]), max_rel))
+
+    if rows:
+        hdr = f"{'variant':<28} {'loss[0]':>12} {'loss[' + str(ADAMW_STEPS - 1) + ']':>12} {'max rel vs f64':>15}"
+        print()
+        print(hdr)
+        print("-" * len(hdr))
+        for v, l0, ln, r in rows:
+            print(f"{v:<28} {l0:>12.8f} {ln:>12.8f} {r:>15.2e}")
     return ok
 
 

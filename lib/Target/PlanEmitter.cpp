@@ -9,6 +9,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/SourceMgr.h"
 
@@ -19,6 +20,10 @@ using namespace mlir::galv;
 namespace plan = galvatron::plan;
 
 namespace {
+
+llvm::cl::opt<std::string> planFunction(
+    "plan-function", llvm::cl::init("forward"),
+    llvm::cl::desc("the function --emit-plan lowers (forward, train_step)"));
 
 /// Arena offsets are multiples of this.
 constexpr uint64_t kAlignment = 64;
@@ -324,13 +329,17 @@ void Emitter::planMemory() {
 }
 
 LogicalResult Emitter::run(ModuleOp module, llvm::raw_ostream &os) {
-  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto forward = module.lookupSymbol<func::FuncOp>(planFunction.getValue());
   if (!forward || forward.isExternal())
-    return module.emitError("--emit-plan needs a func.func @forward");
+    return module.emitError("--emit-plan needs a func.func @")
+           << planFunction.getValue();
   Block &body = forward.getBody().front();
   for (BlockArgument arg : body.getArguments()) {
     auto name =
-        forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "onnx.name");
+        forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "galv.name");
+    if (!name)
+      name =
+          forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "onnx.name");
     auto index = newTensor(arg, plan::Storage::Input,
                            name ? name.str()
                                 : "input" + std::to_string(arg.getArgNumber()));
@@ -359,7 +368,9 @@ LogicalResult Emitter::run(ModuleOp module, llvm::raw_ostream &os) {
       copy.outputs = {index};
       instructions.push_back(copy);
     }
-    tensors[index].name = "output" + std::to_string(i);
+    auto resultName = forward.getResultAttrOfType<StringAttr>(i, "galv.name");
+    tensors[index].name =
+        resultName ? resultName.str() : "output" + std::to_string(i);
     tensors[index].lastUse = INT64_MAX;
     outputs.push_back(index);
   }

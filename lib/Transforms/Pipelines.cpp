@@ -26,3 +26,12 @@ void mlir::galv::buildInferencePipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
   pm.addPass(createSymbolDCEPass());
 }
+
+void mlir::galv::buildTrainingPipeline(OpPassManager &pm) {
+  buildInferencePipeline(pm);
+  pm.addPass(createAppendLoss());
+  pm.addPass(createAutodiff());
+  pm.addPass(createAdamW());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}

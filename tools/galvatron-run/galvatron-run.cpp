@@ -16,12 +16,14 @@
 #include "galvatron/runtime/Npy.h"
 #include "galvatron/runtime/PlanFile.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace rt = galvatron::rt;
@@ -37,7 +39,11 @@ namespace {
 void usage() {
   std::cerr << "usage: galvatron-run plan.bin --input [NAME=]x.npy ... "
                "[--output [NAME=]y.npy] [--expect [NAME=]ref.npy [--rtol X]] "
-               "[--weights W.safetensors] [--rank R] [--stats]\n";
+               "[--weights W.safetensors] [--rank R] [--stats]\n"
+               "       galvatron-run train.bin --steps N [--data tokens.npy | "
+               "--input ids=x.npy] [--lr X] [--warmup W] [--cosine] "
+               "[--min-lr X] [--log metrics.jsonl] [--checkpoint-dir D "
+               "[--save-every K]] [--resume D] [--expect-losses ref.npy]\n";
   std::exit(2);
 }
 
@@ -65,6 +71,205 @@ rt::Tensor fromSafetensors(const galvatron::SafetensorsTensor &t,
   return out;
 }
 
+/// Runs `steps` training steps of a @train_step plan: the plan's state
+/// inputs (param:, adam_m:, adam_v:) are fed back from its outputs after
+/// every step; `lr` and `step` come from the schedule.
+struct TrainOptions {
+  int steps = 0;
+  double lr = 1e-3, minLr = 0;
+  int warmup = 0;
+  bool cosine = false;
+  std::string dataPath, logPath, checkpointDir, resumeDir, expectLosses;
+  int saveEvery = 0;
+};
+
+bool startsWith(const std::string &s, const std::string &prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+double peakRssMb() {
+  FILE *f = std::fopen("/proc/self/status", "r");
+  if (!f)
+    return 0;
+  char line[256];
+  double mb = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::strncmp(line, "VmHWM:", 6) == 0)
+      mb = std::atof(line + 6) / 1024.0;
+  std::fclose(f);
+  return mb;
+}
+
+void saveCheckpoint(const std::string &dir, int step,
+                    const std::map<std::string, rt::Tensor> &state) {
+  std::map<std::string, galvatron::SafetensorsTensor> model, optimizer;
+  for (const auto &[name, t] : state) {
+    galvatron::SafetensorsTensor out;
+    out.dtype = "F32";
+    out.shape.assign(t.shape.begin(), t.shape.end());
+    out.data.assign(t.bytes.begin(), t.bytes.end());
+    if (startsWith(name, "param:"))
+      model[name.substr(6)] = std::move(out);
+    else
+      optimizer[name] = std::move(out);
+  }
+  std::string error;
+  if (!galvatron::writeSafetensors(dir + "/model.safetensors", model, error,
+                                   {{"format", "pt"}}) ||
+      !galvatron::writeSafetensors(dir + "/optimizer.safetensors", optimizer,
+                                   error))
+    fatal(error);
+  // The step file goes last and atomically: a checkpoint without it (or with
+  // an older one) is never mistaken for a finished one.
+  std::string temp = dir + "/trainer.json.tmp";
+  FILE *f = std::fopen(temp.c_str(), "w");
+  if (!f || std::fprintf(f, "{\"step\": %d}\n", step) < 0 ||
+      std::fflush(f) != 0 || fsync(fileno(f)) != 0 || std::fclose(f) != 0 ||
+      std::rename(temp.c_str(), (dir + "/trainer.json").c_str()) != 0)
+    fatal("cannot write " + dir + "/trainer.json");
+}
+
+int train(const plan::Plan &p, const plan::RankProgram &program,
+          const std::map<std::string, rt::Tensor> &weights,
+          std::map<std::string, rt::Tensor> fixedInputs,
+          const TrainOptions &options) {
+  std::string error;
+  // Classify the plan's inputs.
+  std::map<std::string, rt::Tensor> state;
+  std::string dataName;
+  rt::Shape dataShape;
+  for (int32_t index : *program.inputs()) {
+    const plan::Tensor &t = *program.tensors()->Get(index);
+    std::string name = t.name()->str();
+    rt::Shape shape(t.shape()->begin(), t.shape()->end());
+    if (startsWith(name, "param:")) {
+      auto it = weights.find(name.substr(6));
+      if (it == weights.end())
+        fatal("no initial weight for '" + name.substr(6) + "'");
+      state[name] = it->second;
+    } else if (startsWith(name, "adam_m:") || startsWith(name, "adam_v:")) {
+      state[name] = rt::Tensor(rt::DType::F32, shape);
+    } else if (name != "lr" && name != "step") {
+      dataName = name;
+      dataShape = shape;
+    }
+  }
+  int first = 1;
+  if (!options.resumeDir.empty()) {
+    std::map<std::string, galvatron::SafetensorsTensor> model, optimizer;
+    if (!galvatron::readSafetensors(options.resumeDir + "/model.safetensors",
+                                    model, error) ||
+        !galvatron::readSafetensors(
+            options.resumeDir + "/optimizer.safetensors", optimizer, error))
+      fatal("--resume: " + error);
+    for (auto &[name, t] : model)
+      state["param:" + name] = fromSafetensors(t, name);
+    for (auto &[name, t] : optimizer)
+      state[name] = fromSafetensors(t, name);
+    FILE *f = std::fopen((options.resumeDir + "/trainer.json").c_str(), "r");
+    int saved = 0;
+    if (!f || std::fscanf(f, " {\"step\": %d}", &saved) != 1)
+      fatal("--resume: no finished checkpoint in " + options.resumeDir);
+    std::fclose(f);
+    first = saved + 1;
+  }
+  rt::Tensor tokens;
+  if (!options.dataPath.empty()) {
+    if (!rt::readNpy(options.dataPath, tokens, error))
+      fatal(error);
+    if (tokens.dtype == rt::DType::I32)
+      tokens = rt::cast(tokens, rt::DType::I64);
+    if (dataShape.size() != 2 || tokens.size() < dataShape[1] + 1)
+      fatal("--data needs more tokens than one sequence of " +
+            (dataShape.size() == 2 ? std::to_string(dataShape[1]) : "?"));
+  } else if (!fixedInputs.count(dataName)) {
+    fatal("training needs --data tokens.npy or --input " + dataName + "=...");
+  }
+  FILE *log = options.logPath.empty()
+                  ? nullptr
+                  : std::fopen(options.logPath.c_str(), first > 1 ? "a" : "w");
+  std::vector<double> losses;
+  for (int step = first; step <= options.steps; ++step) {
+    std::map<std::string, rt::Tensor> inputs = state;
+    if (!options.dataPath.empty()) {
+      rt::Tensor batch(rt::DType::I64, dataShape);
+      int64_t b = dataShape[0], s = dataShape[1], n = tokens.size();
+      for (int64_t i = 0; i < b; ++i) {
+        int64_t start = ((int64_t(step - 1) * b + i) * s) % (n - s);
+        for (int64_t j = 0; j < s; ++j)
+          batch.i64()[i * s + j] = tokens.i64()[start + j];
+      }
+      inputs[dataName] = std::move(batch);
+    } else {
+      inputs[dataName] = fixedInputs.at(dataName);
+    }
+    double lr = options.lr;
+    if (options.warmup > 0 && step <= options.warmup)
+      lr = options.lr * step / options.warmup;
+    else if (options.cosine && options.steps > options.warmup)
+      lr = options.minLr +
+           0.5 * (options.lr - options.minLr) *
+               (1 + std::cos(M_PI * (step - options.warmup) /
+                             double(options.steps - options.warmup)));
+    rt::Tensor lrT(rt::DType::F32, {}), stepT(rt::DType::F32, {});
+    lrT.f32()[0] = static_cast<float>(lr);
+    stepT.f32()[0] = static_cast<float>(step);
+    inputs["lr"] = lrT;
+    inputs["step"] = stepT;
+    std::map<std::string, rt::Tensor> outputs;
+    rt::RunStats stats;
+    auto start = std::chrono::steady_clock::now();
+    if (!rt::runRank(p, 0, inputs, weights, outputs, stats, error))
+      fatal(error);
+    double ms = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+    double loss = outputs.at("loss").at(0);
+    losses.push_back(loss);
+    for (auto &[name, t] : outputs)
+      if (name != "loss")
+        state[name] = std::move(t);
+    double tokensPerSecond = rt::numElements(dataShape) / (ms / 1000.0);
+    std::printf("step %d/%d | loss %.6f | lr %.3g | %.0f tokens/s | %.2f "
+                "ms/step | peak RSS %.1f MB | arena %.1f MB\n",
+                step, options.steps, loss, lr, tokensPerSecond, ms, peakRssMb(),
+                stats.arenaBytes / 1e6);
+    if (log)
+      std::fprintf(log,
+                   "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, "
+                   "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
+                   "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu}\n",
+                   step, loss, lr, tokensPerSecond, ms, peakRssMb(),
+                   static_cast<unsigned long long>(stats.arenaBytes));
+    bool save = !options.checkpointDir.empty() &&
+                ((options.saveEvery > 0 && step % options.saveEvery == 0) ||
+                 step == options.steps);
+    if (save)
+      saveCheckpoint(options.checkpointDir, step, state);
+  }
+  if (log)
+    std::fclose(log);
+  if (!options.expectLosses.empty()) {
+    rt::Tensor expected;
+    if (!rt::readNpy(options.expectLosses, expected, error))
+      fatal(error);
+    double worst = 0;
+    size_t count =
+        std::min<size_t>(losses.size(), expected.size() - (first - 1));
+    for (size_t i = 0; i < count; ++i) {
+      double want = expected.at(first - 1 + i);
+      worst = std::max(worst, std::fabs(losses[i] - want) / std::fabs(want));
+    }
+    bool pass = worst <= 1e-4 && count == losses.size();
+    std::printf("%zu losses against %s: worst relative error %.3e (rtol "
+                "1e-4): %s\n",
+                count, options.expectLosses.c_str(), worst,
+                pass ? "PASS" : "FAIL");
+    return pass ? 0 : 1;
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -73,6 +278,7 @@ int main(int argc, char **argv) {
   double rtol = 1e-4;
   int rank = 0;
   bool stats = false;
+  TrainOptions trainOptions;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -94,6 +300,28 @@ int main(int argc, char **argv) {
       rank = std::atoi(value().c_str());
     else if (arg == "--stats")
       stats = true;
+    else if (arg == "--steps")
+      trainOptions.steps = std::atoi(value().c_str());
+    else if (arg == "--lr")
+      trainOptions.lr = std::atof(value().c_str());
+    else if (arg == "--min-lr")
+      trainOptions.minLr = std::atof(value().c_str());
+    else if (arg == "--warmup")
+      trainOptions.warmup = std::atoi(value().c_str());
+    else if (arg == "--cosine")
+      trainOptions.cosine = true;
+    else if (arg == "--data")
+      trainOptions.dataPath = value();
+    else if (arg == "--log")
+      trainOptions.logPath = value();
+    else if (arg == "--checkpoint-dir")
+      trainOptions.checkpointDir = value();
+    else if (arg == "--save-every")
+      trainOptions.saveEvery = std::atoi(value().c_str());
+    else if (arg == "--resume")
+      trainOptions.resumeDir = value();
+    else if (arg == "--expect-losses")
+      trainOptions.expectLosses = value();
     else if (arg == "-h" || arg == "--help")
       usage();
     else if (!arg.empty() && arg[0] == '-')
@@ -154,6 +382,12 @@ int main(int argc, char **argv) {
     if (t.dtype == rt::DType::I32)
       t = rt::cast(t, rt::DType::I64);
     inputs[name] = std::move(t);
+  }
+
+  if (trainOptions.steps > 0) {
+    if (p->world_size() != 1)
+      fatal("training runs one rank for now");
+    return train(*p, program, weights, inputs, trainOptions);
   }
 
   std::map<std::string, rt::Tensor> outputs;

@@ -21,6 +21,11 @@ void buildImportCleanupPipeline(OpPassManager &pm);
 /// From imported galv IR to what --emit-plan lowers for a forward pass: one
 /// flat @forward (layers inlined), folded and deduplicated.
 void buildInferencePipeline(OpPassManager &pm);
+
+/// The inference pipeline, then the loss, reverse-mode gradients and one
+/// AdamW step as @train_step (lower it with --emit-plan
+/// --plan-function=train_step).
+void buildTrainingPipeline(OpPassManager &pm);
 } // namespace mlir::galv
 
 #endif // GALVATRON_TRANSFORMS_PASSES_H

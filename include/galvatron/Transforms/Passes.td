@@ -180,4 +180,34 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
+  let summary = "One AdamW training step as a function of the state";
+  let description = [{
+    Adds `func.func @train_step(data..., %lr, %step, params..., m..., v...)
+    -> (loss, params..., m..., v...)`: the gradients of `@loss_grad`, optional
+    global-norm clipping, and the AdamW update with decoupled weight decay
+    (as torch.optim.AdamW: `p = p (1 - lr wd) - lr m^ / (sqrt(v^) + eps)`,
+    bias corrections `1 - beta^step`). Parameters and moments are arguments
+    and results, so the function is pure; the runtime feeds the new state
+    back in. Every argument and result is named by `galv.name`: the data
+    inputs keep their ONNX names, then `lr`, `step`, `param:<name>`,
+    `adam_m:<name>`, `adam_v:<name>`; the results are `loss` and the new
+    state under the same names. `lr` and `step` (from 1) are scalars the
+    runtime supplies, so the learning-rate schedule lives in the runtime.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+  let options = [
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "First moment decay">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999",
+           "Second moment decay">,
+    Option<"epsilon", "eps", "double", /*default=*/"1e-8",
+           "Added to the denominator">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
+           "Decoupled weight decay">,
+    Option<"clipNorm", "clip-norm", "double", /*default=*/"0.0",
+           "Clip gradients to this global L2 norm (0: no clipping)">
+  ];
+}
+
 #endif // GALVATRON_TRANSFORMS_PASSES_TD

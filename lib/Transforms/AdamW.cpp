@@ -1,0 +1,185 @@
+//===- AdamW.cpp - one AdamW training step over @loss_grad ----------------===//
+
+#include "galvatron/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+#include <cmath>
+
+namespace mlir::galv {
+#define GEN_PASS_DEF_ADAMW
+#include "galvatron/Transforms/Passes.h.inc"
+} // namespace mlir::galv
+
+using namespace mlir;
+using namespace mlir::galv;
+
+namespace {
+
+struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto lossGrad = module.lookupSymbol<func::FuncOp>("loss_grad");
+    if (!lossGrad || lossGrad.isExternal()) {
+      module.emitError("galv-adamw needs func.func @loss_grad (run "
+                       "galv-autodiff)");
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("train_step"))
+      return;
+    MLIRContext *context = module.getContext();
+    OpBuilder b(context);
+    Location loc = lossGrad.getLoc();
+
+    // The parameters @loss_grad differentiates, in its result order.
+    SmallVector<ParameterOp> params;
+    for (unsigned i = 1; i < lossGrad.getNumResults(); ++i) {
+      auto name = lossGrad.getResultAttrOfType<StringAttr>(i, "galv.grad_of");
+      auto param =
+          name ? module.lookupSymbol<ParameterOp>(name) : ParameterOp();
+      if (!param) {
+        lossGrad.emitError("result ") << i << " names no parameter";
+        return signalPassFailure();
+      }
+      params.push_back(param);
+    }
+    FunctionType gradType = lossGrad.getFunctionType();
+    unsigned numData = gradType.getNumInputs();
+    auto scalar = RankedTensorType::get({}, b.getF32Type());
+    SmallVector<Type> inputs(gradType.getInputs()), results;
+    inputs.push_back(scalar); // lr
+    inputs.push_back(scalar); // step
+    results.push_back(gradType.getResult(0));
+    for (int role = 0; role < 3; ++role)
+      for (ParameterOp p : params) {
+        inputs.push_back(p.getType());
+        results.push_back(p.getType());
+      }
+
+    b.setInsertionPointAfter(lossGrad);
+    auto step = func::FuncOp::create(b, loc, "train_step",
+                                     b.getFunctionType(inputs, results));
+    Block *body = step.addEntryBlock();
+    auto name = [&](StringRef text) { return b.getStringAttr(text); };
+    for (unsigned i = 0; i < numData; ++i) {
+      auto onnxName = lossGrad.getArgAttrOfType<StringAttr>(i, "onnx.name");
+      step.setArgAttr(i, "galv.name",
+                      onnxName ? onnxName : name("input" + std::to_string(i)));
+    }
+    step.setArgAttr(numData, "galv.name", name("lr"));
+    step.setArgAttr(numData + 1, "galv.name", name("step"));
+    step.setResultAttr(0, "galv.name", name("loss"));
+    const char *roles[] = {"param:", "adam_m:", "adam_v:"};
+    unsigned n = params.size();
+    for (int role = 0; role < 3; ++role)
+      for (unsigned k = 0; k < n; ++k) {
+        StringAttr label = name(roles[role] + params[k].getSymName().str());
+        step.setArgAttr(numData + 2 + role * n + k, "galv.name", label);
+        step.setResultAttr(1 + role * n + k, "galv.name", label);
+      }
+    auto paramArg = [&](unsigned k) {
+      return body->getArgument(numData + 2 + k);
+    };
+    auto mArg = [&](unsigned k) {
+      return body->getArgument(numData + 2 + n + k);
+    };
+    auto vArg = [&](unsigned k) {
+      return body->getArgument(numData + 2 + 2 * n + k);
+    };
+
+    // Inline @loss_grad with the trainable parameters read from the state.
+    IRMapping mapping;
+    for (unsigned i = 0; i < numData; ++i)
+      mapping.map(lossGrad.getArgument(i), body->getArgument(i));
+    b.setInsertionPointToEnd(body);
+    llvm::StringMap<unsigned> paramIndex;
+    for (auto [k, p] : llvm::enumerate(params))
+      paramIndex[p.getSymName()] = k;
+    Operation *gradReturn = nullptr;
+    for (Operation &op : lossGrad.getBody().front()) {
+      if (op.hasTrait<OpTrait::IsTerminator>()) {
+        gradReturn = &op;
+        break;
+      }
+      if (auto get = dyn_cast<GetParameterOp>(op)) {
+        auto it = paramIndex.find(get.getName());
+        if (it != paramIndex.end()) {
+          mapping.map(get.getResult(), paramArg(it->second));
+          continue;
+        }
+      }
+      b.clone(op, mapping);
+    }
+    SmallVector<Value> grads;
+    for (unsigned k = 0; k < n; ++k)
+      grads.push_back(mapping.lookup(gradReturn->getOperand(1 + k)));
+    Value loss = mapping.lookup(gradReturn->getOperand(0));
+
+    auto constant = [&](double v) -> Value {
+      return ConstantOp::create(
+          b, loc, DenseElementsAttr::get(scalar, b.getF32FloatAttr(v)));
+    };
+    auto mul = [&](Value x, Value y) -> Value {
+      return MulOp::create(b, loc, x, y);
+    };
+    auto add = [&](Value x, Value y) -> Value {
+      return AddOp::create(b, loc, x, y);
+    };
+    auto sub = [&](Value x, Value y) -> Value {
+      return SubOp::create(b, loc, x, y);
+    };
+    auto div = [&](Value x, Value y) -> Value {
+      return DivOp::create(b, loc, x, y);
+    };
+    Value lr = body->getArgument(numData), t = body->getArgument(numData + 1);
+
+    if (clipNorm > 0) {
+      // Scale every gradient by min(1, clip / (||g|| + 1e-6)).
+      Value total;
+      for (Value g : grads) {
+        int64_t rank = cast<RankedTensorType>(g.getType()).getRank();
+        SmallVector<int64_t> axes;
+        for (int64_t d = 0; d < rank; ++d)
+          axes.push_back(d);
+        Value sq =
+            ReduceOp::create(b, loc, ReduceKind::sum, mul(g, g), axes, false);
+        total = total ? add(total, sq) : sq;
+      }
+      Value norm = SqrtOp::create(b, loc, total);
+      Value factor =
+          MinOp::create(b, loc, constant(1.0),
+                        div(constant(clipNorm), add(norm, constant(1e-6))));
+      for (Value &g : grads)
+        g = mul(g, factor);
+    }
+
+    // Bias corrections 1 - beta^t = 1 - exp(t ln beta).
+    Value bc1 = sub(constant(1.0),
+                    ExpOp::create(b, loc, mul(t, constant(std::log(beta1)))));
+    Value bc2 = sub(constant(1.0),
+                    ExpOp::create(b, loc, mul(t, constant(std::log(beta2)))));
+    Value decay = sub(constant(1.0), mul(lr, constant(weightDecay)));
+    SmallVector<Value> newParams, newM, newV;
+    for (unsigned k = 0; k < n; ++k) {
+      Value g = grads[k];
+      Value m = add(mul(mArg(k), constant(beta1)), mul(g, constant(1 - beta1)));
+      Value v = add(mul(vArg(k), constant(beta2)),
+                    mul(mul(g, g), constant(1 - beta2)));
+      Value denom = add(SqrtOp::create(b, loc, div(v, bc2)), constant(epsilon));
+      Value update = mul(div(div(m, bc1), denom), lr);
+      newParams.push_back(sub(mul(paramArg(k), decay), update));
+      newM.push_back(m);
+      newV.push_back(v);
+    }
+    SmallVector<Value> returned = {loss};
+    llvm::append_range(returned, newParams);
+    llvm::append_range(returned, newM);
+    llvm::append_range(returned, newV);
+    func::ReturnOp::create(b, loc, returned);
+  }
+};
+} // namespace
