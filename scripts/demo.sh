@@ -2,7 +2,8 @@
 # The main job, as far as it goes today: build the toolchain; import the
 # bundled tiny GPT-2 (a Hugging Face GPT-2 exported by PyTorch) from ONNX;
 # show the layers the importer found; lower it to plan.bin; run the plan on
-# the CPU runtime and compare its logits with PyTorch's.
+# the CPU runtime and compare its logits with PyTorch's; then train it on the
+# bundled corpus with AdamW and write a checkpoint. One rank for now.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -32,3 +33,19 @@ echo "== galvatron-run on the CPU, against PyTorch's logits"
   --input input_ids="$fixture/input_ids.npy" --weights "$out/model.safetensors" \
   --output "$out/logits.npy" --expect "$fixture/logits.npy" --stats
 echo "wrote $out/logits.npy"
+echo
+echo "== training on the bundled corpus (--galv-training-pipeline, 300 AdamW steps)"
+"$build/bin/galvatron-translate" --import-onnx "$fixture/model.onnx" \
+  --batch-size 8 --seq-len 32 --state-dict "$fixture/weights.safetensors" \
+  -o "$out/train-model.mlir"
+"$build/bin/galvatron-opt" "$out/train-model.mlir" --galv-training-pipeline \
+  -o "$out/train.mlir"
+"$build/bin/galvatron-translate" --emit-plan --plan-function=train_step \
+  "$out/train.mlir" -o "$out/train.bin"
+mkdir -p "$out/checkpoint"
+"$build/bin/galvatron-run" "$out/train.bin" --weights "$out/train-model.safetensors" \
+  --data "$root/models/corpus/tokens.npy" --steps 300 --lr 3e-3 --warmup 20 \
+  --cosine --min-lr 3e-4 --log "$out/metrics.jsonl" \
+  --checkpoint-dir "$out/checkpoint" --save-every 100 |
+  awk 'NR <= 3 || NR % 50 == 0'
+echo "wrote $out/metrics.jsonl and $out/checkpoint/{model,optimizer}.safetensors"

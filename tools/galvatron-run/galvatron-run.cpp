@@ -81,6 +81,7 @@ struct TrainOptions {
   bool cosine = false;
   std::string dataPath, logPath, checkpointDir, resumeDir, expectLosses;
   int saveEvery = 0;
+  double rtol = 1e-4;
 };
 
 bool startsWith(const std::string &s, const std::string &prefix) {
@@ -260,10 +261,10 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
       double want = expected.at(first - 1 + i);
       worst = std::max(worst, std::fabs(losses[i] - want) / std::fabs(want));
     }
-    bool pass = worst <= 1e-4 && count == losses.size();
+    bool pass = worst <= options.rtol && count == losses.size();
     std::printf("%zu losses against %s: worst relative error %.3e (rtol "
-                "1e-4): %s\n",
-                count, options.expectLosses.c_str(), worst,
+                "%.1e): %s\n",
+                count, options.expectLosses.c_str(), worst, options.rtol,
                 pass ? "PASS" : "FAIL");
     return pass ? 0 : 1;
   }
@@ -384,6 +385,7 @@ int main(int argc, char **argv) {
     inputs[name] = std::move(t);
   }
 
+  trainOptions.rtol = rtol;
   if (trainOptions.steps > 0) {
     if (p->world_size() != 1)
       fatal("training runs one rank for now");
