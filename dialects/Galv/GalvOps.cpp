@@ -517,6 +517,21 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult EmbeddingGradOp::verify() {
+  RankedTensorType grad = getGrad().getType(), ids = getIds().getType();
+  if (grad.getRank() != ids.getRank() + 1 ||
+      grad.getShape().drop_back() != ids.getShape())
+    return emitOpError() << "grad shape " << shapeString(grad.getShape())
+                         << " must be the ids shape "
+                         << shapeString(ids.getShape()) << " plus a row size";
+  SmallVector<int64_t> table = {getRows(), grad.getShape().back()};
+  if (getRows() < 1 || getType().getShape() != ArrayRef<int64_t>(table) ||
+      getType().getElementType() != grad.getElementType())
+    return emitOpError() << "result must be "
+                         << RankedTensorType::get(table, grad.getElementType());
+  return success();
+}
+
 LogicalResult RotaryOp::verify() {
   RankedTensorType input = getInput().getType();
   RankedTensorType cos = getCos().getType(), sin = getSin().getType();

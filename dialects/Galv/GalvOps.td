@@ -464,6 +464,27 @@ def Galv_EmbeddingOp : Galv_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+def Galv_EmbeddingGradOp : Galv_Op<"embedding_grad", [Pure]> {
+  let summary = "gradient of an embedding lookup with respect to the table";
+  let description = [{
+    Scatters the rows of `grad [..., D]` into a zero `[rows, D]` table at the
+    positions `ids [...]` name, adding rows that share an id: what autodiff
+    emits for `galv.embedding` (and row gathers).
+
+    ```mlir
+    %dw = galv.embedding_grad %g[%ids] rows = 1000 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$grad, Galv_IntTensor:$ids,
+                       I64Attr:$rows);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `[` $ids `]` `rows` `=` $rows attr-dict `:` type($grad) `,`
+    type($ids) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Galv_RotaryOp : Galv_Op<"rotary",
     [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "rotary position embedding (RoPE)";

@@ -184,6 +184,9 @@ private:
           return one(rt::gather(in(0), in(1), g.getAxis()));
         })
         .Case([&](EmbeddingOp) { return one(rt::embedding(in(0), in(1))); })
+        .Case([&](EmbeddingGradOp e) {
+          return one(rt::embeddingGrad(in(0), in(1), e.getRows()));
+        })
         .Case([&](ReduceOp r) {
           auto axes = r.getAxes();
           return one(rt::reduce(static_cast<rt::Reduction>(r.getKind()), in(0),

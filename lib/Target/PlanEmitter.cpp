@@ -248,6 +248,10 @@ LogicalResult Emitter::lowerOp(Operation &op) {
             return O::Gather;
           })
           .Case([](EmbeddingOp) { return O::Embedding; })
+          .Case([&](EmbeddingGradOp e) {
+            inst.ints = {e.getRows()};
+            return O::EmbeddingGrad;
+          })
           .Case([&](ReduceOp r) {
             inst.ints = {static_cast<int64_t>(r.getKind()), r.getKeepdims()};
             llvm::append_range(inst.ints, r.getAxes());

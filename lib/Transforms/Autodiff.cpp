@@ -425,29 +425,18 @@ LogicalResult Differentiator::backward(Operation *op, ArrayRef<Value> grads) {
       })
       .Case([&](EmbeddingOp e) {
         RankedTensorType table = typeOf(e.getTable());
-        int64_t classes = table.getDimSize(0), dim = table.getDimSize(1);
-        Value hot = oneHot(e.getIds(), classes, table.getElementType());
-        Value g2 = reshape(g, {typeOf(e.getIds()).getNumElements(), dim});
-        accumulate(
-            e.getTable(),
-            MatmulOp::create(
-                b, loc,
-                TransposeOp::create(b, loc, hot, ArrayRef<int64_t>{1, 0}), g2));
+        accumulate(e.getTable(),
+                   EmbeddingGradOp::create(b, loc, table, g, e.getIds(),
+                                           table.getDimSize(0)));
         return success();
       })
       .Case([&](GatherOp gather) -> LogicalResult {
         RankedTensorType data = typeOf(gather.getData());
         if (gather.getAxis() != 0 || data.getRank() != 2)
           return unsupported("only row gathers from a matrix");
-        Value hot = oneHot(gather.getIndices(), data.getDimSize(0),
-                           data.getElementType());
-        Value g2 = reshape(g, {typeOf(gather.getIndices()).getNumElements(),
-                               data.getDimSize(1)});
-        accumulate(
-            gather.getData(),
-            MatmulOp::create(
-                b, loc,
-                TransposeOp::create(b, loc, hot, ArrayRef<int64_t>{1, 0}), g2));
+        accumulate(gather.getData(),
+                   EmbeddingGradOp::create(b, loc, data, g, gather.getIndices(),
+                                           data.getDimSize(0)));
         return success();
       })
       .Case([&](ReduceOp r) -> LogicalResult {

@@ -291,6 +291,11 @@ private:
         return false;
       results.push_back(embedding(in[0], in[1]));
       return true;
+    case O::EmbeddingGrad:
+      if (!need(2, 1))
+        return false;
+      results.push_back(embeddingGrad(in[0], in[1], a[0]));
+      return true;
     case O::Reduce:
       if (!need(1, 2))
         return false;

@@ -80,6 +80,49 @@ Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
   if (a.dtype == DType::F32 && !compare && !logical) {
     const float *x = a.f32(), *y = b.f32();
     float *o = out.f32();
+    auto apply = [kind](float p, float q) {
+      switch (kind) {
+      case Binary::Add:
+        return p + q;
+      case Binary::Sub:
+        return p - q;
+      case Binary::Mul:
+        return p * q;
+      case Binary::Div:
+        return p / q;
+      case Binary::Pow:
+        return std::pow(p, q);
+      case Binary::Max:
+        return std::max(p, q);
+      case Binary::Min:
+        return std::min(p, q);
+      default:
+        return 0.0f;
+      }
+    };
+    // Fast paths: equal shapes, a scalar side, or b repeating over a's
+    // leading dimensions (a bias): no index arithmetic per element.
+    int64_t n = out.size(), na = a.size(), nb = b.size();
+    if (a.shape == shape &&
+        (nb == n || nb == 1 ||
+         (nb > 0 && n % nb == 0 &&
+          Shape(shape.end() - b.rank(), shape.end()) == b.shape))) {
+      if (nb == n)
+        for (int64_t i = 0; i < n; ++i)
+          o[i] = apply(x[i], y[i]);
+      else if (nb == 1)
+        for (int64_t i = 0; i < n; ++i)
+          o[i] = apply(x[i], y[0]);
+      else
+        for (int64_t i = 0; i < n; ++i)
+          o[i] = apply(x[i], y[i % nb]);
+      return out;
+    }
+    if (b.shape == shape && na == 1) {
+      for (int64_t i = 0; i < n; ++i)
+        o[i] = apply(x[0], y[i]);
+      return out;
+    }
     forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
       float p = x[off[0]], q = y[off[1]];
       switch (kind) {
@@ -451,6 +494,21 @@ Tensor embedding(const Tensor &table, const Tensor &ids) {
   return gather(table, ids, 0);
 }
 
+Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
+  int64_t d = grad.shape.back();
+  Tensor out = Tensor::zeros(DType::F32, {rows, d});
+  for (int64_t i = 0, n = ids.size(); i < n; ++i) {
+    int64_t row = ids.intAt(i);
+    if (row < 0 || row >= rows)
+      continue; // out-of-range ids contribute nothing, like a one-hot
+    float *dst = out.f32() + row * d;
+    const float *src = grad.f32() + i * d;
+    for (int64_t j = 0; j < d; ++j)
+      dst[j] += src[j];
+  }
+  return out;
+}
+
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
               bool keepDims) {
   Shape kept = x.shape, shape;
@@ -591,46 +649,46 @@ Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
   Tensor fullMask;
   if (mask)
     fullMask = expand(*mask, {b, h, sq, sk});
-  std::vector<float> scores(sk);
+  std::vector<float> scores(sq * sk);
+  const float neg = -std::numeric_limits<float>::infinity();
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi) {
       int64_t kvh = hi / group;
-      const float *kb = k.f32() + ((bi * hkv + kvh) * sk) * d;
-      const float *vb = v.f32() + ((bi * hkv + kvh) * sk) * dv;
+      const float *qb = q.f32() + (bi * h + hi) * sq * d;
+      const float *kb = k.f32() + (bi * hkv + kvh) * sk * d;
+      const float *vb = v.f32() + (bi * hkv + kvh) * sk * dv;
+      // scores = scale * q k^T, then masks and a row softmax, then P v.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sq, sk, d,
+                  static_cast<float>(scale), qb, d, kb, d, 0.0f, scores.data(),
+                  sk);
       for (int64_t i = 0; i < sq; ++i) {
-        const float *qi = q.f32() + ((bi * h + hi) * sq + i) * d;
-        float max = -std::numeric_limits<float>::infinity();
+        float *row = scores.data() + i * sk;
+        float max = neg;
         for (int64_t j = 0; j < sk; ++j) {
-          float s = 0;
-          for (int64_t t = 0; t < d; ++t)
-            s += qi[t] * kb[j * d + t];
-          s *= static_cast<float>(scale);
           bool visible = !causal || j <= i + (sk - sq);
           if (mask) {
             int64_t mi = ((bi * h + hi) * sq + i) * sk + j;
             if (fullMask.dtype == DType::Bool)
               visible = visible && fullMask.b8()[mi];
             else
-              s += fullMask.f32()[mi];
+              row[j] += fullMask.f32()[mi];
           }
-          scores[j] = visible ? s : -std::numeric_limits<float>::infinity();
-          max = std::max(max, scores[j]);
+          if (!visible)
+            row[j] = neg;
+          max = std::max(max, row[j]);
         }
         double sum = 0;
         for (int64_t j = 0; j < sk; ++j) {
-          scores[j] = std::isinf(scores[j]) && scores[j] < 0
-                          ? 0.0f
-                          : std::exp(scores[j] - max);
-          sum += scores[j];
+          row[j] = row[j] == neg ? 0.0f : std::exp(row[j] - max);
+          sum += row[j];
         }
-        float *o = out.f32() + ((bi * h + hi) * sq + i) * dv;
-        for (int64_t t = 0; t < dv; ++t) {
-          double acc = 0;
-          for (int64_t j = 0; j < sk; ++j)
-            acc += scores[j] * vb[j * dv + t];
-          o[t] = static_cast<float>(sum > 0 ? acc / sum : 0.0);
-        }
+        float inv = sum > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
+        for (int64_t j = 0; j < sk; ++j)
+          row[j] *= inv;
       }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sq, dv, sk, 1.0f,
+                  scores.data(), sk, vb, dv, 0.0f,
+                  out.f32() + (bi * h + hi) * sq * dv, dv);
     }
   return out;
 }

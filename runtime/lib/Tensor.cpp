@@ -2,6 +2,7 @@
 
 #include "galvatron/runtime/Tensor.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace galvatron::rt {
@@ -52,7 +53,13 @@ std::string shapeString(const Shape &shape) {
 
 Tensor::Tensor(DType dtype, Shape shape)
     : dtype(dtype), shape(std::move(shape)),
-      bytes(numElements(this->shape) * dtypeSize(dtype), 0) {}
+      bytes(numElements(this->shape) * dtypeSize(dtype)) {}
+
+Tensor Tensor::zeros(DType dtype, Shape shape) {
+  Tensor t(dtype, std::move(shape));
+  std::fill(t.bytes.begin(), t.bytes.end(), 0);
+  return t;
+}
 
 double Tensor::at(int64_t i) const {
   switch (dtype) {

@@ -149,7 +149,7 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
         fatal("no initial weight for '" + name.substr(6) + "'");
       state[name] = it->second;
     } else if (startsWith(name, "adam_m:") || startsWith(name, "adam_v:")) {
-      state[name] = rt::Tensor(rt::DType::F32, shape);
+      state[name] = rt::Tensor::zeros(rt::DType::F32, shape);
     } else if (name != "lr" && name != "step") {
       dataName = name;
       dataShape = shape;

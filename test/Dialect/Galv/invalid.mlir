@@ -549,3 +549,19 @@ func.func @cross_entropy_reduction(%l: tensor<2x8x100xf32>, %y: tensor<2x8xi64>)
   %0 = galv.cross_entropy %l, %y reduction = max : tensor<2x8x100xf32>, tensor<2x8xi64> -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @embedding_grad_shape(%g: tensor<2x8x64xf32>, %i: tensor<2x7xi64>) {
+  // expected-error @below {{grad shape [2, 8, 64] must be the ids shape [2, 7] plus a row size}}
+  %0 = galv.embedding_grad %g[%i] rows = 10 : tensor<2x8x64xf32>, tensor<2x7xi64> -> tensor<10x64xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_grad_result(%g: tensor<2x8x64xf32>, %i: tensor<2x8xi64>) {
+  // expected-error @below {{result must be 'tensor<10x64xf32>'}}
+  %0 = galv.embedding_grad %g[%i] rows = 10 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<11x64xf32>
+  return
+}

@@ -129,6 +129,8 @@ func.func @reductions(%x: tensor<2x8x64xf32>, %g: tensor<64xf32>, %b: tensor<64x
 func.func @transformer(%table: tensor<1000x64xf32>, %ids: tensor<2x8xi64>, %q: tensor<2x8x8x16xf32>, %k: tensor<2x2x8x16xf32>, %cos: tensor<8x16xf32>, %sin: tensor<8x16xf32>, %mask: tensor<2x1x1x8xf32>, %bmask: tensor<8x8xi1>, %logits: tensor<2x8x1000xf32>) {
   // CHECK: galv.embedding %{{.*}}[%{{.*}}] : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
   %0 = galv.embedding %table[%ids] : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
+  // CHECK: galv.embedding_grad %{{.*}}[%{{.*}}] rows = 1000 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
+  %eg = galv.embedding_grad %0[%ids] rows = 1000 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
   // CHECK: galv.rotary %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x8x8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>
   %1 = galv.rotary %q, %cos, %sin : tensor<2x8x8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>
   // CHECK: galv.rotary %{{.*}}, %{{.*}}, %{{.*}} interleaved : tensor<2x2x8x16xf32>

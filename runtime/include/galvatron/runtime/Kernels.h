@@ -75,6 +75,8 @@ std::vector<Tensor> split(const Tensor &x, int64_t axis,
 Tensor expand(const Tensor &x, const Shape &shape);
 Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis);
 Tensor embedding(const Tensor &table, const Tensor &ids);
+/// Rows of grad [..., D] added into a zero [rows, D] table at `ids`.
+Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows);
 
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
               bool keepDims);

@@ -9,6 +9,7 @@
 #define GALVATRON_RUNTIME_TENSOR_H
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,16 +22,36 @@ size_t dtypeSize(DType dtype);
 const char *dtypeName(DType dtype);
 
 using Shape = std::vector<int64_t>;
+
+/// An allocator that leaves new elements uninitialised: kernels write every
+/// element of their outputs, so zero-filling each new tensor is wasted work.
+template <typename T> struct UninitializedAllocator : std::allocator<T> {
+  template <typename U> struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U> &) {}
+  template <typename U> void construct(U *p) {
+    ::new (static_cast<void *>(p)) U;
+  }
+  template <typename U, typename... Args> void construct(U *p, Args &&...args) {
+    ::new (static_cast<void *>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using Bytes = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
 int64_t numElements(const Shape &shape);
 std::string shapeString(const Shape &shape);
 
 struct Tensor {
   DType dtype = DType::F32;
   Shape shape;
-  std::vector<uint8_t> bytes;
+  Bytes bytes;
 
   Tensor() = default;
+  /// A tensor of `shape` whose contents are unspecified until written.
   Tensor(DType dtype, Shape shape);
+  static Tensor zeros(DType dtype, Shape shape);
 
   int64_t size() const { return numElements(shape); }
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
