@@ -335,6 +335,29 @@ private:
         return false;
       results.push_back(crossEntropy(in[0], in[1], a[0] != 0, a[1]));
       return true;
+    case O::AllReduce:
+    case O::AllGather:
+    case O::ReduceScatter:
+    case O::AllToAll:
+    case O::Broadcast: {
+      // Within a group of one rank every collective is the identity; larger
+      // groups need a communicator, which this executor does not have yet.
+      if (!need(1, 1))
+        return false;
+      const auto *ranks = plan.groups()->Get(a[0])->ranks();
+      if (ranks->size() != 1)
+        return fail(std::string(plan::EnumNameOpcode(inst.opcode())) +
+                    " over a group of " + std::to_string(ranks->size()) +
+                    " ranks needs a communicator (MPI), which this runtime "
+                    "does not have yet");
+      results.push_back(reshape(in[0], shapeOf(out0)));
+      return true;
+    }
+    case O::Send:
+    case O::Recv:
+      return fail(std::string(plan::EnumNameOpcode(inst.opcode())) +
+                  " needs a communicator (MPI), which this runtime does not "
+                  "have yet");
     default:
       return fail(std::string("no kernel for instruction ") +
                   plan::EnumNameOpcode(inst.opcode()));

@@ -4,6 +4,7 @@
 
 #include "galvatron/runtime/Tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -121,6 +122,23 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
       return error = where + "instruction " + std::to_string(i) +
                      " has an unknown opcode",
              false;
+    // Communication names a device group that must exist and hold the rank.
+    if (inst->opcode() >= plan::Opcode::AllReduce) {
+      int64_t group =
+          inst->ints() && inst->ints()->size() ? inst->ints()->Get(0) : -1;
+      if (!p.groups() || group < 0 ||
+          group >= static_cast<int64_t>(p.groups()->size()))
+        return error = where + "instruction " + std::to_string(i) + " (" +
+                       name + ") names no valid device group",
+               false;
+      const auto *ranks = p.groups()->Get(group)->ranks();
+      if (!ranks ||
+          std::find(ranks->begin(), ranks->end(), rank.rank()) == ranks->end())
+        return error = where + "instruction " + std::to_string(i) + " (" +
+                       name + ") uses group " + std::to_string(group) +
+                       ", which does not contain this rank",
+               false;
+    }
   }
   return true;
 }
