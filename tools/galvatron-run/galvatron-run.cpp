@@ -22,6 +22,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <random>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -175,6 +176,7 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
     first = saved + 1;
   }
   rt::Tensor tokens;
+  bool streaming = true; // batches come from `tokens`, not a fixed input
   if (!options.dataPath.empty()) {
     if (!rt::readNpy(options.dataPath, tokens, error))
       fatal(error);
@@ -183,8 +185,31 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
     if (dataShape.size() != 2 || tokens.size() < dataShape[1] + 1)
       fatal("--data needs more tokens than one sequence of " +
             (dataShape.size() == 2 ? std::to_string(dataShape[1]) : "?"));
-  } else if (!fixedInputs.count(dataName)) {
-    fatal("training needs --data tokens.npy or --input " + dataName + "=...");
+  } else if (fixedInputs.count(dataName)) {
+    streaming = false;
+  } else {
+    // Synthetic data: uniform token ids below the vocabulary size, which the
+    // loss's logits give; a fixed seed keeps runs repeatable.
+    int64_t vocab = 0;
+    for (const plan::Instruction *inst : *program.instructions())
+      if (inst->opcode() == plan::Opcode::CrossEntropy)
+        vocab = program.tensors()
+                    ->Get(inst->inputs()->Get(0))
+                    ->shape()
+                    ->Get(program.tensors()
+                              ->Get(inst->inputs()->Get(0))
+                              ->shape()
+                              ->size() -
+                          1);
+    if (vocab < 1 || dataShape.size() != 2)
+      fatal("training needs --data tokens.npy or --input " + dataName + "=...");
+    std::mt19937_64 generator(0);
+    std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+    tokens = rt::Tensor(rt::DType::I64, {dataShape[1] * 1024 + 1});
+    for (int64_t i = 0; i < tokens.size(); ++i)
+      tokens.i64()[i] = pick(generator);
+    std::printf("no --data: training on synthetic tokens below %lld\n",
+                static_cast<long long>(vocab));
   }
   FILE *log = options.logPath.empty()
                   ? nullptr
@@ -192,7 +217,7 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
   std::vector<double> losses;
   for (int step = first; step <= options.steps; ++step) {
     std::map<std::string, rt::Tensor> inputs = state;
-    if (!options.dataPath.empty()) {
+    if (streaming) {
       rt::Tensor batch(rt::DType::I64, dataShape);
       int64_t b = dataShape[0], s = dataShape[1], n = tokens.size();
       for (int64_t i = 0; i < b; ++i) {
