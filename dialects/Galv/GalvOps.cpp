@@ -524,8 +524,10 @@ LogicalResult EmbeddingGradOp::verify() {
     return emitOpError() << "grad shape " << shapeString(grad.getShape())
                          << " must be the ids shape "
                          << shapeString(ids.getShape()) << " plus a row size";
-  SmallVector<int64_t> table = {getRows(), grad.getShape().back()};
-  if (getRows() < 1 || getType().getShape() != ArrayRef<int64_t>(table) ||
+  SmallVector<int64_t> table = {static_cast<int64_t>(getRows()),
+                                grad.getShape().back()};
+  if (static_cast<int64_t>(getRows()) < 1 ||
+      getType().getShape() != ArrayRef<int64_t>(table) ||
       getType().getElementType() != grad.getElementType())
     return emitOpError() << "result must be "
                          << RankedTensorType::get(table, grad.getElementType());
