@@ -191,21 +191,12 @@ LogicalResult Differentiator::backward(Operation *op, ArrayRef<Value> grads) {
                          *exponent)));
         return success();
       })
-      .Case([&](MaxOp) {
-        Value pick = asFloat(
-            CompareOp::create(b, loc, ComparePredicate::ge, in(0), in(1)),
-            typeOf(g));
-        Value other = sub(splat(1, typeOf(g)), pick);
-        if (needs(in(0)))
-          accumulate(in(0), unbroadcast(mul(g, pick), typeOf(in(0))));
-        if (needs(in(1)))
-          accumulate(in(1), unbroadcast(mul(g, other), typeOf(in(1))));
-        return success();
-      })
-      .Case([&](MinOp) {
-        Value pick = asFloat(
-            CompareOp::create(b, loc, ComparePredicate::le, in(0), in(1)),
-            typeOf(g));
+      .Case<MaxOp, MinOp>([&](Operation *minMax) {
+        // The gradient goes to the operand that was picked (lhs on ties).
+        auto predicate =
+            isa<MaxOp>(minMax) ? ComparePredicate::ge : ComparePredicate::le;
+        Value pick = asFloat(CompareOp::create(b, loc, predicate, in(0), in(1)),
+                             typeOf(g));
         Value other = sub(splat(1, typeOf(g)), pick);
         if (needs(in(0)))
           accumulate(in(0), unbroadcast(mul(g, pick), typeOf(in(0))));

@@ -15,6 +15,7 @@
 #include "galvatron/Support/Safetensors.h"
 #include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/Npy.h"
+#include "galvatron/runtime/Weights.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -59,20 +60,6 @@ llvm::cl::opt<double> rtol("rtol", llvm::cl::init(1e-4),
   std::exit(1);
 }
 
-rt::Tensor toRuntime(const galvatron::SafetensorsTensor &t,
-                     const std::string &name) {
-  rt::DType dtype;
-  if (t.dtype == "F32")
-    dtype = rt::DType::F32;
-  else if (t.dtype == "I64")
-    dtype = rt::DType::I64;
-  else
-    fatal("weight '" + name + "' has dtype " + t.dtype +
-          "; the CPU reference runs f32");
-  rt::Tensor out(dtype, rt::Shape(t.shape.begin(), t.shape.end()));
-  std::memcpy(out.bytes.data(), t.data.data(), out.bytes.size());
-  return out;
-}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -100,12 +87,9 @@ int main(int argc, char **argv) {
     }
   std::map<std::string, rt::Tensor> weights;
   if (!weightsPath.empty()) {
-    std::map<std::string, galvatron::SafetensorsTensor> raw;
     std::string error;
-    if (!galvatron::readSafetensors(weightsPath, raw, error))
+    if (!rt::loadTensors(weightsPath, weights, error))
       fatal(error);
-    for (auto &[name, tensor] : raw)
-      weights[name] = toRuntime(tensor, name);
   }
 
   Block &body = forward.getBody().front();
@@ -153,8 +137,8 @@ int main(int argc, char **argv) {
   };
   bool gradsPass = true;
   if (!expectGrads.empty()) {
-    std::map<std::string, galvatron::SafetensorsTensor> raw;
-    if (!galvatron::readSafetensors(expectGrads, raw, error))
+    std::map<std::string, rt::Tensor> raw;
+    if (!rt::loadTensors(expectGrads, raw, error))
       fatal(error);
     double worst = 0;
     int compared = 0;
@@ -165,7 +149,7 @@ int main(int argc, char **argv) {
       auto it = raw.find(name.str());
       if (it == raw.end())
         fatal("no reference gradient for '" + name.getValue() + "'");
-      rt::Tensor want = toRuntime(it->second, name.str());
+      const rt::Tensor &want = it->second;
       if (want.shape != results[i].shape)
         fatal("gradient of '" + name.getValue() + "' has shape " +
               rt::shapeString(results[i].shape) + ", the reference " +

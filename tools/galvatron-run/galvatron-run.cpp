@@ -15,6 +15,7 @@
 #include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/Npy.h"
 #include "galvatron/runtime/PlanFile.h"
+#include "galvatron/runtime/Weights.h"
 
 #include <chrono>
 #include <cmath>
@@ -48,28 +49,20 @@ void usage() {
   std::exit(2);
 }
 
+/// "NAME=file" names its binding; a bare "file" takes the `index`-th of
+/// `names` (the plan's inputs or outputs in order).
+std::pair<std::string, std::string>
+splitSpec(const std::string &spec, size_t index,
+          const std::vector<std::string> &names) {
+  size_t eq = spec.find('=');
+  if (eq != std::string::npos)
+    return {spec.substr(0, eq), spec.substr(eq + 1)};
+  return {index < names.size() ? names[index] : "", spec};
+}
+
 std::string directoryOf(const std::string &path) {
   size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? "" : path.substr(0, slash + 1);
-}
-
-rt::Tensor fromSafetensors(const galvatron::SafetensorsTensor &t,
-                           const std::string &name) {
-  rt::DType dtype;
-  if (t.dtype == "F32")
-    dtype = rt::DType::F32;
-  else if (t.dtype == "I64")
-    dtype = rt::DType::I64;
-  else if (t.dtype == "I32")
-    dtype = rt::DType::I32;
-  else if (t.dtype == "BOOL")
-    dtype = rt::DType::Bool;
-  else
-    fatal("weight '" + name + "' is " + t.dtype +
-          "; the CPU backend runs F32, I64, I32 and BOOL");
-  rt::Tensor out(dtype, rt::Shape(t.shape.begin(), t.shape.end()));
-  std::memcpy(out.bytes.data(), t.data.data(), out.bytes.size());
-  return out;
 }
 
 /// Runs `steps` training steps of a @train_step plan: the plan's state
@@ -158,16 +151,14 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
   }
   int first = 1;
   if (!options.resumeDir.empty()) {
-    std::map<std::string, galvatron::SafetensorsTensor> model, optimizer;
-    if (!galvatron::readSafetensors(options.resumeDir + "/model.safetensors",
-                                    model, error) ||
-        !galvatron::readSafetensors(
-            options.resumeDir + "/optimizer.safetensors", optimizer, error))
+    std::map<std::string, rt::Tensor> model;
+    if (!rt::loadTensors(options.resumeDir + "/model.safetensors", model,
+                         error) ||
+        !rt::loadTensors(options.resumeDir + "/optimizer.safetensors", state,
+                         error))
       fatal("--resume: " + error);
     for (auto &[name, t] : model)
-      state["param:" + name] = fromSafetensors(t, name);
-    for (auto &[name, t] : optimizer)
-      state[name] = fromSafetensors(t, name);
+      state["param:" + name] = std::move(t);
     FILE *f = std::fopen((options.resumeDir + "/trainer.json").c_str(), "r");
     int saved = 0;
     if (!f || std::fscanf(f, " {\"step\": %d}", &saved) != 1)
@@ -376,11 +367,8 @@ int main(int argc, char **argv) {
   if (weightsPath.empty() && p->weights_file() && p->weights_file()->size())
     weightsPath = directoryOf(planPath) + p->weights_file()->str();
   if (!weightsPath.empty()) {
-    std::map<std::string, galvatron::SafetensorsTensor> raw;
-    if (!galvatron::readSafetensors(weightsPath, raw, error))
+    if (!rt::loadTensors(weightsPath, weights, error))
       fatal(error);
-    for (auto &[name, tensor] : raw)
-      weights[name] = fromSafetensors(tensor, name);
   }
 
   // Inputs: NAME=file, or the next unnamed plan input in order.
@@ -390,17 +378,10 @@ int main(int argc, char **argv) {
       inputNames.push_back(program.tensors()->Get(index)->name()->str());
   std::map<std::string, rt::Tensor> inputs;
   for (size_t i = 0; i < inputSpecs.size(); ++i) {
-    std::string spec = inputSpecs[i], name, file = spec;
-    size_t eq = spec.find('=');
-    if (eq != std::string::npos) {
-      name = spec.substr(0, eq);
-      file = spec.substr(eq + 1);
-    } else if (i < inputNames.size()) {
-      name = inputNames[i];
-    } else {
+    auto [name, file] = splitSpec(inputSpecs[i], i, inputNames);
+    if (name.empty())
       fatal("the plan takes " + std::to_string(inputNames.size()) +
-            " inputs; '" + spec + "' is one too many");
-    }
+            " inputs; '" + inputSpecs[i] + "' is one too many");
     rt::Tensor t;
     if (!rt::readNpy(file, t, error))
       fatal(error);
@@ -427,14 +408,7 @@ int main(int argc, char **argv) {
     for (int32_t index : *program.outputs())
       outputNames.push_back(program.tensors()->Get(index)->name()->str());
   for (size_t i = 0; i < outputSpecs.size(); ++i) {
-    std::string spec = outputSpecs[i], name, file = spec;
-    size_t eq = spec.find('=');
-    if (eq != std::string::npos) {
-      name = spec.substr(0, eq);
-      file = spec.substr(eq + 1);
-    } else if (i < outputNames.size()) {
-      name = outputNames[i];
-    }
+    auto [name, file] = splitSpec(outputSpecs[i], i, outputNames);
     auto it = outputs.find(name);
     if (it == outputs.end())
       fatal("the plan has no output named '" + name + "'");
@@ -448,14 +422,7 @@ int main(int argc, char **argv) {
   // --expect [NAME=]ref.npy: max-abs-error / max-abs-reference <= --rtol.
   bool allPass = true;
   for (size_t i = 0; i < expectSpecs.size(); ++i) {
-    std::string spec = expectSpecs[i], name, file = spec;
-    size_t eq = spec.find('=');
-    if (eq != std::string::npos) {
-      name = spec.substr(0, eq);
-      file = spec.substr(eq + 1);
-    } else if (i < outputNames.size()) {
-      name = outputNames[i];
-    }
+    auto [name, file] = splitSpec(expectSpecs[i], i, outputNames);
     auto it = outputs.find(name);
     if (it == outputs.end())
       fatal("the plan has no output named '" + name + "'");
