@@ -3,8 +3,12 @@
 #include "galvatron/runtime/Kernels.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -58,6 +62,45 @@ void forEachBroadcast(const Shape &out, const Shape *const (&ins)[N],
 
 bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 
+/// Below this many elements a loop stays on one thread: starting a parallel
+/// region costs more than it saves.
+constexpr int64_t kParallelElements = 1 << 14;
+
+/// GEMMs up to this many multiply-adds are not worth splitting across threads.
+constexpr int64_t kSmallGemm = int64_t(256) * 256 * 256;
+
+/// C = alpha * A * op(B) + beta * C, row-major, A never transposed.
+/// OpenMP owns the threads: OpenBLAS runs on one thread (two spinning thread
+/// pools on the same cores slow each other down), and a large GEMM is split
+/// into row blocks, one per OpenMP thread. Inside a parallel region it runs
+/// on the calling thread.
+void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
+          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+          float *c, int64_t ldc) {
+  static const bool singleThreadedBlas = (openblas_set_num_threads(1), true);
+  (void)singleThreadedBlas;
+  CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
+  int64_t blocks = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel() && m * n * k > kSmallGemm)
+    blocks = std::min<int64_t>(omp_get_max_threads(), (m + 31) / 32);
+#endif
+  if (blocks <= 1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, m, n, k, alpha, a, lda, b, ldb,
+                beta, c, ldc);
+    return;
+  }
+  int64_t rowsPerBlock = (m + blocks - 1) / blocks;
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < blocks; ++block) {
+    int64_t first = block * rowsPerBlock;
+    int64_t rows = std::min(rowsPerBlock, m - first);
+    if (rows > 0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, rows, n, k, alpha,
+                  a + first * lda, lda, b, ldb, beta, c + first * ldc, ldc);
+  }
+}
+
 } // namespace
 
 Shape broadcastShape(const Shape &a, const Shape &b) {
@@ -107,18 +150,23 @@ Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
         (nb == n || nb == 1 ||
          (nb > 0 && n % nb == 0 &&
           Shape(shape.end() - b.rank(), shape.end()) == b.shape))) {
-      if (nb == n)
+      if (nb == n) {
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
         for (int64_t i = 0; i < n; ++i)
           o[i] = apply(x[i], y[i]);
-      else if (nb == 1)
+      } else if (nb == 1) {
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
         for (int64_t i = 0; i < n; ++i)
           o[i] = apply(x[i], y[0]);
-      else
+      } else {
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
         for (int64_t i = 0; i < n; ++i)
           o[i] = apply(x[i], y[i % nb]);
+      }
       return out;
     }
     if (b.shape == shape && na == 1) {
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
       for (int64_t i = 0; i < n; ++i)
         o[i] = apply(x[0], y[i]);
       return out;
@@ -240,6 +288,7 @@ Tensor unary(Unary kind, const Tensor &x) {
   }
   const float *in = x.f32();
   float *o = out.f32();
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     float v = in[i];
     switch (kind) {
@@ -336,11 +385,19 @@ Tensor matmul(const Tensor &a, const Tensor &b) {
   shape.push_back(n);
   Tensor out(DType::F32, shape);
   const Shape *ins[2] = {&batchA, &batchB};
-  forEachBroadcast(batch, ins, [&](int64_t p, const int64_t *off) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
-                a.f32() + off[0] * m * k, k, b.f32() + off[1] * k * n, n, 0.0f,
-                out.f32() + p * m * n, n);
+  std::vector<std::array<int64_t, 2>> offsets;
+  offsets.reserve(numElements(batch));
+  forEachBroadcast(batch, ins, [&](int64_t, const int64_t *off) {
+    offsets.push_back({off[0], off[1]});
   });
+  int64_t count = offsets.size();
+  // Many small GEMMs (attention's backward) run one per thread; a large one
+  // splits its rows across the threads inside gemm().
+#pragma omp parallel for if (count > 1 && m * n * k <= kSmallGemm)             \
+    schedule(static)
+  for (int64_t p = 0; p < count; ++p)
+    gemm(false, m, n, k, 1.0f, a.f32() + offsets[p][0] * m * k, k,
+         b.f32() + offsets[p][1] * k * n, n, 0.0f, out.f32() + p * m * n, n);
   return out;
 }
 
@@ -356,9 +413,8 @@ Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
   if (bias)
     for (int64_t r = 0; r < m; ++r)
       std::memcpy(o + r * n, bias->f32(), n * sizeof(float));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, outIn ? CblasTrans : CblasNoTrans, m,
-              n, k, 1.0f, x.f32(), k, w.f32(), outIn ? k : n,
-              bias ? 1.0f : 0.0f, o, n);
+  gemm(outIn, m, n, k, 1.0f, x.f32(), k, w.f32(), outIn ? k : n,
+       bias ? 1.0f : 0.0f, o, n);
   return out;
 }
 
@@ -559,6 +615,8 @@ Tensor softmax(const Tensor &x, int64_t axis) {
   int64_t outer = x.size() / std::max<int64_t>(dim * inner, 1);
   const float *in = x.f32();
   float *o = out.f32();
+#pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
+    schedule(static)
   for (int64_t p = 0; p < outer; ++p)
     for (int64_t q = 0; q < inner; ++q) {
       const float *row = in + p * dim * inner + q;
@@ -581,6 +639,7 @@ Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
                  double eps) {
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
   Tensor out(DType::F32, x.shape);
+#pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float *in = x.f32() + r * d;
     float *o = out.f32() + r * d;
@@ -602,6 +661,7 @@ Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
 Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
   Tensor out(DType::F32, x.shape);
+#pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float *in = x.f32() + r * d;
     float *o = out.f32() + r * d;
@@ -649,55 +709,61 @@ Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
   Tensor fullMask;
   if (mask)
     fullMask = expand(*mask, {b, h, sq, sk});
-  std::vector<float> scores(sq * sk);
   const float neg = -std::numeric_limits<float>::infinity();
-  for (int64_t bi = 0; bi < b; ++bi)
-    for (int64_t hi = 0; hi < h; ++hi) {
-      int64_t kvh = hi / group;
-      const float *qb = q.f32() + (bi * h + hi) * sq * d;
-      const float *kb = k.f32() + (bi * hkv + kvh) * sk * d;
-      const float *vb = v.f32() + (bi * hkv + kvh) * sk * dv;
-      // scores = scale * q k^T, then masks and a row softmax, then P v.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sq, sk, d,
-                  static_cast<float>(scale), qb, d, kb, d, 0.0f, scores.data(),
-                  sk);
-      for (int64_t i = 0; i < sq; ++i) {
-        float *row = scores.data() + i * sk;
-        float max = neg;
-        for (int64_t j = 0; j < sk; ++j) {
-          bool visible = !causal || j <= i + (sk - sq);
-          if (mask) {
-            int64_t mi = ((bi * h + hi) * sq + i) * sk + j;
-            if (fullMask.dtype == DType::Bool)
-              visible = visible && fullMask.b8()[mi];
-            else
-              row[j] += fullMask.f32()[mi];
+  // One (batch, head) pair per task.
+#pragma omp parallel if (b * h > 1)
+  {
+    std::vector<float> scores(sq * sk);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t bi = 0; bi < b; ++bi)
+      for (int64_t hi = 0; hi < h; ++hi) {
+        int64_t kvh = hi / group;
+        const float *qb = q.f32() + (bi * h + hi) * sq * d;
+        const float *kb = k.f32() + (bi * hkv + kvh) * sk * d;
+        const float *vb = v.f32() + (bi * hkv + kvh) * sk * dv;
+        // scores = scale * q k^T, then masks and a row softmax, then P v.
+        gemm(true, sq, sk, d, static_cast<float>(scale), qb, d, kb, d, 0.0f,
+             scores.data(), sk);
+        for (int64_t i = 0; i < sq; ++i) {
+          float *row = scores.data() + i * sk;
+          float max = neg;
+          for (int64_t j = 0; j < sk; ++j) {
+            bool visible = !causal || j <= i + (sk - sq);
+            if (mask) {
+              int64_t mi = ((bi * h + hi) * sq + i) * sk + j;
+              if (fullMask.dtype == DType::Bool)
+                visible = visible && fullMask.b8()[mi];
+              else
+                row[j] += fullMask.f32()[mi];
+            }
+            if (!visible)
+              row[j] = neg;
+            max = std::max(max, row[j]);
           }
-          if (!visible)
-            row[j] = neg;
-          max = std::max(max, row[j]);
+          double sum = 0;
+          for (int64_t j = 0; j < sk; ++j) {
+            row[j] = row[j] == neg ? 0.0f : std::exp(row[j] - max);
+            sum += row[j];
+          }
+          float inv = sum > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
+          for (int64_t j = 0; j < sk; ++j)
+            row[j] *= inv;
         }
-        double sum = 0;
-        for (int64_t j = 0; j < sk; ++j) {
-          row[j] = row[j] == neg ? 0.0f : std::exp(row[j] - max);
-          sum += row[j];
-        }
-        float inv = sum > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
-        for (int64_t j = 0; j < sk; ++j)
-          row[j] *= inv;
+        gemm(false, sq, dv, sk, 1.0f, scores.data(), sk, vb, dv, 0.0f,
+             out.f32() + (bi * h + hi) * sq * dv, dv);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sq, dv, sk, 1.0f,
-                  scores.data(), sk, vb, dv, 0.0f,
-                  out.f32() + (bi * h + hi) * sq * dv, dv);
-    }
+  }
   return out;
 }
 
 Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
                     int64_t ignoreIndex) {
   int64_t classes = logits.shape.back(), rows = labels.size();
-  double total = 0;
-  int64_t counted = 0;
+  // Per-row losses first, summed in row order, so the result does not depend
+  // on the thread count.
+  std::vector<double> rowLoss(rows, 0.0);
+#pragma omp parallel for if (logits.size() >= kParallelElements)               \
+    schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     int64_t label = labels.intAt(r);
     if (label == ignoreIndex)
@@ -707,7 +773,14 @@ Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
     double sum = 0;
     for (int64_t c = 0; c < classes; ++c)
       sum += std::exp(double(row[c]) - max);
-    total += std::log(sum) + max - row[label];
+    rowLoss[r] = std::log(sum) + max - row[label];
+  }
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (labels.intAt(r) == ignoreIndex)
+      continue;
+    total += rowLoss[r];
     ++counted;
   }
   Tensor out(DType::F32, {});

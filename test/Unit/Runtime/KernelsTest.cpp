@@ -55,6 +55,34 @@ TEST(Kernels, LinearLayoutsAgree) {
   EXPECT_LT(maxDiff(outIn, viaMatmul), 1e-5);
 }
 
+// Large enough that gemm() splits the rows across threads, with a row count
+// that does not divide evenly, and large enough that elementwise loops run in
+// parallel.
+TEST(Kernels, ThreadedKernelsMatchNaiveLoops) {
+  const int64_t m = 301, n = 256, k = 256;
+  Tensor x = random({m, k}, 11), w = random({n, k}, 12), bias = random({n}, 13);
+  Tensor y = linear(x, w, &bias, /*outIn=*/true);
+  Tensor yInOut = linear(x, transpose(w, {1, 0}), &bias, /*outIn=*/false);
+  double worst = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = bias.f32()[j];
+      for (int64_t p = 0; p < k; ++p)
+        s += double(x.f32()[i * k + p]) * w.f32()[j * k + p];
+      worst = std::max(worst, std::fabs(y.f32()[i * n + j] - s));
+    }
+  EXPECT_LT(worst, 1e-3);
+  EXPECT_LT(maxDiff(y, yInOut), 1e-3);
+
+  Tensor sum = binary(Binary::Add, y, bias);
+  Tensor act = unary(Unary::Silu, sum);
+  for (int64_t i = 0; i < sum.size(); ++i) {
+    float v = y.f32()[i] + bias.f32()[i % n];
+    ASSERT_EQ(sum.f32()[i], v);
+    ASSERT_FLOAT_EQ(act.f32()[i], v / (1.0f + std::exp(-v)));
+  }
+}
+
 TEST(Kernels, GroupedAttentionEqualsRepeatedKeys) {
   Tensor q = random({1, 4, 5, 8}, 6), k = random({1, 2, 5, 8}, 7),
          v = random({1, 2, 5, 8}, 8);
