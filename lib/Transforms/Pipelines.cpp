@@ -27,11 +27,18 @@ void mlir::galv::buildInferencePipeline(OpPassManager &pm) {
   pm.addPass(createSymbolDCEPass());
 }
 
-void mlir::galv::buildTrainingPipeline(OpPassManager &pm) {
+void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
+                                       const TrainingPipelineOptions &options) {
   buildInferencePipeline(pm);
   pm.addPass(createAppendLoss());
   pm.addPass(createAutodiff());
-  pm.addPass(createAdamW());
+  AdamWOptions adamw;
+  adamw.beta1 = options.beta1;
+  adamw.beta2 = options.beta2;
+  adamw.epsilon = options.epsilon;
+  adamw.weightDecay = options.weightDecay;
+  adamw.clipNorm = options.clipNorm;
+  pm.addPass(createAdamW(adamw));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }

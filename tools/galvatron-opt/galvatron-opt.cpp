@@ -19,11 +19,14 @@ int main(int argc, char **argv) {
       "Prepare an imported model for --emit-plan: inline the layers and "
       "clean up",
       [](mlir::OpPassManager &pm) { mlir::galv::buildInferencePipeline(pm); });
-  mlir::PassPipelineRegistration<>(
+  mlir::PassPipelineRegistration<mlir::galv::TrainingPipelineOptions>(
       "galv-training-pipeline",
-      "From imported IR to @train_step (next-token loss, gradients, AdamW "
-      "with default hyper-parameters; run the passes by hand to set them)",
-      [](mlir::OpPassManager &pm) { mlir::galv::buildTrainingPipeline(pm); });
+      "From imported IR to @train_step: next-token loss, gradients, clipping "
+      "and AdamW",
+      [](mlir::OpPassManager &pm,
+         const mlir::galv::TrainingPipelineOptions &options) {
+        mlir::galv::buildTrainingPipeline(pm, options);
+      });
   // Generic clean-ups people chain with ours.
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();

@@ -22,10 +22,30 @@ void buildImportCleanupPipeline(OpPassManager &pm);
 /// flat @forward (layers inlined), folded and deduplicated.
 void buildInferencePipeline(OpPassManager &pm);
 
+/// The optimizer's hyper-parameters, as options of --galv-training-pipeline.
+/// The learning rate and its schedule are runtime inputs of @train_step.
+struct TrainingPipelineOptions
+    : public PassPipelineOptions<TrainingPipelineOptions> {
+  Option<double> beta1{*this, "beta1", llvm::cl::desc("AdamW beta1"),
+                       llvm::cl::init(0.9)};
+  Option<double> beta2{*this, "beta2", llvm::cl::desc("AdamW beta2"),
+                       llvm::cl::init(0.999)};
+  Option<double> epsilon{*this, "eps", llvm::cl::desc("AdamW epsilon"),
+                         llvm::cl::init(1e-8)};
+  Option<double> weightDecay{*this, "weight-decay",
+                             llvm::cl::desc("Decoupled weight decay"),
+                             llvm::cl::init(0.01)};
+  Option<double> clipNorm{
+      *this, "clip-norm",
+      llvm::cl::desc("Clip gradients to this global L2 norm (0: off)"),
+      llvm::cl::init(0.0)};
+};
+
 /// The inference pipeline, then the loss, reverse-mode gradients and one
 /// AdamW step as @train_step (lower it with --emit-plan
 /// --plan-function=train_step).
-void buildTrainingPipeline(OpPassManager &pm);
+void buildTrainingPipeline(OpPassManager &pm,
+                           const TrainingPipelineOptions &options);
 } // namespace mlir::galv
 
 #endif // GALVATRON_TRANSFORMS_PASSES_H

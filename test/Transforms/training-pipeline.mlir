@@ -1,0 +1,27 @@
+// The optimizer's hyper-parameters reach @train_step through the pipeline's
+// options; an unknown option is refused.
+// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN:   '--galv-training-pipeline=beta1=0.8 beta2=0.95 eps=1e-6 weight-decay=0.25 clip-norm=1.5' \
+// RUN:   | FileCheck %s
+// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN:   --galv-training-pipeline | FileCheck %s --check-prefix=DEFAULT
+// RUN: not galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN:   '--galv-training-pipeline=momentum=0.9' 2>&1 | FileCheck %s --check-prefix=BAD
+
+// CHECK-LABEL: func.func @train_step(
+// CHECK-SAME: galv.name = "lr"
+// CHECK-DAG: galv.constant dense<8.000000e-01> : tensor<f32>
+// CHECK-DAG: galv.constant dense<0.949999988> : tensor<f32>
+// CHECK-DAG: galv.constant dense<9.99999997E-7> : tensor<f32>
+// CHECK-DAG: galv.constant dense<2.500000e-01> : tensor<f32>
+// Clipping: the global norm is compared with 1.5.
+// CHECK-DAG: galv.constant dense<1.500000e+00> : tensor<f32>
+// CHECK: galv.sqrt
+
+// DEFAULT-LABEL: func.func @train_step(
+// DEFAULT-DAG: galv.constant dense<0.899999976> : tensor<f32>
+// DEFAULT-DAG: galv.constant dense<9.990000e-01> : tensor<f32>
+// DEFAULT-DAG: galv.constant dense<0.00999999977> : tensor<f32>
+// DEFAULT-NOT: dense<1.500000e+00>
+
+// BAD: no such option momentum
