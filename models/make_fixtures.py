@@ -1239,6 +1239,9 @@ def write_grad_references(out_dir: Path, only=None) -> bool:
 # lm_head stays tied to transformer.wte (one parameter, one optimizer state).
 # Checked against a float64 re-implementation of the update (see
 # adamw_reference_losses).
+# GPT-2's variants also get adamw_clip_losses.npy: the same run with
+# torch.nn.utils.clip_grad_norm_(model.parameters(), ADAMW_CLIP_NORM) before
+# every step.
 # --------------------------------------------------------------------------
 
 ADAMW_STEPS = 20
@@ -1246,6 +1249,7 @@ ADAMW_LR = 1e-3
 ADAMW_BETAS = (0.9, 0.999)
 ADAMW_EPS = 1e-8
 ADAMW_WEIGHT_DECAY = 0.01
+ADAMW_CLIP_NORM = 0.5  # adamw_clip_losses.npy: below GPT-2's gradient norms, so it clips
 ADAMW_RTOL = 1e-4  # fp32 torch.optim.AdamW losses vs the float64 re-implementation
 
 
@@ -1256,8 +1260,13 @@ def tied_lm_head(model) -> bool:
     return out is not None and out.weight is inp.weight
 
 
-def torch_adamw_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS) -> np.ndarray:
-    """Losses before each of `steps` torch.optim.AdamW steps (trains `model` in place)."""
+def torch_adamw_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS,
+                       clip_norm: float = 0.0, grad_norms=None) -> np.ndarray:
+    """Losses before each of `steps` torch.optim.AdamW steps (trains `model` in place).
+
+    With clip_norm > 0 the gradients are clipped to that global L2 norm
+    (torch.nn.utils.clip_grad_norm_) before each step; the norms before
+    clipping are appended to grad_norms when given."""
     ids = torch.from_numpy(input_ids)
     opt = torch.optim.AdamW(
         model.parameters(), lr=ADAMW_LR, betas=ADAMW_BETAS, eps=ADAMW_EPS,
@@ -1270,6 +1279,10 @@ def torch_adamw_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS) -
         out = model(input_ids=ids, attention_mask=None, labels=ids, use_cache=False, return_dict=True)
         losses.append(out.loss.detach().clone())
         out.loss.backward()
+        if clip_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            if grad_norms is not None:
+                grad_norms.append(float(norm))
         opt.step()
     opt.zero_grad(set_to_none=True)
     return torch.stack(losses).numpy().astype(np.float32)
@@ -1407,8 +1420,25 @@ def write_adamw_references(out_dir: Path, only=None) -> bool:
         print(f"  fp32 torch.optim.AdamW losses ({name}):")
         for i, (l32, l64) in enumerate(zip(losses, ref)):
             print(f"    step {i:2d}  {float(l32):.8f}   float64 {l64:.8f}   rel {rel[i]:.2e}")
+        # The same run with gradient clipping (GPT-2 only: it is the check that
+        # clipping is wired, not another model test).
+        clipped = None
+        if name == "gpt2":
+            norms = []
+            _, model, _ = build_reference_model(name)
+            clipped = torch_adamw_losses(model, input_ids, clip_norm=ADAMW_CLIP_NORM,
+                                         grad_norms=norms)
+            print(f"  clip-norm {ADAMW_CLIP_NORM}: gradient norms before clipping "
+                  f"{min(norms):.3f} .. {max(norms):.3f}; last loss "
+                  f"{float(clipped[-1]):.6f} (unclipped {float(losses[-1]):.6f})")
+            if not min(norms) > ADAMW_CLIP_NORM:
+                print("  ERROR: some gradient norm is below the clip norm; nothing clipped there")
+                ok = False
+                continue
         for d in usable:
             np.save(d / "adamw_losses.npy", losses)
+            if clipped is not None:
+                np.save(d / "adamw_clip_losses.npy", clipped)
             rows.append((d.name, float(losses[0]), float(losses[-1]), max_rel))
 
     if rows:
