@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
@@ -129,6 +130,14 @@ int train(const plan::Plan &p, const plan::RankProgram &program,
           std::map<std::string, rt::Tensor> fixedInputs,
           const TrainOptions &options) {
   std::string error;
+  // Made up front, so that an unusable directory fails before any training.
+  if (!options.checkpointDir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.checkpointDir, ec);
+    if (ec)
+      fatal("--checkpoint-dir: cannot create '" + options.checkpointDir +
+            "': " + ec.message());
+  }
   // Classify the plan's inputs.
   std::map<std::string, rt::Tensor> state;
   std::string dataName;
