@@ -23,6 +23,10 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (microBatches == 0) {
+      module.emitError("galv-adamw: micro-batches must be at least 1");
+      return signalPassFailure();
+    }
     auto lossGrad = module.lookupSymbol<func::FuncOp>("loss_grad");
     if (!lossGrad || lossGrad.isExternal()) {
       module.emitError("galv-adamw needs func.func @loss_grad (run "
@@ -50,7 +54,24 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     FunctionType gradType = lossGrad.getFunctionType();
     unsigned numData = gradType.getNumInputs();
     auto scalar = RankedTensorType::get({}, b.getF32Type());
-    SmallVector<Type> inputs(gradType.getInputs()), results;
+    // With micro-batches, each data input holds all of them stacked along
+    // its leading (batch) dimension.
+    SmallVector<Type> inputs, results;
+    for (auto [i, dataType] : llvm::enumerate(gradType.getInputs())) {
+      Type type = dataType;
+      auto tensor = dyn_cast<RankedTensorType>(type);
+      if (microBatches > 1 && (!tensor || tensor.getRank() == 0)) {
+        lossGrad.emitError("micro-batches: data input ")
+            << i << " has no batch dimension to split";
+        return signalPassFailure();
+      }
+      if (microBatches > 1) {
+        SmallVector<int64_t> shape(tensor.getShape());
+        shape[0] *= microBatches;
+        type = tensor.clone(shape);
+      }
+      inputs.push_back(type);
+    }
     inputs.push_back(scalar); // lr
     inputs.push_back(scalar); // step
     results.push_back(gradType.getResult(0));
@@ -91,34 +112,6 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
       return body->getArgument(numData + 2 + 2 * n + k);
     };
 
-    // Inline @loss_grad with the trainable parameters read from the state.
-    IRMapping mapping;
-    for (unsigned i = 0; i < numData; ++i)
-      mapping.map(lossGrad.getArgument(i), body->getArgument(i));
-    b.setInsertionPointToEnd(body);
-    llvm::StringMap<unsigned> paramIndex;
-    for (auto [k, p] : llvm::enumerate(params))
-      paramIndex[p.getSymName()] = k;
-    Operation *gradReturn = nullptr;
-    for (Operation &op : lossGrad.getBody().front()) {
-      if (op.hasTrait<OpTrait::IsTerminator>()) {
-        gradReturn = &op;
-        break;
-      }
-      if (auto get = dyn_cast<GetParameterOp>(op)) {
-        auto it = paramIndex.find(get.getName());
-        if (it != paramIndex.end()) {
-          mapping.map(get.getResult(), paramArg(it->second));
-          continue;
-        }
-      }
-      b.clone(op, mapping);
-    }
-    SmallVector<Value> grads;
-    for (unsigned k = 0; k < n; ++k)
-      grads.push_back(mapping.lookup(gradReturn->getOperand(1 + k)));
-    Value loss = mapping.lookup(gradReturn->getOperand(0));
-
     auto constant = [&](double v) -> Value {
       return ConstantOp::create(
           b, loc, DenseElementsAttr::get(scalar, b.getF32FloatAttr(v)));
@@ -136,6 +129,58 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
       return DivOp::create(b, loc, x, y);
     };
     Value lr = body->getArgument(numData), t = body->getArgument(numData + 1);
+
+    // Inline @loss_grad once per micro-batch, with the trainable parameters
+    // read from the state, and average the losses and gradients (the mean
+    // over the whole batch when the micro-batches have equal token counts).
+    b.setInsertionPointToEnd(body);
+    llvm::StringMap<unsigned> paramIndex;
+    for (auto [k, p] : llvm::enumerate(params))
+      paramIndex[p.getSymName()] = k;
+    Value loss;
+    SmallVector<Value> grads(n);
+    for (unsigned micro = 0; micro < microBatches; ++micro) {
+      IRMapping mapping;
+      for (unsigned i = 0; i < numData; ++i) {
+        Value data = body->getArgument(i);
+        if (microBatches > 1) {
+          auto type = cast<RankedTensorType>(lossGrad.getArgument(i).getType());
+          SmallVector<int64_t> starts(type.getRank(), 0),
+              limits(type.getShape()), steps(type.getRank(), 1);
+          starts[0] = micro * type.getDimSize(0);
+          limits[0] = starts[0] + type.getDimSize(0);
+          data = SliceOp::create(b, loc, data, starts, limits, steps);
+        }
+        mapping.map(lossGrad.getArgument(i), data);
+      }
+      Operation *gradReturn = nullptr;
+      for (Operation &op : lossGrad.getBody().front()) {
+        if (op.hasTrait<OpTrait::IsTerminator>()) {
+          gradReturn = &op;
+          break;
+        }
+        if (auto get = dyn_cast<GetParameterOp>(op)) {
+          auto it = paramIndex.find(get.getName());
+          if (it != paramIndex.end()) {
+            mapping.map(get.getResult(), paramArg(it->second));
+            continue;
+          }
+        }
+        b.clone(op, mapping);
+      }
+      Value microLoss = mapping.lookup(gradReturn->getOperand(0));
+      loss = micro ? add(loss, microLoss) : microLoss;
+      for (unsigned k = 0; k < n; ++k) {
+        Value g = mapping.lookup(gradReturn->getOperand(1 + k));
+        grads[k] = micro ? add(grads[k], g) : g;
+      }
+    }
+    if (microBatches > 1) {
+      Value inverse = constant(1.0 / microBatches);
+      loss = mul(loss, inverse);
+      for (Value &g : grads)
+        g = mul(g, inverse);
+    }
 
     if (clipNorm > 0) {
       // Scale every gradient by min(1, clip / (||g|| + 1e-6)).

@@ -38,6 +38,7 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   adamw.epsilon = options.epsilon;
   adamw.weightDecay = options.weightDecay;
   adamw.clipNorm = options.clipNorm;
+  adamw.microBatches = options.microBatches;
   pm.addPass(createAdamW(adamw));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -25,3 +25,12 @@
 // DEFAULT-NOT: dense<1.500000e+00>
 
 // BAD: no such option momentum
+
+// Two micro-batches: the step takes both stacked (2x8 imported, 4x8 here),
+// slices them apart and averages the two losses.
+// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN:   '--galv-training-pipeline=micro-batches=2' | FileCheck %s --check-prefix=MICRO
+// MICRO-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {galv.name = "input0"}
+// MICRO-DAG: galv.slice %arg0 [0, 0] [2, 8] [1, 1] : tensor<4x8xi64> -> tensor<2x8xi64>
+// MICRO-DAG: galv.slice %arg0 [2, 0] [4, 8] [1, 1] : tensor<4x8xi64> -> tensor<2x8xi64>
+// MICRO-DAG: galv.constant dense<5.000000e-01> : tensor<f32>

@@ -39,6 +39,11 @@ struct TrainingPipelineOptions
       *this, "clip-norm",
       llvm::cl::desc("Clip gradients to this global L2 norm (0: off)"),
       llvm::cl::init(0.0)};
+  Option<unsigned> microBatches{
+      *this, "micro-batches",
+      llvm::cl::desc("Micro-batches per step (gradient accumulation); the "
+                     "imported batch size is the micro-batch size"),
+      llvm::cl::init(1)};
 };
 
 /// The inference pipeline, then the loss, reverse-mode gradients and one

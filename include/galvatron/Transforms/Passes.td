@@ -206,7 +206,10 @@ def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
     Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
            "Decoupled weight decay">,
     Option<"clipNorm", "clip-norm", "double", /*default=*/"0.0",
-           "Clip gradients to this global L2 norm (0: no clipping)">
+           "Clip gradients to this global L2 norm (0: no clipping)">,
+    Option<"microBatches", "micro-batches", "unsigned", /*default=*/"1",
+           "Micro-batches per step: the data inputs stack this many batches "
+           "of the imported size; gradients are accumulated and averaged">
   ];
 }
 
