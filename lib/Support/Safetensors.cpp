@@ -1,14 +1,13 @@
 //===- Safetensors.cpp - read and write safetensors files -----------------===//
 
 #include "galvatron/Support/Safetensors.h"
+#include "galvatron/Support/AtomicFile.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace galvatron {
 
@@ -71,29 +70,13 @@ bool writeSafetensors(const std::string &path,
   text.append((8 - text.size() % 8) % 8, ' ');
   uint64_t headerSize = text.size();
 
-  std::string temp = path + ".tmp." + std::to_string(getpid());
-  FILE *file = std::fopen(temp.c_str(), "wb");
-  if (!file) {
-    error = "cannot create '" + temp + "': " + std::strerror(errno);
-    return false;
-  }
   unsigned char sizeBytes[8];
   for (int i = 0; i < 8; ++i)
     sizeBytes[i] = static_cast<unsigned char>(headerSize >> (8 * i));
-  bool ok = std::fwrite(sizeBytes, 1, 8, file) == 8 &&
-            std::fwrite(text.data(), 1, text.size(), file) == text.size();
-  for (const auto &entry : tensors) {
-    const SafetensorsView &view = entry.second;
-    ok = ok && std::fwrite(view.data, 1, view.size, file) == view.size;
-  }
-  ok = ok && std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-  ok = (std::fclose(file) == 0) && ok;
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
-    error = "cannot write '" + path + "': " + std::strerror(errno);
-    std::remove(temp.c_str());
-    return false;
-  }
-  return true;
+  std::vector<FileChunk> chunks = {{sizeBytes, 8}, {text.data(), text.size()}};
+  for (const auto &entry : tensors)
+    chunks.push_back({entry.second.data, entry.second.size});
+  return writeFileAtomically(path, chunks, error);
 }
 
 bool readSafetensors(const std::string &path,

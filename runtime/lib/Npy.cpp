@@ -1,13 +1,13 @@
 //===- Npy.cpp - numpy .npy files -----------------------------------------===//
 
 #include "galvatron/runtime/Npy.h"
+#include "galvatron/Support/AtomicFile.h"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
 
 namespace galvatron::rt {
 
@@ -120,12 +120,6 @@ bool writeNpy(const std::string &path, const Tensor &tensor,
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  std::string temp = path + ".tmp." + std::to_string(getpid());
-  FILE *file = std::fopen(temp.c_str(), "wb");
-  if (!file) {
-    error = "cannot create '" + temp + "': " + std::strerror(errno);
-    return false;
-  }
   unsigned char preamble[10] = {0x93,
                                 'N',
                                 'U',
@@ -136,18 +130,11 @@ bool writeNpy(const std::string &path, const Tensor &tensor,
                                 0,
                                 static_cast<unsigned char>(header.size()),
                                 static_cast<unsigned char>(header.size() >> 8)};
-  bool ok =
-      std::fwrite(preamble, 1, 10, file) == 10 &&
-      std::fwrite(header.data(), 1, header.size(), file) == header.size() &&
-      std::fwrite(tensor.bytes.data(), 1, tensor.bytes.size(), file) ==
-          tensor.bytes.size();
-  ok = (std::fclose(file) == 0) && ok;
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
-    error = "cannot write '" + path + "': " + std::strerror(errno);
-    std::remove(temp.c_str());
-    return false;
-  }
-  return true;
+  return writeFileAtomically(path,
+                             {{preamble, 10},
+                              {header.data(), header.size()},
+                              {tensor.bytes.data(), tensor.bytes.size()}},
+                             error);
 }
 
 } // namespace galvatron::rt

@@ -14,15 +14,16 @@
 // CHECK-DAG: galv.constant dense<0.949999988> : tensor<f32>
 // CHECK-DAG: galv.constant dense<9.99999997E-7> : tensor<f32>
 // CHECK-DAG: galv.constant dense<2.500000e-01> : tensor<f32>
-// Clipping: the global norm is compared with 1.5.
+// Clipping scales the gradients by min(1, 1.5 / (norm + 1e-6)).
 // CHECK-DAG: galv.constant dense<1.500000e+00> : tensor<f32>
-// CHECK: galv.sqrt
+// CHECK: galv.min {{.*}} : tensor<f32>, tensor<f32> -> tensor<f32>
 
 // DEFAULT-LABEL: func.func @train_step(
 // DEFAULT-DAG: galv.constant dense<0.899999976> : tensor<f32>
 // DEFAULT-DAG: galv.constant dense<9.990000e-01> : tensor<f32>
 // DEFAULT-DAG: galv.constant dense<0.00999999977> : tensor<f32>
 // DEFAULT-NOT: dense<1.500000e+00>
+// DEFAULT-NOT: galv.min
 
 // BAD: no such option momentum
 

@@ -210,31 +210,26 @@ int main(int argc, char **argv) {
       if (!llvm::sys::fs::is_directory(setDir))
         break;
       anyCase = true;
+      // input_0.pb, input_1.pb, ... (likewise output_K.pb) until one is
+      // missing; false if one cannot be read (`why` says why).
+      auto readNumbered = [&](const char *prefix,
+                              std::vector<rt::Tensor> &tensors) {
+        for (int k = 0;; ++k) {
+          std::string file = setDir + "/" + prefix + std::to_string(k) + ".pb";
+          if (!llvm::sys::fs::exists(file))
+            return true;
+          std::optional<rt::Tensor> t = readTensorFile(file, why);
+          if (!t)
+            return false;
+          tensors.push_back(std::move(*t));
+        }
+      };
       std::vector<rt::Tensor> inputs, expected;
-      for (int k = 0;; ++k) {
-        std::string file = setDir + "/input_" + std::to_string(k) + ".pb";
-        if (!llvm::sys::fs::exists(file))
-          break;
-        std::optional<rt::Tensor> t = readTensorFile(file, why);
-        if (!t) {
-          caseSkipped = true;
-          break;
-        }
-        inputs.push_back(std::move(*t));
-      }
-      for (int k = 0; !caseSkipped; ++k) {
-        std::string file = setDir + "/output_" + std::to_string(k) + ".pb";
-        if (!llvm::sys::fs::exists(file))
-          break;
-        std::optional<rt::Tensor> t = readTensorFile(file, why);
-        if (!t) {
-          caseSkipped = true;
-          break;
-        }
-        expected.push_back(std::move(*t));
-      }
-      if (caseSkipped)
+      if (!readNumbered("input_", inputs) ||
+          !readNumbered("output_", expected)) {
+        caseSkipped = true;
         break;
+      }
       diagnostic.clear();
       auto results =
           galv::evaluateForward(*imported->module, weights, std::move(inputs));

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "galvatron/Support/AtomicFile.h"
 #include "galvatron/Support/Safetensors.h"
 #include "galvatron/runtime/Executor.h"
 #include "galvatron/runtime/Kernels.h"
@@ -26,7 +27,6 @@
 #include <map>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace rt = galvatron::rt;
@@ -117,12 +117,10 @@ void saveCheckpoint(const std::string &dir, int step,
     fatal(error);
   // The step file goes last and atomically: a checkpoint without it (or with
   // an older one) is never mistaken for a finished one.
-  std::string temp = dir + "/trainer.json.tmp";
-  FILE *f = std::fopen(temp.c_str(), "w");
-  if (!f || std::fprintf(f, "{\"step\": %d}\n", step) < 0 ||
-      std::fflush(f) != 0 || fsync(fileno(f)) != 0 || std::fclose(f) != 0 ||
-      std::rename(temp.c_str(), (dir + "/trainer.json").c_str()) != 0)
-    fatal("cannot write " + dir + "/trainer.json");
+  std::string text = "{\"step\": " + std::to_string(step) + "}\n";
+  if (!galvatron::writeFileAtomically(dir + "/trainer.json",
+                                      {{text.data(), text.size()}}, error))
+    fatal(error);
 }
 
 int train(const plan::Plan &p, const plan::RankProgram &program,
