@@ -25,3 +25,9 @@ llvm_config.add_tool_substitutions(["not", "count", "split-file"],
                                    [config.llvm_tools_dir])
 llvm_config.with_environment("PATH", config.galvatron_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# Multi-rank tests run under MPI (REQUIRES: mpi); %mpirun carries the flags
+# this machine needs (test/CMakeLists.txt).
+if getattr(config, "galvatron_mpirun", ""):
+    config.available_features.add("mpi")
+    config.substitutions.append(("%mpirun", config.galvatron_mpirun))

@@ -194,3 +194,39 @@ int64_t PlanConfigAttr::getNumLayers() const {
     total += n;
   return total;
 }
+
+//===----------------------------------------------------------------------===//
+// ShardAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult ShardAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                ArrayRef<int64_t> cuts,
+                                ArrayRef<int64_t> flat) {
+  if (cuts.size() % 4 != 0)
+    return emitError() << "cuts come in fours (axis, blocks, group size, "
+                          "group stride), got "
+                       << cuts.size() << " integers";
+  for (size_t i = 0; i < cuts.size(); i += 4)
+    if (cuts[i] < 0 || cuts[i + 1] < 1 || cuts[i + 2] < 1 || cuts[i + 3] < 1)
+      return emitError() << "cut " << i / 4 << " needs axis >= 0 and blocks, "
+                         << "group size and stride >= 1";
+  if (!flat.empty() && (flat.size() != 2 || flat[0] < 1 || flat[1] < 1))
+    return emitError() << "flat must be empty or [size, stride], both >= 1";
+  return success();
+}
+
+RankedTensorType ShardAttr::getLocalType(RankedTensorType full) const {
+  SmallVector<int64_t> shape(full.getShape());
+  ArrayRef<int64_t> cuts = getCuts();
+  for (size_t i = 0; i + 3 < cuts.size(); i += 4)
+    if (cuts[i] < static_cast<int64_t>(shape.size()))
+      shape[cuts[i]] /= cuts[i + 2];
+  ArrayRef<int64_t> flat = getFlat();
+  if (flat.size() == 2) {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    shape = {llvm::divideCeil(n, flat[0])};
+  }
+  return RankedTensorType::get(shape, full.getElementType());
+}

@@ -140,4 +140,34 @@ def Galv_PlanConfigAttr : Galv_Attr<"PlanConfig", "plan"> {
   }];
 }
 
+def Galv_ShardAttr : Galv_Attr<"Shard", "shard"> {
+  let summary = "how each rank's piece of a parameter or input is cut";
+  let description = [{
+    A rank holds a piece of the full tensor. Each cut is four integers
+    `axis, blocks, group_size, group_stride`: dimension `axis` is divided into
+    `blocks` equal blocks (3 for a fused query/key/value projection), each
+    block into `group_size` pieces, and a rank keeps, of every block, the
+    piece at its index in the device group (size, stride) within its pipeline
+    stage (see `galv.all_reduce`). `flat` (ZeRO), when not empty, is a group
+    `[size, stride]`: the cut tensor is then flattened, zero-padded to a
+    multiple of `size` and the rank keeps its piece.
+
+    ```mlir
+    #galv.shard<cuts = [1, 3, 2, 1]>
+    #galv.shard<cuts = [0, 1, 2, 1], flat = [2, 2]>
+    ```
+  }];
+  let parameters = (ins
+    Galv_I64ArrayParameter<"cuts: axis, blocks, group size, group stride">:
+        $cuts,
+    Galv_I64ArrayParameter<"ZeRO group [size, stride] or empty">:$flat
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The piece one rank holds of a tensor of type `full`.
+    ::mlir::RankedTensorType getLocalType(::mlir::RankedTensorType full) const;
+  }];
+}
+
 #endif // GALV_ATTRS_TD

@@ -47,6 +47,28 @@ def Galv_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getWeightsAttrName() {
       return ::llvm::StringLiteral("galv.weights");
     }
+    /// Op attribute: the #galv.strategy of the layer an inlined op came from.
+    static constexpr ::llvm::StringLiteral getStrategyAttrName() {
+      return ::llvm::StringLiteral("galv.strategy");
+    }
+    /// Op attribute: the index of the layer instance an inlined op came from.
+    static constexpr ::llvm::StringLiteral getLayerAttrName() {
+      return ::llvm::StringLiteral("galv.layer");
+    }
+    /// Op attribute: a forward op recomputed for a checkpointed layer.
+    static constexpr ::llvm::StringLiteral getRecomputeAttrName() {
+      return ::llvm::StringLiteral("galv.recompute");
+    }
+    /// get_parameter attribute `[kind, size, stride]`: the gradient is a
+    /// partial sum over that data-parallel group, to be all-reduced (kind 0)
+    /// or reduce-scattered for ZeRO-2 (kind 1) by the optimizer.
+    static constexpr ::llvm::StringLiteral getGradSyncAttrName() {
+      return ::llvm::StringLiteral("galv.grad_sync");
+    }
+    /// Function argument / result attribute: the #galv.shard a rank holds.
+    static constexpr ::llvm::StringLiteral getShardAttrName() {
+      return ::llvm::StringLiteral("galv.shard");
+    }
     /// Module attribute holding the global #galv.plan configuration.
     static constexpr ::llvm::StringLiteral getPlanAttrName() {
       return ::llvm::StringLiteral("galv.plan");

@@ -33,6 +33,9 @@ static LogicalResult verifyPlan(ModuleOp module, PlanConfigAttr plan,
                                 NamedAttribute attr) {
   SmallVector<LayerOp> layers;
   module.walk([&](LayerOp layer) { layers.push_back(layer); });
+  // Once layers are inlined their ops carry the strategies instead.
+  if (layers.empty())
+    return success();
   if (static_cast<int64_t>(layers.size()) != plan.getNumLayers())
     return module.emitOpError()
            << "'" << attr.getName().getValue() << "' pp_division covers "
@@ -83,6 +86,30 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
     if (!plan)
       return op->emitError() << "'" << name << "' must be a #galv.plan";
     return verifyPlan(module, plan, attr);
+  }
+  if (name == getStrategyAttrName()) {
+    if (!isa<StrategyAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' must be a #galv.strategy";
+    return success();
+  }
+  if (name == getLayerAttrName()) {
+    if (!isa<IntegerAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' must be a layer index";
+    return success();
+  }
+  if (name == getRecomputeAttrName()) {
+    if (!isa<UnitAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' is a unit attribute";
+    return success();
+  }
+  if (name == getGradSyncAttrName()) {
+    auto sync = dyn_cast<DenseI64ArrayAttr>(attr.getValue());
+    if (!isa<GetParameterOp>(op) || !sync || sync.size() != 3 || sync[0] < 0 ||
+        sync[0] > 1 || sync[1] < 1 || sync[2] < 1)
+      return op->emitError()
+             << "'" << name << "' belongs on a "
+             << "galv.get_parameter as [kind 0|1, size, stride]";
+    return success();
   }
   return op->emitError() << "unknown galv attribute '" << name << "'";
 }

@@ -651,10 +651,25 @@ GetParameterOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   if (!param)
     return emitOpError() << "'" << getName()
                          << "' does not name a galv.parameter";
-  if (param.getType() != getType())
-    return emitOpError() << "type " << getType() << " differs from parameter '"
-                         << getName() << "' declared as " << param.getType();
-  return success();
+  Type expected = param.getType();
+  if (auto shard = getShardAttr()) {
+    RankedTensorType full = param.getTensorType();
+    ArrayRef<int64_t> cuts = shard.getCuts();
+    for (size_t i = 0; i < cuts.size(); i += 4)
+      if (cuts[i] >= full.getRank() ||
+          full.getDimSize(cuts[i]) % (cuts[i + 1] * cuts[i + 2]) != 0)
+        return emitOpError() << "shard cut " << i / 4 << " does not divide "
+                             << "dimension " << cuts[i] << " of " << full;
+    expected = shard.getLocalType(full);
+  }
+  if (expected == getType())
+    return success();
+  if (getShardAttr())
+    return emitOpError() << "type " << getType() << " is not the shard "
+                         << expected << " of parameter '" << getName()
+                         << "' declared as " << param.getType();
+  return emitOpError() << "type " << getType() << " differs from parameter '"
+                       << getName() << "' declared as " << param.getType();
 }
 
 //===----------------------------------------------------------------------===//
@@ -747,3 +762,96 @@ LogicalResult LayerOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 
 #define GET_OP_CLASSES
 #include "Galv/GalvOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Communication
+//===----------------------------------------------------------------------===//
+
+/// A group is [size, stride], both at least 1.
+static LogicalResult verifyGroup(Operation *op, ArrayRef<int64_t> group) {
+  if (group.size() != 2 || group[0] < 1 || group[1] < 1)
+    return op->emitOpError("group must be [size, stride] with both >= 1");
+  return success();
+}
+
+LogicalResult AllReduceOp::verify() { return verifyGroup(*this, getGroup()); }
+LogicalResult AllGatherOp::verify() { return verifyGroup(*this, getGroup()); }
+LogicalResult ReduceScatterOp::verify() {
+  return verifyGroup(*this, getGroup());
+}
+LogicalResult ShardSliceOp::verify() { return verifyGroup(*this, getGroup()); }
+LogicalResult AllToAllOp::verify() { return verifyGroup(*this, getGroup()); }
+
+LogicalResult AllToAllOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> group = adaptor.getGroup();
+  int64_t split = adaptor.getSplitAxis(), concat = adaptor.getConcatAxis();
+  if (group.size() != 2 || group[0] < 1)
+    return emitOptionalError(loc, "group must be [size, stride]");
+  if (split < 0 || split >= input.getRank() || concat < 0 ||
+      concat >= input.getRank())
+    return emitOptionalError(loc, "axes out of range for rank ",
+                             input.getRank());
+  SmallVector<int64_t> shape(input.getShape());
+  if (shape[split] % group[0] != 0)
+    return emitOptionalError(loc, "dimension ", split, " of ",
+                             shapeString(input.getShape()),
+                             " does not split into ", group[0], " pieces");
+  shape[split] /= group[0];
+  shape[concat] *= group[0];
+  inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+LogicalResult ReplicateOp::verify() { return verifyGroup(*this, getGroup()); }
+
+/// The type after multiplying (gather) or dividing (scatter, slice) `axis`
+/// by the group size.
+static LogicalResult inferGroupResize(std::optional<Location> loc,
+                                      RankedTensorType input, int64_t axis,
+                                      ArrayRef<int64_t> group, bool gather,
+                                      SmallVectorImpl<Type> &inferred) {
+  if (group.size() != 2 || group[0] < 1)
+    return emitOptionalError(loc, "group must be [size, stride]");
+  if (axis < 0 || axis >= input.getRank())
+    return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
+                             input.getRank());
+  SmallVector<int64_t> shape(input.getShape());
+  if (gather) {
+    shape[axis] *= group[0];
+  } else {
+    if (shape[axis] % group[0] != 0)
+      return emitOptionalError(loc, "dimension ", axis, " of ",
+                               shapeString(input.getShape()),
+                               " does not split into ", group[0], " pieces");
+    shape[axis] /= group[0];
+  }
+  inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  return inferGroupResize(loc, tensorOf(adaptor.getInput()), adaptor.getAxis(),
+                          adaptor.getGroup(), true, inferred);
+}
+
+LogicalResult
+ReduceScatterOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                  Adaptor adaptor,
+                                  SmallVectorImpl<Type> &inferred) {
+  return inferGroupResize(loc, tensorOf(adaptor.getInput()), adaptor.getAxis(),
+                          adaptor.getGroup(), false, inferred);
+}
+
+LogicalResult ShardSliceOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &inferred) {
+  return inferGroupResize(loc, tensorOf(adaptor.getInput()), adaptor.getAxis(),
+                          adaptor.getGroup(), false, inferred);
+}

@@ -563,6 +563,140 @@ def Galv_CrossEntropyOp : Galv_Op<"cross_entropy",
 }
 
 //===----------------------------------------------------------------------===//
+// Communication (the partitioned, per-rank program)
+//===----------------------------------------------------------------------===//
+
+// A device group is `[size, stride]` within the ranks of one pipeline stage:
+// stage-local rank r is at index (r / stride) % size of the group made of
+// the ranks r - index * stride + k * stride. Tensor parallelism over
+// consecutive ranks is [tp, 1]; its data-parallel partner is [dp, tp].
+class Galv_GroupOp<string mnemonic, list<Trait> traits = []>
+    : Galv_Op<mnemonic, traits> {
+  let hasVerifier = 1;
+}
+
+def Galv_AllReduceOp : Galv_GroupOp<"all_reduce",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "reduce a tensor over a device group, result on every rank";
+  let description = [{
+    Megatron's `g`: the result is the same on every rank of the group, so its
+    gradient flows back unchanged (scaled by 1/size for `mean`). `max` and
+    `min` pass no gradient back: they only stabilize a log-sum-exp (the
+    vocabulary-parallel cross-entropy), where the gradient through the
+    stabilizer cancels.
+
+    ```mlir
+    %y = galv.all_reduce sum %x group = [2, 1] : tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_ReduceKindAttr:$kind, Galv_FloatTensor:$input,
+                       DenseI64ArrayAttr:$group);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    `` $kind $input `group` `=` $group attr-dict `:` type($input)
+  }];
+}
+
+def Galv_AllGatherOp : Galv_GroupOp<"all_gather",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "concatenate the pieces of a group along an axis";
+  let description = [{
+    Every rank gets the pieces of all ranks of the group concatenated along
+    `axis` in group order. With `scatter_grad` the gathered value is used
+    differently on each rank (a ZeRO-3 parameter, Megatron-SP's gather before
+    a column-parallel linear) and its gradient is reduce-scattered; without,
+    it is used alike everywhere and each rank keeps its slice of the gradient.
+
+    ```mlir
+    %y = galv.all_gather %x axis = 0 group = [2, 1] scatter_grad : tensor<4x8xf32> -> tensor<8x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$group, UnitAttr:$scatter_grad);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `group` `=` $group (`scatter_grad` $scatter_grad^)?
+    attr-dict `:` type($input) `->` type($result)
+  }];
+}
+
+def Galv_ReduceScatterOp : Galv_GroupOp<"reduce_scatter",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "sum over a group, each rank keeps its piece along an axis";
+  let description = [{
+    ```mlir
+    %y = galv.reduce_scatter %x axis = 0 group = [2, 1] : tensor<8x8xf32> -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$group);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `group` `=` $group attr-dict `:` type($input) `->`
+    type($result)
+  }];
+}
+
+def Galv_AllToAllOp : Galv_GroupOp<"all_to_all",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "trade pieces: split one axis, gather another";
+  let description = [{
+    Each rank splits its input into group-size pieces along `split_axis`,
+    sends piece k to the k-th rank of the group, and concatenates what it
+    receives along `concat_axis` (Ulysses sequence parallelism: from a split
+    sequence to split heads and back).
+
+    ```mlir
+    %y = galv.all_to_all %x split = 1 concat = 2 group = [2, 1] : tensor<2x4x4x8xf32> -> tensor<2x2x8x8xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$split_axis,
+                       I64Attr:$concat_axis, DenseI64ArrayAttr:$group);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $input `split` `=` $split_axis `concat` `=` $concat_axis `group` `=`
+    $group attr-dict `:` type($input) `->` type($result)
+  }];
+}
+
+def Galv_ShardSliceOp : Galv_GroupOp<"shard_slice",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "this rank's piece of a tensor every rank of a group holds";
+  let description = [{
+    No communication: the input is the same on every rank of the group and
+    each keeps the piece at its group index along `axis`.
+
+    ```mlir
+    %y = galv.shard_slice %x axis = 0 group = [2, 2] : tensor<8x8xi64> -> tensor<4x8xi64>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$group);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `group` `=` $group attr-dict `:` type($input) `->`
+    type($result)
+  }];
+}
+
+def Galv_ReplicateOp : Galv_GroupOp<"replicate",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "identity whose gradient is summed over a group";
+  let description = [{
+    Megatron's `f`: a value that every rank of the group holds alike enters a
+    computation that differs per rank (a column-parallel linear), so the
+    gradients the ranks compute for it are partial sums.
+
+    ```mlir
+    %y = galv.replicate %x group = [2, 1] : tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, DenseI64ArrayAttr:$group);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = "$input `group` `=` $group attr-dict `:` type($input)";
+}
+
+//===----------------------------------------------------------------------===//
 // Parameters
 //===----------------------------------------------------------------------===//
 
@@ -595,13 +729,22 @@ def Galv_GetParameterOp : Galv_Op<"get_parameter",
     [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "read a declared parameter";
   let description = [{
+    With `shard`, this rank reads its piece of the parameter (after
+    partitioning); the result has the piece's type.
+
     ```mlir
     %w = galv.get_parameter @"transformer.wte.weight" : tensor<1000x64xf32>
+    %q = galv.get_parameter @"h.0.attn.c_attn.weight" shard #galv.shard<cuts = [1, 3, 2, 1], flat = []> : tensor<64x96xf32>
     ```
   }];
-  let arguments = (ins FlatSymbolRefAttr:$name);
+  let arguments = (ins FlatSymbolRefAttr:$name,
+                       OptionalAttr<Galv_ShardAttr>:$shard);
   let results = (outs Galv_Tensor:$result);
-  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let assemblyFormat = "$name (`shard` $shard^)? attr-dict `:` type($result)";
+  let builders = [OpBuilder<(ins "::mlir::Type":$type,
+                                 "::mlir::FlatSymbolRefAttr":$name), [{
+    build($_builder, $_state, type, name, ShardAttr());
+  }]>];
 }
 
 //===----------------------------------------------------------------------===//

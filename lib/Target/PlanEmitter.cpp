@@ -28,6 +28,13 @@ llvm::cl::opt<std::string> planFunction(
 /// Arena offsets are multiples of this.
 constexpr uint64_t kAlignment = 64;
 
+/// A rank's piece of a tensor, resolved from a #galv.shard.
+struct ShardInfo {
+  std::vector<int64_t> fullShape;
+  std::vector<plan::DimCut> cuts;
+  int32_t flatParts = 1, flatIndex = 0;
+};
+
 struct TensorInfo {
   std::string name;
   plan::DType dtype;
@@ -35,6 +42,22 @@ struct TensorInfo {
   plan::Storage storage;
   uint64_t offset = 0, bytes = 0;
   int64_t lastUse = -1; // instruction index; INT64_MAX for outputs
+  std::optional<ShardInfo> shard;
+};
+
+/// What every rank's program shares: the device groups and constants.
+struct SharedPlan {
+  std::vector<std::vector<int32_t>> groups;
+  std::map<std::vector<int32_t>, int32_t> groupIndex;
+  std::vector<uint8_t> constants;
+
+  int32_t group(const std::vector<int32_t> &ranks) {
+    auto [it, inserted] =
+        groupIndex.try_emplace(ranks, static_cast<int32_t>(groups.size()));
+    if (inserted)
+      groups.push_back(ranks);
+    return it->second;
+  }
 };
 
 struct InstrInfo {
@@ -66,20 +89,57 @@ size_t widthOf(plan::DType d) {
 
 class Emitter {
 public:
-  LogicalResult run(ModuleOp module, llvm::raw_ostream &os);
+  Emitter(SharedPlan &shared, int32_t rank, int32_t stageFirst)
+      : shared(shared), constants(shared.constants), rank(rank),
+        stageFirst(stageFirst) {}
+
+  /// Lowers `func` into this rank's program in `fbb`.
+  FailureOr<flatbuffers::Offset<plan::RankProgram>>
+  run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb);
 
 private:
+  /// This rank's index in the stage-local group [size, stride], and the
+  /// group's plan index.
+  int64_t indexIn(ArrayRef<int64_t> group) {
+    return ((rank - stageFirst) / group[1]) % group[0];
+  }
+  int32_t groupOf(ArrayRef<int64_t> group) {
+    int64_t index = indexIn(group);
+    std::vector<int32_t> ranks;
+    for (int64_t k = 0; k < group[0]; ++k)
+      ranks.push_back(
+          static_cast<int32_t>(rank - index * group[1] + k * group[1]));
+    return shared.group(ranks);
+  }
+  ShardInfo resolve(ShardAttr shard, RankedTensorType full) {
+    ShardInfo info;
+    info.fullShape.assign(full.getShape().begin(), full.getShape().end());
+    ArrayRef<int64_t> cuts = shard.getCuts();
+    for (size_t i = 0; i + 3 < cuts.size(); i += 4)
+      info.cuts.emplace_back(
+          static_cast<int32_t>(cuts[i]), static_cast<int32_t>(cuts[i + 1]),
+          static_cast<int32_t>(cuts[i + 2]),
+          static_cast<int32_t>(indexIn(cuts.slice(i + 2, 2))));
+    if (shard.getFlat().size() == 2) {
+      info.flatParts = static_cast<int32_t>(shard.getFlat()[0]);
+      info.flatIndex = static_cast<int32_t>(indexIn(shard.getFlat()));
+    }
+    return info;
+  }
+
   FailureOr<int32_t> newTensor(Value value, plan::Storage storage,
                                std::string name = "");
   LogicalResult lowerOp(Operation &op);
   LogicalResult appendConstant(DenseElementsAttr attr, TensorInfo &info);
   void planMemory();
 
+  SharedPlan &shared;
+  std::vector<uint8_t> &constants;
+  int32_t rank, stageFirst;
   std::vector<TensorInfo> tensors;
   std::vector<InstrInfo> instructions;
   DenseMap<Value, int32_t> indexOf;
   std::map<std::string, int32_t> weightIndex;
-  std::vector<uint8_t> constants;
   std::vector<int32_t> inputs, outputs;
   uint64_t arenaBytes = 0;
 };
@@ -158,7 +218,19 @@ LogicalResult Emitter::lowerOp(Operation &op) {
     auto index = newTensor(get.getResult(), plan::Storage::Weight, name);
     if (failed(index))
       return failure();
+    if (ShardAttr shard = get.getShardAttr()) {
+      auto param = SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
+          get, get.getNameAttr());
+      if (!param)
+        return get.emitError("unknown parameter");
+      tensors[*index].shard = resolve(shard, param.getTensorType());
+    }
     weightIndex[name] = *index;
+    return success();
+  }
+  // Replication only matters to gradients: the value is the same tensor.
+  if (auto replicate = dyn_cast<ReplicateOp>(op)) {
+    indexOf[replicate.getResult()] = indexOf.at(replicate.getInput());
     return success();
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
@@ -283,6 +355,38 @@ LogicalResult Emitter::lowerOp(Operation &op) {
                          c.getIgnoreIndex()};
             return O::CrossEntropy;
           })
+          .Case([&](AllReduceOp r) {
+            inst.ints = {groupOf(r.getGroup()),
+                         static_cast<int64_t>(r.getKind())};
+            return O::AllReduce;
+          })
+          .Case([&](AllGatherOp a) {
+            inst.ints = {groupOf(a.getGroup()), a.getAxis()};
+            return O::AllGather;
+          })
+          .Case([&](AllToAllOp a) {
+            inst.ints = {groupOf(a.getGroup()), a.getSplitAxis(),
+                         a.getConcatAxis()};
+            return O::AllToAll;
+          })
+          .Case([&](ReduceScatterOp r) {
+            inst.ints = {groupOf(r.getGroup()), r.getAxis()};
+            return O::ReduceScatter;
+          })
+          .Case([&](ShardSliceOp s) {
+            // This rank's piece, known now that the rank is.
+            auto type = cast<RankedTensorType>(s.getInput().getType());
+            int64_t dims = type.getRank(), axis = s.getAxis();
+            int64_t piece = type.getDimSize(axis) / s.getGroup()[0];
+            std::vector<int64_t> starts(dims, 0), limits(type.getShape()),
+                steps(dims, 1);
+            starts[axis] = indexIn(s.getGroup()) * piece;
+            limits[axis] = starts[axis] + piece;
+            inst.ints = starts;
+            llvm::append_range(inst.ints, limits);
+            llvm::append_range(inst.ints, steps);
+            return O::Slice;
+          })
           .Default([](Operation *) { return std::nullopt; });
   if (!opcode)
     return op.emitError("no plan instruction for '") << op.getName() << "'";
@@ -332,11 +436,8 @@ void Emitter::planMemory() {
   }
 }
 
-LogicalResult Emitter::run(ModuleOp module, llvm::raw_ostream &os) {
-  auto forward = module.lookupSymbol<func::FuncOp>(planFunction.getValue());
-  if (!forward || forward.isExternal())
-    return module.emitError("--emit-plan needs a func.func @")
-           << planFunction.getValue();
+FailureOr<flatbuffers::Offset<plan::RankProgram>>
+Emitter::run(func::FuncOp forward, flatbuffers::FlatBufferBuilder &fbb) {
   Block &body = forward.getBody().front();
   for (BlockArgument arg : body.getArguments()) {
     auto name =
@@ -349,6 +450,29 @@ LogicalResult Emitter::run(ModuleOp module, llvm::raw_ostream &os) {
                                 : "input" + std::to_string(arg.getArgNumber()));
     if (failed(index))
       return failure();
+    if (auto shard = forward.getArgAttrOfType<ShardAttr>(
+            arg.getArgNumber(), GalvDialect::getShardAttrName())) {
+      // The full shape: the piece's, uncut (ZeRO pieces name their
+      // parameter, whose declared type is the full one).
+      RankedTensorType full = cast<RankedTensorType>(arg.getType());
+      StringRef label = name ? name.getValue() : "";
+      size_t colon = label.find(':');
+      auto param = colon == StringRef::npos
+                       ? ParameterOp()
+                       : SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
+                             forward, StringAttr::get(forward.getContext(),
+                                                      label.substr(colon + 1)));
+      if (param) {
+        full = param.getTensorType();
+      } else {
+        SmallVector<int64_t> shape(full.getShape());
+        ArrayRef<int64_t> cuts = shard.getCuts();
+        for (size_t i = 0; i + 3 < cuts.size(); i += 4)
+          shape[cuts[i]] *= cuts[i + 2];
+        full = RankedTensorType::get(shape, full.getElementType());
+      }
+      tensors[*index].shard = resolve(shard, full);
+    }
     inputs.push_back(*index);
   }
   for (Operation &op : body.without_terminator())
@@ -380,40 +504,65 @@ LogicalResult Emitter::run(ModuleOp module, llvm::raw_ostream &os) {
   }
   planMemory();
 
-  flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<plan::Tensor>> tensorOffsets;
-  for (const TensorInfo &t : tensors)
+  for (const TensorInfo &t : tensors) {
+    flatbuffers::Offset<plan::Shard> shard;
+    if (t.shard)
+      shard = plan::CreateShardDirect(fbb, &t.shard->fullShape, &t.shard->cuts,
+                                      t.shard->flatParts, t.shard->flatIndex);
     tensorOffsets.push_back(plan::CreateTensorDirect(
         fbb, t.name.empty() ? nullptr : t.name.c_str(), t.dtype, &t.shape,
-        t.storage, t.offset, t.bytes));
+        t.storage, t.offset, t.bytes, shard));
+  }
   std::vector<flatbuffers::Offset<plan::Instruction>> instOffsets;
   for (const InstrInfo &inst : instructions)
     instOffsets.push_back(
         plan::CreateInstructionDirect(fbb, inst.opcode, &inst.inputs,
                                       &inst.outputs, &inst.ints, &inst.floats));
-  auto rank = plan::CreateRankProgramDirect(
-      fbb, 0, &tensorOffsets, &instOffsets, &inputs, &outputs, arenaBytes);
-  std::vector<int32_t> everyone = {0};
-  std::vector<flatbuffers::Offset<plan::DeviceGroup>> groups = {
-      plan::CreateDeviceGroupDirect(fbb, &everyone)};
-  std::vector<flatbuffers::Offset<plan::RankProgram>> ranks = {rank};
-  auto weights =
-      module->getAttrOfType<StringAttr>(GalvDialect::getWeightsAttrName());
-  std::string weightsFile = weights ? weights.str() : "";
-  fbb.Finish(plan::CreatePlanDirect(fbb, 1, weightsFile.c_str(), &groups,
-                                    &ranks, &constants),
-             plan::PlanIdentifier());
-  std::vector<uint8_t> bytes =
-      galvatron::rt::wrapPlan(fbb.GetBufferPointer(), fbb.GetSize());
-  os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  return success();
+  return plan::CreateRankProgramDirect(fbb, rank, &tensorOffsets, &instOffsets,
+                                       &inputs, &outputs, arenaBytes,
+                                       /*stage=*/0);
 }
 
 } // namespace
 
 LogicalResult mlir::galv::emitPlan(ModuleOp module, llvm::raw_ostream &os) {
-  Emitter emitter;
-  return emitter.run(module, os);
+  auto function = module.lookupSymbol<func::FuncOp>(planFunction.getValue());
+  if (!function || function.isExternal())
+    return module.emitError("--emit-plan needs a func.func @")
+           << planFunction.getValue();
+  // One program per rank; a partitioned function differs per rank only in
+  // its groups and pieces, which each rank's lowering resolves.
+  auto config =
+      module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
+  int32_t world = config ? static_cast<int32_t>(config.getWorldSize()) : 1;
+  if (config && config.getPp() != 1)
+    return module.emitError("--emit-plan: pipeline stages (pp = ")
+           << config.getPp() << ") are not lowered yet";
+  SharedPlan shared;
+  shared.group({0}); // group 0: rank 0 alone, as one-rank plans have
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<plan::RankProgram>> ranks;
+  for (int32_t rank = 0; rank < world; ++rank) {
+    Emitter emitter(shared, rank, /*stageFirst=*/0);
+    auto program = emitter.run(function, fbb);
+    if (failed(program))
+      return failure();
+    ranks.push_back(*program);
+  }
+  std::vector<flatbuffers::Offset<plan::DeviceGroup>> groups;
+  for (const std::vector<int32_t> &g : shared.groups)
+    groups.push_back(plan::CreateDeviceGroupDirect(fbb, &g));
+  auto weights =
+      module->getAttrOfType<StringAttr>(GalvDialect::getWeightsAttrName());
+  std::string weightsFile = weights ? weights.str() : "";
+  fbb.Finish(plan::CreatePlanDirect(fbb, world, weightsFile.c_str(), &groups,
+                                    &ranks, &shared.constants),
+             plan::PlanIdentifier());
+  std::vector<uint8_t> bytes =
+      galvatron::rt::wrapPlan(fbb.GetBufferPointer(), fbb.GetSize());
+  os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  return success();
 }
 
 LogicalResult mlir::galv::decodePlan(StringRef bytes, llvm::raw_ostream &os,

@@ -35,6 +35,11 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     }
     if (module.lookupSymbol("train_step"))
       return;
+    // A strategy's chunks are the micro-batches.
+    if (auto plan = module->getAttrOfType<PlanConfigAttr>(
+            GalvDialect::getPlanAttrName()))
+      if (microBatches == 1)
+        microBatches = plan.getChunks();
     MLIRContext *context = module.getContext();
     OpBuilder b(context);
     Location loc = lossGrad.getLoc();
@@ -50,6 +55,43 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
         return signalPassFailure();
       }
       params.push_back(param);
+    }
+    // How @loss_grad reads each parameter: its (possibly sharded) type and
+    // how its gradient is synchronised across data-parallel ranks.
+    SmallVector<GetParameterOp> reads(params.size());
+    for (unsigned k = 0; k < params.size(); ++k) {
+      StringRef paramName = params[k].getSymName();
+      lossGrad.walk([&](GetParameterOp get) {
+        if (!reads[k] && get.getName() == paramName)
+          reads[k] = get;
+      });
+    }
+    auto syncOf = [&](unsigned k) -> ArrayRef<int64_t> {
+      if (!reads[k])
+        return {};
+      auto sync = reads[k]->getAttrOfType<DenseI64ArrayAttr>(
+          GalvDialect::getGradSyncAttrName());
+      return sync ? sync.asArrayRef() : ArrayRef<int64_t>();
+    };
+    auto stateType = [&](unsigned k) -> RankedTensorType {
+      return reads[k] ? cast<RankedTensorType>(reads[k].getType())
+                      : params[k].getTensorType();
+    };
+    // ZeRO-2 keeps the moments as this rank's flat piece of the parameter.
+    auto momentType = [&](unsigned k) -> RankedTensorType {
+      ArrayRef<int64_t> sync = syncOf(k);
+      RankedTensorType t = stateType(k);
+      if (sync.empty() || sync[0] != 1)
+        return t;
+      return RankedTensorType::get(
+          {llvm::divideCeil(t.getNumElements(), sync[1])}, t.getElementType());
+    };
+    auto plan =
+        module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
+    if (clipNorm > 0 && plan && plan.getWorldSize() > 1) {
+      module.emitError("galv-adamw: clip-norm over sharded gradients is not "
+                       "supported yet");
+      return signalPassFailure();
     }
     FunctionType gradType = lossGrad.getFunctionType();
     unsigned numData = gradType.getNumInputs();
@@ -76,9 +118,10 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     inputs.push_back(scalar); // step
     results.push_back(gradType.getResult(0));
     for (int role = 0; role < 3; ++role)
-      for (ParameterOp p : params) {
-        inputs.push_back(p.getType());
-        results.push_back(p.getType());
+      for (unsigned k = 0; k < params.size(); ++k) {
+        Type type = role == 0 ? stateType(k) : momentType(k);
+        inputs.push_back(type);
+        results.push_back(type);
       }
 
     b.setInsertionPointAfter(lossGrad);
@@ -90,6 +133,9 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
       auto onnxName = lossGrad.getArgAttrOfType<StringAttr>(i, "onnx.name");
       step.setArgAttr(i, "galv.name",
                       onnxName ? onnxName : name("input" + std::to_string(i)));
+      if (Attribute shard =
+              lossGrad.getArgAttr(i, GalvDialect::getShardAttrName()))
+        step.setArgAttr(i, GalvDialect::getShardAttrName(), shard);
     }
     step.setArgAttr(numData, "galv.name", name("lr"));
     step.setArgAttr(numData + 1, "galv.name", name("step"));
@@ -101,6 +147,19 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
         StringAttr label = name(roles[role] + params[k].getSymName().str());
         step.setArgAttr(numData + 2 + role * n + k, "galv.name", label);
         step.setResultAttr(1 + role * n + k, "galv.name", label);
+        // The runtime cuts the state by these shards and consolidates it.
+        ShardAttr shard = reads[k] ? reads[k].getShardAttr() : ShardAttr();
+        ArrayRef<int64_t> sync = syncOf(k);
+        if (role > 0 && !sync.empty() && sync[0] == 1)
+          shard = ShardAttr::get(context,
+                                 shard ? shard.getCuts() : ArrayRef<int64_t>(),
+                                 sync.drop_front());
+        if (shard) {
+          step.setArgAttr(numData + 2 + role * n + k,
+                          GalvDialect::getShardAttrName(), shard);
+          step.setResultAttr(1 + role * n + k, GalvDialect::getShardAttrName(),
+                             shard);
+        }
       }
     auto paramArg = [&](unsigned k) {
       return body->getArgument(numData + 2 + k);
@@ -210,13 +269,53 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     Value decay = sub(constant(1.0), mul(lr, constant(weightDecay)));
     SmallVector<Value> newParams, newM, newV;
     for (unsigned k = 0; k < n; ++k) {
-      Value g = grads[k];
+      Value g = grads[k], p = paramArg(k);
+      ArrayRef<int64_t> sync = syncOf(k);
+      SmallVector<int64_t> group(sync.begin() + (sync.empty() ? 0 : 1),
+                                 sync.end());
+      RankedTensorType full = stateType(k);
+      int64_t count = full.getNumElements();
+      int64_t padded =
+          group.empty() ? count : llvm::divideCeil(count, group[0]) * group[0];
+      // Flattened and zero-padded to a multiple of the group size.
+      auto flatPadded = [&](Value x) -> Value {
+        auto flatType = RankedTensorType::get({count}, full.getElementType());
+        Value flat = ReshapeOp::create(b, loc, flatType, x);
+        if (padded == count)
+          return flat;
+        Value zeros = ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(
+                RankedTensorType::get({padded - count}, full.getElementType()),
+                b.getFloatAttr(full.getElementType(), 0)));
+        return ConcatOp::create(b, loc, ValueRange{flat, zeros}, 0);
+      };
+      bool zero2 = !sync.empty() && sync[0] == 1;
+      if (!sync.empty() && sync[0] == 0) {
+        // DDP: sum the data-parallel partial gradients.
+        g = AllReduceOp::create(b, loc, ReduceKind::sum, g, group);
+      } else if (zero2) {
+        // ZeRO-2: each rank reduces and updates its piece, then the pieces
+        // are gathered back into the whole parameter.
+        g = ReduceScatterOp::create(b, loc, flatPadded(g), 0, group);
+        p = ShardSliceOp::create(b, loc, flatPadded(p), 0, group);
+      }
       Value m = add(mul(mArg(k), constant(beta1)), mul(g, constant(1 - beta1)));
       Value v = add(mul(vArg(k), constant(beta2)),
                     mul(mul(g, g), constant(1 - beta2)));
       Value denom = add(SqrtOp::create(b, loc, div(v, bc2)), constant(epsilon));
       Value update = mul(div(div(m, bc1), denom), lr);
-      newParams.push_back(sub(mul(paramArg(k), decay), update));
+      Value next = sub(mul(p, decay), update);
+      if (zero2) {
+        next = AllGatherOp::create(b, loc, next, 0, group,
+                                   /*scatter_grad=*/false);
+        if (padded != count)
+          next =
+              SliceOp::create(b, loc, next, ArrayRef<int64_t>{0},
+                              ArrayRef<int64_t>{count}, ArrayRef<int64_t>{1});
+        next = ReshapeOp::create(b, loc, full, next);
+      }
+      newParams.push_back(next);
       newM.push_back(m);
       newV.push_back(v);
     }

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <cmath>
@@ -623,6 +624,48 @@ LogicalResult Differentiator::backward(Operation *op, ArrayRef<Value> grads) {
         accumulate(logits, reshape(mul(d, g), lt.getShape()));
         return success();
       })
+      // Collectives: each rank's adjoint is another collective (or none).
+      .Case([&](AllReduceOp r) -> LogicalResult {
+        if (r.getKind() == ReduceKind::sum) {
+          accumulate(in(0), g);
+          return success();
+        }
+        if (r.getKind() == ReduceKind::mean) {
+          accumulate(in(0), scale(g, 1.0 / r.getGroup()[0]));
+          return success();
+        }
+        // Max and min serve only as log-sum-exp stabilizers, whose
+        // gradient cancels (see galv.all_reduce).
+        return success();
+      })
+      .Case([&](ReplicateOp r) {
+        accumulate(in(0), AllReduceOp::create(b, loc, ReduceKind::sum, g,
+                                              r.getGroup()));
+        return success();
+      })
+      .Case([&](AllGatherOp a) {
+        if (a.getScatterGrad())
+          accumulate(in(0), ReduceScatterOp::create(b, loc, g, a.getAxis(),
+                                                    a.getGroup()));
+        else
+          accumulate(in(0), ShardSliceOp::create(b, loc, g, a.getAxis(),
+                                                 a.getGroup()));
+        return success();
+      })
+      .Case([&](AllToAllOp a) {
+        accumulate(in(0), AllToAllOp::create(b, loc, g, a.getConcatAxis(),
+                                             a.getSplitAxis(), a.getGroup()));
+        return success();
+      })
+      .Case<ReduceScatterOp, ShardSliceOp>([&](Operation *piece) {
+        accumulate(
+            in(0),
+            AllGatherOp::create(
+                b, loc, g, piece->getAttrOfType<IntegerAttr>("axis").getInt(),
+                piece->getAttrOfType<DenseI64ArrayAttr>("group").asArrayRef(),
+                /*scatter_grad=*/false));
+        return success();
+      })
       .Case([&](GetParameterOp) { return success(); })
       .Case([&](ConstantOp) { return success(); })
       .Default([&](Operation *) { return unsupported(""); });
@@ -646,18 +689,50 @@ LogicalResult Differentiator::run(ArrayRef<Operation *> ops, Value loss,
   }
   if (!needs(loss))
     return success();
+  // Checkpointed layers keep only their input: their forward ops run again
+  // right before their backward, which then reads the recomputed values.
+  auto segmentOf = [](Operation *op) -> int64_t {
+    auto strategy =
+        op->getAttrOfType<StrategyAttr>(GalvDialect::getStrategyAttrName());
+    auto layer =
+        op->getAttrOfType<IntegerAttr>(GalvDialect::getLayerAttrName());
+    return strategy && layer && strategy.getCheckpoint() ? layer.getInt() : -1;
+  };
+  llvm::MapVector<int64_t, SmallVector<Operation *>> segments;
+  for (Operation *op : ops)
+    if (int64_t segment = segmentOf(op); segment >= 0)
+      segments[segment].push_back(op);
+  DenseMap<Operation *, Operation *> recomputed;
   adjoints[loss] = splat(1.0, typeOf(loss));
   for (Operation *op : llvm::reverse(ops)) {
+    int64_t segment = segmentOf(op);
+    if (segment >= 0 && !recomputed.count(op)) {
+      IRMapping mapping;
+      for (Operation *forward : segments[segment]) {
+        Operation *copy = b.clone(*forward, mapping);
+        // Distinct from the original, so that CSE keeps the recomputation.
+        copy->setAttr(GalvDialect::getRecomputeAttrName(), b.getUnitAttr());
+        recomputed[forward] = copy;
+        for (auto [r, c] : llvm::zip(forward->getResults(), copy->getResults()))
+          if (needs(r))
+            requiresGrad.insert(c);
+      }
+    }
+    Operation *target = segment >= 0 ? recomputed[op] : op;
     SmallVector<Value> grads;
     bool any = false;
-    for (Value result : op->getResults()) {
+    for (auto [result, twin] :
+         llvm::zip(op->getResults(), target->getResults())) {
       Value g = adjoints.lookup(result);
+      if (twin != result)
+        if (Value h = adjoints.lookup(twin))
+          g = g ? add(g, h) : h;
       grads.push_back(g);
       any |= static_cast<bool>(g);
     }
     if (!any)
       continue;
-    if (failed(backward(op, grads)))
+    if (failed(backward(target, grads)))
       return failure();
   }
   for (Operation *op : ops)
@@ -688,9 +763,18 @@ struct AutodiffPass : galv::impl::AutodiffBase<AutodiffPass> {
     for (auto param : module.getOps<ParameterOp>())
       if (param.getTrainable())
         trainable.push_back(param);
+    // A partitioned @loss reads shards: the gradient has the read's type.
+    llvm::StringMap<Type> readTypes;
+    loss.walk([&](GetParameterOp get) {
+      readTypes.try_emplace(get.getName(), get.getType());
+    });
+    auto gradType = [&](ParameterOp param) {
+      auto it = readTypes.find(param.getSymName());
+      return it != readTypes.end() ? it->second : param.getType();
+    };
     SmallVector<Type> results = {loss.getFunctionType().getResult(0)};
     for (ParameterOp param : trainable)
-      results.push_back(param.getType());
+      results.push_back(gradType(param));
     auto grad = func::FuncOp::create(
         builder, loss.getLoc(), "loss_grad",
         builder.getFunctionType(loss.getFunctionType().getInputs(), results));
@@ -718,7 +802,7 @@ struct AutodiffPass : galv::impl::AutodiffBase<AutodiffPass> {
         g = ConstantOp::create(
             builder, param.getLoc(),
             DenseElementsAttr::get(
-                param.getTensorType(),
+                cast<RankedTensorType>(gradType(param)),
                 builder.getFloatAttr(param.getTensorType().getElementType(),
                                      0)));
       returned.push_back(g);

@@ -24,7 +24,7 @@ struct InlineLayersPass : public impl::InlineLayersBase<InlineLayersPass> {
 
     SmallVector<LayerOp> layers;
     module.walk([&](LayerOp layer) { layers.push_back(layer); });
-    for (LayerOp layer : layers) {
+    for (auto [index, layer] : llvm::enumerate(layers)) {
       auto layerType = symbols.lookup<LayerTypeOp>(layer.getLayerType());
       if (!layerType) {
         layer.emitOpError()
@@ -35,8 +35,17 @@ struct InlineLayersPass : public impl::InlineLayersBase<InlineLayersPass> {
       IRMapping mapping;
       mapping.map(body.getArguments(), layer.getOperands());
       OpBuilder builder(layer);
-      for (Operation &op : body.without_terminator())
-        builder.clone(op, mapping);
+      // Each inlined op remembers its instance's strategy, which
+      // galv-partition reads.
+      StrategyAttr strategy = layer.getStrategyAttr();
+      for (Operation &op : body.without_terminator()) {
+        Operation *copy = builder.clone(op, mapping);
+        if (strategy) {
+          copy->setAttr(GalvDialect::getStrategyAttrName(), strategy);
+          copy->setAttr(GalvDialect::getLayerAttrName(),
+                        builder.getI64IntegerAttr(index));
+        }
+      }
       auto ret = cast<ReturnOp>(body.getTerminator());
       SmallVector<Value> results;
       for (Value operand : ret.getOperands())
@@ -44,9 +53,6 @@ struct InlineLayersPass : public impl::InlineLayersBase<InlineLayersPass> {
       layer.replaceAllUsesWith(results);
       layer.erase();
     }
-
-    // The plan describes layer instances, which are gone now.
-    module->removeAttr(GalvDialect::getPlanAttrName());
 
     if (keepLayerTypes)
       return;

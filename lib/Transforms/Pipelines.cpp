@@ -31,6 +31,7 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
                                        const TrainingPipelineOptions &options) {
   buildInferencePipeline(pm);
   pm.addPass(createAppendLoss());
+  pm.addPass(createPartition());
   pm.addPass(createAutodiff());
   AdamWOptions adamw;
   adamw.beta1 = options.beta1;

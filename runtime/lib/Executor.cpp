@@ -3,14 +3,18 @@
 // Tensors live where the plan says: inputs and weights are bound by name,
 // constants come from the plan, everything else sits in the arena at the
 // offset the memory planner chose. Each instruction reads its inputs, runs a
-// kernel, and stores the result at its output's place.
+// kernel (or a collective on the communicator), and stores the result at its
+// output's place.
 //
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/runtime/Executor.h"
 
+#include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Kernels.h"
+#include "galvatron/runtime/Shard.h"
 
+#include <chrono>
 #include <cstring>
 
 namespace galvatron::rt {
@@ -46,9 +50,9 @@ std::vector<int64_t> ints(const plan::Instruction &inst) {
 class Machine {
 public:
   Machine(const plan::Plan &plan, const plan::RankProgram &program,
-          RunStats &stats, std::string &error)
-      : plan(plan), program(program), stats(stats), error(error),
-        arena(program.arena_bytes()) {
+          Communicator &comm, bool trace, RunStats &stats, std::string &error)
+      : plan(plan), program(program), comm(comm), trace(trace), stats(stats),
+        error(error), arena(program.arena_bytes()) {
     stats.arenaBytes = program.arena_bytes();
     // Last instruction reading each arena tensor, for the live-bytes count.
     lastUse.assign(program.tensors()->size(), -1);
@@ -79,14 +83,28 @@ public:
         if (it == source->end())
           return fail(std::string("no ") + what + " named '" + t.name()->str() +
                       "' was given");
-        if (it->second.shape != shapeOf(t) ||
-            it->second.dtype != toDType(t.dtype()))
-          return fail(std::string(what) + " '" + t.name()->str() + "' is " +
-                      dtypeName(it->second.dtype) + " " +
-                      shapeString(it->second.shape) + ", the plan wants " +
-                      dtypeName(toDType(t.dtype())) + " " +
-                      shapeString(shapeOf(t)));
-        values[i] = it->second;
+        const Tensor *given = &it->second;
+        // A sharded tensor may come whole (every rank loads the same
+        // weights file and batch) and is cut here.
+        Tensor piece;
+        if (t.shard() && given->shape != shapeOf(t) &&
+            given->shape == shardFullShape(*t.shard())) {
+          std::string why;
+          if (!cutShard(*given, *t.shard(), piece, why))
+            return fail(std::string(what) + " '" + t.name()->str() +
+                        "': " + why);
+          given = &piece;
+        }
+        if (given->shape != shapeOf(t) || given->dtype != toDType(t.dtype()))
+          return fail(
+              std::string(what) + " '" + t.name()->str() + "' is " +
+              dtypeName(given->dtype) + " " + shapeString(given->shape) +
+              ", the plan wants " + dtypeName(toDType(t.dtype())) + " " +
+              shapeString(shapeOf(t)) +
+              (t.shard() ? " (a shard of " +
+                               shapeString(shardFullShape(*t.shard())) + ")"
+                         : std::string()));
+        values[i] = given == &piece ? std::move(piece) : *given;
       } else if (t.storage() == plan::Storage::Constant) {
         values[i] = Tensor(toDType(t.dtype()), shapeOf(t));
         std::memcpy(values[i].bytes.data(),
@@ -100,8 +118,16 @@ public:
     for (size_t i = 0; i < program.instructions()->size(); ++i) {
       const plan::Instruction &inst = *program.instructions()->Get(i);
       std::vector<Tensor> results;
-      if (!execute(inst, results))
+      int64_t start = trace ? nowUs() : 0;
+      if (!execute(static_cast<int64_t>(i), inst, results))
         return false;
+      if (trace) {
+        bool communicates = inst.opcode() >= plan::Opcode::AllReduce;
+        stats.trace.push_back(
+            {plan::EnumNameOpcode(inst.opcode()), static_cast<int32_t>(i),
+             communicates ? static_cast<int32_t>(inst.ints()->Get(0)) : -1,
+             start, nowUs()});
+      }
       for (size_t k = 0; k < results.size(); ++k)
         if (!store(inst.outputs()->Get(k), std::move(results[k])))
           return false;
@@ -113,6 +139,12 @@ public:
   Tensor output(int32_t index) { return load(index); }
 
 private:
+  static int64_t nowUs() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
   bool fail(const std::string &message) {
     error = "rank " + std::to_string(program.rank()) + ": " + message;
     return false;
@@ -162,7 +194,8 @@ private:
       }
   }
 
-  bool execute(const plan::Instruction &inst, std::vector<Tensor> &results) {
+  bool execute(int64_t index, const plan::Instruction &inst,
+               std::vector<Tensor> &results) {
     std::vector<Tensor> in;
     for (int32_t t : *inst.inputs())
       in.push_back(load(t));
@@ -339,33 +372,88 @@ private:
     case O::AllGather:
     case O::ReduceScatter:
     case O::AllToAll:
-    case O::Broadcast: {
-      // Within a group of one rank every collective is the identity; larger
-      // groups need a communicator, which this executor does not have yet.
-      if (!need(1, 1))
-        return false;
-      const auto *ranks = plan.groups()->Get(a[0])->ranks();
-      if (ranks->size() != 1)
-        return fail(std::string(plan::EnumNameOpcode(inst.opcode())) +
-                    " over a group of " + std::to_string(ranks->size()) +
-                    " ranks needs a communicator (MPI), which this runtime "
-                    "does not have yet");
-      results.push_back(reshape(in[0], shapeOf(out0)));
-      return true;
-    }
+    case O::Broadcast:
     case O::Send:
     case O::Recv:
-      return fail(std::string(plan::EnumNameOpcode(inst.opcode())) +
-                  " needs a communicator (MPI), which this runtime does not "
-                  "have yet");
+      return communicate(index, inst, in, a, out0, results);
     default:
       return fail(std::string("no kernel for instruction ") +
                   plan::EnumNameOpcode(inst.opcode()));
     }
   }
 
+  /// Communication instructions: ints[0] is the group, the rest as
+  /// plan.fbs lists them.
+  bool communicate(int64_t index, const plan::Instruction &inst,
+                   std::vector<Tensor> &in, const std::vector<int64_t> &a,
+                   const plan::Tensor &out0, std::vector<Tensor> &results) {
+    using O = plan::Opcode;
+    const char *name = plan::EnumNameOpcode(inst.opcode());
+    size_t inputs = inst.opcode() == O::Recv ? 0 : 1;
+    size_t attrs = inst.opcode() == O::AllReduce  ? 1
+                   : inst.opcode() == O::AllToAll ? 3
+                                                  : 2;
+    if (in.size() < inputs || a.size() < attrs)
+      return fail("instruction " + std::to_string(index) + " (" + name +
+                  ") needs " + std::to_string(inputs) + " inputs and " +
+                  std::to_string(attrs) + " integer attributes");
+    int group = static_cast<int>(a[0]);
+    Tensor out;
+    std::string why;
+    bool ok = true;
+    switch (inst.opcode()) {
+    case O::AllReduce: {
+      int64_t kind = a.size() > 1 ? a[1] : 0;
+      if (kind < 0 || kind > 4)
+        return fail("instruction " + std::to_string(index) +
+                    " (AllReduce) has reduction " + std::to_string(kind) +
+                    "; 0 to 4 are sum, mean, max, min, prod");
+      ok = comm.allReduce(group, static_cast<Reduction>(kind), in[0], out, why);
+      break;
+    }
+    case O::AllGather:
+      ok = comm.allGather(group, a[1], in[0], out, why);
+      break;
+    case O::ReduceScatter:
+      ok = comm.reduceScatter(group, a[1], in[0], out, why);
+      break;
+    case O::AllToAll:
+      ok = comm.allToAll(group, a[1], a[2], in[0], out, why);
+      break;
+    case O::Broadcast:
+      ok = comm.broadcast(group, static_cast<int>(a[1]), in[0], out, why);
+      break;
+    case O::Send:
+      // The output passes the input on (ordering what reads it after the
+      // send); an output of another size is a token and reads as zeros.
+      ok = comm.send(group, static_cast<int>(a[1]), in[0], why);
+      out = numElements(shapeOf(out0)) == in[0].size() &&
+                    toDType(out0.dtype()) == in[0].dtype
+                ? reshape(in[0], shapeOf(out0))
+                : Tensor::zeros(toDType(out0.dtype()), shapeOf(out0));
+      break;
+    case O::Recv:
+      out = Tensor(toDType(out0.dtype()), shapeOf(out0));
+      ok = comm.recv(group, static_cast<int>(a[1]), out, why);
+      break;
+    default:
+      break;
+    }
+    if (!ok)
+      return fail("instruction " + std::to_string(index) + " (" + name +
+                  "): " + why);
+    if (out.shape != shapeOf(out0))
+      return fail("instruction " + std::to_string(index) + " (" + name +
+                  ") gives " + shapeString(out.shape) +
+                  ", but its output tensor is " + shapeString(shapeOf(out0)));
+    results.push_back(std::move(out));
+    return true;
+  }
+
   const plan::Plan &plan;
   const plan::RankProgram &program;
+  Communicator &comm;
+  bool trace;
   RunStats &stats;
   std::string &error;
   std::vector<uint8_t> arena;
@@ -376,24 +464,54 @@ private:
 
 } // namespace
 
+const plan::RankProgram *findRankProgram(const plan::Plan &plan, int rank) {
+  if (plan.ranks())
+    for (const plan::RankProgram *program : *plan.ranks())
+      if (program->rank() == rank)
+        return program;
+  return nullptr;
+}
+
 bool runRank(const plan::Plan &plan, int rank,
              const std::map<std::string, Tensor> &inputs,
              const std::map<std::string, Tensor> &weights,
              std::map<std::string, Tensor> &outputs, RunStats &stats,
-             std::string &error) {
-  if (rank < 0 || rank >= static_cast<int>(plan.ranks()->size())) {
+             std::string &error, const RunOptions &options) {
+  const plan::RankProgram *program = findRankProgram(plan, rank);
+  if (!program) {
     error = "rank " + std::to_string(rank) +
             " is not in the plan (world size " +
             std::to_string(plan.world_size()) + ")";
     return false;
   }
-  const plan::RankProgram &program = *plan.ranks()->Get(rank);
-  Machine machine(plan, program, stats, error);
-  if (!machine.bind(inputs, weights) || !machine.run())
+  std::unique_ptr<Communicator> local;
+  Communicator *comm = options.comm;
+  if (!comm) {
+    local = createLocalCommunicator(planGroups(plan), rank);
+    comm = local.get();
+  } else if (comm->rank() != rank || comm->groups() != planGroups(plan)) {
+    error = "rank " + std::to_string(rank) +
+            ": the communicator was made for rank " +
+            std::to_string(comm->rank()) +
+            " or for other device groups "
+            "than this plan's";
     return false;
-  if (program.outputs())
-    for (int32_t index : *program.outputs()) {
-      const plan::Tensor &t = *program.tensors()->Get(index);
+  }
+  Machine machine(plan, *program, *comm, options.trace, stats, error);
+  bool ok = machine.bind(inputs, weights) && machine.run();
+  // Sends still in flight finish with the run, so no step leaks into the
+  // next; the counts are this run's.
+  std::string why;
+  if (ok && !comm->flush(why)) {
+    error = "rank " + std::to_string(rank) + ": " + why;
+    ok = false;
+  }
+  stats.commBytes = comm->takeByteCounts();
+  if (!ok)
+    return false;
+  if (program->outputs())
+    for (int32_t index : *program->outputs()) {
+      const plan::Tensor &t = *program->tensors()->Get(index);
       outputs[t.name() ? t.name()->str() : std::to_string(index)] =
           machine.output(index);
     }

@@ -2,6 +2,7 @@
 
 #include "galvatron/runtime/PlanFile.h"
 
+#include "galvatron/runtime/Shard.h"
 #include "galvatron/runtime/Tensor.h"
 
 #include <algorithm>
@@ -59,6 +60,67 @@ static size_t dtypeBytes(plan::DType dtype) {
   return 0;
 }
 
+/// A collective's output shape follows from its input's, the group size and
+/// its axes (plan.fbs states the semantics); checked here so that a plan
+/// the compiler got wrong fails before anything runs.
+static bool checkCollective(
+    const plan::Instruction &inst,
+    const flatbuffers::Vector<flatbuffers::Offset<plan::Tensor>> &tensors,
+    int64_t n, std::string &error) {
+  using O = plan::Opcode;
+  O op = inst.opcode();
+  std::vector<int64_t> a(inst.ints()->begin(), inst.ints()->end());
+  size_t attrs = op == O::AllReduce ? 1 : op == O::AllToAll ? 3 : 2;
+  if (a.size() < attrs)
+    return error = "needs " + std::to_string(attrs) + " integer attributes",
+           false;
+  if (op == O::Send || op == O::Recv || op == O::Broadcast) {
+    if (a[1] < 0 || a[1] >= n)
+      return error = std::string(op == O::Broadcast ? "root " : "peer ") +
+                     std::to_string(a[1]) +
+                     " is not a position in a group of " + std::to_string(n),
+             false;
+    if (op != O::Broadcast)
+      return true;
+  }
+  if (inst.inputs()->size() < 1)
+    return error = "needs an input", false;
+  auto shapeOf = [&](int32_t index) {
+    const auto *shape = tensors.Get(index)->shape();
+    return Shape(shape->begin(), shape->end());
+  };
+  Shape in = shapeOf(inst.inputs()->Get(0)), want = in;
+  int64_t rank = static_cast<int64_t>(in.size());
+  auto axis = [&](int64_t &x) {
+    if (x < 0)
+      x += rank;
+    return x >= 0 && x < rank;
+  };
+  if (op == O::AllGather || op == O::ReduceScatter || op == O::AllToAll) {
+    int64_t first = a[1], second = op == O::AllToAll ? a[2] : a[1];
+    if (!axis(first) || !axis(second))
+      return error = "an axis is out of range for " + shapeString(in), false;
+    if (op == O::AllGather) {
+      want[first] *= n;
+    } else {
+      if (in[first] % n != 0)
+        return error = "axis " + std::to_string(first) + " of " +
+                       shapeString(in) + " does not split into " +
+                       std::to_string(n) + " pieces",
+               false;
+      want[first] /= n;
+      if (op == O::AllToAll)
+        want[second] *= n;
+    }
+  }
+  Shape out = shapeOf(inst.outputs()->Get(0));
+  if (out != want)
+    return error = "gives " + shapeString(want) + " but its output is " +
+                   shapeString(out),
+           false;
+  return true;
+}
+
 /// Invariants the FlatBuffers verifier cannot know.
 static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                       std::string &error) {
@@ -98,6 +160,23 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
          t->storage() == plan::Storage::Weight) &&
         !t->name())
       return error = where + name + " is bound by name but has none", false;
+    if (t->shard()) {
+      Shape local, own(t->shape()->begin(), t->shape()->end());
+      std::string why;
+      if (!t->shard()->full_shape())
+        return error = where + name + "'s shard has no full shape", false;
+      for (int64_t d : *t->shard()->full_shape())
+        if (d < 0 || d > (int64_t{1} << 40))
+          return error = where + name + "'s shard has a bad full shape", false;
+      if (!shardShape(*t->shard(), local, why))
+        return error = where + name + ": " + why, false;
+      if (local != own)
+        return error = where + name + " is " + shapeString(own) +
+                       ", but its shard of " +
+                       shapeString(shardFullShape(*t->shard())) + " gives " +
+                       shapeString(local),
+               false;
+    }
   }
   auto inRange = [&](const flatbuffers::Vector<int32_t> *indices) {
     if (!indices)
@@ -138,6 +217,11 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                        name + ") uses group " + std::to_string(group) +
                        ", which does not contain this rank",
                false;
+      if (!checkCollective(*inst, *tensors, ranks->size(), error)) {
+        error = where + "instruction " + std::to_string(i) + " (" + name +
+                ") over group " + std::to_string(group) + ": " + error;
+        return false;
+      }
     }
   }
   return true;
@@ -170,9 +254,39 @@ const plan::Plan *verifyPlan(const std::vector<uint8_t> &bytes,
       static_cast<int>(p->ranks()->size()) != p->world_size())
     return error = "the plan needs one program per rank of its world size",
            nullptr;
-  for (const plan::RankProgram *rank : *p->ranks())
+  // Groups name distinct ranks of the world; programs cover each rank once.
+  if (p->groups())
+    for (size_t g = 0; g < p->groups()->size(); ++g) {
+      const auto *ranks = p->groups()->Get(g)->ranks();
+      std::vector<bool> seen(p->world_size());
+      if (ranks)
+        for (int32_t r : *ranks) {
+          if (r < 0 || r >= p->world_size() || seen[r])
+            return error = "device group " + std::to_string(g) +
+                           " names rank " + std::to_string(r) +
+                           (r < 0 || r >= p->world_size()
+                                ? ", outside the world size " +
+                                      std::to_string(p->world_size())
+                                : " twice"),
+                   nullptr;
+          seen[r] = true;
+        }
+    }
+  std::vector<bool> covered(p->world_size());
+  for (const plan::RankProgram *rank : *p->ranks()) {
+    int r = rank->rank();
+    if (r < 0 || r >= p->world_size() || covered[r])
+      return error = "the plan has " +
+                     std::string(
+                         r < 0 || r >= p->world_size()
+                             ? "a program for rank " + std::to_string(r) +
+                                   ", outside its world size"
+                             : "two programs for rank " + std::to_string(r)),
+             nullptr;
+    covered[r] = true;
     if (!checkRank(*p, *rank, error))
       return nullptr;
+  }
   return p;
 }
 

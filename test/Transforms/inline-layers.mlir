@@ -4,9 +4,10 @@
 // Two instances of one layer type, each with its own parameters, become two
 // copies of the body wired to the right parameters, in order.
 
+// The plan stays for galv-partition, and every inlined op carries its
+// instance's strategy.
 // CHECK-NOT: galv.layer_type
-// CHECK-NOT: galv.plan
-// CHECK: module attributes {galv.weights = "w.safetensors"}
+// CHECK: module attributes {galv.plan = #galv.plan<world_size = 2, pp = 2, pp_division = [1, 1], chunks = 1, global_batch = 2>, galv.weights = "w.safetensors"}
 // KEEP: galv.layer_type @block
 module attributes {galv.weights = "w.safetensors", galv.plan = #galv.plan<world_size = 2, pp = 2, pp_division = [1, 1], chunks = 1, global_batch = 2>} {
   galv.parameter @h.0.w : tensor<4xf32>
@@ -22,10 +23,10 @@ module attributes {galv.weights = "w.safetensors", galv.plan = #galv.plan<world_
   func.func @forward(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
     // CHECK: %[[W0:.*]] = galv.get_parameter @h.0.w
     // CHECK: %[[W1:.*]] = galv.get_parameter @h.1.w
-    // CHECK: %[[M0:.*]] = galv.mul %[[X]], %[[W0]]
-    // CHECK: %[[A0:.*]] = galv.add %[[M0]], %[[X]]
-    // CHECK: %[[M1:.*]] = galv.mul %[[A0]], %[[W1]]
-    // CHECK: %[[A1:.*]] = galv.add %[[M1]], %[[A0]]
+    // CHECK: %[[M0:.*]] = galv.mul %[[X]], %[[W0]] {galv.layer = 0 : i64, galv.strategy = #galv.strategy<tp = 1, dp = 1>}
+    // CHECK: %[[A0:.*]] = galv.add %[[M0]], %[[X]] {galv.layer = 0 : i64, galv.strategy = #galv.strategy<tp = 1, dp = 1>}
+    // CHECK: %[[M1:.*]] = galv.mul %[[A0]], %[[W1]] {galv.layer = 1 : i64, galv.strategy = #galv.strategy<tp = 1, dp = 1, stage = 1>}
+    // CHECK: %[[A1:.*]] = galv.add %[[M1]], %[[A0]] {galv.layer = 1 : i64, galv.strategy = #galv.strategy<tp = 1, dp = 1, stage = 1>}
     // CHECK: return %[[A1]]
     // CHECK-NOT: galv.layer
     %w0 = galv.get_parameter @h.0.w : tensor<4xf32>

@@ -1,11 +1,11 @@
 // The optimizer's hyper-parameters reach @train_step through the pipeline's
 // options; an unknown option is refused.
-// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir --galv-apply-strategy=world-size=1 \
 // RUN:   '--galv-training-pipeline=beta1=0.8 beta2=0.95 eps=1e-6 weight-decay=0.25 clip-norm=1.5' \
 // RUN:   | FileCheck %s
-// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir --galv-apply-strategy=world-size=1 \
 // RUN:   --galv-training-pipeline | FileCheck %s --check-prefix=DEFAULT
-// RUN: not galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN: not galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir --galv-apply-strategy=world-size=1 \
 // RUN:   '--galv-training-pipeline=momentum=0.9' 2>&1 | FileCheck %s --check-prefix=BAD
 
 // CHECK-LABEL: func.func @train_step(
@@ -29,7 +29,7 @@
 
 // Two micro-batches: the step takes both stacked (2x8 imported, 4x8 here),
 // slices them apart and averages the two losses.
-// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir \
+// RUN: galvatron-opt %galvatron_src_root/models/examples/tiny-gpt.mlir --galv-apply-strategy=world-size=1 \
 // RUN:   '--galv-training-pipeline=micro-batches=2' | FileCheck %s --check-prefix=MICRO
 // MICRO-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {galv.name = "input0"}
 // MICRO-DAG: galv.slice %arg0 [0, 0] [2, 8] [1, 1] : tensor<4x8xi64> -> tensor<2x8xi64>

@@ -165,6 +165,96 @@ def AppendLoss : Pass<"galv-append-loss", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def ApplyStrategy : Pass<"galv-apply-strategy", "::mlir::ModuleOp"> {
+  let summary = "Set the parallel strategy from a Galvatron config or flags";
+  let description = [{
+    Attaches `#galv.plan` to the module and a `#galv.strategy` to every layer
+    instance, from either a Galvatron strategy file (`config=` a
+    `galvatron_config_*.json` with pp_deg, tp_sizes_enc,
+    tp_consecutive_flags, dp_types_enc, use_sp, checkpoint, global_bsz,
+    chunks, pp_division, pipeline_type, default_dp_type, vtp, vsp,
+    embed_sdp) or Galvatron's GLOBAL-mode flags (`pp`, `tp`, `tp-consec`,
+    `sdp`, `checkpoint`, `chunks`, `pipeline`, `dp-type`, `vocab-tp`, `sp`,
+    `global-batch`); `tp`, `tp-consec`, `sdp`, `sp` and `checkpoint` take one
+    value for all layers or one per layer (a mixed strategy). `world-size`
+    is the number of ranks. A strategy that does not fit (degrees that do
+    not divide the world, heads or hidden sizes, a batch that is not
+    chunks x the imported batch x data-parallel ranks...) is refused with
+    the reason.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+  let options = [
+    Option<"configPath", "config", "std::string", /*default=*/"",
+           "Galvatron strategy file (galvatron_config_*.json)">,
+    Option<"worldSize", "world-size", "int64_t", /*default=*/"1",
+           "Number of ranks">,
+    Option<"pp", "pp", "int64_t", /*default=*/"1", "Pipeline stages">,
+    ListOption<"tp", "tp", "int64_t",
+               "Tensor-parallel degree, for all layers or per layer">,
+    ListOption<"tpConsec", "tp-consec", "int64_t",
+               "1: TP groups of consecutive ranks, 0: strided">,
+    ListOption<"sdp", "sdp", "int64_t",
+               "1: ZeRO-3 for the layer instead of the default dp type">,
+    ListOption<"sp", "sp", "std::string",
+               "Sequence parallelism: none, megatron or ulysses">,
+    ListOption<"checkpoint", "checkpoint", "int64_t",
+               "1: recompute the layer's activations in the backward pass">,
+    Option<"chunks", "chunks", "int64_t", /*default=*/"1",
+           "Micro-batches per step">,
+    Option<"globalBatch", "global-batch", "int64_t", /*default=*/"0",
+           "Global batch size (0: the imported batch x chunks)">,
+    Option<"pipeline", "pipeline", "std::string", /*default=*/"\"gpipe\"",
+           "Pipeline schedule: gpipe or pipedream_flush (1F1B)">,
+    Option<"dpType", "dp-type", "std::string", /*default=*/"\"ddp\"",
+           "Default data-parallel kind: ddp, zero2 or zero3">,
+    Option<"vocabTp", "vocab-tp", "int64_t", /*default=*/"1",
+           "Tensor-parallel degree of the embedding and head">,
+    Option<"embedSdp", "embed-sdp", "bool", /*default=*/"false",
+           "ZeRO-3 for the embedding and head">
+  ];
+}
+
+def ExportConfig : Pass<"galv-export-config", "::mlir::ModuleOp"> {
+  let summary = "Write the module's strategy as a Galvatron config file";
+  let description = [{
+    Writes `#galv.plan` and the layer strategies to `path` in Galvatron's
+    `galvatron_config_*.json` format (the keys galv-apply-strategy reads),
+    atomically. The module is unchanged.
+  }];
+  let options = [
+    Option<"path", "path", "std::string", /*default=*/"",
+           "Where to write the JSON file">
+  ];
+}
+
+def Partition : Pass<"galv-partition", "::mlir::ModuleOp"> {
+  let summary = "Rewrite @loss into the program each rank runs";
+  let description = [{
+    With a `galv.plan` of more than one rank, rewrites `@loss` (layers
+    inlined; each op carries its layer's `galv.strategy`, the embedding and
+    head use `vocab_tp` and the remaining devices for data parallelism) into
+    the SPMD program of one rank: the batch is split over each op's
+    data-parallel group (the data inputs get a `galv.shard` the runtime cuts
+    by), Megatron tensor parallelism splits linears column then row with
+    `galv.replicate` (f) before and `galv.all_reduce` (g) after, attention
+    runs on this rank's heads, fused QKV projections are cut per part,
+    values are regathered and resliced where adjacent layers split them
+    differently, and parameters are read as shards (`get_parameter ...
+    shard`): ZeRO-3 parameters are flat shards gathered on use, DDP and
+    ZeRO-2 parameters are marked `galv.grad_sync` for galv-adamw. The loss
+    is averaged over data-parallel ranks. Collective groups are
+    `[size, stride]` within a stage; galvatron-translate --emit-plan resolves
+    them per rank. Megatron sequence parallelism splits the activations
+    between layers along the sequence (all-gather before the column-parallel
+    linear, reduce-scatter after the row-parallel one); Ulysses keeps the
+    weights whole on a split sequence and trades it for split heads around
+    attention (all-to-all). Pipeline stages and vocabulary parallelism are
+    refused for now.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
   let summary = "Reverse-mode differentiation of the loss";
   let description = [{

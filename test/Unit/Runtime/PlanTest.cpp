@@ -1,5 +1,8 @@
 //===- PlanTest.cpp - plan verification and communication instructions ---===//
 
+#include "TestPlans.h"
+
+#include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Executor.h"
 #include "galvatron/runtime/PlanFile.h"
 
@@ -55,29 +58,165 @@ TEST(Plan, CollectiveOverOneRankIsTheIdentity) {
   EXPECT_EQ(stats.highWaterBytes, 80u);
 }
 
-TEST(Plan, CollectiveOverAGroupWithoutTheRankIsRefused) {
-  std::vector<uint8_t> bytes = makePlan({1, 2});
+TEST(Plan, GroupsMustNameRanksOfTheWorld) {
+  std::vector<uint8_t> bytes = makePlan({0, 1});
   std::string error;
   EXPECT_FALSE(verifyPlan(bytes, error));
-  EXPECT_NE(error.find("instruction 0 (AllReduce) uses group 0, which does "
-                       "not contain this rank"),
-            std::string::npos)
-      << error;
+  EXPECT_EQ(error, "device group 0 names rank 1, outside the world size 1");
 }
 
-TEST(Plan, CollectiveOverSeveralRanksNeedsACommunicator) {
-  std::vector<uint8_t> bytes = makePlan({0, 1});
+using galvatron::testing::buildPlan;
+using galvatron::testing::ProgramBuilder;
+using galvatron::testing::ShardSpec;
+
+/// Two ranks, each all-reducing its x over group 0 = [0, 1].
+std::vector<uint8_t> twoRankPlan() {
+  std::vector<ProgramBuilder> programs;
+  for (int r = 0; r < 2; ++r) {
+    ProgramBuilder b(r);
+    int32_t x = b.input("x", plan::DType::F32, {2});
+    b.output(b.op(plan::Opcode::AllReduce, {x}, {2}, plan::DType::F32, {0, 0}),
+             "y");
+    programs.push_back(std::move(b));
+  }
+  return buildPlan({{0, 1}}, programs);
+}
+
+TEST(Plan, CollectiveOverAGroupWithoutTheRankIsRefused) {
+  std::vector<ProgramBuilder> programs;
+  for (int r = 0; r < 2; ++r) {
+    ProgramBuilder b(r);
+    int32_t x = b.input("x", plan::DType::F32, {2});
+    // Rank 0 names group 0 = [1].
+    b.output(b.op(plan::Opcode::AllReduce, {x}, {2}, plan::DType::F32,
+                  {r == 0 ? 0 : 1, 0}),
+             "y");
+    programs.push_back(std::move(b));
+  }
+  std::vector<uint8_t> bytes = buildPlan({{1}, {0, 1}}, programs);
+  std::string error;
+  EXPECT_FALSE(verifyPlan(bytes, error));
+  EXPECT_EQ(error, "rank 0: instruction 0 (AllReduce) uses group 0, which "
+                   "does not contain this rank");
+}
+
+TEST(Plan, CollectiveOverSeveralRanksNeedsSeveralProcesses) {
+  std::vector<uint8_t> bytes = twoRankPlan();
   std::string error;
   const plan::Plan *p = verifyPlan(bytes, error);
   ASSERT_TRUE(p) << error;
   std::map<std::string, Tensor> outputs;
   RunStats stats;
-  EXPECT_FALSE(runRank(*p, 0, {{"x", Tensor(DType::F32, {2, 2})}}, {}, outputs,
+  EXPECT_FALSE(runRank(*p, 1, {{"x", Tensor(DType::F32, {2})}}, {}, outputs,
                        stats, error));
-  EXPECT_NE(error.find("AllReduce over a group of 2 ranks needs a "
-                       "communicator"),
-            std::string::npos)
+  EXPECT_EQ(error, "rank 1: instruction 0 (AllReduce): all_reduce over group "
+                   "[0,1] needs 2 processes, but this is a single one: run "
+                   "the plan under mpirun");
+}
+
+TEST(Plan, CollectiveShapesAreVerified) {
+  std::vector<ProgramBuilder> programs;
+  for (int r = 0; r < 2; ++r) {
+    ProgramBuilder b(r);
+    int32_t x = b.input("x", plan::DType::F32, {2, 3});
+    // Gathering [2, 3] over two ranks along axis 1 gives [2, 6], not [4, 3].
+    b.output(
+        b.op(plan::Opcode::AllGather, {x}, {4, 3}, plan::DType::F32, {0, 1}),
+        "y");
+    programs.push_back(std::move(b));
+  }
+  std::vector<uint8_t> bytes = buildPlan({{0, 1}}, programs);
+  std::string error;
+  EXPECT_FALSE(verifyPlan(bytes, error));
+  EXPECT_EQ(error, "rank 0: instruction 0 (AllGather) over group 0: gives "
+                   "[2, 6] but its output is [4, 3]");
+}
+
+TEST(Plan, ShardShapesAreVerified) {
+  ProgramBuilder b(0);
+  // Rows of [4, 2] in two pieces are [2, 2], not [3, 2].
+  int32_t x = b.input("x", plan::DType::F32, {3, 2},
+                      ShardSpec{{4, 2}, {plan::DimCut(0, 1, 2, 0)}});
+  b.output(b.op(plan::Opcode::Tanh, {x}, {3, 2}, plan::DType::F32), "y");
+  std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+  std::string error;
+  EXPECT_FALSE(verifyPlan(bytes, error));
+  EXPECT_EQ(error, "rank 0: tensor 0 is [3, 2], but its shard of [4, 2] "
+                   "gives [2, 2]");
+}
+
+// A weight or input with a shard may be bound whole; the executor cuts it.
+TEST(Plan, BindCutsWholeTensors) {
+  ProgramBuilder b(0);
+  int32_t x = b.input("x", plan::DType::F32, {1, 2},
+                      ShardSpec{{2, 2}, {plan::DimCut(0, 1, 2, 1)}});
+  int32_t w = b.weight("w", plan::DType::F32, {2, 1},
+                       ShardSpec{{2, 2}, {plan::DimCut(1, 1, 2, 0)}});
+  b.output(b.op(plan::Opcode::Matmul, {x, w}, {1, 1}, plan::DType::F32), "y");
+  std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+  std::string error;
+  const plan::Plan *p = verifyPlan(bytes, error);
+  ASSERT_TRUE(p) << error;
+  Tensor xs(DType::F32, {2, 2}), ws(DType::F32, {2, 2});
+  float xv[] = {1, 2, 3, 4}, wv[] = {10, 20, 30, 40};
+  std::copy(xv, xv + 4, xs.f32());
+  std::copy(wv, wv + 4, ws.f32());
+  std::map<std::string, Tensor> outputs;
+  RunStats stats;
+  // x row 1 = [3, 4]; w column 0 = [10, 30]: 3 * 10 + 4 * 30.
+  ASSERT_TRUE(runRank(*p, 0, {{"x", xs}}, {{"w", ws}}, outputs, stats, error))
       << error;
+  EXPECT_FLOAT_EQ(outputs["y"].f32()[0], 150);
+  // The local shape binds too; any other shape is refused naming both.
+  Tensor wrong(DType::F32, {3, 2});
+  EXPECT_FALSE(
+      runRank(*p, 0, {{"x", wrong}}, {{"w", ws}}, outputs, stats, error));
+  EXPECT_EQ(error, "rank 0: input 'x' is f32 [3, 2], the plan wants f32 "
+                   "[1, 2] (a shard of [2, 2])");
+}
+
+// On one rank, a send to oneself is received later; byte counts name the
+// op and the group.
+TEST(Plan, SendToSelfAndByteCounts) {
+  ProgramBuilder b(0);
+  int32_t x = b.input("x", plan::DType::F32, {3});
+  int32_t sent = b.op(plan::Opcode::Send, {x}, {3}, plan::DType::F32, {0, 0});
+  int32_t got = b.op(plan::Opcode::Recv, {}, {3}, plan::DType::F32, {0, 0});
+  int32_t sum =
+      b.op(plan::Opcode::AllReduce, {got}, {3}, plan::DType::F32, {0, 0});
+  b.output(sent, "sent");
+  b.output(sum, "y");
+  std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+  std::string error;
+  const plan::Plan *p = verifyPlan(bytes, error);
+  ASSERT_TRUE(p) << error;
+  Tensor xs(DType::F32, {3});
+  float xv[] = {1, 2, 3};
+  std::copy(xv, xv + 3, xs.f32());
+  std::map<std::string, Tensor> outputs;
+  RunStats stats;
+  RunOptions options;
+  options.trace = true;
+  ASSERT_TRUE(runRank(*p, 0, {{"x", xs}}, {}, outputs, stats, error, options))
+      << error;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(outputs["y"].f32()[i], xv[i]);
+  EXPECT_EQ(stats.commBytes,
+            (std::map<std::string, uint64_t>{
+                {"all_reduce:0", 12}, {"recv:0", 0}, {"send:0", 12}}));
+  ASSERT_EQ(stats.trace.size(), 3u);
+  EXPECT_STREQ(stats.trace[1].name, "Recv");
+  EXPECT_EQ(stats.trace[1].group, 0);
+  EXPECT_LE(stats.trace[0].startUs, stats.trace[0].endUs);
+}
+
+TEST(Plan, VersionIsChecked) {
+  std::vector<uint8_t> bytes = makePlan({0});
+  bytes[8] = 1; // a version-1 plan, from before shards
+  std::string error;
+  EXPECT_FALSE(verifyPlan(bytes, error));
+  EXPECT_EQ(error, "plan format version 1 is not the version 2 this runtime "
+                   "reads");
 }
 
 TEST(Plan, CorruptionIsDetected) {

@@ -12,7 +12,8 @@
 namespace galvatron::rt {
 
 /// The plan.bin format version this runtime reads and the compiler writes.
-constexpr uint32_t kPlanFormatVersion = 1;
+/// 2: tensors carry shards, rank programs their pipeline stage.
+constexpr uint32_t kPlanFormatVersion = 2;
 /// "GALVPLAN" + u32 version + u32 CRC-32 of the FlatBuffer that follows.
 constexpr size_t kPlanHeaderBytes = 16;
 
