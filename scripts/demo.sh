@@ -3,7 +3,8 @@
 # bundled tiny GPT-2 (a Hugging Face GPT-2 exported by PyTorch) from ONNX;
 # show the layers the importer found; lower it to plan.bin; run the plan on
 # the CPU runtime and compare its logits with PyTorch's; then train it on the
-# bundled corpus with AdamW and write a checkpoint. One rank for now.
+# bundled corpus with AdamW on 4 MPI ranks with a hybrid strategy (RANKS and
+# STRATEGY override it) and write a consolidated checkpoint.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -34,18 +35,32 @@ echo "== galvatron-run on the CPU, against PyTorch's logits"
   --output "$out/logits.npy" --expect "$fixture/logits.npy" --stats
 echo "wrote $out/logits.npy"
 echo
-echo "== training on the bundled corpus (--galv-training-pipeline, 300 AdamW steps)"
+echo "== training on the bundled corpus on ${RANKS:-4} MPI ranks with a hybrid strategy"
+# 2-way Megatron tensor parallelism with sequence parallelism in layer 0,
+# 2-way Ulysses in layer 1 (checkpointed), ZeRO-2 data parallelism over the
+# other 2 ranks, and the vocabulary split 2 ways in the embedding and head.
+ranks=${RANKS:-4}
+strategy=${STRATEGY:-"tp=2 sp=megatron,ulysses checkpoint=0,1 dp-type=zero2 vocab-tp=2"}
 "$build/bin/galvatron-translate" --import-onnx "$fixture/model.onnx" \
   --batch-size 8 --seq-len 32 --state-dict "$fixture/weights.safetensors" \
   -o "$out/train-model.mlir"
-"$build/bin/galvatron-opt" "$out/train-model.mlir" --galv-training-pipeline \
-  -o "$out/train.mlir"
+"$build/bin/galvatron-opt" "$out/train-model.mlir" \
+  --galv-apply-strategy="world-size=$ranks $strategy" \
+  --galv-export-config="path=$out/galvatron_config_tiny-gpt2.json" \
+  --galv-training-pipeline -o "$out/train.mlir"
+echo "strategy (Galvatron's format): $(tr -d '\n ' < "$out/galvatron_config_tiny-gpt2.json")"
 "$build/bin/galvatron-translate" --emit-plan --plan-function=train_step \
   "$out/train.mlir" -o "$out/train.bin"
-mkdir -p "$out/checkpoint"
-"$build/bin/galvatron-run" "$out/train.bin" --weights "$out/train-model.safetensors" \
+"$build/bin/galvatron-translate" --decode-plan "$out/train.bin" | sed -n 1p
+mpirun=(mpirun --oversubscribe)
+[ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
+rm -rf "$out/checkpoint" "$out/trace"
+"${mpirun[@]}" -np "$ranks" "$build/bin/galvatron-run" "$out/train.bin" \
+  --weights "$out/train-model.safetensors" \
   --data "$root/models/corpus/tokens.npy" --steps 300 --lr 3e-3 --warmup 20 \
-  --cosine --min-lr 3e-4 --log "$out/metrics.jsonl" \
+  --cosine --min-lr 3e-4 --log "$out/metrics.jsonl" --trace "$out/trace" \
   --checkpoint-dir "$out/checkpoint" --save-every 100 |
   awk 'NR <= 3 || NR % 50 == 0'
-echo "wrote $out/metrics.jsonl and $out/checkpoint/{model,optimizer}.safetensors"
+echo "wrote $out/metrics.jsonl (and metrics.rank<r>.jsonl: bytes per collective),"
+echo "      $out/trace/trace-rank<r>.json (Perfetto) and the consolidated"
+echo "      $out/checkpoint/{model,optimizer}.safetensors"

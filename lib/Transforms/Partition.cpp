@@ -194,6 +194,8 @@ private:
   StrategyAttr otherStrategy;
   OpBuilder b;
   DenseMap<Value, Layout> layouts;
+  /// Rows of the largest embedding table: the vocabulary.
+  int64_t vocabularyRows = 0;
   DenseMap<Value, RankedTensorType> globalTypes;
   /// Values that depend on a parameter (and so carry gradients), and
   /// values that depend on the data.
@@ -971,7 +973,10 @@ LogicalResult Partitioner::partitionOp(Operation *op, const Axes &axes) {
       })
       .Case([&](EmbeddingOp e) -> LogicalResult {
         Value ids = conform(e, 1, axes);
-        if (!axes.tp.whole())
+        // Only the vocabulary is split; position and token-type tables
+        // stay whole.
+        if (!axes.tp.whole() &&
+            global(e.getTable()).getDimSize(0) == vocabularyRows)
           return partitionVocabEmbedding(e, axes);
         if (isParam(e.getTable()) &&
             failed(cutParam(e.getTable(), Layout::whole(2), axes, e)))
@@ -1180,8 +1185,12 @@ LogicalResult Partitioner::run() {
     inputTypes.push_back(arg.getType());
   }
   SmallVector<Operation *> ops;
-  for (Operation &op : body.without_terminator())
+  for (Operation &op : body.without_terminator()) {
     ops.push_back(&op);
+    if (auto e = dyn_cast<EmbeddingOp>(op))
+      vocabularyRows =
+          std::max(vocabularyRows, typeOf(e.getTable()).getDimSize(0));
+  }
   for (Operation *op : ops)
     if (failed(partition(op)))
       return failure();

@@ -15,6 +15,14 @@
 
 namespace galvatron::rt {
 
+void setKernelThreads(int threads) {
+#ifdef _OPENMP
+  omp_set_num_threads(std::max(1, threads));
+#else
+  (void)threads;
+#endif
+}
+
 namespace {
 
 std::vector<int64_t> stridesOf(const Shape &shape) {

@@ -35,7 +35,7 @@ namespace galvatron::rt::mpi {
 
 namespace {
 bool started = false;
-int rank = 0, size = 1;
+int rank = 0, size = 1, local = 1;
 
 /// Set by the launchers this runtime knows: Open MPI, PMIx and PMI (MPICH's
 /// hydra, Slurm). GALVATRON_MPI=1 forces MPI on.
@@ -53,6 +53,7 @@ const char *launcherSize() {
 bool active() { return started; }
 int worldRank() { return rank; }
 int worldSize() { return size; }
+int localSize() { return local; }
 
 #ifdef GALVATRON_HAVE_MPI
 
@@ -66,6 +67,12 @@ bool init(int *argc, char ***argv, std::string &error) {
   started = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Comm node;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank,
+                          MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+  }
   return true;
 }
 

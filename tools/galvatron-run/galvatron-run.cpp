@@ -431,6 +431,23 @@ bool testHook(const char *variable, int rank, int step) {
          s == step;
 }
 
+/// A data input besides the token ids, by its Hugging Face name: an
+/// all-ones attention mask, zero token types, or positions 0..S-1.
+rt::Tensor companionInput(const std::string &name, const rt::Shape &shape) {
+  rt::Tensor t = rt::Tensor::zeros(rt::DType::I64, shape);
+  int64_t s = shape.empty() ? 1 : shape.back();
+  if (name.find("attention_mask") != std::string::npos)
+    std::fill(t.i64(), t.i64() + t.size(), int64_t(1));
+  else if (name.find("position_ids") != std::string::npos)
+    for (int64_t i = 0; i < t.size(); ++i)
+      t.i64()[i] = i % s;
+  else if (name.find("token_type_ids") == std::string::npos)
+    fatal("training streams tokens into the first data input only; give "
+          "--input " +
+          name + "=file.npy for '" + name + "'");
+  return t;
+}
+
 int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
           const std::map<std::string, rt::Tensor> &fixedInputs,
           const TrainOptions &options) {
@@ -565,9 +582,16 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
     if (testHook("GALVATRON_TEST_STALL", job.rank, step))
       std::this_thread::sleep_for(std::chrono::hours(1));
     std::map<std::string, rt::Tensor> inputs = state;
-    for (const auto &[name, shape] : data) {
-      if (fixedInputs.count(name) && options.dataPath.empty()) {
+    for (size_t k = 0; k < data.size(); ++k) {
+      const auto &[name, shape] = data[k];
+      // Token ids stream into the first data input; the others come from
+      // --input, or take the values a plain causal batch has.
+      if (fixedInputs.count(name) && (options.dataPath.empty() || k > 0)) {
         inputs[name] = fixedInputs.at(name);
+        continue;
+      }
+      if (k > 0) {
+        inputs[name] = companionInput(name, shape);
         continue;
       }
       rt::Tensor batch(rt::DType::I64, shape);
@@ -769,6 +793,11 @@ int main(int argc, char **argv) {
     printError(error);
     return 1;
   }
+  // Ranks sharing a machine share its cores: unless told otherwise, each
+  // takes its part, so that kernel threads do not spin against each other.
+  if (rt::mpi::localSize() > 1 && !std::getenv("OMP_NUM_THREADS"))
+    rt::setKernelThreads(std::max(1u, std::thread::hardware_concurrency()) /
+                         static_cast<unsigned>(rt::mpi::localSize()));
   std::string planPath, weightsPath, traceDir;
   std::vector<std::string> inputSpecs, outputSpecs, expectSpecs;
   double rtol = 1e-4, commTimeout = 120;

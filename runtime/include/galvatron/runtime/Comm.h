@@ -149,6 +149,8 @@ bool init(int *argc, char ***argv, std::string &error);
 bool active();
 int worldRank();
 int worldSize();
+/// Ranks of this job on this machine (1 without MPI).
+int localSize();
 /// Ends MPI cleanly; every rank must call it.
 void finalize();
 /// Ends the whole job at once with `code` (exits when MPI is not active).

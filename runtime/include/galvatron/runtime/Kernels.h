@@ -50,6 +50,9 @@ enum class Unary {
 };
 enum class Reduction { Sum, Mean, Max, Min, Prod };
 
+/// Threads the kernels may use (OpenMP; no effect without it).
+void setKernelThreads(int threads);
+
 /// numpy broadcasting of two shapes (assumed compatible).
 Shape broadcastShape(const Shape &a, const Shape &b);
 
