@@ -55,6 +55,18 @@ def Galv_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getLayerAttrName() {
       return ::llvm::StringLiteral("galv.layer");
     }
+    /// Op attribute: the pipeline stage an op runs on (galv-partition).
+    static constexpr ::llvm::StringLiteral getStageAttrName() {
+      return ::llvm::StringLiteral("galv.stage");
+    }
+    /// Op attribute: the micro-batch an op of @train_step works on.
+    static constexpr ::llvm::StringLiteral getMicroBatchAttrName() {
+      return ::llvm::StringLiteral("galv.micro_batch");
+    }
+    /// Op attribute: an op of the backward pass (galv-autodiff).
+    static constexpr ::llvm::StringLiteral getBackwardAttrName() {
+      return ::llvm::StringLiteral("galv.backward");
+    }
     /// Op attribute: a forward op recomputed for a checkpointed layer.
     static constexpr ::llvm::StringLiteral getRecomputeAttrName() {
       return ::llvm::StringLiteral("galv.recompute");

@@ -92,12 +92,13 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name << "' must be a #galv.strategy";
     return success();
   }
-  if (name == getLayerAttrName()) {
+  if (name == getLayerAttrName() || name == getStageAttrName() ||
+      name == getMicroBatchAttrName()) {
     if (!isa<IntegerAttr>(attr.getValue()))
-      return op->emitError() << "'" << name << "' must be a layer index";
+      return op->emitError() << "'" << name << "' must be an integer";
     return success();
   }
-  if (name == getRecomputeAttrName()) {
+  if (name == getRecomputeAttrName() || name == getBackwardAttrName()) {
     if (!isa<UnitAttr>(attr.getValue()))
       return op->emitError() << "'" << name << "' is a unit attribute";
     return success();

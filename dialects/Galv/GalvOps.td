@@ -679,6 +679,41 @@ def Galv_ShardSliceOp : Galv_GroupOp<"shard_slice",
   }];
 }
 
+def Galv_StageTransferOp : Galv_Op<"stage_transfer",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "pass a value from one pipeline stage to another";
+  let description = [{
+    Each rank of stage `from` sends its piece to the rank at the same
+    position in stage `to`, where the result lives (activations forward,
+    their gradients back: the adjoint is the transfer the other way).
+
+    ```mlir
+    %h = galv.stage_transfer %x from = 0 to = 1 : tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$from, I64Attr:$to);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = [{
+    $input `from` `=` $from `to` `=` $to attr-dict `:` type($input)
+  }];
+}
+
+def Galv_StageBroadcastOp : Galv_Op<"stage_broadcast",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "a value of one pipeline stage, on every stage";
+  let description = [{
+    The loss is computed by the last stage; every rank reports it. Its
+    gradient is the source's own (the copies are not summed).
+
+    ```mlir
+    %l = galv.stage_broadcast %loss from = 1 : tensor<f32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$from);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "$input `from` `=` $from attr-dict `:` type($input)";
+}
+
 def Galv_ReplicateOp : Galv_GroupOp<"replicate",
     [Pure, SameOperandsAndResultType]> {
   let summary = "identity whose gradient is summed over a group";

@@ -89,9 +89,13 @@ size_t widthOf(plan::DType d) {
 
 class Emitter {
 public:
-  Emitter(SharedPlan &shared, int32_t rank, int32_t stageFirst)
+  /// `rank` runs stage `stage` of `stages`, each of `perStage` ranks;
+  /// `schedule` orders the micro-batches' forward and backward passes.
+  Emitter(SharedPlan &shared, int32_t rank, int32_t perStage, int32_t stages,
+          PipelineSchedule schedule)
       : shared(shared), constants(shared.constants), rank(rank),
-        stageFirst(stageFirst) {}
+        stage(rank / perStage), stageFirst(stage * perStage),
+        perStage(perStage), stages(stages), pipelineSchedule(schedule) {}
 
   /// Lowers `func` into this rank's program in `fbb`.
   FailureOr<flatbuffers::Offset<plan::RankProgram>>
@@ -130,12 +134,25 @@ private:
   FailureOr<int32_t> newTensor(Value value, plan::Storage storage,
                                std::string name = "");
   LogicalResult lowerOp(Operation &op);
+  /// The pipeline stage of every op of `body` (-1: every stage), from the
+  /// stages of its operands; transfers run on both ends.
+  LogicalResult inferStages(Block &body);
+  bool runsHere(Operation &op);
+  /// This rank's ops of `body` in execution order: micro-batch passes in
+  /// the pipeline schedule's order, between what comes before and after.
+  SmallVector<Operation *> order(Block &body);
+  /// Send / Recv with the rank at this rank's position in stage `other`.
+  void sendTo(int64_t other, int32_t tensor);
+  LogicalResult recvFrom(int64_t other, Value result);
   LogicalResult appendConstant(DenseElementsAttr attr, TensorInfo &info);
   void planMemory();
 
   SharedPlan &shared;
   std::vector<uint8_t> &constants;
-  int32_t rank, stageFirst;
+  int32_t rank, stage, stageFirst, perStage, stages;
+  PipelineSchedule pipelineSchedule;
+  DenseMap<Value, int64_t> valueStage;
+  DenseMap<Operation *, int64_t> opStage;
   std::vector<TensorInfo> tensors;
   std::vector<InstrInfo> instructions;
   DenseMap<Value, int32_t> indexOf;
@@ -226,6 +243,26 @@ LogicalResult Emitter::lowerOp(Operation &op) {
       tensors[*index].shard = resolve(shard, param.getTensorType());
     }
     weightIndex[name] = *index;
+    return success();
+  }
+  if (auto transfer = dyn_cast<StageTransferOp>(op)) {
+    if (transfer.getFrom() == stage) {
+      auto it = indexOf.find(transfer.getInput());
+      if (it == indexOf.end())
+        return op.emitError("transfer of a value this stage does not have");
+      sendTo(transfer.getTo(), it->second);
+      return success();
+    }
+    return recvFrom(transfer.getFrom(), transfer.getResult());
+  }
+  if (auto broadcast = dyn_cast<StageBroadcastOp>(op)) {
+    if (broadcast.getFrom() != stage)
+      return recvFrom(broadcast.getFrom(), broadcast.getResult());
+    int32_t index = indexOf.at(broadcast.getInput());
+    for (int64_t other = 0; other < stages; ++other)
+      if (other != stage)
+        sendTo(other, index);
+    indexOf[broadcast.getResult()] = index;
     return success();
   }
   // Replication only matters to gradients: the value is the same tensor.
@@ -436,10 +473,170 @@ void Emitter::planMemory() {
   }
 }
 
+void Emitter::sendTo(int64_t other, int32_t tensor) {
+  int32_t peer = static_cast<int32_t>(other * perStage + rank - stageFirst);
+  InstrInfo send;
+  send.opcode = plan::Opcode::Send;
+  send.inputs = {tensor};
+  send.ints = {shared.group({std::min(rank, peer), std::max(rank, peer)}),
+               peer > rank ? 1 : 0};
+  tensors[tensor].lastUse = static_cast<int64_t>(instructions.size());
+  // A one-element token as the output: nothing reads it.
+  TensorInfo token;
+  token.dtype = plan::DType::F32;
+  token.shape = {1};
+  token.storage = plan::Storage::Arena;
+  token.bytes = 4;
+  tensors.push_back(token);
+  send.outputs = {static_cast<int32_t>(tensors.size() - 1)};
+  instructions.push_back(std::move(send));
+}
+
+LogicalResult Emitter::recvFrom(int64_t other, Value result) {
+  int32_t peer = static_cast<int32_t>(other * perStage + rank - stageFirst);
+  auto index = newTensor(result, plan::Storage::Arena);
+  if (failed(index))
+    return failure();
+  InstrInfo recv;
+  recv.opcode = plan::Opcode::Recv;
+  recv.ints = {shared.group({std::min(rank, peer), std::max(rank, peer)}),
+               peer > rank ? 1 : 0};
+  recv.outputs = {*index};
+  instructions.push_back(std::move(recv));
+  return success();
+}
+
+LogicalResult Emitter::inferStages(Block &body) {
+  for (Operation &op : body.without_terminator()) {
+    int64_t s = -1;
+    if (auto transfer = dyn_cast<StageTransferOp>(op)) {
+      opStage[&op] = transfer.getFrom();
+      valueStage[transfer.getResult()] = transfer.getTo();
+      continue;
+    }
+    if (isa<StageBroadcastOp>(op)) {
+      opStage[&op] = -1;
+      continue;
+    }
+    for (Value v : op.getOperands()) {
+      auto it = valueStage.find(v);
+      int64_t vs = it == valueStage.end() ? -1 : it->second;
+      if (vs < 0)
+        continue;
+      if (s >= 0 && s != vs)
+        return op.emitError("uses values of pipeline stages ")
+               << s << " and " << vs << " without a transfer";
+      s = vs;
+    }
+    if (s < 0)
+      if (auto tag =
+              op.getAttrOfType<IntegerAttr>(GalvDialect::getStageAttrName()))
+        s = tag.getInt();
+    opStage[&op] = s;
+    for (Value r : op.getResults())
+      valueStage[r] = s;
+  }
+  // Ops on no stage yet (arithmetic on arguments and constants, such as
+  // the weight decay of a parameter) run where all their users run.
+  for (Operation &op : llvm::reverse(body.without_terminator())) {
+    if (opStage[&op] >= 0 || isa<StageTransferOp, StageBroadcastOp>(op))
+      continue;
+    int64_t s = -2;
+    for (Operation *user : op.getUsers()) {
+      int64_t us = user == body.getTerminator() ? -1 : opStage.lookup(user);
+      if (auto transfer = dyn_cast<StageTransferOp>(user))
+        us = transfer.getFrom();
+      s = s == -2 || s == us ? us : -1;
+    }
+    if (s >= 0)
+      opStage[&op] = s;
+  }
+  return success();
+}
+
+bool Emitter::runsHere(Operation &op) {
+  if (auto transfer = dyn_cast<StageTransferOp>(op))
+    return transfer.getFrom() == stage || transfer.getTo() == stage;
+  int64_t s = opStage.lookup(&op);
+  return s < 0 || s == stage;
+}
+
+SmallVector<Operation *> Emitter::order(Block &body) {
+  // Ops before the first micro-batch's, each micro-batch's forward and
+  // backward passes, and the ops after (gradient sync, the optimizer).
+  SmallVector<Operation *> before, after;
+  std::map<std::pair<int64_t, bool>, SmallVector<Operation *>> passes;
+  int64_t micro = 0;
+  for (Operation &op : body.without_terminator()) {
+    if (!runsHere(op))
+      continue;
+    auto tag =
+        op.getAttrOfType<IntegerAttr>(GalvDialect::getMicroBatchAttrName());
+    // Constants (folding may have merged them across micro-batches) are
+    // not instructions: they come first.
+    if (isa<ConstantOp, GetParameterOp>(op)) {
+      before.push_back(&op);
+    } else if (tag) {
+      micro = std::max(micro, tag.getInt() + 1);
+      passes[{tag.getInt(), op.hasAttr(GalvDialect::getBackwardAttrName())}]
+          .push_back(&op);
+    } else {
+      (passes.empty() ? before : after).push_back(&op);
+    }
+  }
+  SmallVector<Operation *> ordered = before;
+  auto pass = [&](int64_t m, bool backward) {
+    llvm::append_range(ordered, passes[{m, backward}]);
+  };
+  if (stages == 1) {
+    for (int64_t m = 0; m < micro; ++m) {
+      pass(m, false);
+      pass(m, true);
+    }
+  } else if (pipelineSchedule == PipelineSchedule::gpipe) {
+    for (int64_t m = 0; m < micro; ++m)
+      pass(m, false);
+    for (int64_t m = 0; m < micro; ++m)
+      pass(m, true);
+  } else {
+    // 1F1B: warm up with as many forwards as stages after this one, then
+    // alternate, then drain the backwards.
+    int64_t warmup = std::min<int64_t>(stages - stage - 1, micro);
+    for (int64_t m = 0; m < warmup; ++m)
+      pass(m, false);
+    for (int64_t m = 0; m + warmup < micro; ++m) {
+      pass(m + warmup, false);
+      pass(m, true);
+    }
+    for (int64_t m = micro - warmup; m < micro; ++m)
+      pass(m, true);
+  }
+  llvm::append_range(ordered, after);
+  return ordered;
+}
+
 FailureOr<flatbuffers::Offset<plan::RankProgram>>
 Emitter::run(func::FuncOp forward, flatbuffers::FlatBufferBuilder &fbb) {
   Block &body = forward.getBody().front();
+  if (failed(inferStages(body)))
+    return failure();
+  SmallVector<Operation *> ops = order(body);
+  // This stage's inputs: the arguments its ops or its results use.
+  Operation *terminator = body.getTerminator();
+  DenseSet<Value> used;
+  for (Operation *op : ops)
+    used.insert(op->operand_begin(), op->operand_end());
+  SmallVector<unsigned> results;
+  for (auto [i, value] : llvm::enumerate(terminator->getOperands())) {
+    auto it = valueStage.find(value);
+    if (it == valueStage.end() || it->second < 0 || it->second == stage) {
+      results.push_back(i);
+      used.insert(value);
+    }
+  }
   for (BlockArgument arg : body.getArguments()) {
+    if (!used.contains(arg))
+      continue;
     auto name =
         forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "galv.name");
     if (!name)
@@ -475,12 +672,13 @@ Emitter::run(func::FuncOp forward, flatbuffers::FlatBufferBuilder &fbb) {
     }
     inputs.push_back(*index);
   }
-  for (Operation &op : body.without_terminator())
-    if (failed(lowerOp(op)))
+  for (Operation *op : ops)
+    if (failed(lowerOp(*op)))
       return failure();
   // Outputs live in the arena until the end; copy those that are inputs,
   // weights or constants.
-  for (auto [i, value] : llvm::enumerate(body.getTerminator()->getOperands())) {
+  for (unsigned i : results) {
+    Value value = terminator->getOperand(i);
     int32_t index = indexOf.at(value);
     if (tensors[index].storage != plan::Storage::Arena ||
         llvm::is_contained(outputs, index)) {
@@ -520,8 +718,7 @@ Emitter::run(func::FuncOp forward, flatbuffers::FlatBufferBuilder &fbb) {
         plan::CreateInstructionDirect(fbb, inst.opcode, &inst.inputs,
                                       &inst.outputs, &inst.ints, &inst.floats));
   return plan::CreateRankProgramDirect(fbb, rank, &tensorOffsets, &instOffsets,
-                                       &inputs, &outputs, arenaBytes,
-                                       /*stage=*/0);
+                                       &inputs, &outputs, arenaBytes, stage);
 }
 
 } // namespace
@@ -536,15 +733,14 @@ LogicalResult mlir::galv::emitPlan(ModuleOp module, llvm::raw_ostream &os) {
   auto config =
       module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
   int32_t world = config ? static_cast<int32_t>(config.getWorldSize()) : 1;
-  if (config && config.getPp() != 1)
-    return module.emitError("--emit-plan: pipeline stages (pp = ")
-           << config.getPp() << ") are not lowered yet";
+  int32_t stages = config ? static_cast<int32_t>(config.getPp()) : 1;
   SharedPlan shared;
   shared.group({0}); // group 0: rank 0 alone, as one-rank plans have
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<plan::RankProgram>> ranks;
   for (int32_t rank = 0; rank < world; ++rank) {
-    Emitter emitter(shared, rank, /*stageFirst=*/0);
+    Emitter emitter(shared, rank, world / stages, stages,
+                    config ? config.getSchedule() : PipelineSchedule::gpipe);
     auto program = emitter.run(function, fbb);
     if (failed(program))
       return failure();

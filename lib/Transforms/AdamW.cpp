@@ -199,6 +199,7 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     Value loss;
     SmallVector<Value> grads(n);
     for (unsigned micro = 0; micro < microBatches; ++micro) {
+      Operation *last = body->empty() ? nullptr : &body->back();
       IRMapping mapping;
       for (unsigned i = 0; i < numData; ++i) {
         Value data = body->getArgument(i);
@@ -228,10 +229,20 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
         b.clone(op, mapping);
       }
       Value microLoss = mapping.lookup(gradReturn->getOperand(0));
+      Operation *lastCopy = body->empty() ? nullptr : &body->back();
       loss = micro ? add(loss, microLoss) : microLoss;
       for (unsigned k = 0; k < n; ++k) {
         Value g = mapping.lookup(gradReturn->getOperand(1 + k));
         grads[k] = micro ? add(grads[k], g) : g;
+      }
+      // Pipeline schedules order the ops of each micro-batch, forward and
+      // backward (the accumulation belongs to the backward).
+      auto first = last ? std::next(Block::iterator(last)) : body->begin();
+      for (Operation &op : llvm::make_range(first, body->end())) {
+        op.setAttr(GalvDialect::getMicroBatchAttrName(),
+                   b.getI64IntegerAttr(micro));
+        if (lastCopy && lastCopy->isBeforeInBlock(&op))
+          op.setAttr(GalvDialect::getBackwardAttrName(), b.getUnitAttr());
       }
     }
     if (microBatches > 1) {
@@ -319,6 +330,9 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
       newM.push_back(m);
       newV.push_back(v);
     }
+    // The last pipeline stage computes the loss; every rank reports it.
+    if (plan && plan.getPp() > 1)
+      loss = StageBroadcastOp::create(b, loc, loss, plan.getPp() - 1);
     SmallVector<Value> returned = {loss};
     llvm::append_range(returned, newParams);
     llvm::append_range(returned, newM);

@@ -195,6 +195,7 @@ struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
         return failure();
     } else {
       s.pp = pp;
+      s.ppDivision.assign(ppDivision.begin(), ppDivision.end());
       s.tp.assign(tp.begin(), tp.end());
       s.tpConsec.assign(tpConsec.begin(), tpConsec.end());
       s.sdp.assign(sdp.begin(), sdp.end());

@@ -652,6 +652,15 @@ LogicalResult Differentiator::backward(Operation *op, ArrayRef<Value> grads) {
                                                  a.getGroup()));
         return success();
       })
+      .Case([&](StageTransferOp t) {
+        accumulate(in(0),
+                   StageTransferOp::create(b, loc, g, t.getTo(), t.getFrom()));
+        return success();
+      })
+      .Case([&](StageBroadcastOp) {
+        accumulate(in(0), g);
+        return success();
+      })
       .Case([&](AllToAllOp a) {
         accumulate(in(0), AllToAllOp::create(b, loc, g, a.getConcatAxis(),
                                              a.getSplitAxis(), a.getGroup()));
@@ -692,6 +701,9 @@ LogicalResult Differentiator::run(ArrayRef<Operation *> ops, Value loss,
   // Checkpointed layers keep only their input: their forward ops run again
   // right before their backward, which then reads the recomputed values.
   auto segmentOf = [](Operation *op) -> int64_t {
+    // A pipeline transfer is not redone: its other end would not know.
+    if (isa<StageTransferOp>(op))
+      return -1;
     auto strategy =
         op->getAttrOfType<StrategyAttr>(GalvDialect::getStrategyAttrName());
     auto layer =
@@ -795,6 +807,12 @@ struct AutodiffPass : galv::impl::AutodiffBase<AutodiffPass> {
       grad.erase();
       return signalPassFailure();
     }
+    // Everything after the forward ops is the backward pass (pipeline
+    // schedules order the two per micro-batch).
+    Block::iterator first =
+        ops.empty() ? body.begin() : std::next(Block::iterator(ops.back()));
+    for (Operation &op : llvm::make_range(first, Block::iterator(ret)))
+      op.setAttr(GalvDialect::getBackwardAttrName(), builder.getUnitAttr());
     SmallVector<Value> returned = {lossValue};
     for (auto [i, param] : llvm::enumerate(trainable)) {
       Value g = paramGrads.lookup(param.getSymName());

@@ -95,6 +95,14 @@ Axes axesOf(StrategyAttr s) {
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
+/// The pipeline stage an op runs on (-1: none yet, as for constants).
+int64_t stageOf(Operation *op) {
+  auto stage =
+      op ? op->getAttrOfType<IntegerAttr>(GalvDialect::getStageAttrName())
+         : IntegerAttr();
+  return stage ? stage.getInt() : -1;
+}
+
 class Partitioner {
 public:
   Partitioner(func::FuncOp func, PlanConfigAttr plan, StrategyAttr other)
@@ -141,7 +149,14 @@ private:
     return otherAxes;
   }
 
-  bool isParam(Value v) { return v.getDefiningOp<GetParameterOp>(); }
+  /// The parameter read behind `v`: itself, or what a pipeline transfer
+  /// passes on (a tied embedding read by the head's stage).
+  GetParameterOp paramBehind(Value v) {
+    while (auto transfer = v.getDefiningOp<StageTransferOp>())
+      v = transfer.getInput();
+    return v.getDefiningOp<GetParameterOp>();
+  }
+  bool isParam(Value v) { return static_cast<bool>(paramBehind(v)); }
   /// Whether `v` comes from outside the layer instance `op` belongs to.
   bool fromOutside(Value v, Operation *op) {
     Operation *def = v.getDefiningOp();
@@ -152,7 +167,8 @@ private:
   /// checkpointed layer recomputes its collectives too).
   void stamp(Operation *created, Operation *from) {
     for (StringRef name :
-         {GalvDialect::getStrategyAttrName(), GalvDialect::getLayerAttrName()})
+         {GalvDialect::getStrategyAttrName(), GalvDialect::getLayerAttrName(),
+          GalvDialect::getStageAttrName()})
       if (Attribute a = from->getAttr(name))
         created->setAttr(name, a);
   }
@@ -179,6 +195,8 @@ private:
   LogicalResult finishParams();
 
   LogicalResult partition(Operation *op);
+  /// With pipeline stages: tags every op with the stage that runs it.
+  void assignStages(Block &body);
   LogicalResult partitionOp(Operation *op, const Axes &axes);
   LogicalResult partitionLinear(LinearOp op, const Axes &axes);
   LogicalResult partitionVocabEmbedding(EmbeddingOp op, const Axes &axes);
@@ -209,7 +227,7 @@ private:
   };
   DenseMap<Operation *, ParamUse> params;
   /// Gathers, slices and replicates made so far: (value, dimension, kind).
-  DenseMap<std::tuple<Value, int64_t, int64_t>, Value> conversions;
+  DenseMap<std::tuple<Value, int64_t, int64_t, int64_t>, Value> conversions;
 };
 
 Value Partitioner::record(Operation *created, Value from, const Layout &l,
@@ -228,7 +246,7 @@ Value Partitioner::record(Operation *created, Value from, const Layout &l,
 Value Partitioner::gatherDim(Value v, int64_t dim, Group g, Operation *at,
                              bool scatterGrad) {
   // One gather per value and dimension serves every later user.
-  Value &cached = conversions[{v, dim, scatterGrad ? -2 : 0}];
+  Value &cached = conversions[{v, dim, scatterGrad ? -2 : 0, stageOf(at)}];
   if (cached)
     return cached;
   b.setInsertionPoint(at);
@@ -243,7 +261,7 @@ Value Partitioner::gatherDim(Value v, int64_t dim, Group g, Operation *at,
 /// Moves the split of `v` from `concat` to `split` (Ulysses).
 Value Partitioner::allToAll(Value v, int64_t split, int64_t concat, Group g,
                             Operation *at) {
-  Value &cached = conversions[{v, split * 64 + concat, -3}];
+  Value &cached = conversions[{v, split * 64 + concat, -3, stageOf(at)}];
   if (cached)
     return cached;
   b.setInsertionPoint(at);
@@ -256,7 +274,7 @@ Value Partitioner::allToAll(Value v, int64_t split, int64_t concat, Group g,
 }
 
 Value Partitioner::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
-  Value &cached = conversions[{v, dim, g.size * 65536 + g.stride}];
+  Value &cached = conversions[{v, dim, g.size * 65536 + g.stride, stageOf(at)}];
   if (cached)
     return cached;
   b.setInsertionPoint(at);
@@ -267,7 +285,7 @@ Value Partitioner::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
 }
 
 Value Partitioner::replicate(Value v, Group g, Operation *at) {
-  Value &cached = conversions[{v, -1, g.size * 65536 + g.stride}];
+  Value &cached = conversions[{v, -1, g.size * 65536 + g.stride, stageOf(at)}];
   if (cached)
     return cached;
   b.setInsertionPoint(at);
@@ -315,8 +333,19 @@ Value Partitioner::conform(Operation *op, unsigned i, const Axes &axes) {
 
 LogicalResult Partitioner::cutParam(Value v, const Layout &layout,
                                     const Axes &axes, Operation *user) {
-  auto get = v.getDefiningOp<GetParameterOp>();
+  GetParameterOp get = paramBehind(v);
   ParamUse &use = params[get];
+  // Ops after this one see the cut type (through any transfers); ZeRO-3
+  // flattening comes last.
+  auto cutAlong = [&] {
+    for (Value x = v;;) {
+      setLayout(x, layout);
+      auto transfer = x.getDefiningOp<StageTransferOp>();
+      if (!transfer)
+        break;
+      x = transfer.getInput();
+    }
+  };
   if (use.assigned) {
     bool same = use.layout.dims == layout.dims &&
                 use.layout.blocks == layout.blocks && use.axes.dp == axes.dp &&
@@ -324,13 +353,13 @@ LogicalResult Partitioner::cutParam(Value v, const Layout &layout,
     if (!same)
       return fail(user, "parameter '" + get.getName().str() +
                             "' is used with two different splits");
+    cutAlong();
     return success();
   }
   use.layout = layout;
   use.axes = axes;
   use.assigned = true;
-  // Ops after this one see the cut type; ZeRO-3 flattening comes last.
-  setLayout(v, layout);
+  cutAlong();
   return success();
 }
 
@@ -378,6 +407,9 @@ LogicalResult Partitioner::finishParams() {
         flatValue = SliceOp::create(b, loc, gathered, ArrayRef<int64_t>{0},
                                     ArrayRef<int64_t>{n}, ArrayRef<int64_t>{1});
       auto shaped = ReshapeOp::create(b, loc, cutType, flatValue);
+      for (Operation *made : {gathered.getOperation(), shaped.getOperation(),
+                              flatValue.getDefiningOp()})
+        stamp(made, get);
       result.replaceAllUsesExcept(shaped, gathered);
     } else if (!dp.whole()) {
       int64_t kind = use.axes.dpKind == DataParallelKind::zero2 ? 1 : 0;
@@ -729,7 +761,7 @@ LogicalResult Partitioner::partitionElementwise(Operation *op,
       if (!l.dims[d].whole())
         return fail(op, "operands split differently along dimension " +
                             Twine(d + offset));
-      if (isParam(out) && !params[out.getDefiningOp()].assigned) {
+      if (isParam(out) && !params[paramBehind(out)].assigned) {
         Layout pl = Layout::whole(g.getRank());
         pl.dims[d] = want;
         pl.blocks[d] = result.blocks[d + offset];
@@ -765,6 +797,24 @@ LogicalResult Partitioner::partitionElementwise(Operation *op,
 }
 
 LogicalResult Partitioner::partition(Operation *op) {
+  // Values made on another pipeline stage arrive by a transfer.
+  int64_t stage = stageOf(op);
+  for (unsigned i = 0; stage >= 0 && i < op->getNumOperands(); ++i) {
+    Value v = op->getOperand(i);
+    int64_t from = stageOf(v.getDefiningOp());
+    if (from < 0 || from == stage)
+      continue;
+    if (from > stage)
+      return fail(op,
+                  "uses a value of the later pipeline stage " + Twine(from));
+    Value &moved = conversions[{v, -4, stage, stage}];
+    if (!moved) {
+      b.setInsertionPoint(op);
+      moved = record(StageTransferOp::create(b, op->getLoc(), v, from, stage),
+                     v, layoutOf(v), op);
+    }
+    op->setOperand(i, moved);
+  }
   Axes axes = axesFor(op);
   // Parameters a rule leaves alone stay whole, synchronised over this op's
   // data-parallel group.
@@ -775,9 +825,9 @@ LogicalResult Partitioner::partition(Operation *op) {
   if (failed(partitionOp(op, axes)))
     return failure();
   for (Value v : paramOperands)
-    if (!params[v.getDefiningOp()].assigned &&
+    if (!params[paramBehind(v)].assigned &&
         failed(cutParam(v, Layout::whole(global(v).getRank()), axes,
-                        v.getDefiningOp())))
+                        paramBehind(v))))
       return failure();
   return success();
 }
@@ -1158,6 +1208,35 @@ LogicalResult Partitioner::partitionOp(Operation *op, const Axes &axes) {
       });
 }
 
+void Partitioner::assignStages(Block &body) {
+  if (plan.getPp() == 1)
+    return;
+  // Layer ops run on their layer's stage; the embedding before the first
+  // layer on stage 0, the head and loss after the last on the last stage.
+  MLIRContext *context = func.getContext();
+  auto tag = [&](Operation *op, int64_t stage) {
+    op->setAttr(GalvDialect::getStageAttrName(),
+                IntegerAttr::get(IntegerType::get(context, 64), stage));
+  };
+  bool seenLayer = false;
+  for (Operation &op : body.without_terminator()) {
+    if (auto s = op.getAttrOfType<StrategyAttr>(
+            GalvDialect::getStrategyAttrName())) {
+      seenLayer = true;
+      tag(&op, s.getStage());
+    } else if (!isa<ConstantOp, GetParameterOp>(op)) {
+      tag(&op, seenLayer ? plan.getPp() - 1 : 0);
+    }
+  }
+  // A parameter is read on the stage of its first user; other stages get
+  // it by transfer (a tied embedding and head).
+  for (Operation &op : body.without_terminator())
+    for (Value v : op.getOperands())
+      if (auto get = v.getDefiningOp<GetParameterOp>())
+        if (stageOf(get) < 0 && stageOf(&op) >= 0)
+          tag(get, stageOf(&op));
+}
+
 LogicalResult Partitioner::run() {
   Block &body = func.getBody().front();
   // Data inputs: the batch (dimension 0) is split over the dp group of the
@@ -1184,6 +1263,7 @@ LogicalResult Partitioner::run() {
     dataDerived.insert(arg);
     inputTypes.push_back(arg.getType());
   }
+  assignStages(body);
   SmallVector<Operation *> ops;
   for (Operation &op : body.without_terminator()) {
     ops.push_back(&op);
@@ -1223,12 +1303,6 @@ struct PartitionPass : galv::impl::PartitionBase<PartitionPass> {
     if (module.lookupSymbol("loss_grad")) {
       mlir::emitError(module.getLoc(),
                       "galv-partition runs before galv-autodiff");
-      return signalPassFailure();
-    }
-    if (plan.getPp() != 1) {
-      mlir::emitError(module.getLoc(),
-                      "galv-partition: pipeline parallelism (pp = ")
-          << plan.getPp() << ") is not lowered yet";
       return signalPassFailure();
     }
     if (plan.getVocabSp() != SequenceParallelKind::none) {

@@ -69,6 +69,20 @@ STRATEGIES = [
     ("ulysses-zero3-8", 8, "tp=2 sp=ulysses sdp=1", None),
     ("tp2-chunks2-8", 8, "tp=2 chunks=2 vocab-tp=2", None),
     ("tp4-vocab-tp2-8", 8, "tp=4 vocab-tp=2", ("gpt2", "bert")),
+    # Pipelines: one layer per stage; 1F1B (pipedream_flush) with more
+    # micro-batches than stages.
+    ("pp2", 2, "pp=2", None),
+    ("pp2-gpipe-chunks2", 2, "pp=2 chunks=2", None),
+    ("pp2-1f1b-chunks4", 2, "pp=2 chunks=4 pipeline=pipedream_flush", None),
+    ("pp2-tp2-zero3-recompute", 4, "pp=2 tp=2 sdp=1 checkpoint=1", None),
+    ("pp2-1f1b-chunks4-zero2", 4,
+     "pp=2 chunks=4 pipeline=pipedream_flush dp-type=zero2", None),
+    ("pp2-1f1b-megatron-sp-vocab-tp2", 8,
+     "pp=2 tp=2 sp=megatron vocab-tp=2 chunks=2 pipeline=pipedream_flush",
+     None),
+    ("pp2-1f1b-ulysses-zero3-recompute", 8,
+     "pp=2 tp=2 sp=ulysses sdp=1 checkpoint=1 chunks=4 vocab-tp=2 "
+     "pipeline=pipedream_flush", None),
 ]
 
 

@@ -189,6 +189,8 @@ def ApplyStrategy : Pass<"galv-apply-strategy", "::mlir::ModuleOp"> {
     Option<"worldSize", "world-size", "int64_t", /*default=*/"1",
            "Number of ranks">,
     Option<"pp", "pp", "int64_t", /*default=*/"1", "Pipeline stages">,
+    ListOption<"ppDivision", "pp-division", "int64_t",
+               "Layers per stage (default: an even split)">,
     ListOption<"tp", "tp", "int64_t",
                "Tensor-parallel degree, for all layers or per layer">,
     ListOption<"tpConsec", "tp-consec", "int64_t",
@@ -248,8 +250,13 @@ def Partition : Pass<"galv-partition", "::mlir::ModuleOp"> {
     between layers along the sequence (all-gather before the column-parallel
     linear, reduce-scatter after the row-parallel one); Ulysses keeps the
     weights whole on a split sequence and trades it for split heads around
-    attention (all-to-all). Pipeline stages and vocabulary parallelism are
-    refused for now.
+    attention (all-to-all). With `vocab_tp` the embedding table and the head
+    are split along the vocabulary, with a vocabulary-parallel
+    cross-entropy. With pipeline stages every op is tagged `galv.stage` (its
+    layer's stage; the embedding on the first, the head and loss on the
+    last) and values crossing stages pass through `galv.stage_transfer`
+    (a tied embedding read by the head too); --emit-plan gives each rank
+    its stage's ops, ordered by the plan's schedule.
   }];
   let dependentDialects = ["::mlir::galv::GalvDialect",
                            "::mlir::func::FuncDialect"];
