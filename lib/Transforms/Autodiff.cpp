@@ -92,8 +92,15 @@ private:
   /// one_hot(ids) as [M, V] floats, with M = ids' element count.
   Value oneHot(Value ids, int64_t classes, Type element);
 
-  bool needs(Value v) { return requiresGrad.contains(v); }
+  bool needs(Value v) {
+    auto it = regatheredFrom.find(v);
+    return requiresGrad.contains(it != regatheredFrom.end() ? it->second : v);
+  }
   void accumulate(Value v, Value g) {
+    // A parameter gathered again for the backward pass collects its
+    // gradient on the forward gather.
+    if (auto it = regatheredFrom.find(v); it != regatheredFrom.end())
+      v = it->second;
     if (!needs(v))
       return;
     auto it = adjoints.find(v);
@@ -108,6 +115,9 @@ private:
   Location loc;
   DenseMap<Value, Value> adjoints;
   DenseSet<Value> requiresGrad;
+  /// ZeRO-3 parameters gathered again for the backward, to their forward
+  /// gathers.
+  DenseMap<Value, Value> regatheredFrom;
 };
 
 Value Differentiator::unbroadcast(Value g, RankedTensorType target) {
@@ -715,12 +725,49 @@ LogicalResult Differentiator::run(ArrayRef<Operation *> ops, Value loss,
     if (int64_t segment = segmentOf(op); segment >= 0)
       segments[segment].push_back(op);
   DenseMap<Operation *, Operation *> recomputed;
+  // ZeRO-3 parameters are gathered again for the backward pass, so that the
+  // forward's gathered copy dies after its forward use.
+  DenseMap<Value, Value> regathered;
+  auto regather = [&](Value v) -> Value {
+    if (regatheredFrom.count(v))
+      return Value();
+    SmallVector<Operation *> chain;
+    for (Operation *op = v.getDefiningOp(); op;) {
+      chain.push_back(op);
+      if (auto gather = dyn_cast<AllGatherOp>(op)) {
+        if (!gather.getScatterGrad() ||
+            !gather.getInput().getDefiningOp<GetParameterOp>())
+          return Value();
+        break;
+      }
+      if (!isa<ReshapeOp, SliceOp>(op) || !op->getOperand(0).hasOneUse())
+        return Value();
+      op = op->getOperand(0).getDefiningOp();
+    }
+    if (chain.empty() || !isa<AllGatherOp>(chain.back()))
+      return Value();
+    Value &copy = regathered[v];
+    if (!copy) {
+      IRMapping mapping;
+      for (Operation *op : llvm::reverse(chain)) {
+        Operation *clone = b.clone(*op, mapping);
+        clone->setAttr(GalvDialect::getRecomputeAttrName(), b.getUnitAttr());
+        clone->removeAttr(GalvDialect::getBackwardAttrName());
+      }
+      copy = mapping.lookup(v);
+      regatheredFrom[copy] = v;
+    }
+    return copy;
+  };
   adjoints[loss] = splat(1.0, typeOf(loss));
   for (Operation *op : llvm::reverse(ops)) {
     int64_t segment = segmentOf(op);
     if (segment >= 0 && !recomputed.count(op)) {
       IRMapping mapping;
       for (Operation *forward : segments[segment]) {
+        for (Value operand : forward->getOperands())
+          if (Value again = regather(operand))
+            mapping.map(operand, again);
         Operation *copy = b.clone(*forward, mapping);
         // Distinct from the original, so that CSE keeps the recomputation.
         copy->setAttr(GalvDialect::getRecomputeAttrName(), b.getUnitAttr());
@@ -744,7 +791,18 @@ LogicalResult Differentiator::run(ArrayRef<Operation *> ops, Value loss,
     }
     if (!any)
       continue;
-    if (failed(backward(target, grads)))
+    // The backward rule reads regathered parameters (accumulate() sends
+    // their gradients to the forward gathers, reduce-scattered once).
+    SmallVector<std::pair<unsigned, Value>> swapped;
+    for (auto [i, operand] : llvm::enumerate(target->getOperands()))
+      if (Value again = regather(operand)) {
+        swapped.push_back({static_cast<unsigned>(i), operand});
+        target->setOperand(i, again);
+      }
+    LogicalResult result = backward(target, grads);
+    for (auto [i, original] : swapped)
+      target->setOperand(i, original);
+    if (failed(result))
       return failure();
   }
   for (Operation *op : ops)

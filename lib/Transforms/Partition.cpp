@@ -396,8 +396,14 @@ LogicalResult Partitioner::finishParams() {
       result.setType(shard.getLocalType(full));
     }
     if (zero3) {
-      // Gather the flat shards on use; the gradient is reduce-scattered.
-      b.setInsertionPointAfter(get);
+      // Gather the flat shards right before the first use (galv-autodiff
+      // gathers again for the backward pass); the gradient is
+      // reduce-scattered.
+      Operation *first = nullptr;
+      for (Operation *user : result.getUsers())
+        if (!first || user->isBeforeInBlock(first))
+          first = user;
+      b.setInsertionPoint(first ? first : get->getNextNode());
       Location loc = get.getLoc();
       auto gathered = AllGatherOp::create(b, loc, result, 0, dp.attr(),
                                           /*scatter_grad=*/true);
