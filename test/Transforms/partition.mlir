@@ -47,9 +47,12 @@
 
 // ZeRO-3: layer parameters are flat quarters, gathered on use; the gather's
 // gradient is reduce-scattered (no separate gradient sync).
+// The gathers sit right before the first use.
 // ZERO3: %[[S:.*]] = galv.get_parameter @transformer.h.0.attn.c_attn.weight shard <cuts = [], flat = [4, 1]> : tensor<768xf32>
-// ZERO3-NEXT: %[[W:.*]] = galv.all_gather %[[S]] axis = 0 group = [4, 1] scatter_grad : tensor<768xf32> -> tensor<3072xf32>
-// ZERO3-NEXT: galv.reshape %[[W]] : tensor<3072xf32> -> tensor<32x96xf32>
+// ZERO3: galv.layer_norm
+// ZERO3: %[[W:.*]] = galv.all_gather %[[S]] axis = 0 group = [4, 1] scatter_grad : tensor<768xf32> -> tensor<3072xf32>
+// ZERO3-NEXT: %[[R:.*]] = galv.reshape %[[W]] : tensor<3072xf32> -> tensor<32x96xf32>
+// ZERO3: galv.linear %{{.*}}, %[[R]]
 // ZERO3-NOT: galv.grad_sync = array<i64: 0, 4, 1>} : tensor<32x96xf32>
 
 // Mixed degrees: layer 0 is 4-way TP (whole batch), layer 1 4-way DP.
@@ -60,3 +63,50 @@
 // MIXED: @transformer.h.1.attn.c_attn.weight {galv.grad_sync = array<i64: 0, 4, 1>} : tensor<32x96xf32>
 // MIXED: galv.shard_slice {{.*}} axis = 0 group = [4, 1] {{.*}}: tensor<4x8x32xf32> -> tensor<1x8x32xf32>
 // MIXED: galv.attention {{.*}} -> tensor<1x4x8x8xf32>
+
+// RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=2 tp=2 sp=megatron" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=MSP
+// RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=2 tp=2 sp=ulysses" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=ULYSSES
+// RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=2 vocab-tp=2" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=VOCAB
+// RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=2 dp-type=zero2" --galv-training-pipeline | FileCheck %s --check-prefix=ZERO2
+
+// Megatron-SP: the layer input is split along the sequence; the norms run
+// on the pieces (their weights' gradients summed over the group); the
+// sequence is gathered before the column-parallel linear (its gradient
+// reduce-scattered) and reduce-scattered after the row-parallel one.
+// MSP: %[[X:.*]] = galv.shard_slice %{{.*}} axis = 1 group = [2, 1] {{.*}}: tensor<4x8x32xf32> -> tensor<4x4x32xf32>
+// MSP: galv.replicate %{{.*}} group = [2, 1] {{.*}}: tensor<32xf32>
+// MSP: %[[LN:.*]] = galv.layer_norm %[[X]]
+// MSP: galv.all_gather %[[LN]] axis = 1 group = [2, 1] scatter_grad {{.*}}: tensor<4x4x32xf32> -> tensor<4x8x32xf32>
+// MSP: %[[PART:.*]] = galv.linear {{.*}} : tensor<4x8x16xf32>, tensor<16x32xf32> -> tensor<4x8x32xf32>
+// MSP-NEXT: galv.reduce_scatter %[[PART]] axis = 1 group = [2, 1] {{.*}}: tensor<4x8x32xf32> -> tensor<4x4x32xf32>
+// MSP-NOT: galv.all_reduce sum
+
+// Ulysses: whole weights (gradients summed over the group) on a split
+// sequence; all-to-all to split heads for attention and back.
+// ULYSSES: galv.shard_slice %{{.*}} axis = 1 group = [2, 1] {{.*}}: tensor<4x8x32xf32> -> tensor<4x4x32xf32>
+// ULYSSES: galv.replicate %{{.*}} group = [2, 1] {{.*}}: tensor<32x96xf32>
+// ULYSSES: galv.all_to_all %{{.*}} split = 1 concat = 2 group = [2, 1] {{.*}}: tensor<4x4x4x8xf32> -> tensor<4x2x8x8xf32>
+// ULYSSES: galv.attention {{.*}} -> tensor<4x2x8x8xf32>
+// ULYSSES: galv.all_to_all %{{.*}} split = 1 concat = 2 group = [2, 1] {{.*}}: tensor<4x8x16xf32> -> tensor<4x4x32xf32>
+// ULYSSES-NOT: shard <cuts
+
+// Vocabulary parallelism: each rank looks up its half of the table and the
+// pieces are summed; the tied head gives vocabulary-split logits and the
+// cross-entropy reduces its log-sum-exp and target logit over the group.
+// VOCAB: galv.get_parameter @transformer.wte.weight shard <cuts = [0, 1, 2, 1], flat = []> : tensor<64x32xf32>
+// VOCAB: galv.shard_slice %{{.*}} axis = 0 group = [2, 1] : tensor<2xi64> -> tensor<1xi64>
+// VOCAB: galv.embedding {{.*}} : tensor<64x32xf32>, tensor<4x8xi64> -> tensor<4x8x32xf32>
+// VOCAB: galv.all_reduce sum %{{.*}} group = [2, 1] : tensor<4x8x32xf32>
+// VOCAB: galv.linear {{.*}} -> tensor<4x8x64xf32>
+// VOCAB: galv.all_reduce max %{{.*}} group = [2, 1] : tensor<28x1xf32>
+// VOCAB: galv.all_reduce sum %{{.*}} group = [2, 1] : tensor<28x1xf32>
+// VOCAB: galv.all_reduce sum %{{.*}} group = [2, 1] : tensor<28x1xf32>
+// VOCAB-NOT: galv.cross_entropy
+
+// ZeRO-2: the flat gradient is reduce-scattered, this rank's half of the
+// parameter updated (its moments are halves), then gathered back.
+// ZERO2-LABEL: func.func @train_step
+// ZERO2-SAME: tensor<1536xf32> {galv.name = "adam_m:transformer.h.0.attn.c_attn.weight", galv.shard = #galv.shard<cuts = [], flat = [2, 1]>}
+// ZERO2: galv.reduce_scatter %{{.*}} axis = 0 group = [2, 1] : tensor<4096xf32> -> tensor<2048xf32>
+// ZERO2: galv.shard_slice %{{.*}} axis = 0 group = [2, 1] : tensor<4096xf32> -> tensor<2048xf32>
+// ZERO2: galv.all_gather %{{.*}} axis = 0 group = [2, 1] : tensor<2048xf32> -> tensor<4096xf32>
