@@ -224,6 +224,9 @@ private:
     Layout layout;
     Axes axes;
     bool assigned = false;
+    /// Read whole by ops of different data-parallel groups (a weight the
+    /// exporter shared between layers): each use sums its own gradient.
+    bool mixed = false;
   };
   DenseMap<Operation *, ParamUse> params;
   /// Gathers, slices and replicates made so far: (value, dimension, kind).
@@ -347,12 +350,18 @@ LogicalResult Partitioner::cutParam(Value v, const Layout &layout,
     }
   };
   if (use.assigned) {
-    bool same = use.layout.dims == layout.dims &&
-                use.layout.blocks == layout.blocks && use.axes.dp == axes.dp &&
-                use.axes.dpKind == axes.dpKind;
-    if (!same)
+    bool sameCut =
+        use.layout.dims == layout.dims && use.layout.blocks == layout.blocks;
+    if (!sameCut)
       return fail(user, "parameter '" + get.getName().str() +
                             "' is used with two different splits");
+    if (use.axes.dp != axes.dp || use.axes.dpKind != axes.dpKind) {
+      if (layout.anySplit())
+        return fail(user, "parameter '" + get.getName().str() +
+                              "' is split by tensor parallelism and used "
+                              "by layers of different data-parallel groups");
+      use.mixed = true;
+    }
     cutAlong();
     return success();
   }
@@ -383,6 +392,22 @@ LogicalResult Partitioner::finishParams() {
         llvm::append_range(cuts, SmallVector<int64_t>{static_cast<int64_t>(d),
                                                       use.layout.blocks[d],
                                                       g.size, g.stride});
+    if (use.mixed) {
+      // Every use sums its gradient over its own data-parallel group.
+      SmallVector<OpOperand *> uses;
+      for (OpOperand &u : get.getResult().getUses())
+        uses.push_back(&u);
+      // In program order, so that a shared replicate precedes its users.
+      llvm::sort(uses, [](OpOperand *a, OpOperand *b) {
+        return a->getOwner()->isBeforeInBlock(b->getOwner());
+      });
+      for (OpOperand *u : uses) {
+        Group group = axesFor(u->getOwner()).dp;
+        if (!group.whole())
+          u->set(replicate(get.getResult(), group, u->getOwner()));
+      }
+      continue;
+    }
     Group dp = use.axes.dp;
     bool zero3 = use.axes.dpKind == DataParallelKind::zero3 && !dp.whole();
     SmallVector<int64_t> flat;
@@ -1043,22 +1068,23 @@ LogicalResult Partitioner::partitionOp(Operation *op, const Axes &axes) {
         setLayout(e.getResult(), out);
         return success();
       })
-      .Case<LayerNormOp, RmsNormOp, SoftmaxOp>([&](Operation *n) {
-        int64_t axis = -1;
-        if (auto s = dyn_cast<SoftmaxOp>(n))
-          axis = s.getAxis();
-        (void)requireWhole(0, axis);
-        bool varying = layoutOf(n->getOperand(0)).splitOver(axes.tp);
-        for (unsigned i = 1; i < n->getNumOperands(); ++i) {
-          Value p = n->getOperand(i);
-          if (isParam(p))
-            (void)cutParam(p, Layout::whole(1), axes, n);
-          // Scales applied to a split sequence get partial gradients.
-          if (varying && trainable.contains(p))
-            n->setOperand(i, replicate(p, axes.tp, n));
-        }
-        return same(n->getOperand(0), n->getResult(0));
-      })
+      .Case<LayerNormOp, RmsNormOp, SoftmaxOp>(
+          [&](Operation *n) -> LogicalResult {
+            int64_t axis = -1;
+            if (auto s = dyn_cast<SoftmaxOp>(n))
+              axis = s.getAxis();
+            (void)requireWhole(0, axis);
+            bool varying = layoutOf(n->getOperand(0)).splitOver(axes.tp);
+            for (unsigned i = 1; i < n->getNumOperands(); ++i) {
+              Value p = n->getOperand(i);
+              if (isParam(p) && failed(cutParam(p, Layout::whole(1), axes, n)))
+                return failure();
+              // Scales applied to a split sequence get partial gradients.
+              if (varying && trainable.contains(p))
+                n->setOperand(i, replicate(p, axes.tp, n));
+            }
+            return same(n->getOperand(0), n->getResult(0));
+          })
       .Case([&](RotaryOp r) -> LogicalResult {
         Value x = conform(r, 0, axes);
         Layout lx = layoutOf(x);

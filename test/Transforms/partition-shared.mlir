@@ -1,0 +1,35 @@
+// A weight read by ops of different data-parallel groups (exporters share
+// identical initial tensors, here one norm scale for the layer and the
+// final norm): each use sums its own gradient over its own group, and
+// galv-adamw has nothing left to synchronise.
+// RUN: galvatron-opt %s --galv-apply-strategy="world-size=4 tp=2" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s
+
+// CHECK-LABEL: func.func @loss
+// CHECK-NOT: @ln.weight {galv.grad_sync
+// CHECK: %[[G:.*]] = galv.get_parameter @ln.weight : tensor<16xf32>
+// CHECK: %[[L:.*]] = galv.replicate %[[G]] group = [2, 2] {galv.layer = 0
+// CHECK: galv.layer_norm %{{.*}}, %[[L]]
+// CHECK: %[[H:.*]] = galv.replicate %[[G]] group = [4, 1] :
+// CHECK: galv.layer_norm %{{.*}}, %[[H]]
+module attributes {galv.weights = "w.safetensors"} {
+  galv.parameter @wte : tensor<32x16xf32> trainable
+  galv.parameter @ln.weight : tensor<16xf32> trainable
+  galv.parameter @fc.weight : tensor<16x16xf32> trainable
+  galv.layer_type @block(%x: tensor<4x8x16xf32>, %g: tensor<16xf32>, %w: tensor<16x16xf32>) -> tensor<4x8x16xf32>
+      attributes {kind = #galv.layer_kind<decoder>, param_names = ["ln.weight", "fc.weight"]} {
+    %n = galv.layer_norm %x, %g eps = 1.0e-05 : tensor<4x8x16xf32>, tensor<16xf32>
+    %y = galv.linear %n, %w : tensor<4x8x16xf32>, tensor<16x16xf32> -> tensor<4x8x16xf32>
+    %z = galv.add %x, %y : tensor<4x8x16xf32>, tensor<4x8x16xf32> -> tensor<4x8x16xf32>
+    galv.return %z : tensor<4x8x16xf32>
+  }
+  func.func @forward(%ids: tensor<4x8xi64>) -> tensor<4x8x32xf32> {
+    %wte = galv.get_parameter @wte : tensor<32x16xf32>
+    %h = galv.embedding %wte[%ids] : tensor<32x16xf32>, tensor<4x8xi64> -> tensor<4x8x16xf32>
+    %g = galv.get_parameter @ln.weight : tensor<16xf32>
+    %w = galv.get_parameter @fc.weight : tensor<16x16xf32>
+    %h1 = galv.layer @block(%h) params(%g, %w) : (tensor<4x8x16xf32>, tensor<16xf32>, tensor<16x16xf32>) -> tensor<4x8x16xf32>
+    %n = galv.layer_norm %h1, %g eps = 1.0e-05 : tensor<4x8x16xf32>, tensor<16xf32>
+    %logits = galv.linear %n, %wte : tensor<4x8x16xf32>, tensor<32x16xf32> -> tensor<4x8x32xf32>
+    return %logits : tensor<4x8x32xf32>
+  }
+}
