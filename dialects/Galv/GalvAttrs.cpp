@@ -226,7 +226,7 @@ RankedTensorType ShardAttr::getLocalType(RankedTensorType full) const {
     int64_t n = 1;
     for (int64_t d : shape)
       n *= d;
-    shape = {llvm::divideCeil(n, flat[0])};
+    shape = {static_cast<int64_t>(llvm::divideCeil(n, flat[0]))};
   }
   return RankedTensorType::get(shape, full.getElementType());
 }

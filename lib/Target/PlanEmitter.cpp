@@ -246,7 +246,7 @@ LogicalResult Emitter::lowerOp(Operation &op) {
     return success();
   }
   if (auto transfer = dyn_cast<StageTransferOp>(op)) {
-    if (transfer.getFrom() == stage) {
+    if (static_cast<int64_t>(transfer.getFrom()) == stage) {
       auto it = indexOf.find(transfer.getInput());
       if (it == indexOf.end())
         return op.emitError("transfer of a value this stage does not have");
@@ -256,7 +256,7 @@ LogicalResult Emitter::lowerOp(Operation &op) {
     return recvFrom(transfer.getFrom(), transfer.getResult());
   }
   if (auto broadcast = dyn_cast<StageBroadcastOp>(op)) {
-    if (broadcast.getFrom() != stage)
+    if (static_cast<int64_t>(broadcast.getFrom()) != stage)
       return recvFrom(broadcast.getFrom(), broadcast.getResult());
     int32_t index = indexOf.at(broadcast.getInput());
     for (int64_t other = 0; other < stages; ++other)
@@ -344,21 +344,21 @@ LogicalResult Emitter::lowerOp(Operation &op) {
             return O::Slice;
           })
           .Case([&](ConcatOp c) {
-            inst.ints = {c.getAxis()};
+            inst.ints = {static_cast<int64_t>(c.getAxis())};
             return O::Concat;
           })
           .Case([&](SplitOp s) {
-            inst.ints = {s.getAxis()};
+            inst.ints = {static_cast<int64_t>(s.getAxis())};
             return O::Split;
           })
           .Case([](ExpandOp) { return O::Expand; })
           .Case([&](GatherOp g) {
-            inst.ints = {g.getAxis()};
+            inst.ints = {static_cast<int64_t>(g.getAxis())};
             return O::Gather;
           })
           .Case([](EmbeddingOp) { return O::Embedding; })
           .Case([&](EmbeddingGradOp e) {
-            inst.ints = {e.getRows()};
+            inst.ints = {static_cast<int64_t>(e.getRows())};
             return O::EmbeddingGrad;
           })
           .Case([&](ReduceOp r) {
@@ -367,7 +367,7 @@ LogicalResult Emitter::lowerOp(Operation &op) {
             return O::Reduce;
           })
           .Case([&](SoftmaxOp s) {
-            inst.ints = {s.getAxis()};
+            inst.ints = {static_cast<int64_t>(s.getAxis())};
             return O::Softmax;
           })
           .Case([&](LayerNormOp l) {
@@ -389,7 +389,7 @@ LogicalResult Emitter::lowerOp(Operation &op) {
           })
           .Case([&](CrossEntropyOp c) {
             inst.ints = {c.getReduction() == ReduceKind::mean,
-                         c.getIgnoreIndex()};
+                         static_cast<int64_t>(c.getIgnoreIndex())};
             return O::CrossEntropy;
           })
           .Case([&](AllReduceOp r) {
@@ -398,16 +398,19 @@ LogicalResult Emitter::lowerOp(Operation &op) {
             return O::AllReduce;
           })
           .Case([&](AllGatherOp a) {
-            inst.ints = {groupOf(a.getGroup()), a.getAxis()};
+            inst.ints = {groupOf(a.getGroup()),
+                         static_cast<int64_t>(a.getAxis())};
             return O::AllGather;
           })
           .Case([&](AllToAllOp a) {
-            inst.ints = {groupOf(a.getGroup()), a.getSplitAxis(),
-                         a.getConcatAxis()};
+            inst.ints = {groupOf(a.getGroup()),
+                         static_cast<int64_t>(a.getSplitAxis()),
+                         static_cast<int64_t>(a.getConcatAxis())};
             return O::AllToAll;
           })
           .Case([&](ReduceScatterOp r) {
-            inst.ints = {groupOf(r.getGroup()), r.getAxis()};
+            inst.ints = {groupOf(r.getGroup()),
+                         static_cast<int64_t>(r.getAxis())};
             return O::ReduceScatter;
           })
           .Case([&](ShardSliceOp s) {
@@ -556,7 +559,8 @@ LogicalResult Emitter::inferStages(Block &body) {
 
 bool Emitter::runsHere(Operation &op) {
   if (auto transfer = dyn_cast<StageTransferOp>(op))
-    return transfer.getFrom() == stage || transfer.getTo() == stage;
+    return static_cast<int64_t>(transfer.getFrom()) == stage ||
+           static_cast<int64_t>(transfer.getTo()) == stage;
   int64_t s = opStage.lookup(&op);
   return s < 0 || s == stage;
 }

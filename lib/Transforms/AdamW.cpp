@@ -84,7 +84,8 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
       if (sync.empty() || sync[0] != 1)
         return t;
       return RankedTensorType::get(
-          {llvm::divideCeil(t.getNumElements(), sync[1])}, t.getElementType());
+          {static_cast<int64_t>(llvm::divideCeil(t.getNumElements(), sync[1]))},
+          t.getElementType());
     };
     auto plan =
         module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
