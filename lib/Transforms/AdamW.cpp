@@ -7,6 +7,7 @@
 #include "mlir/IR/IRMapping.h"
 
 #include <cmath>
+#include <map>
 
 namespace mlir::galv {
 #define GEN_PASS_DEF_ADAMW
@@ -89,11 +90,6 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     };
     auto plan =
         module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
-    if (clipNorm > 0 && plan && plan.getWorldSize() > 1) {
-      module.emitError("galv-adamw: clip-norm over sharded gradients is not "
-                       "supported yet");
-      return signalPassFailure();
-    }
     FunctionType gradType = lossGrad.getFunctionType();
     unsigned numData = gradType.getNumInputs();
     auto scalar = RankedTensorType::get({}, b.getF32Type());
@@ -253,22 +249,97 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
         g = mul(g, inverse);
     }
 
+    // Each parameter's data-parallel sync, in flat zero-padded form for
+    // ZeRO-2 (whose rank updates its piece).
+    struct Sync {
+      SmallVector<int64_t> group;
+      int64_t count = 0, padded = 0;
+      bool zero2 = false;
+    };
+    SmallVector<Sync> syncs(n);
+    auto flatPadded = [&](Value x, const Sync &sync) -> Value {
+      auto element = cast<RankedTensorType>(x.getType()).getElementType();
+      Value flat = ReshapeOp::create(
+          b, loc, RankedTensorType::get({sync.count}, element), x);
+      if (sync.padded == sync.count)
+        return flat;
+      Value zeros = ConstantOp::create(
+          b, loc,
+          DenseElementsAttr::get(
+              RankedTensorType::get({sync.padded - sync.count}, element),
+              b.getFloatAttr(element, 0)));
+      return ConcatOp::create(b, loc, ValueRange{flat, zeros}, 0);
+    };
+    for (unsigned k = 0; k < n; ++k) {
+      ArrayRef<int64_t> kind = syncOf(k);
+      Sync &sync = syncs[k];
+      sync.group.assign(kind.begin() + (kind.empty() ? 0 : 1), kind.end());
+      sync.count = stateType(k).getNumElements();
+      sync.padded =
+          sync.group.empty()
+              ? sync.count
+              : llvm::divideCeil(sync.count, sync.group[0]) * sync.group[0];
+      sync.zero2 = !kind.empty() && kind[0] == 1;
+      if (!kind.empty() && kind[0] == 0)
+        // DDP: sum the data-parallel partial gradients.
+        grads[k] =
+            AllReduceOp::create(b, loc, ReduceKind::sum, grads[k], sync.group);
+      else if (sync.zero2)
+        // ZeRO-2: each rank reduces its piece.
+        grads[k] = ReduceScatterOp::create(b, loc, flatPadded(grads[k], sync),
+                                           0, sync.group);
+    }
+
     if (clipNorm > 0) {
-      // Scale every gradient by min(1, clip / (||g|| + 1e-6)).
-      Value total;
-      for (Value g : grads) {
+      // Scale every gradient by min(1, clip / (||g|| + 1e-6)). Ranks hold
+      // pieces of the gradients: a piece held alike by c ranks of a stage
+      // counts 1/c, the stage's ranks sum their parts, and the stages
+      // theirs on the last stage, which hands the factor to all.
+      int64_t perStage = plan ? plan.getDevicesPerStage() : 1;
+      int64_t stages = plan ? plan.getPp() : 1;
+      std::map<int64_t, Value> partial;
+      for (unsigned k = 0; k < n; ++k) {
+        Value g = grads[k];
         int64_t rank = cast<RankedTensorType>(g.getType()).getRank();
         SmallVector<int64_t> axes;
         for (int64_t d = 0; d < rank; ++d)
           axes.push_back(d);
         Value sq =
             ReduceOp::create(b, loc, ReduceKind::sum, mul(g, g), axes, false);
-        total = total ? add(total, sq) : sq;
+        int64_t pieces = syncs[k].zero2 ? syncs[k].group[0] : 1;
+        int64_t stage = 0;
+        if (reads[k]) {
+          if (ShardAttr shard = reads[k].getShardAttr()) {
+            ArrayRef<int64_t> cuts = shard.getCuts();
+            for (size_t i = 0; i + 3 < cuts.size(); i += 4)
+              pieces *= cuts[i + 2];
+            if (shard.getFlat().size() == 2)
+              pieces *= shard.getFlat()[0];
+          }
+          if (auto tag = reads[k]->getAttrOfType<IntegerAttr>(
+                  GalvDialect::getStageAttrName()))
+            stage = tag.getInt();
+        }
+        if (perStage / pieces > 1)
+          sq = mul(sq, constant(double(pieces) / double(perStage)));
+        Value &sum = partial[stage];
+        sum = sum ? add(sum, sq) : sq;
+      }
+      Value total;
+      for (auto &[stage, sum] : partial) {
+        if (perStage > 1)
+          sum = AllReduceOp::create(b, loc, ReduceKind::sum, sum,
+                                    ArrayRef<int64_t>{perStage, 1});
+        if (stage != stages - 1)
+          sum = StageTransferOp::create(b, loc, sum, stage, stages - 1);
+        total = total ? add(total, sum) : sum;
       }
       Value norm = SqrtOp::create(b, loc, total);
       Value factor =
           MinOp::create(b, loc, constant(1.0),
                         div(constant(clipNorm), add(norm, constant(1e-6))));
+      if (stages > 1)
+        factor = StageBroadcastOp::create(b, loc, factor, stages - 1);
       for (Value &g : grads)
         g = mul(g, factor);
     }
@@ -282,49 +353,24 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     SmallVector<Value> newParams, newM, newV;
     for (unsigned k = 0; k < n; ++k) {
       Value g = grads[k], p = paramArg(k);
-      ArrayRef<int64_t> sync = syncOf(k);
-      SmallVector<int64_t> group(sync.begin() + (sync.empty() ? 0 : 1),
-                                 sync.end());
+      const Sync &sync = syncs[k];
       RankedTensorType full = stateType(k);
-      int64_t count = full.getNumElements();
-      int64_t padded =
-          group.empty() ? count : llvm::divideCeil(count, group[0]) * group[0];
-      // Flattened and zero-padded to a multiple of the group size.
-      auto flatPadded = [&](Value x) -> Value {
-        auto flatType = RankedTensorType::get({count}, full.getElementType());
-        Value flat = ReshapeOp::create(b, loc, flatType, x);
-        if (padded == count)
-          return flat;
-        Value zeros = ConstantOp::create(
-            b, loc,
-            DenseElementsAttr::get(
-                RankedTensorType::get({padded - count}, full.getElementType()),
-                b.getFloatAttr(full.getElementType(), 0)));
-        return ConcatOp::create(b, loc, ValueRange{flat, zeros}, 0);
-      };
-      bool zero2 = !sync.empty() && sync[0] == 1;
-      if (!sync.empty() && sync[0] == 0) {
-        // DDP: sum the data-parallel partial gradients.
-        g = AllReduceOp::create(b, loc, ReduceKind::sum, g, group);
-      } else if (zero2) {
-        // ZeRO-2: each rank reduces and updates its piece, then the pieces
-        // are gathered back into the whole parameter.
-        g = ReduceScatterOp::create(b, loc, flatPadded(g), 0, group);
-        p = ShardSliceOp::create(b, loc, flatPadded(p), 0, group);
-      }
+      // ZeRO-2 updates this rank's piece and gathers the pieces back.
+      if (sync.zero2)
+        p = ShardSliceOp::create(b, loc, flatPadded(p, sync), 0, sync.group);
       Value m = add(mul(mArg(k), constant(beta1)), mul(g, constant(1 - beta1)));
       Value v = add(mul(vArg(k), constant(beta2)),
                     mul(mul(g, g), constant(1 - beta2)));
       Value denom = add(SqrtOp::create(b, loc, div(v, bc2)), constant(epsilon));
       Value update = mul(div(div(m, bc1), denom), lr);
       Value next = sub(mul(p, decay), update);
-      if (zero2) {
-        next = AllGatherOp::create(b, loc, next, 0, group,
+      if (sync.zero2) {
+        next = AllGatherOp::create(b, loc, next, 0, sync.group,
                                    /*scatter_grad=*/false);
-        if (padded != count)
-          next =
-              SliceOp::create(b, loc, next, ArrayRef<int64_t>{0},
-                              ArrayRef<int64_t>{count}, ArrayRef<int64_t>{1});
+        if (sync.padded != sync.count)
+          next = SliceOp::create(b, loc, next, ArrayRef<int64_t>{0},
+                                 ArrayRef<int64_t>{sync.count},
+                                 ArrayRef<int64_t>{1});
         next = ReshapeOp::create(b, loc, full, next);
       }
       newParams.push_back(next);

@@ -35,7 +35,8 @@ import safetensors_io  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BATCH, SEQ = 8, 8
 
-# (name, ranks, galv-apply-strategy flags, models it applies to or None).
+# (name, ranks, galv-apply-strategy flags, models it applies to or None,
+# [--galv-training-pipeline options, compared with a one-rank run alike]).
 # LLaMA's 2 key/value heads do not split 4 ways, hence the tp = 4 limits.
 STRATEGIES = [
     ("dp2", 2, "", None),
@@ -83,6 +84,11 @@ STRATEGIES = [
     ("pp2-1f1b-ulysses-zero3-recompute", 8,
      "pp=2 tp=2 sp=ulysses sdp=1 checkpoint=1 chunks=4 vocab-tp=2 "
      "pipeline=pipedream_flush", None),
+    # Global-norm clipping over sharded gradients (every step clips).
+    ("clip-tp2-zero2", 4, "tp=2 dp-type=zero2", None, "clip-norm=0.5"),
+    ("clip-zero3-vocab-tp2", 4, "sdp=1 vocab-tp=2", None, "clip-norm=0.5"),
+    ("clip-pp2-tp2-1f1b", 8, "pp=2 tp=2 chunks=2 pipeline=pipedream_flush",
+     None, "clip-norm=0.5"),
 ]
 
 
@@ -156,7 +162,7 @@ def main():
     failures, rows = 0, []
     start = time.time()
 
-    def compile_plan(model_dir, batch, flags, out):
+    def compile_plan(model_dir, batch, flags, out, options=""):
         fixture = os.path.join(ROOT, "models", "fixtures", f"{model_dir}-torchscript")
         imported = os.path.join(work, f"{model_dir}-b{batch}.mlir")
         if not os.path.exists(imported):
@@ -164,8 +170,9 @@ def main():
                  os.path.join(fixture, "model.onnx"), "--batch-size", str(batch),
                  "--seq-len", str(SEQ), "--state-dict",
                  os.path.join(fixture, "weights.safetensors"), "-o", imported], log)
+        pipeline = "--galv-training-pipeline" + (f"={options}" if options else "")
         run([tool("galvatron-opt"), imported, f"--galv-apply-strategy={flags}",
-             "--galv-training-pipeline", "-o", out + ".mlir"], log)
+             pipeline, "-o", out + ".mlir"], log)
         run([tool("galvatron-translate"), "--emit-plan",
              "--plan-function=train_step", out + ".mlir", "-o", out + ".bin"], log)
         return imported[: -len(".mlir")] + ".safetensors"
@@ -179,11 +186,21 @@ def main():
         return out
 
     for model in args.models.split(","):
-        base = os.path.join(work, f"{model}-one-rank")
-        weights = compile_plan(model, BATCH, "world-size=1", base)
-        reference = train(base + ".bin", weights, 1, f"{model}-one-rank")
-        ref_losses = [r["loss"] for r in losses(reference + ".jsonl")]
-        for name, ranks, flags, models in STRATEGIES:
+        references = {}
+
+        def reference_for(options):
+            # One-rank runs, one per set of training-pipeline options.
+            if options not in references:
+                tag = f"{model}-one-rank" + (f"-{options}" if options else "")
+                base = os.path.join(work, tag)
+                weights = compile_plan(model, BATCH, "world-size=1", base, options)
+                out = train(base + ".bin", weights, 1, tag)
+                references[options] = (out, [r["loss"] for r in losses(out + ".jsonl")])
+            return references[options]
+
+        for entry in STRATEGIES:
+            name, ranks, flags, models = entry[:4]
+            options = entry[4] if len(entry) > 4 else ""
             if models and model not in models:
                 continue
             if args.only and args.only != name:
@@ -192,9 +209,11 @@ def main():
             chunks = chunks_of(flags)
             row = {"model": model, "strategy": name, "ranks": ranks, "flags": flags}
             try:
+                reference, ref_losses = reference_for(options)
                 plan = os.path.join(work, tag)
                 weights = compile_plan(model, BATCH // chunks,
-                                       f"world-size={ranks} {flags}".strip(), plan)
+                                       f"world-size={ranks} {flags}".strip(), plan,
+                                       options)
                 out = train(plan + ".bin", weights, ranks, tag)
                 got = losses(out + ".jsonl")
                 worst = max(abs(g["loss"] - r) / abs(r) for g, r in zip(got, ref_losses))
