@@ -162,7 +162,9 @@ LogicalResult readConfig(StringRef path, Strategy &s, std::string &error) {
   // Galvatron's use_sp: the layer's tp degree runs Ulysses instead.
   for (int64_t flag : useSp)
     s.sp.push_back(flag ? "ulysses" : "none");
-  s.vocabSp = vsp ? "ulysses" : "none";
+  // The embedding and head have no attention: their sequence parallelism
+  // is Megatron's.
+  s.vocabSp = vsp ? "megatron" : "none";
   s.embedSdp = embedSdp != 0;
   return success();
 }
@@ -207,6 +209,7 @@ struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
       s.pipeline = pipeline;
       s.dpType = dpType;
       s.vocabTp = vocabTp;
+      s.vocabSp = vocabSp ? "megatron" : "none";
       s.embedSdp = embedSdp;
     }
     SmallVector<LayerOp> layers;

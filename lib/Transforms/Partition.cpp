@@ -665,12 +665,22 @@ LogicalResult Partitioner::partitionVocabEmbedding(EmbeddingOp op,
       b, loc, RankedTensorType::get(maskShape, f),
       CastOp::create(b, loc, RankedTensorType::get(idsType.getShape(), f),
                      inside));
-  Value sum =
-      AllReduceOp::create(b, loc, ReduceKind::sum,
-                          MulOp::create(b, loc, rows, mask), axes.tp.attr());
+  Value pieces = MulOp::create(b, loc, rows, mask);
   Layout out = layoutOf(ids);
   out.dims.push_back(Group());
   out.blocks.push_back(1);
+  // With sequence parallelism (Galvatron's vsp) the sum is scattered along
+  // the sequence, as after a row-parallel linear.
+  bool scatter = axes.megatronSp() && out.dims.size() == 3 &&
+                 out.dims[1].whole() &&
+                 idsType.getDimSize(1) % axes.tp.size == 0;
+  Value sum =
+      scatter
+          ? Value(ReduceScatterOp::create(b, loc, pieces, 1, axes.tp.attr()))
+          : Value(AllReduceOp::create(b, loc, ReduceKind::sum, pieces,
+                                      axes.tp.attr()));
+  if (scatter)
+    out.dims[1] = axes.tp;
   globalTypes[sum] = global(op.getResult());
   layouts[sum] = out;
   trainable.insert(sum);
@@ -1337,10 +1347,11 @@ struct PartitionPass : galv::impl::PartitionBase<PartitionPass> {
                       "galv-partition runs before galv-autodiff");
       return signalPassFailure();
     }
-    if (plan.getVocabSp() != SequenceParallelKind::none) {
+    if (plan.getVocabSp() == SequenceParallelKind::ulysses) {
       mlir::emitError(module.getLoc(),
-                      "galv-partition: sequence parallelism of the embedding "
-                      "and head (vsp) is not lowered yet");
+                      "galv-partition: the embedding and head take Megatron "
+                      "sequence parallelism (vocab_sp = megatron), not "
+                      "Ulysses: they have no attention");
       return signalPassFailure();
     }
     // The embedding and head ("other" layers) use all devices of a stage:
@@ -1349,10 +1360,11 @@ struct PartitionPass : galv::impl::PartitionBase<PartitionPass> {
     DataParallelKind otherKind = plan.getEmbedZero3() ? DataParallelKind::zero3
                                                       : plan.getDefaultDpKind();
     int64_t otherDp = devices / plan.getVocabTp();
-    auto other =
-        StrategyAttr::get(module.getContext(), plan.getVocabTp(), otherDp, true,
-                          otherDp > 1 ? otherKind : DataParallelKind::ddp,
-                          SequenceParallelKind::none, false, 0);
+    auto other = StrategyAttr::get(
+        module.getContext(), plan.getVocabTp(), otherDp, true,
+        otherDp > 1 ? otherKind : DataParallelKind::ddp,
+        plan.getVocabTp() > 1 ? plan.getVocabSp() : SequenceParallelKind::none,
+        false, 0);
     Partitioner partitioner(loss, plan, other);
     if (failed(partitioner.run()))
       return signalPassFailure();

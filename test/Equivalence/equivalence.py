@@ -84,6 +84,13 @@ STRATEGIES = [
     ("pp2-1f1b-ulysses-zero3-recompute", 8,
      "pp=2 tp=2 sp=ulysses sdp=1 checkpoint=1 chunks=4 vocab-tp=2 "
      "pipeline=pipedream_flush", None),
+    # Sequence parallelism in the embedding and head too (Galvatron's vsp).
+    ("vocab-tp2-vsp", 2, "vocab-tp=2 vocab-sp=1", None),
+    ("megatron-sp-vocab-tp2-vsp-zero3", 4,
+     "tp=2 sp=megatron vocab-tp=2 vocab-sp=1 sdp=1", None),
+    ("pp2-vocab-tp2-vsp-1f1b", 8,
+     "pp=2 tp=2 sp=megatron,ulysses vocab-tp=2 vocab-sp=1 chunks=2 "
+     "pipeline=pipedream_flush", None),
     # Global-norm clipping over sharded gradients (every step clips).
     ("clip-tp2-zero2", 4, "tp=2 dp-type=zero2", None, "clip-norm=0.5"),
     ("clip-zero3-vocab-tp2", 4, "sdp=1 vocab-tp=2", None, "clip-norm=0.5"),

@@ -110,3 +110,14 @@
 // ZERO2: galv.reduce_scatter %{{.*}} axis = 0 group = [2, 1] : tensor<4096xf32> -> tensor<2048xf32>
 // ZERO2: galv.shard_slice %{{.*}} axis = 0 group = [2, 1] : tensor<4096xf32> -> tensor<2048xf32>
 // ZERO2: galv.all_gather %{{.*}} axis = 0 group = [2, 1] : tensor<2048xf32> -> tensor<4096xf32>
+
+// Galvatron's vsp: the vocabulary-parallel embedding reduce-scatters along
+// the sequence, the head's norm runs on sequence pieces and the head
+// gathers the sequence back (its gradient reduce-scattered).
+// RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=2 vocab-tp=2 vocab-sp=1" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=VSP
+// VSP: galv.embedding {{.*}} : tensor<64x32xf32>, tensor<4x8xi64> -> tensor<4x8x32xf32>
+// VSP: galv.reduce_scatter %{{.*}} axis = 1 group = [2, 1] : tensor<4x8x32xf32> -> tensor<4x4x32xf32>
+// VSP: galv.shard_slice %{{.*}} axis = 1 group = [2, 1] : tensor<1x8x32xf32> -> tensor<1x4x32xf32>
+// VSP: galv.layer_norm %{{.*}} : tensor<4x4x32xf32>
+// VSP: galv.all_gather %{{.*}} axis = 1 group = [2, 1] scatter_grad : tensor<4x4x32xf32> -> tensor<4x8x32xf32>
+// VSP: galv.linear {{.*}} -> tensor<4x8x64xf32>

@@ -174,7 +174,8 @@ def ApplyStrategy : Pass<"galv-apply-strategy", "::mlir::ModuleOp"> {
     tp_consecutive_flags, dp_types_enc, use_sp, checkpoint, global_bsz,
     chunks, pp_division, pipeline_type, default_dp_type, vtp, vsp,
     embed_sdp) or Galvatron's GLOBAL-mode flags (`pp`, `tp`, `tp-consec`,
-    `sdp`, `checkpoint`, `chunks`, `pipeline`, `dp-type`, `vocab-tp`, `sp`,
+    `sdp`, `checkpoint`, `chunks`, `pipeline`, `dp-type`, `vocab-tp`,
+    `vocab-sp`, `sp`,
     `global-batch`); `tp`, `tp-consec`, `sdp`, `sp` and `checkpoint` take one
     value for all layers or one per layer (a mixed strategy). `world-size`
     is the number of ranks. A strategy that does not fit (degrees that do
@@ -211,6 +212,8 @@ def ApplyStrategy : Pass<"galv-apply-strategy", "::mlir::ModuleOp"> {
            "Default data-parallel kind: ddp, zero2 or zero3">,
     Option<"vocabTp", "vocab-tp", "int64_t", /*default=*/"1",
            "Tensor-parallel degree of the embedding and head">,
+    Option<"vocabSp", "vocab-sp", "bool", /*default=*/"false",
+           "Sequence parallelism (Megatron's) for the embedding and head">,
     Option<"embedSdp", "embed-sdp", "bool", /*default=*/"false",
            "ZeRO-3 for the embedding and head">
   ];
@@ -252,7 +255,7 @@ def Partition : Pass<"galv-partition", "::mlir::ModuleOp"> {
     weights whole on a split sequence and trades it for split heads around
     attention (all-to-all). With `vocab_tp` the embedding table and the head
     are split along the vocabulary, with a vocabulary-parallel
-    cross-entropy. With pipeline stages every op is tagged `galv.stage` (its
+    cross-entropy; `vocab_sp` adds Megatron sequence parallelism to them. With pipeline stages every op is tagged `galv.stage` (its
     layer's stage; the embedding on the first, the head and loss on the
     last) and values crossing stages pass through `galv.stage_transfer`
     (a tied embedding read by the head too); --emit-plan gives each rank
