@@ -1120,8 +1120,15 @@ LogicalResult Partitioner::partitionOp(Operation *op, const Axes &axes) {
           Value v = conform(a, i, axes);
           // Ulysses: trade the split sequence for split heads.
           Layout l = layoutOf(v);
-          if (axes.ulysses() && l.dims[2] == axes.tp && l.dims[1].whole())
+          if (axes.ulysses() && l.dims[2] == axes.tp && l.dims[1].whole()) {
+            int64_t heads = global(v).getDimSize(1);
+            if (heads % axes.tp.size != 0)
+              return fail(a, "Ulysses needs the " + Twine(heads) +
+                                 " heads of this attention input to split "
+                                 "over tp = " +
+                                 Twine(axes.tp.size));
             a->setOperand(i, allToAll(v, 1, 2, axes.tp, a));
+          }
         }
         Layout lq = layoutOf(a.getQuery());
         for (unsigned i = 1; i < 3; ++i) {
