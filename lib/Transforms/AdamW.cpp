@@ -193,6 +193,33 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     llvm::StringMap<unsigned> paramIndex;
     for (auto [k, p] : llvm::enumerate(params))
       paramIndex[p.getSymName()] = k;
+    // A weight another pipeline stage reads (a tied head) moves once per
+    // step: its forward transfer is shared by the micro-batches, and the
+    // gradient that comes back through the adjoint transfer is summed on
+    // the reading stage and sent once, when it only adds into the weight's
+    // gradient.
+    Block &gradBody = lossGrad.getBody().front();
+    Operation *gradTerminator = gradBody.getTerminator();
+    DenseMap<Operation *, unsigned> deferrable;
+    gradBody.walk([&](StageTransferOp transfer) {
+      if (!transfer->hasAttr(GalvDialect::getBackwardAttrName()))
+        return;
+      Value v = transfer.getResult();
+      while (v.hasOneUse()) {
+        OpOperand &use = *v.getUses().begin();
+        Operation *user = use.getOwner();
+        if (user == gradTerminator) {
+          if (use.getOperandNumber() > 0)
+            deferrable[transfer] = use.getOperandNumber() - 1;
+          return;
+        }
+        if (!isa<AddOp>(user) || user->getResult(0).getType() != v.getType())
+          return;
+        v = user->getResult(0);
+      }
+    });
+    DenseMap<Operation *, Value> shared;
+    std::map<unsigned, std::pair<Value, StageTransferOp>> deferred;
     Value loss;
     SmallVector<Value> grads(n);
     for (unsigned micro = 0; micro < microBatches; ++micro) {
@@ -223,6 +250,32 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
             continue;
           }
         }
+        if (auto transfer = dyn_cast<StageTransferOp>(op)) {
+          if (transfer.getInput().getDefiningOp<GetParameterOp>()) {
+            Value &once = shared[&op];
+            if (!once)
+              once = b.clone(op, mapping)->getResult(0);
+            mapping.map(transfer.getResult(), once);
+            continue;
+          }
+          auto it = deferrable.find(&op);
+          if (it != deferrable.end()) {
+            auto &[sum, kind] = deferred[it->second];
+            Value piece = mapping.lookup(transfer.getInput());
+            sum = sum ? add(sum, piece) : piece;
+            sum.getDefiningOp()->setAttr(GalvDialect::getBackwardAttrName(),
+                                         b.getUnitAttr());
+            kind = transfer;
+            auto type = cast<RankedTensorType>(transfer.getType());
+            mapping.map(
+                transfer.getResult(),
+                ConstantOp::create(
+                    b, loc,
+                    DenseElementsAttr::get(
+                        type, b.getFloatAttr(type.getElementType(), 0))));
+            continue;
+          }
+        }
         b.clone(op, mapping);
       }
       Value microLoss = mapping.lookup(gradReturn->getOperand(0));
@@ -241,6 +294,12 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
         if (lastCopy && lastCopy->isBeforeInBlock(&op))
           op.setAttr(GalvDialect::getBackwardAttrName(), b.getUnitAttr());
       }
+    }
+    for (auto &[k, entry] : deferred) {
+      auto [sum, transfer] = entry;
+      grads[k] =
+          add(grads[k], StageTransferOp::create(b, loc, sum, transfer.getFrom(),
+                                                transfer.getTo()));
     }
     if (microBatches > 1) {
       Value inverse = constant(1.0 / microBatches);
