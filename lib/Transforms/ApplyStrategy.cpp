@@ -270,11 +270,14 @@ struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
              failure();
     // The global batch: chunks micro-batches of the imported batch.
     auto forward = module.lookupSymbol<func::FuncOp>("forward");
-    int64_t imported = 0;
+    int64_t imported = 0, sequence = 1;
     if (forward && forward.getNumArguments() > 0)
       if (auto t = dyn_cast<RankedTensorType>(forward.getArgumentTypes()[0]))
-        if (t.getRank() > 0)
+        if (t.getRank() > 0) {
           imported = t.getDimSize(0);
+          if (t.getRank() > 1)
+            sequence = t.getDimSize(1);
+        }
     if (s.chunks < 1)
       return error =
                  ("chunks must be at least 1, got " + Twine(s.chunks)).str(),
@@ -318,10 +321,22 @@ struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
                  failure();
         if (*sp != SequenceParallelKind::none && t == 1)
           *sp = SequenceParallelKind::none;
+        if (*sp != SequenceParallelKind::none && sequence % t != 0)
+          return error = ("layer " + Twine(layer) + ": sequence parallelism " +
+                          "needs the sequence of " + Twine(sequence) +
+                          " to split over tp = " + Twine(t))
+                             .str(),
+                 failure();
         layers[layer].setStrategyAttr(
             StrategyAttr::get(context, t, d, (*consec)[layer] != 0, kind, *sp,
                               (*ckpts)[layer] != 0, stage));
       }
+    if (s.vocabSp == "megatron" && s.vocabTp > 1 && sequence % s.vocabTp != 0)
+      return error = ("vocabulary sequence parallelism needs the sequence of " +
+                      Twine(sequence) +
+                      " to split over vocab tp = " + Twine(s.vocabTp))
+                         .str(),
+             failure();
     if (imported && imported % (perStage / s.vocabTp) != 0)
       return error = ("the imported batch " + Twine(imported) +
                       " does not split over the embedding's dp = " +

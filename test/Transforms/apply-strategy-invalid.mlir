@@ -26,3 +26,7 @@
 // Heads that do not split over the tensor-parallel group (4 heads, tp 8).
 // RUN: galvatron-translate --import-onnx %galvatron_src_root/models/fixtures/gpt2-torchscript/model.onnx --batch-size 8 --seq-len 8 --weights-out %t.safetensors | not galvatron-opt --galv-apply-strategy="world-size=8 tp=8" --galv-inline-layers --galv-append-loss --galv-partition 2>&1 | FileCheck %s --check-prefix=HEADS
 // HEADS: error: galv-partition: dimension of 4 (heads?) does not split over 8 ranks
+// Sequence parallelism needs the sequence (6 here) to split over tp.
+// RUN: galvatron-translate --import-onnx %galvatron_src_root/models/fixtures/gpt2-torchscript/model.onnx --batch-size 4 --seq-len 6 --weights-out %t.sp.safetensors -o %t.sp.mlir
+// RUN: not galvatron-opt %t.sp.mlir --galv-apply-strategy="world-size=4 tp=4 sp=ulysses" 2>&1 | FileCheck %s --check-prefix=SEQ
+// SEQ: error: galv-apply-strategy: layer 0: sequence parallelism needs the sequence of 6 to split over tp = 4
