@@ -80,7 +80,8 @@ void usage() {
                "[--data tokens.npy | --input ids=x.npy] [--lr X] [--warmup W] "
                "[--cosine] [--min-lr X] [--log metrics.jsonl] "
                "[--checkpoint-dir D [--save-every K]] [--resume D] "
-               "[--expect-losses ref.npy] [--comm-timeout S] [--trace DIR]\n";
+               "[--expect-losses ref.npy] [--comm-timeout S] [--trace DIR "
+               "[--trace-steps N (20)]]\n";
   rt::mpi::finalize();
   std::exit(2);
 }
@@ -113,6 +114,9 @@ struct Job {
   /// --trace DIR, and the job's clock origin (rank 0's start) in µs.
   std::string traceDir;
   int64_t traceOriginUs = 0;
+  /// Steps traced (--trace-steps): a trace holds every instruction, so a
+  /// long run keeps only its first steps.
+  int traceSteps = 20;
   /// Rank 0 prints and writes what the job computed.
   bool lead() const { return worldSize == 1 || rank == 0; }
 };
@@ -281,11 +285,14 @@ public:
   }
 
   bool enabled() const { return !job.traceDir.empty(); }
+  /// Whether the next step is traced.
+  bool wants() const { return enabled() && traced < job.traceSteps; }
 
   void addStep(int step, int64_t startUs, int64_t endUs,
                const rt::RunStats &stats) {
-    if (!enabled())
+    if (!wants())
       return;
+    ++traced;
     add(event("step", "step", startUs, endUs, step, ""));
     for (const rt::TraceEvent &e : stats.trace) {
       std::string extra = ", \"instruction\": " + std::to_string(e.instruction);
@@ -333,6 +340,7 @@ private:
   const Job &job;
   std::vector<std::string> groupKeys;
   std::string events;
+  int traced = 0;
 };
 
 /// `{"all_reduce:0,1": 1234, ...}`.
@@ -621,7 +629,7 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
     auto start = std::chrono::steady_clock::now();
     int64_t startUs = nowUs();
     if (!rt::runRank(p, job.rank, inputs, weights, outputs, stats, error,
-                     {job.comm, trace.enabled()}))
+                     {job.comm, trace.wants()}))
       fatal(error);
     double ms = std::chrono::duration<double, std::milli>(
                     std::chrono::steady_clock::now() - start)
@@ -799,6 +807,7 @@ int main(int argc, char **argv) {
     rt::setKernelThreads(std::max(1u, std::thread::hardware_concurrency()) /
                          static_cast<unsigned>(rt::mpi::localSize()));
   std::string planPath, weightsPath, traceDir;
+  int traceSteps = 20;
   std::vector<std::string> inputSpecs, outputSpecs, expectSpecs;
   double rtol = 1e-4, commTimeout = 120;
   int chosenRank = -1;
@@ -829,6 +838,8 @@ int main(int argc, char **argv) {
       commTimeout = std::atof(value().c_str());
     else if (arg == "--trace")
       traceDir = value();
+    else if (arg == "--trace-steps")
+      traceSteps = std::max(1, std::atoi(value().c_str()));
     else if (arg == "--steps")
       trainOptions.steps = std::atoi(value().c_str());
     else if (arg == "--lr")
@@ -873,6 +884,7 @@ int main(int argc, char **argv) {
   job.plan = p;
   job.worldSize = rt::mpi::worldSize();
   job.traceDir = traceDir;
+  job.traceSteps = traceSteps;
   if (chosenRank >= 0) {
     // One rank's program alone, for debugging: collectives over more than
     // one rank fail, naming the instruction.
