@@ -145,6 +145,12 @@ public:
   }
 
   bool setUp(std::string &error) {
+    // Every rank arrives first, under the timeout: the communicator calls
+    // below block and cannot time out, but with all ranks present they
+    // return at once.
+    MPI_Request arrived;
+    MPI_Ibarrier(MPI_COMM_WORLD, &arrived);
+    wait(arrived, "start-up (every rank reading its plan and weights)");
     // Whole-job traffic gets its own communicator, so it can never match a
     // plan send.
     MPI_Comm_dup(MPI_COMM_WORLD, &world);

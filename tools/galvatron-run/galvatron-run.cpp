@@ -431,7 +431,8 @@ void saveCheckpoint(const std::string &dir, int step,
 /// Test hooks, so tests can check that one bad rank ends the whole job:
 /// GALVATRON_TEST_EXIT=<rank>:<step> makes that rank exit(3) as that step
 /// starts (a rank that dies), GALVATRON_TEST_STALL=<rank>:<step> makes it
-/// sleep there instead (a rank that hangs, which its peers must time out).
+/// sleep there instead (a rank that hangs, which its peers must time out;
+/// step 0 hangs before the job starts).
 bool testHook(const char *variable, int rank, int step) {
   const char *spec = std::getenv(variable);
   int r = -1, s = -1;
@@ -910,6 +911,9 @@ int main(int argc, char **argv) {
   if (job.worldSize > 1) {
     rt::mpi::Options options;
     options.timeoutSeconds = commTimeout;
+    // Step 0 of the stall hook: a rank that hangs before the job starts.
+    if (testHook("GALVATRON_TEST_STALL", job.rank, 0))
+      std::this_thread::sleep_for(std::chrono::hours(1));
     comm = rt::mpi::createCommunicator(rt::planGroups(*p), options, error);
   } else {
     comm = rt::createLocalCommunicator(rt::planGroups(*p), job.rank);
