@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Memory and communication per rank of hybrid strategies on 4 MPI ranks, for
 # the GPT-2-small-shaped benchmark model (4 layers, hidden 256, vocabulary
-# 8192; bench/train/make_model.py, needs torch once): per strategy, the
+# 8192; bench/train/make_model.py, needs torch once). Its ONNX export has a
+# static batch of 4 x 128 tokens: every row runs that batch, the pipeline
+# rows 4 of them per step (chunks=4, 16 samples). Per strategy, the
 # largest rank's optimizer state (parameters + Adam moments, bytes bound as
 # inputs), its arena (the memory planner's peak for activations, gradients
 # and new state), the bytes it hands to collectives per step (its log), and
@@ -12,7 +14,6 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
 bench=${BENCH_DIR:-/tmp/galvatron-bench/train}
 work=${WORK_DIR:-/tmp/galvatron-bench/parallel}
-batch=${BATCH:-8}
 seq=${SEQ:-128}
 steps=${STEPS:-6}
 [[ -f $bench/model.onnx ]] ||
@@ -38,12 +39,10 @@ printf '%-52s %12s %12s %14s %10s\n' strategy state_MB arena_MB comm_MB/step ms/
 for entry in "${strategies[@]}"; do
   ranks=${entry%%|*}
   flags=${entry#*|}
-  chunks=$(grep -o 'chunks=[0-9]*' <<<"$flags" | cut -d= -f2 || true)
-  micro=$((batch / ${chunks:-1}))
-  model=$work/m-b$micro
+  model=$work/m
   [[ -f $model.mlir ]] ||
     "$build/bin/galvatron-translate" --import-onnx "$bench/model.onnx" \
-      --batch-size "$micro" --seq-len "$seq" -o "$model.mlir"
+      --seq-len "$seq" -o "$model.mlir"
   plan=$work/plan
   "$build/bin/galvatron-opt" "$model.mlir" --galv-apply-strategy="$flags" \
     --galv-training-pipeline -o "$plan.mlir"

@@ -157,6 +157,12 @@ private:
     return v.getDefiningOp<GetParameterOp>();
   }
   bool isParam(Value v) { return static_cast<bool>(paramBehind(v)); }
+  /// Whether a conversion made earlier can serve a use at `at` (the
+  /// parameter pass revisits uses out of order).
+  static bool precedes(Value made, Operation *at) {
+    Operation *def = made.getDefiningOp();
+    return !def || def == at || def->isBeforeInBlock(at);
+  }
   /// Whether `v` comes from outside the layer instance `op` belongs to.
   bool fromOutside(Value v, Operation *op) {
     Operation *def = v.getDefiningOp();
@@ -250,7 +256,7 @@ Value Partitioner::gatherDim(Value v, int64_t dim, Group g, Operation *at,
                              bool scatterGrad) {
   // One gather per value and dimension serves every later user.
   Value &cached = conversions[{v, dim, scatterGrad ? -2 : 0, stageOf(at)}];
-  if (cached)
+  if (cached && precedes(cached, at))
     return cached;
   b.setInsertionPoint(at);
   Layout l = layoutOf(v);
@@ -265,7 +271,7 @@ Value Partitioner::gatherDim(Value v, int64_t dim, Group g, Operation *at,
 Value Partitioner::allToAll(Value v, int64_t split, int64_t concat, Group g,
                             Operation *at) {
   Value &cached = conversions[{v, split * 64 + concat, -3, stageOf(at)}];
-  if (cached)
+  if (cached && precedes(cached, at))
     return cached;
   b.setInsertionPoint(at);
   Layout l = layoutOf(v);
@@ -278,7 +284,7 @@ Value Partitioner::allToAll(Value v, int64_t split, int64_t concat, Group g,
 
 Value Partitioner::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
   Value &cached = conversions[{v, dim, g.size * 65536 + g.stride, stageOf(at)}];
-  if (cached)
+  if (cached && precedes(cached, at))
     return cached;
   b.setInsertionPoint(at);
   Layout l = layoutOf(v);
@@ -289,7 +295,7 @@ Value Partitioner::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
 
 Value Partitioner::replicate(Value v, Group g, Operation *at) {
   Value &cached = conversions[{v, -1, g.size * 65536 + g.stride, stageOf(at)}];
-  if (cached)
+  if (cached && precedes(cached, at))
     return cached;
   b.setInsertionPoint(at);
   return cached = record(ReplicateOp::create(b, at->getLoc(), v, g.attr()), v,
@@ -394,9 +400,18 @@ LogicalResult Partitioner::finishParams() {
                                                       g.size, g.stride});
     if (use.mixed) {
       // Every use sums its gradient over its own data-parallel group.
+      // Through pipeline transfers to the stages that read it.
       SmallVector<OpOperand *> uses;
-      for (OpOperand &u : get.getResult().getUses())
-        uses.push_back(&u);
+      SmallVector<Value> worklist = {get.getResult()};
+      while (!worklist.empty()) {
+        Value v = worklist.pop_back_val();
+        for (OpOperand &u : v.getUses()) {
+          if (auto transfer = dyn_cast<StageTransferOp>(u.getOwner()))
+            worklist.push_back(transfer.getResult());
+          else
+            uses.push_back(&u);
+        }
+      }
       // In program order, so that a shared replicate precedes its users.
       llvm::sort(uses, [](OpOperand *a, OpOperand *b) {
         return a->getOwner()->isBeforeInBlock(b->getOwner());
@@ -404,7 +419,7 @@ LogicalResult Partitioner::finishParams() {
       for (OpOperand *u : uses) {
         Group group = axesFor(u->getOwner()).dp;
         if (!group.whole())
-          u->set(replicate(get.getResult(), group, u->getOwner()));
+          u->set(replicate(u->get(), group, u->getOwner()));
       }
       continue;
     }

@@ -3,6 +3,17 @@
 // final norm): each use sums its own gradient over its own group, and
 // galv-adamw has nothing left to synchronise.
 // RUN: galvatron-opt %s --galv-apply-strategy="world-size=4 tp=2" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s
+// With pipeline stages the shared weight reaches the second stage by a
+// transfer, and the replicate sits on the reading stage, after it (layer 0
+// has no data parallelism, so its read needs none).
+// RUN: galvatron-opt %s --galv-apply-strategy="world-size=4 pp=2 tp=2,1" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=PP
+// PP-LABEL: func.func @loss
+// PP: %[[G:.*]] = galv.get_parameter @ln.weight {galv.stage = 0 : i64}
+// PP: galv.layer_norm %{{.*}}, %[[G]] eps
+// PP: %[[T:.*]] = galv.stage_transfer %[[G]] from = 0 to = 1
+// PP: %[[R:.*]] = galv.replicate %[[T]] group = [2, 1] {{{.*}}galv.stage = 1 : i64
+// PP: galv.layer_norm %{{.*}}, %[[R]] eps
+// PP: galv.layer_norm %{{.*}}, %[[R]] eps = 1.000000e-05 {galv.stage = 1 : i64}
 
 // CHECK-LABEL: func.func @loss
 // CHECK-NOT: @ln.weight {galv.grad_sync
@@ -15,6 +26,7 @@ module attributes {galv.weights = "w.safetensors"} {
   galv.parameter @wte : tensor<32x16xf32> trainable
   galv.parameter @ln.weight : tensor<16xf32> trainable
   galv.parameter @fc.weight : tensor<16x16xf32> trainable
+  galv.parameter @fc2.weight : tensor<16x16xf32> trainable
   galv.layer_type @block(%x: tensor<4x8x16xf32>, %g: tensor<16xf32>, %w: tensor<16x16xf32>) -> tensor<4x8x16xf32>
       attributes {kind = #galv.layer_kind<decoder>, param_names = ["ln.weight", "fc.weight"]} {
     %n = galv.layer_norm %x, %g eps = 1.0e-05 : tensor<4x8x16xf32>, tensor<16xf32>
@@ -28,7 +40,9 @@ module attributes {galv.weights = "w.safetensors"} {
     %g = galv.get_parameter @ln.weight : tensor<16xf32>
     %w = galv.get_parameter @fc.weight : tensor<16x16xf32>
     %h1 = galv.layer @block(%h) params(%g, %w) : (tensor<4x8x16xf32>, tensor<16xf32>, tensor<16x16xf32>) -> tensor<4x8x16xf32>
-    %n = galv.layer_norm %h1, %g eps = 1.0e-05 : tensor<4x8x16xf32>, tensor<16xf32>
+    %w2 = galv.get_parameter @fc2.weight : tensor<16x16xf32>
+    %h2 = galv.layer @block(%h1) params(%g, %w2) : (tensor<4x8x16xf32>, tensor<16xf32>, tensor<16x16xf32>) -> tensor<4x8x16xf32>
+    %n = galv.layer_norm %h2, %g eps = 1.0e-05 : tensor<4x8x16xf32>, tensor<16xf32>
     %logits = galv.linear %n, %wte : tensor<4x8x16xf32>, tensor<32x16xf32> -> tensor<4x8x32xf32>
     return %logits : tensor<4x8x32xf32>
   }
