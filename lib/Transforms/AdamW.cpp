@@ -219,7 +219,9 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
       }
     });
     DenseMap<Operation *, Value> shared;
-    std::map<unsigned, std::pair<Value, StageTransferOp>> deferred;
+    // By parameter and the stage the gradient comes from.
+    std::map<std::pair<unsigned, int64_t>, std::pair<Value, StageTransferOp>>
+        deferred;
     Value loss;
     SmallVector<Value> grads(n);
     for (unsigned micro = 0; micro < microBatches; ++micro) {
@@ -260,7 +262,8 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
           }
           auto it = deferrable.find(&op);
           if (it != deferrable.end()) {
-            auto &[sum, kind] = deferred[it->second];
+            auto &[sum, kind] = deferred[{
+                it->second, static_cast<int64_t>(transfer.getFrom())}];
             Value piece = mapping.lookup(transfer.getInput());
             sum = sum ? add(sum, piece) : piece;
             sum.getDefiningOp()->setAttr(GalvDialect::getBackwardAttrName(),
@@ -295,7 +298,8 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
           op.setAttr(GalvDialect::getBackwardAttrName(), b.getUnitAttr());
       }
     }
-    for (auto &[k, entry] : deferred) {
+    for (auto &[key, entry] : deferred) {
+      unsigned k = key.first;
       auto [sum, transfer] = entry;
       grads[k] =
           add(grads[k], StageTransferOp::create(b, loc, sum, transfer.getFrom(),
