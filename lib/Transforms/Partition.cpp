@@ -185,7 +185,10 @@ private:
   Value allToAll(Value v, int64_t split, int64_t concat, Group g,
                  Operation *at);
   Value sliceDim(Value v, int64_t dim, Group g, Operation *at);
-  Value replicate(Value v, Group g, Operation *at);
+  /// `shared`: one replicate per value and group serves every use. A
+  /// replicate sums the gradient of all its uses over its group, so uses
+  /// that need different sums must not share one.
+  Value replicate(Value v, Group g, Operation *at, bool shared = true);
   /// Bookkeeping for a conversion op `created` (for `at`) of `from`: same
   /// global type, layout `l`, and what `from` depends on.
   Value record(Operation *created, Value from, const Layout &l, Operation *at);
@@ -293,11 +296,14 @@ Value Partitioner::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
              ShardSliceOp::create(b, at->getLoc(), v, dim, g.attr()), v, l, at);
 }
 
-Value Partitioner::replicate(Value v, Group g, Operation *at) {
+Value Partitioner::replicate(Value v, Group g, Operation *at, bool shared) {
+  b.setInsertionPoint(at);
+  if (!shared)
+    return record(ReplicateOp::create(b, at->getLoc(), v, g.attr()), v,
+                  layoutOf(v), at);
   Value &cached = conversions[{v, -1, g.size * 65536 + g.stride, stageOf(at)}];
   if (cached && precedes(cached, at))
     return cached;
-  b.setInsertionPoint(at);
   return cached = record(ReplicateOp::create(b, at->getLoc(), v, g.attr()), v,
                          layoutOf(v), at);
 }
@@ -419,7 +425,7 @@ LogicalResult Partitioner::finishParams() {
       for (OpOperand *u : uses) {
         Group group = axesFor(u->getOwner()).dp;
         if (!group.whole())
-          u->set(replicate(u->get(), group, u->getOwner()));
+          u->set(replicate(u->get(), group, u->getOwner(), /*shared=*/false));
       }
       continue;
     }

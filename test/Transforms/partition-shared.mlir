@@ -13,7 +13,22 @@
 // PP: %[[T:.*]] = galv.stage_transfer %[[G]] from = 0 to = 1
 // PP: %[[R:.*]] = galv.replicate %[[T]] group = [2, 1] {{{.*}}galv.stage = 1 : i64
 // PP: galv.layer_norm %{{.*}}, %[[R]] eps
-// PP: galv.layer_norm %{{.*}}, %[[R]] eps = 1.000000e-05 {galv.stage = 1 : i64}
+// PP: %[[F:.*]] = galv.replicate %[[T]] group = [2, 1] {galv.stage = 1 : i64}
+// PP: galv.layer_norm %{{.*}}, %[[F]] eps = 1.000000e-05 {galv.stage = 1 : i64}
+
+// Megatron-SP layers sum the norm scale's gradient over their (strided)
+// tensor-parallel group and their data-parallel group; the final norm,
+// data parallel over another group, gets its own replicate: sharing one
+// would sum its gradient over both.
+// RUN: galvatron-opt %s --galv-apply-strategy="world-size=4 tp=2 sp=megatron vocab-tp=2 tp-consec=0" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=SP
+// SP-LABEL: func.func @loss
+// SP: %[[G:.*]] = galv.get_parameter @ln.weight : tensor<16xf32>
+// SP: %[[D:.*]] = galv.replicate %[[G]] group = [2, 1]
+// SP: %[[T:.*]] = galv.replicate %[[D]] group = [2, 2]
+// SP: galv.layer_norm %{{.*}}, %[[T]]
+// SP: galv.layer_norm %{{.*}}, %[[T]]
+// SP: %[[H:.*]] = galv.replicate %[[G]] group = [2, 2] :
+// SP: galv.layer_norm %{{.*}}, %[[H]]
 
 // CHECK-LABEL: func.func @loss
 // CHECK-NOT: @ln.weight {galv.grad_sync
