@@ -783,7 +783,10 @@ LogicalResult mlir::galv::decodePlan(StringRef bytes, llvm::raw_ostream &os,
   for (const plan::RankProgram *rank : *p->ranks()) {
     os << "rank " << rank->rank() << ": arena " << rank->arena_bytes()
        << " bytes, " << rank->tensors()->size() << " tensors, "
-       << rank->instructions()->size() << " instructions\n";
+       << rank->instructions()->size() << " instructions";
+    if (p->ranks()->size() > 1)
+      os << ", stage " << rank->stage();
+    os << "\n";
     for (size_t i = 0; i < rank->tensors()->size(); ++i) {
       const plan::Tensor *t = rank->tensors()->Get(i);
       os << "  %" << i << " " << plan::EnumNameStorage(t->storage()) << " "
@@ -795,7 +798,21 @@ LogicalResult mlir::galv::decodePlan(StringRef bytes, llvm::raw_ostream &os,
       if (t->storage() == plan::Storage::Arena ||
           t->storage() == plan::Storage::Constant)
         os << " @" << t->offset();
-      os << " (" << t->bytes() << " bytes)\n";
+      os << " (" << t->bytes() << " bytes)";
+      // The piece of the full tensor this rank holds.
+      if (const plan::Shard *shard = t->shard()) {
+        os << " of [";
+        llvm::interleave(*shard->full_shape(), os, "x");
+        os << "]";
+        if (shard->cuts())
+          for (const plan::DimCut *cut : *shard->cuts())
+            os << " axis " << cut->axis() << " piece " << cut->index() << "/"
+               << cut->parts() << (cut->blocks() > 1 ? " per block" : "");
+        if (shard->flat_parts() > 1)
+          os << " flat piece " << shard->flat_index() << "/"
+             << shard->flat_parts();
+      }
+      os << "\n";
     }
     for (const plan::Instruction *inst : *rank->instructions()) {
       os << "  ";

@@ -121,3 +121,12 @@
 // VSP: galv.layer_norm %{{.*}} : tensor<4x4x32xf32>
 // VSP: galv.all_gather %{{.*}} axis = 1 group = [2, 1] scatter_grad : tensor<4x4x32xf32> -> tensor<4x8x32xf32>
 // VSP: galv.linear {{.*}} -> tensor<4x8x64xf32>
+
+// decode-plan shows each rank's piece: rank 1 of 4 (tp 2 x dp 2, ZeRO-2)
+// holds the second half of every QKV block, and a flat half of that as
+// Adam state.
+// RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=4 tp=2 dp-type=zero2" --galv-training-pipeline | galvatron-translate --emit-plan --plan-function=train_step | galvatron-translate --decode-plan | FileCheck %s --check-prefix=DECODE
+// DECODE-LABEL: rank 1: arena
+// DECODE-SAME: stage 0
+// DECODE: 'param:transformer.h.0.attn.c_attn.weight' (6144 bytes) of [32x96] axis 1 piece 1/2 per block
+// DECODE: 'adam_m:transformer.h.0.attn.c_attn.weight' (3072 bytes) of [32x96] axis 1 piece 1/2 per block flat piece 0/2
