@@ -106,8 +106,8 @@ int64_t stageOf(Operation *op) {
 class Partitioner {
 public:
   Partitioner(func::FuncOp func, PlanConfigAttr plan, StrategyAttr other)
-      : func(func), plan(plan), otherAxes(axesOf(other)), otherStrategy(other),
-        b(func.getContext()) {}
+      : func(func), plan(plan), otherAxes(axesOf(other)), b(func.getContext()) {
+  }
 
   LogicalResult run();
 
@@ -218,7 +218,6 @@ private:
   func::FuncOp func;
   PlanConfigAttr plan;
   Axes otherAxes;
-  StrategyAttr otherStrategy;
   OpBuilder b;
   DenseMap<Value, Layout> layouts;
   /// Rows of the largest embedding table: the vocabulary.
@@ -321,8 +320,7 @@ Value Partitioner::conform(Operation *op, unsigned i, const Axes &axes) {
   Value out = v;
   for (int64_t d = 0; d < static_cast<int64_t>(l.dims.size()); ++d) {
     Group g = l.dims[d];
-    bool ok = g.whole() || (d == l.batchDim ? g == axes.dp
-                                            : g == axes.tp && d != l.batchDim);
+    bool ok = g.whole() || g == (d == l.batchDim ? axes.dp : axes.tp);
     if (!ok)
       out = gatherDim(out, d, g, op);
   }

@@ -259,16 +259,24 @@ bool Communicator::allToAll(int group, int64_t splitAxis, int64_t concatAxis,
   return true;
 }
 
+bool Communicator::memberWith(int group, const char *op, const char *role,
+                              int other, int &n, int &position,
+                              std::string &error) const {
+  if (!member(group, op, n, position, error))
+    return false;
+  if (other < 0 || other >= n)
+    return error = describe(op, group) + ": " + role + " " +
+                   std::to_string(other) + " is not a position in the group",
+           false;
+  return true;
+}
+
 bool Communicator::broadcast(int group, int root, const Tensor &in, Tensor &out,
                              std::string &error) {
   const char *op = "broadcast";
   int n, position;
-  if (!member(group, op, n, position, error))
+  if (!memberWith(group, op, "root", root, n, position, error))
     return false;
-  if (root < 0 || root >= n)
-    return error = describe(op, group) + ": root " + std::to_string(root) +
-                   " is not a position in the group",
-           false;
   count(op, group, in.bytes.size());
   out = in;
   if (n == 1)
@@ -280,12 +288,8 @@ bool Communicator::send(int group, int peer, const Tensor &in,
                         std::string &error) {
   const char *op = "send";
   int n, position;
-  if (!member(group, op, n, position, error))
+  if (!memberWith(group, op, "peer", peer, n, position, error))
     return false;
-  if (peer < 0 || peer >= n)
-    return error = describe(op, group) + ": peer " + std::to_string(peer) +
-                   " is not a position in the group",
-           false;
   count(op, group, in.bytes.size());
   if (peer == position) {
     selfMessages[group].push_back(in.bytes);
@@ -297,12 +301,8 @@ bool Communicator::send(int group, int peer, const Tensor &in,
 bool Communicator::recv(int group, int peer, Tensor &out, std::string &error) {
   const char *op = "recv";
   int n, position;
-  if (!member(group, op, n, position, error))
+  if (!memberWith(group, op, "peer", peer, n, position, error))
     return false;
-  if (peer < 0 || peer >= n)
-    return error = describe(op, group) + ": peer " + std::to_string(peer) +
-                   " is not a position in the group",
-           false;
   count(op, group, 0);
   if (peer != position)
     return rawRecv(group, peer, out.bytes.data(), out.bytes.size(), error);

@@ -127,7 +127,8 @@ def compare_checkpoints(ref_dir, got_dir):
     worst, still = 0.0, 0
     ref_opt = safetensors_io.read(os.path.join(ref_dir, "optimizer.safetensors"))
     for file in ("model.safetensors", "optimizer.safetensors"):
-        ref = safetensors_io.read(os.path.join(ref_dir, file))
+        ref = (ref_opt if file == "optimizer.safetensors" else
+               safetensors_io.read(os.path.join(ref_dir, file)))
         got = safetensors_io.read(os.path.join(got_dir, file))
         if set(ref) != set(got):
             raise RuntimeError(f"{file}: tensors {sorted(set(ref) ^ set(got))} "

@@ -119,6 +119,9 @@ private:
   /// rank's position.
   bool member(int group, const char *op, int &count, int &position,
               std::string &error) const;
+  /// member(), and `other` (the `role`: root, peer) is a position in it.
+  bool memberWith(int group, const char *op, const char *role, int other,
+                  int &count, int &position, std::string &error) const;
   void count(const char *op, int group, uint64_t bytes);
 
   GroupRanks groupRanks;
