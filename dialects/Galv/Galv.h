@@ -39,6 +39,8 @@ void printI64ArrayParameter(AsmPrinter &printer, ArrayRef<int64_t> values);
 
 #include "Galv/GalvDialect.h.inc"
 
+#include "Galv/GalvInterfaces.h"
+
 #define GET_OP_CLASSES
 #include "Galv/GalvOps.h.inc"
 
@@ -47,6 +49,12 @@ namespace mlir::galv {
 /// dimensions differs and neither is 1.
 FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs,
                                                 ArrayRef<int64_t> rhs);
+/// An axis attribute in [-rank, rank) as a dimension in [0, rank). Axis
+/// attributes are stored as I64Attr, whose getters return them unsigned.
+inline int64_t normalizedAxis(uint64_t axis, int64_t rank) {
+  int64_t a = static_cast<int64_t>(axis);
+  return a < 0 ? a + rank : a;
+}
 } // namespace mlir::galv
 
 #endif // GALV_GALV_H

@@ -10,6 +10,10 @@ using namespace mlir::galv;
 
 #include "Galv/GalvDialect.cpp.inc"
 
+// The per-op rule interfaces (their implementations are in GalvAdjoints,
+// GalvCosts, GalvPartitionRules and GalvPlanLowering).
+#include "Galv/GalvInterfaces.cpp.inc"
+
 void GalvDialect::initialize() {
   registerAttributes();
   addOperations<

@@ -4,6 +4,7 @@
 #define GALV_OPS_TD
 
 include "Galv/GalvAttrs.td"
+include "Galv/GalvInterfaces.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
@@ -13,6 +14,16 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 class Galv_Op<string mnemonic, list<Trait> traits = []>
     : Op<Galv_Dialect, mnemonic, traits>;
+
+// An op that runs in a program (as opposed to the module structure:
+// parameters, layer types and instances). Each states its partitioning,
+// adjoint, cost and plan instruction beside its other rules.
+class Galv_ComputeOp<string mnemonic, list<Trait> traits = []>
+    : Galv_Op<mnemonic, !listconcat(traits, [
+          DeclareOpInterfaceMethods<Galv_PartitionOpInterface>,
+          DeclareOpInterfaceMethods<Galv_AdjointOpInterface>,
+          DeclareOpInterfaceMethods<Galv_CostOpInterface>,
+          DeclareOpInterfaceMethods<Galv_PlanOpInterface>])>;
 
 // Every galv tensor has a static shape.
 def Galv_Tensor : StaticShapeTensorOf<[AnyType]>;
@@ -25,7 +36,7 @@ def Galv_BoolTensor : StaticShapeTensorOf<[I1]>;
 //===----------------------------------------------------------------------===//
 
 class Galv_BinaryOp<string mnemonic, string desc, list<Trait> traits = []>
-    : Galv_Op<mnemonic, !listconcat(traits,
+    : Galv_ComputeOp<mnemonic, !listconcat(traits,
           [Pure, InferTypeOpAdaptor, SameOperandsElementType])> {
   let summary = desc # " with numpy broadcasting";
   let description = [{
@@ -66,7 +77,7 @@ def Galv_OrOp : Galv_BinaryOp<"or", "logical or of i1 tensors",
   let results = (outs Galv_BoolTensor:$result);
 }
 
-def Galv_CompareOp : Galv_Op<"compare",
+def Galv_CompareOp : Galv_ComputeOp<"compare",
     [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
   let summary = "elementwise comparison with broadcasting, giving i1";
   let description = [{
@@ -84,7 +95,7 @@ def Galv_CompareOp : Galv_Op<"compare",
 }
 
 class Galv_UnaryOp<string mnemonic, string desc, list<Trait> traits = []>
-    : Galv_Op<mnemonic, !listconcat(traits,
+    : Galv_ComputeOp<mnemonic, !listconcat(traits,
           [Pure, SameOperandsAndResultType])> {
   let summary = desc;
   let description = [{
@@ -122,7 +133,7 @@ def Galv_SigmoidOp : Galv_UnaryOp<"sigmoid", "logistic sigmoid">;
 def Galv_ReluOp : Galv_UnaryOp<"relu", "rectified linear unit">;
 def Galv_SiluOp : Galv_UnaryOp<"silu", "SiLU (swish): x * sigmoid(x)">;
 
-def Galv_GeluOp : Galv_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+def Galv_GeluOp : Galv_ComputeOp<"gelu", [Pure, SameOperandsAndResultType]> {
   let summary = "GELU activation, exact (erf) or tanh-approximated";
   let description = [{
     `approximate = none` is `0.5 x (1 + erf(x / sqrt(2)))` (BERT);
@@ -142,7 +153,7 @@ def Galv_GeluOp : Galv_Op<"gelu", [Pure, SameOperandsAndResultType]> {
   }];
 }
 
-def Galv_WhereOp : Galv_Op<"where", [Pure, InferTypeOpAdaptor]> {
+def Galv_WhereOp : Galv_ComputeOp<"where", [Pure, InferTypeOpAdaptor]> {
   let summary = "elementwise select with broadcasting";
   let description = [{
     `cond ? on_true : on_false`, all three broadcast together; the two value
@@ -161,7 +172,7 @@ def Galv_WhereOp : Galv_Op<"where", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Galv_CastOp : Galv_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+def Galv_CastOp : Galv_ComputeOp<"cast", [Pure, SameOperandsAndResultShape]> {
   let summary = "element type conversion";
   let description = [{
     Converts each element to the result's element type (float/int/i1, as
@@ -177,7 +188,7 @@ def Galv_CastOp : Galv_Op<"cast", [Pure, SameOperandsAndResultShape]> {
   let hasFolder = 1;
 }
 
-def Galv_ConstantOp : Galv_Op<"constant",
+def Galv_ConstantOp : Galv_ComputeOp<"constant",
     [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
   let summary = "a constant tensor";
   let description = [{
@@ -195,7 +206,7 @@ def Galv_ConstantOp : Galv_Op<"constant",
 // Contractions
 //===----------------------------------------------------------------------===//
 
-def Galv_MatmulOp : Galv_Op<"matmul",
+def Galv_MatmulOp : Galv_ComputeOp<"matmul",
     [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
   let summary = "batched matrix product with broadcast batch dimensions";
   let description = [{
@@ -213,7 +224,7 @@ def Galv_MatmulOp : Galv_Op<"matmul",
   }];
 }
 
-def Galv_LinearOp : Galv_Op<"linear", [Pure, InferTypeOpAdaptor]> {
+def Galv_LinearOp : Galv_ComputeOp<"linear", [Pure, InferTypeOpAdaptor]> {
   let summary = "fully connected layer: x W^T + b";
   let description = [{
     `input [..., K]`, `weight [N, K]` (layout `out_in`, as torch.nn.Linear
@@ -248,7 +259,7 @@ def Galv_LinearOp : Galv_Op<"linear", [Pure, InferTypeOpAdaptor]> {
 // Shape manipulation
 //===----------------------------------------------------------------------===//
 
-def Galv_ReshapeOp : Galv_Op<"reshape", [Pure, SameOperandsAndResultElementType]> {
+def Galv_ReshapeOp : Galv_ComputeOp<"reshape", [Pure, SameOperandsAndResultElementType]> {
   let summary = "reinterpret a tensor with another static shape";
   let description = [{
     ```mlir
@@ -262,7 +273,7 @@ def Galv_ReshapeOp : Galv_Op<"reshape", [Pure, SameOperandsAndResultElementType]
   let hasFolder = 1;
 }
 
-def Galv_TransposeOp : Galv_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+def Galv_TransposeOp : Galv_ComputeOp<"transpose", [Pure, InferTypeOpAdaptor]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension `i` is input dimension `permutation[i]`.
@@ -279,7 +290,7 @@ def Galv_TransposeOp : Galv_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
-def Galv_SliceOp : Galv_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+def Galv_SliceOp : Galv_ComputeOp<"slice", [Pure, InferTypeOpAdaptor]> {
   let summary = "strided slice with static bounds on every dimension";
   let description = [{
     For every dimension `d`: elements `starts[d], starts[d] + steps[d], ...`
@@ -299,7 +310,7 @@ def Galv_SliceOp : Galv_Op<"slice", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
-def Galv_ConcatOp : Galv_Op<"concat",
+def Galv_ConcatOp : Galv_ComputeOp<"concat",
     [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
   let summary = "concatenate tensors along a dimension";
   let description = [{
@@ -314,7 +325,7 @@ def Galv_ConcatOp : Galv_Op<"concat",
   }];
 }
 
-def Galv_SplitOp : Galv_Op<"split", [Pure, InferTypeOpAdaptor]> {
+def Galv_SplitOp : Galv_ComputeOp<"split", [Pure, InferTypeOpAdaptor]> {
   let summary = "split a tensor into pieces along a dimension";
   let description = [{
     ```mlir
@@ -330,7 +341,7 @@ def Galv_SplitOp : Galv_Op<"split", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Galv_ExpandOp : Galv_Op<"expand", [Pure, SameOperandsAndResultElementType]> {
+def Galv_ExpandOp : Galv_ComputeOp<"expand", [Pure, SameOperandsAndResultElementType]> {
   let summary = "broadcast a tensor to a larger shape";
   let description = [{
     Materialises numpy broadcasting of `input` to the result shape (ONNX
@@ -346,7 +357,7 @@ def Galv_ExpandOp : Galv_Op<"expand", [Pure, SameOperandsAndResultElementType]> 
   let hasVerifier = 1;
 }
 
-def Galv_GatherOp : Galv_Op<"gather", [Pure, InferTypeOpAdaptor]> {
+def Galv_GatherOp : Galv_ComputeOp<"gather", [Pure, InferTypeOpAdaptor]> {
   let summary = "take slices of data along an axis at the given indices";
   let description = [{
     ONNX Gather: result shape is `data.shape[:axis] + indices.shape +
@@ -369,7 +380,7 @@ def Galv_GatherOp : Galv_Op<"gather", [Pure, InferTypeOpAdaptor]> {
 // Reductions and normalisation
 //===----------------------------------------------------------------------===//
 
-def Galv_ReduceOp : Galv_Op<"reduce",
+def Galv_ReduceOp : Galv_ComputeOp<"reduce",
     [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
   let summary = "reduce over a set of dimensions";
   let description = [{
@@ -387,7 +398,7 @@ def Galv_ReduceOp : Galv_Op<"reduce",
   }];
 }
 
-def Galv_SoftmaxOp : Galv_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def Galv_SoftmaxOp : Galv_ComputeOp<"softmax", [Pure, SameOperandsAndResultType]> {
   let summary = "softmax along one dimension";
   let description = [{
     ```mlir
@@ -400,7 +411,7 @@ def Galv_SoftmaxOp : Galv_Op<"softmax", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
-def Galv_LayerNormOp : Galv_Op<"layer_norm",
+def Galv_LayerNormOp : Galv_ComputeOp<"layer_norm",
     [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "layer normalisation over the last dimension";
   let description = [{
@@ -422,7 +433,7 @@ def Galv_LayerNormOp : Galv_Op<"layer_norm",
   let hasVerifier = 1;
 }
 
-def Galv_RmsNormOp : Galv_Op<"rms_norm",
+def Galv_RmsNormOp : Galv_ComputeOp<"rms_norm",
     [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "RMS normalisation over the last dimension (LLaMA)";
   let description = [{
@@ -446,7 +457,7 @@ def Galv_RmsNormOp : Galv_Op<"rms_norm",
 // Transformer ops
 //===----------------------------------------------------------------------===//
 
-def Galv_EmbeddingOp : Galv_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+def Galv_EmbeddingOp : Galv_ComputeOp<"embedding", [Pure, InferTypeOpAdaptor]> {
   let summary = "token embedding lookup";
   let description = [{
     `table [V, D]`, integer `ids [...]` in `[0, V)` -> `[..., D]`. Vocabulary
@@ -464,7 +475,7 @@ def Galv_EmbeddingOp : Galv_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Galv_EmbeddingGradOp : Galv_Op<"embedding_grad", [Pure]> {
+def Galv_EmbeddingGradOp : Galv_ComputeOp<"embedding_grad", [Pure]> {
   let summary = "gradient of an embedding lookup with respect to the table";
   let description = [{
     Scatters the rows of `grad [..., D]` into a zero `[rows, D]` table at the
@@ -485,7 +496,7 @@ def Galv_EmbeddingGradOp : Galv_Op<"embedding_grad", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Galv_RotaryOp : Galv_Op<"rotary",
+def Galv_RotaryOp : Galv_ComputeOp<"rotary",
     [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "rotary position embedding (RoPE)";
   let description = [{
@@ -508,7 +519,7 @@ def Galv_RotaryOp : Galv_Op<"rotary",
   let hasVerifier = 1;
 }
 
-def Galv_AttentionOp : Galv_Op<"attention", [Pure, InferTypeOpAdaptor]> {
+def Galv_AttentionOp : Galv_ComputeOp<"attention", [Pure, InferTypeOpAdaptor]> {
   let summary = "scaled dot-product attention with grouped KV heads";
   let description = [{
     `softmax(q k^T * scale + mask) v` per head. `q [B, H, Sq, D]`,
@@ -537,7 +548,7 @@ def Galv_AttentionOp : Galv_Op<"attention", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Galv_CrossEntropyOp : Galv_Op<"cross_entropy",
+def Galv_CrossEntropyOp : Galv_ComputeOp<"cross_entropy",
     [Pure, InferTypeOpAdaptor]> {
   let summary = "softmax cross-entropy against integer labels";
   let description = [{
@@ -571,7 +582,7 @@ def Galv_CrossEntropyOp : Galv_Op<"cross_entropy",
 // the ranks r - index * stride + k * stride. Tensor parallelism over
 // consecutive ranks is [tp, 1]; its data-parallel partner is [dp, tp].
 class Galv_GroupOp<string mnemonic, list<Trait> traits = []>
-    : Galv_Op<mnemonic, traits> {
+    : Galv_ComputeOp<mnemonic, traits> {
   let hasVerifier = 1;
 }
 
@@ -679,7 +690,7 @@ def Galv_ShardSliceOp : Galv_GroupOp<"shard_slice",
   }];
 }
 
-def Galv_StageTransferOp : Galv_Op<"stage_transfer",
+def Galv_StageTransferOp : Galv_ComputeOp<"stage_transfer",
     [Pure, SameOperandsAndResultType]> {
   let summary = "pass a value from one pipeline stage to another";
   let description = [{
@@ -698,7 +709,7 @@ def Galv_StageTransferOp : Galv_Op<"stage_transfer",
   }];
 }
 
-def Galv_StageBroadcastOp : Galv_Op<"stage_broadcast",
+def Galv_StageBroadcastOp : Galv_ComputeOp<"stage_broadcast",
     [Pure, SameOperandsAndResultType]> {
   let summary = "a value of one pipeline stage, on every stage";
   let description = [{
@@ -760,7 +771,7 @@ def Galv_ParameterOp : Galv_Op<"parameter",
   }];
 }
 
-def Galv_GetParameterOp : Galv_Op<"get_parameter",
+def Galv_GetParameterOp : Galv_ComputeOp<"get_parameter",
     [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "read a declared parameter";
   let description = [{

@@ -8,7 +8,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
-#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/SourceMgr.h"
@@ -289,148 +288,17 @@ LogicalResult Emitter::lowerOp(Operation &op) {
     inst.inputs.push_back(it->second);
     tensors[it->second].lastUse = static_cast<int64_t>(instructions.size());
   }
-  using O = plan::Opcode;
-  auto vec = [](ArrayRef<int64_t> a) {
-    return std::vector<int64_t>(a.begin(), a.end());
-  };
-  std::optional<O> opcode =
-      llvm::TypeSwitch<Operation *, std::optional<O>>(&op)
-          .Case([](AddOp) { return O::Add; })
-          .Case([](SubOp) { return O::Sub; })
-          .Case([](MulOp) { return O::Mul; })
-          .Case([](DivOp) { return O::Div; })
-          .Case([](PowOp) { return O::Pow; })
-          .Case([](MaxOp) { return O::Max; })
-          .Case([](MinOp) { return O::Min; })
-          .Case([](AndOp) { return O::And; })
-          .Case([](OrOp) { return O::Or; })
-          .Case([&](CompareOp c) {
-            inst.ints = {static_cast<int64_t>(c.getPredicate())};
-            return O::Compare;
-          })
-          .Case([](NegOp) { return O::Neg; })
-          .Case([](NotOp) { return O::Not; })
-          .Case([](AbsOp) { return O::Abs; })
-          .Case([](ExpOp) { return O::Exp; })
-          .Case([](LogOp) { return O::Log; })
-          .Case([](SqrtOp) { return O::Sqrt; })
-          .Case([](RsqrtOp) { return O::Rsqrt; })
-          .Case([](ReciprocalOp) { return O::Reciprocal; })
-          .Case([](TanhOp) { return O::Tanh; })
-          .Case([](ErfOp) { return O::Erf; })
-          .Case([](SigmoidOp) { return O::Sigmoid; })
-          .Case([](ReluOp) { return O::Relu; })
-          .Case([](SiluOp) { return O::Silu; })
-          .Case([](GeluOp g) {
-            return g.getApproximate() == GeluApproximation::tanh ? O::GeluTanh
-                                                                 : O::Gelu;
-          })
-          .Case([](WhereOp) { return O::Where; })
-          .Case([](CastOp) { return O::Cast; })
-          .Case([](MatmulOp) { return O::Matmul; })
-          .Case([&](LinearOp l) {
-            inst.ints = {l.getLayout() == WeightLayout::out_in ? 1 : 0};
-            return O::Linear;
-          })
-          .Case([](ReshapeOp) { return O::Copy; })
-          .Case([&](TransposeOp t) {
-            inst.ints = vec(t.getPermutation());
-            return O::Transpose;
-          })
-          .Case([&](SliceOp s) {
-            inst.ints = vec(s.getStarts());
-            llvm::append_range(inst.ints, s.getLimits());
-            llvm::append_range(inst.ints, s.getSteps());
-            return O::Slice;
-          })
-          .Case([&](ConcatOp c) {
-            inst.ints = {static_cast<int64_t>(c.getAxis())};
-            return O::Concat;
-          })
-          .Case([&](SplitOp s) {
-            inst.ints = {static_cast<int64_t>(s.getAxis())};
-            return O::Split;
-          })
-          .Case([](ExpandOp) { return O::Expand; })
-          .Case([&](GatherOp g) {
-            inst.ints = {static_cast<int64_t>(g.getAxis())};
-            return O::Gather;
-          })
-          .Case([](EmbeddingOp) { return O::Embedding; })
-          .Case([&](EmbeddingGradOp e) {
-            inst.ints = {static_cast<int64_t>(e.getRows())};
-            return O::EmbeddingGrad;
-          })
-          .Case([&](ReduceOp r) {
-            inst.ints = {static_cast<int64_t>(r.getKind()), r.getKeepdims()};
-            llvm::append_range(inst.ints, r.getAxes());
-            return O::Reduce;
-          })
-          .Case([&](SoftmaxOp s) {
-            inst.ints = {static_cast<int64_t>(s.getAxis())};
-            return O::Softmax;
-          })
-          .Case([&](LayerNormOp l) {
-            inst.floats = {l.getEpsilon().convertToDouble()};
-            return O::LayerNorm;
-          })
-          .Case([&](RmsNormOp r) {
-            inst.floats = {r.getEpsilon().convertToDouble()};
-            return O::RmsNorm;
-          })
-          .Case([&](RotaryOp r) {
-            inst.ints = {r.getInterleaved()};
-            return O::Rotary;
-          })
-          .Case([&](AttentionOp a) {
-            inst.ints = {a.getCausal()};
-            inst.floats = {a.getScale().convertToDouble()};
-            return O::Attention;
-          })
-          .Case([&](CrossEntropyOp c) {
-            inst.ints = {c.getReduction() == ReduceKind::mean,
-                         static_cast<int64_t>(c.getIgnoreIndex())};
-            return O::CrossEntropy;
-          })
-          .Case([&](AllReduceOp r) {
-            inst.ints = {groupOf(r.getGroup()),
-                         static_cast<int64_t>(r.getKind())};
-            return O::AllReduce;
-          })
-          .Case([&](AllGatherOp a) {
-            inst.ints = {groupOf(a.getGroup()),
-                         static_cast<int64_t>(a.getAxis())};
-            return O::AllGather;
-          })
-          .Case([&](AllToAllOp a) {
-            inst.ints = {groupOf(a.getGroup()),
-                         static_cast<int64_t>(a.getSplitAxis()),
-                         static_cast<int64_t>(a.getConcatAxis())};
-            return O::AllToAll;
-          })
-          .Case([&](ReduceScatterOp r) {
-            inst.ints = {groupOf(r.getGroup()),
-                         static_cast<int64_t>(r.getAxis())};
-            return O::ReduceScatter;
-          })
-          .Case([&](ShardSliceOp s) {
-            // This rank's piece, known now that the rank is.
-            auto type = cast<RankedTensorType>(s.getInput().getType());
-            int64_t dims = type.getRank(), axis = s.getAxis();
-            int64_t piece = type.getDimSize(axis) / s.getGroup()[0];
-            std::vector<int64_t> starts(dims, 0), limits(type.getShape()),
-                steps(dims, 1);
-            starts[axis] = indexIn(s.getGroup()) * piece;
-            limits[axis] = starts[axis] + piece;
-            inst.ints = starts;
-            llvm::append_range(inst.ints, limits);
-            llvm::append_range(inst.ints, steps);
-            return O::Slice;
-          })
-          .Default([](Operation *) { return std::nullopt; });
-  if (!opcode)
+  auto rule = dyn_cast<PlanOpInterface>(op);
+  if (!rule)
     return op.emitError("no plan instruction for '") << op.getName() << "'";
-  inst.opcode = *opcode;
+  PlanInstruction lowered;
+  lowered.groupIndex = [&](ArrayRef<int64_t> g) { return groupOf(g); };
+  lowered.positionIn = [&](ArrayRef<int64_t> g) { return indexIn(g); };
+  if (failed(rule.lowerToPlan(lowered)))
+    return failure();
+  inst.opcode = lowered.opcode;
+  inst.ints = std::move(lowered.ints);
+  inst.floats = std::move(lowered.floats);
   for (Value result : op.getResults()) {
     auto index = newTensor(result, plan::Storage::Arena);
     if (failed(index))

@@ -1,0 +1,64 @@
+//===- GalvInterfaces.h - per-op rule interfaces ----------------*- C++ -*-===//
+//
+// The C++ side of GalvInterfaces.td: the values the interfaces exchange.
+// PartitionState (Partitioning.h) and AdjointBuilder (Adjoint.h) are the
+// contexts the partition and adjoint rules build in.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALV_GALVINTERFACES_H
+#define GALV_GALVINTERFACES_H
+
+#include "mlir/IR/OpDefinition.h"
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace galvatron::plan {
+enum class Opcode : int16_t;
+} // namespace galvatron::plan
+
+namespace mlir::galv {
+class PartitionState;
+struct Axes;
+class AdjointBuilder;
+
+/// What one execution of an op costs, from its types.
+struct OpCost {
+  /// Floating-point operations (a multiply-add counts two).
+  double flops = 0;
+  int64_t bytesRead = 0, bytesWritten = 0;
+
+  OpCost &operator+=(const OpCost &o) {
+    flops += o.flops;
+    bytesRead += o.bytesRead;
+    bytesWritten += o.bytesWritten;
+    return *this;
+  }
+};
+
+/// One operation per result element, every operand read and every result
+/// written once.
+OpCost elementwiseCost(Operation *op);
+/// Bytes of all operands / all results of `op`.
+int64_t operandBytes(Operation *op);
+int64_t resultBytes(Operation *op);
+
+/// A plan.bin instruction as an op lowers to it: opcode and attributes; the
+/// emitter adds operands, results and memory.
+struct PlanInstruction {
+  galvatron::plan::Opcode opcode;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  /// For collectives: the index in Plan.groups of the rank group a
+  /// stage-local [size, stride] group resolves to on the emitted rank, and
+  /// the rank's position in it.
+  std::function<int64_t(ArrayRef<int64_t>)> groupIndex;
+  std::function<int64_t(ArrayRef<int64_t>)> positionIn;
+};
+} // namespace mlir::galv
+
+#include "Galv/GalvInterfaces.h.inc"
+
+#endif // GALV_GALVINTERFACES_H
