@@ -766,3 +766,21 @@ LogicalResult AllToAllOp::buildAdjoint(AdjointBuilder &ab,
                                    a.getSplitAxis(), a.getGroup()));
   return success();
 }
+
+/// y = x - logsumexp(x): dx = g - softmax(x) sum(g) = g - exp(y) sum(g).
+LogicalResult LogSoftmaxOp::buildAdjoint(AdjointBuilder &ab,
+                                         ArrayRef<Value> grads) {
+  Value g = grads[0], y = getResult();
+  int64_t axis = normalizedAxis(getAxis(), ab.typeOf(y).getRank());
+  Value total = ReduceOp::create(ab.b, ab.loc, ReduceKind::sum, g,
+                                 ArrayRef<int64_t>{axis}, true);
+  ab.accumulate(getInput(),
+                ab.sub(g, ab.mul(ExpOp::create(ab.b, ab.loc, y), total)));
+  return success();
+}
+
+// An index: integer results carry no gradient (the driver only follows
+// float values, so this is never asked for one).
+LogicalResult ArgMaxOp::buildAdjoint(AdjointBuilder &, ArrayRef<Value>) {
+  return success();
+}

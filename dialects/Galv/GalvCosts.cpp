@@ -154,3 +154,8 @@ OpCost AttentionOp::getCost() {
   cost.flops = 4.0 * scores * q.getDimSize(3) + 5.0 * scores;
   return cost;
 }
+
+// Max, subtract, exponential, sum, logarithm, subtract per element.
+OpCost LogSoftmaxOp::getCost() { return perInputElement(*this, 6); }
+// One comparison per element.
+OpCost ArgMaxOp::getCost() { return perInputElement(*this, 1); }

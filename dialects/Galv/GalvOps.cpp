@@ -461,6 +461,32 @@ LogicalResult SoftmaxOp::verify() {
   return success();
 }
 
+LogicalResult LogSoftmaxOp::verify() {
+  return normaliseAxis(getLoc(), "axis", getAxis(),
+                       getInput().getType().getRank());
+}
+
+LogicalResult ArgMaxOp::inferReturnTypes(MLIRContext *context,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  FailureOr<int64_t> axis =
+      normaliseAxis(loc, "axis", adaptor.getAxis(), input.getRank());
+  if (failed(axis))
+    return failure();
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < input.getRank(); ++d) {
+    if (d != *axis)
+      shape.push_back(input.getDimSize(d));
+    else if (adaptor.getKeepdims())
+      shape.push_back(1);
+  }
+  inferred.push_back(
+      RankedTensorType::get(shape, IntegerType::get(context, 64)));
+  return success();
+}
+
 /// Checks that `scale` is a vector as long as the last dimension of `input`.
 static LogicalResult verifyNormWeight(Operation *op, StringRef name,
                                       RankedTensorType input,

@@ -411,6 +411,46 @@ def Galv_SoftmaxOp : Galv_ComputeOp<"softmax", [Pure, SameOperandsAndResultType]
   let hasVerifier = 1;
 }
 
+def Galv_LogSoftmaxOp : Galv_ComputeOp<"log_softmax",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "logarithm of the softmax along one dimension";
+  let description = [{
+    `x - max - log(sum(exp(x - max)))` along `axis` (ONNX LogSoftmax,
+    `torch.log_softmax`), computed without forming the softmax, so that
+    large negative log-probabilities do not underflow to `-inf`.
+
+    ```mlir
+    %l = galv.log_softmax %logits axis = -1 : tensor<2x8x50xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, I64Attr:$axis);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = "$input `axis` `=` $axis attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Galv_ArgMaxOp : Galv_ComputeOp<"argmax", [Pure, InferTypeOpAdaptor]> {
+  let summary = "index of the largest element along one dimension";
+  let description = [{
+    The position (i64) of the maximum along `axis`, the first one on ties
+    unless `select_last_index` (ONNX ArgMax); `keepdims` keeps the reduced
+    dimension as 1. Integer results carry no gradient.
+
+    ```mlir
+    %i = galv.argmax %logits axis = -1 : tensor<2x8x50xf32> -> tensor<2x8xi64>
+    %j = galv.argmax %x axis = 0 keepdims select_last_index : tensor<4x3xf32> -> tensor<1x3xi64>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$axis, UnitAttr:$keepdims,
+                       UnitAttr:$select_last_index);
+  let results = (outs TensorOf<[I64]>:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis (`keepdims` $keepdims^)?
+    (`select_last_index` $select_last_index^)? attr-dict `:` type($input)
+    `->` type($result)
+  }];
+}
+
 def Galv_LayerNormOp : Galv_ComputeOp<"layer_norm",
     [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "layer normalisation over the last dimension";

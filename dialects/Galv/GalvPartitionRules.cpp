@@ -867,3 +867,25 @@ LogicalResult MatmulOp::partition(PartitionState &s, const Axes &axes) {
   s.setLayout(m.getResult(), out);
   return success();
 }
+
+LogicalResult LogSoftmaxOp::partition(PartitionState &s, const Axes &axes) {
+  return partitionRowwise(*this, getAxis(), s, axes);
+}
+
+/// Like a reduction: the searched axis is made whole; the other dimensions
+/// keep their splits.
+LogicalResult ArgMaxOp::partition(PartitionState &s, const Axes &axes) {
+  int64_t axis = normalizedAxis(getAxis(), s.global(getInput()).getRank());
+  (void)requireWhole(*this, 0, axis, s, axes);
+  Layout in = s.layoutOf(getInput()), out;
+  for (int64_t d = 0; d < static_cast<int64_t>(in.dims.size()); ++d) {
+    if (d == axis && !getKeepdims())
+      continue;
+    if (d == in.batchDim && d != axis)
+      out.batchDim = out.dims.size();
+    out.dims.push_back(d == axis ? Group() : in.dims[d]);
+    out.blocks.push_back(d == axis ? 1 : in.blocks[d]);
+  }
+  s.setLayout(getResult(), out);
+  return success();
+}

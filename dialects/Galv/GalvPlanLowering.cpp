@@ -346,3 +346,16 @@ LogicalResult ShardSliceOp::lowerToPlan(PlanInstruction &instruction) {
   instruction.opcode = O::Slice;
   return success();
 }
+
+LogicalResult LogSoftmaxOp::lowerToPlan(PlanInstruction &instruction) {
+  instruction.opcode = O::LogSoftmax;
+  instruction.ints = {static_cast<int64_t>(getAxis())};
+  return success();
+}
+
+LogicalResult ArgMaxOp::lowerToPlan(PlanInstruction &instruction) {
+  instruction.opcode = O::ArgMax;
+  instruction.ints = {static_cast<int64_t>(getAxis()), getKeepdims(),
+                      getSelectLastIndex()};
+  return success();
+}

@@ -194,6 +194,13 @@ private:
                                 r.getKeepdims()));
         })
         .Case([&](SoftmaxOp s) { return one(rt::softmax(in(0), s.getAxis())); })
+        .Case([&](LogSoftmaxOp s) {
+          return one(rt::logSoftmax(in(0), s.getAxis()));
+        })
+        .Case([&](ArgMaxOp a) {
+          return one(rt::argMax(in(0), a.getAxis(), a.getKeepdims(),
+                                a.getSelectLastIndex()));
+        })
         .Case([&](LayerNormOp l) {
           const rt::Tensor *bias = l.getBias() ? &env.at(l.getBias()) : nullptr;
           return one(rt::layerNorm(in(0), in(1), bias,

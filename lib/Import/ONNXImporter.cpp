@@ -1169,6 +1169,34 @@ LogicalResult Importer::emitNode(const onnx::NodeProto &node,
       return failure();
     return result(created);
   }
+  if (op == "LogSoftmax") {
+    if (failed(needInputs(1)))
+      return failure();
+    auto x = in(0);
+    auto axis = intAttr(node, "axis", loc);
+    if (failed(x) || failed(axis))
+      return failure();
+    auto created = LogSoftmaxOp::create(builder, loc, *x, axis->value_or(-1));
+    if (failed(checkResult(created)))
+      return failure();
+    return result(created);
+  }
+  if (op == "ArgMax") {
+    if (failed(needInputs(1)))
+      return failure();
+    auto x = in(0);
+    auto axis = intAttr(node, "axis", loc);
+    auto keepdims = intAttr(node, "keepdims", loc);
+    auto last = intAttr(node, "select_last_index", loc);
+    if (failed(x) || failed(axis) || failed(keepdims) || failed(last))
+      return failure();
+    auto created =
+        ArgMaxOp::create(builder, loc, *x, axis->value_or(0),
+                         keepdims->value_or(1) != 0, last->value_or(0) != 0);
+    if (failed(checkResult(created)))
+      return failure();
+    return result(created);
+  }
   if (op == "Identity" || op == "Dropout") {
     if (failed(needInputs(1)))
       return failure();

@@ -12,6 +12,7 @@
 
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Kernels.h"
+#include "galvatron/runtime/PlanFile.h"
 #include "galvatron/runtime/Shard.h"
 
 #include <chrono>
@@ -122,7 +123,7 @@ public:
       if (!execute(static_cast<int64_t>(i), inst, results))
         return false;
       if (trace) {
-        bool communicates = inst.opcode() >= plan::Opcode::AllReduce;
+        bool communicates = isCommunication(inst.opcode());
         stats.trace.push_back(
             {plan::EnumNameOpcode(inst.opcode()), static_cast<int32_t>(i),
              communicates ? static_cast<int32_t>(inst.ints()->Get(0)) : -1,
@@ -339,6 +340,16 @@ private:
       if (!need(1, 1))
         return false;
       results.push_back(softmax(in[0], a[0]));
+      return true;
+    case O::LogSoftmax:
+      if (!need(1, 1))
+        return false;
+      results.push_back(logSoftmax(in[0], a[0]));
+      return true;
+    case O::ArgMax:
+      if (!need(1, 3))
+        return false;
+      results.push_back(argMax(in[0], a[0], a[1] != 0, a[2] != 0));
       return true;
     case O::LayerNorm:
       if (!need(2, 0))

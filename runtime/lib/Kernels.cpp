@@ -643,6 +643,86 @@ Tensor softmax(const Tensor &x, int64_t axis) {
   return out;
 }
 
+Tensor logSoftmax(const Tensor &x, int64_t axis) {
+  if (axis < 0)
+    axis += x.rank();
+  Tensor out(DType::F32, x.shape);
+  int64_t dim = x.shape[axis], inner = 1;
+  for (int64_t d = axis + 1; d < x.rank(); ++d)
+    inner *= x.shape[d];
+  int64_t outer = x.size() / std::max<int64_t>(dim * inner, 1);
+  const float *in = x.f32();
+  float *o = out.f32();
+#pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
+    schedule(static)
+  for (int64_t p = 0; p < outer; ++p)
+    for (int64_t q = 0; q < inner; ++q) {
+      const float *row = in + p * dim * inner + q;
+      float *dst = o + p * dim * inner + q;
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < dim; ++j)
+        max = std::max(max, row[j * inner]);
+      double sum = 0;
+      for (int64_t j = 0; j < dim; ++j)
+        sum += std::exp(static_cast<double>(row[j * inner] - max));
+      double shift = max + std::log(sum);
+      for (int64_t j = 0; j < dim; ++j)
+        dst[j * inner] = static_cast<float>(row[j * inner] - shift);
+    }
+  return out;
+}
+
+/// The value of element `i` of `x` as a double (any dtype).
+static double valueAt(const Tensor &x, int64_t i) {
+  switch (x.dtype) {
+  case DType::F32:
+    return x.f32()[i];
+  case DType::F64:
+    return reinterpret_cast<const double *>(x.bytes.data())[i];
+  case DType::I64:
+    return static_cast<double>(x.i64()[i]);
+  case DType::I32:
+    return reinterpret_cast<const int32_t *>(x.bytes.data())[i];
+  case DType::Bool:
+    return x.bytes[i];
+  }
+  return 0;
+}
+
+Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast) {
+  if (axis < 0)
+    axis += x.rank();
+  Shape shape;
+  for (int64_t d = 0; d < x.rank(); ++d)
+    if (d != axis)
+      shape.push_back(x.shape[d]);
+    else if (keepdims)
+      shape.push_back(1);
+  Tensor out(DType::I64, shape);
+  int64_t dim = x.shape[axis], inner = 1;
+  for (int64_t d = axis + 1; d < x.rank(); ++d)
+    inner *= x.shape[d];
+  int64_t outer = x.size() / std::max<int64_t>(dim * inner, 1);
+  for (int64_t p = 0; p < outer; ++p)
+    for (int64_t q = 0; q < inner; ++q) {
+      int64_t base = p * dim * inner + q, best = 0;
+      double bestValue = valueAt(x, base);
+      for (int64_t j = 1; j < dim; ++j) {
+        double v = valueAt(x, base + j * inner);
+        bool better = std::isnan(v)           ? !std::isnan(bestValue)
+                      : std::isnan(bestValue) ? false
+                      : selectLast            ? v >= bestValue
+                                              : v > bestValue;
+        if (better) {
+          best = j;
+          bestValue = v;
+        }
+      }
+      out.i64()[p * inner + q] = best;
+    }
+  return out;
+}
+
 Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
                  double eps) {
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);

@@ -60,6 +60,22 @@ static size_t dtypeBytes(plan::DType dtype) {
   return 0;
 }
 
+bool isCommunication(plan::Opcode opcode) {
+  using O = plan::Opcode;
+  switch (opcode) {
+  case O::AllReduce:
+  case O::AllGather:
+  case O::ReduceScatter:
+  case O::AllToAll:
+  case O::Broadcast:
+  case O::Send:
+  case O::Recv:
+    return true;
+  default:
+    return false;
+  }
+}
+
 /// A collective's output shape follows from its input's, the group size and
 /// its axes (plan.fbs states the semantics); checked here so that a plan
 /// the compiler got wrong fails before anything runs.
@@ -202,7 +218,7 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                      " has an unknown opcode",
              false;
     // Communication names a device group that must exist and hold the rank.
-    if (inst->opcode() >= plan::Opcode::AllReduce) {
+    if (isCommunication(inst->opcode())) {
       int64_t group =
           inst->ints() && inst->ints()->size() ? inst->ints()->Get(0) : -1;
       if (!p.groups() || group < 0 ||

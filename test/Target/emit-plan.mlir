@@ -3,7 +3,7 @@
 // RUN: galvatron-translate --emit-plan %s -o %t.bin
 // RUN: galvatron-translate --decode-plan %t.bin | FileCheck %s
 
-// CHECK: plan format 2, world size 1, weights 'w.safetensors', 4 constant bytes
+// CHECK: plan format 3, world size 1, weights 'w.safetensors', 4 constant bytes
 // CHECK-NEXT: group [0]
 // The chain a -> b -> c -> d needs two 1 KiB slots at a time: the arena holds
 // two, and c reuses a's slot once a is dead.

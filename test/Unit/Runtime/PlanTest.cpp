@@ -215,7 +215,7 @@ TEST(Plan, VersionIsChecked) {
   bytes[8] = 1; // a version-1 plan, from before shards
   std::string error;
   EXPECT_FALSE(verifyPlan(bytes, error));
-  EXPECT_EQ(error, "plan format version 1 is not the version 2 this runtime "
+  EXPECT_EQ(error, "plan format version 1 is not the version 3 this runtime "
                    "reads");
 }
 

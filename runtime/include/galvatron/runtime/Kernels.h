@@ -84,6 +84,11 @@ Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows);
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
               bool keepDims);
 Tensor softmax(const Tensor &x, int64_t axis);
+/// log(softmax(x)) along `axis`, as x - max - log(sum(exp(x - max))).
+Tensor logSoftmax(const Tensor &x, int64_t axis);
+/// i64 index of the largest element along `axis` (the first on ties, or
+/// the last with `selectLast`); NaN counts as largest, as in numpy.
+Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast);
 Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
                  double eps);
 Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps);

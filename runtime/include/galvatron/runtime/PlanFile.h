@@ -13,11 +13,15 @@ namespace galvatron::rt {
 
 /// The plan.bin format version this runtime reads and the compiler writes.
 /// 2: tensors carry shards, rank programs their pipeline stage.
-constexpr uint32_t kPlanFormatVersion = 2;
+/// 3: LogSoftmax and ArgMax opcodes (later opcodes renumbered).
+constexpr uint32_t kPlanFormatVersion = 3;
 /// "GALVPLAN" + u32 version + u32 CRC-32 of the FlatBuffer that follows.
 constexpr size_t kPlanHeaderBytes = 16;
 
 uint32_t crc32(const uint8_t *data, size_t size);
+
+/// Whether `opcode` communicates (its ints[0] names a device group).
+bool isCommunication(plan::Opcode opcode);
 
 /// Prepends the header to a finished FlatBuffer.
 std::vector<uint8_t> wrapPlan(const uint8_t *flatbuffer, size_t size);
