@@ -1870,6 +1870,8 @@ mlir::galv::importONNX(MLIRContext *context, StringRef bytes, StringRef path,
   result->module = importer.run(model);
   if (!result->module)
     return nullptr;
+  for (const auto &file : storage->files)
+    result->dataFiles.push_back(file.getKey().str());
   result->storage = std::move(storage);
   return result;
 }

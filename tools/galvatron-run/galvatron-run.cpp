@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Support/AtomicFile.h"
+#include "galvatron/Support/FileChecks.h"
 #include "galvatron/Support/Safetensors.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Executor.h"
@@ -709,6 +710,45 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
   return 0;
 }
 
+/// Ends the job when a file this rank would write is one it reads (by device
+/// and inode, so links and other spellings count): writing it would destroy
+/// the input. --resume may name the --checkpoint-dir: a checkpoint replaces
+/// the one it resumed from only once it is whole.
+void refuseOutputsOverInputs(const Job &job, const std::string &planPath,
+                             const std::string &weightsPath,
+                             const std::vector<std::string> &inputSpecs,
+                             const std::vector<std::string> &expectSpecs,
+                             const std::vector<std::string> &outputSpecs,
+                             const TrainOptions &train) {
+  auto fileOf = [](const std::string &spec) {
+    return splitSpec(spec, 0, {}).second;
+  };
+  std::vector<galvatron::NamedFile> inputs = {
+      {"the plan", planPath},
+      {"--weights", weightsPath},
+      {"--data", train.dataPath},
+      {"--expect-losses", train.expectLosses}};
+  for (const std::string &spec : inputSpecs)
+    inputs.push_back({"--input", fileOf(spec)});
+  for (const std::string &spec : expectSpecs)
+    inputs.push_back({"--expect", fileOf(spec)});
+  std::vector<galvatron::NamedFile> outputs;
+  for (const std::string &spec : outputSpecs)
+    outputs.push_back({"--output", fileOf(spec)});
+  if (!train.logPath.empty())
+    outputs.push_back({"--log", rankPath(train.logPath, job.rank)});
+  if (!job.traceDir.empty())
+    outputs.push_back({"--trace", job.traceDir + "/trace-rank" +
+                                      std::to_string(job.rank) + ".json"});
+  if (!train.checkpointDir.empty())
+    for (const char *file :
+         {"model.safetensors", "optimizer.safetensors", "trainer.json"})
+      outputs.push_back({"--checkpoint-dir", train.checkpointDir + "/" + file});
+  std::string error = galvatron::findOutputOverInput(outputs, inputs);
+  if (!error.empty())
+    fatal(error);
+}
+
 /// A forward plan: every rank runs its program; rank 0 gathers the outputs
 /// and writes and checks them.
 int forward(const Job &job, const std::map<std::string, rt::Tensor> &inputs,
@@ -933,6 +973,8 @@ int main(int argc, char **argv) {
   std::map<std::string, rt::Tensor> weights;
   if (weightsPath.empty() && p->weights_file() && p->weights_file()->size())
     weightsPath = directoryOf(planPath) + p->weights_file()->str();
+  refuseOutputsOverInputs(job, planPath, weightsPath, inputSpecs, expectSpecs,
+                          outputSpecs, trainOptions);
   if (!weightsPath.empty()) {
     if (!rt::loadTensors(weightsPath, weights, error))
       fatalEverywhere(error);
