@@ -547,7 +547,7 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
   for (const std::string &name : dataNames)
     streaming |= !fixedInputs.count(name);
   if (!options.dataPath.empty()) {
-    if (!rt::readNpy(options.dataPath, tokens, error))
+    if (!rt::readTokenIds(options.dataPath, tokens, error))
       fatal(error);
     if (tokens.dtype == rt::DType::I32)
       tokens = rt::cast(tokens, rt::DType::I64);
