@@ -27,6 +27,7 @@
 #include "galvatron/runtime/Shard.h"
 #include "galvatron/runtime/Weights.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -572,11 +573,15 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
                   static_cast<long long>(vocab));
   }
   FILE *log = nullptr;
+  std::string logPath = rankPath(options.logPath, job.rank);
+  // A full disk must not leave a log cut mid-record behind a zero exit.
+  auto logFailed = [&] {
+    fatal("--log: cannot write '" + logPath + "': " + std::strerror(errno));
+  };
   if (!options.logPath.empty()) {
-    std::string path = rankPath(options.logPath, job.rank);
-    log = std::fopen(path.c_str(), first > 1 ? "a" : "w");
+    log = std::fopen(logPath.c_str(), first > 1 ? "a" : "w");
     if (!log)
-      fatal("--log: cannot open '" + path + "'");
+      fatal("--log: cannot open '" + logPath + "': " + std::strerror(errno));
   }
   TraceWriter trace(job);
   std::vector<double> losses;
@@ -663,7 +668,8 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
                    step, loss, lr, tokensPerSecond, ms, peakRssMb(),
                    static_cast<unsigned long long>(stats.arenaBytes),
                    commBytesJson(stats.commBytes).c_str());
-      std::fflush(log);
+      if (std::fflush(log) != 0 || std::ferror(log))
+        logFailed();
     }
     bool save = !options.checkpointDir.empty() &&
                 ((options.saveEvery > 0 && step % options.saveEvery == 0) ||
@@ -685,8 +691,8 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
         fatal(error);
     }
   }
-  if (log)
-    std::fclose(log);
+  if (log && std::fclose(log) != 0)
+    logFailed();
   trace.write();
   if (!options.expectLosses.empty()) {
     rt::Tensor expected;
@@ -1005,6 +1011,15 @@ int main(int argc, char **argv) {
   int code = trainOptions.steps > 0 ? train(job, weights, inputs, trainOptions)
                                     : forward(job, inputs, weights, outputSpecs,
                                               expectSpecs, rtol, stats);
+  // Progress lines and results go to standard output: losing them (a full
+  // disk behind a redirect) fails the run too.
+  bool flushed = std::fflush(stdout) == 0;
+  if (!flushed || std::ferror(stdout)) {
+    // An earlier write's errno is gone; a failed flush still has its own.
+    printError(std::string("cannot write standard output") +
+               (flushed ? "" : std::string(": ") + std::strerror(errno)));
+    code = code ? code : 1;
+  }
   comm.reset();
   rt::mpi::finalize();
   return code;
