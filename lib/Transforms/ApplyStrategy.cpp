@@ -245,8 +245,7 @@ struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
           {"embed-sdp", embedSdp.getNumOccurrences()}})
       if (occurrences > 1)
         return error = "option '" + std::string(name) + "' is given " +
-                       std::to_string(occurrences) +
-                       " times; give it once",
+                       std::to_string(occurrences) + " times; give it once",
                failure();
     for (auto [name, values] :
          {std::pair<const char *, ArrayRef<int64_t>>{"tp-consec", tpConsec},
