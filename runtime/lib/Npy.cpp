@@ -79,7 +79,7 @@ static bool parseShape(const std::string &text, size_t elementSize,
 }
 
 bool readNpy(const std::string &path, Tensor &tensor, std::string &error) {
-  // Reading reads the whole file: a directory or a device has no end.
+  // The whole file is read: a directory cannot be, a device may never end.
   if (std::string reason = notRegularFileReason(path); !reason.empty()) {
     error = reason;
     return false;
