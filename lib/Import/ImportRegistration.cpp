@@ -1,6 +1,7 @@
 //===- ImportRegistration.cpp - galvatron-translate --import-onnx ---------===//
 
 #include "galvatron/Import/ONNX.h"
+#include "galvatron/Support/FileChecks.h"
 #include "galvatron/Transforms/Passes.h"
 
 #include "Galv/Galv.h"
@@ -54,18 +55,25 @@ struct ImportFlags {
 };
 ImportFlags *flags = nullptr;
 
+/// The value of -o, or "" when it is standard output.
+std::string outputPath() {
+  auto &options = llvm::cl::getRegisteredOptions();
+  auto it = options.find("o");
+  if (it != options.end())
+    if (auto *out = static_cast<llvm::cl::opt<std::string> *>(it->second))
+      if (out->getValue() != "-")
+        return out->getValue();
+  return "";
+}
+
 /// Where the weights go: --weights-out, else beside `-o` with the suffix
 /// .safetensors, else beside the input.
 std::string weightsPath(StringRef inputPath) {
   if (!flags->weightsOut.empty())
     return flags->weightsOut;
-  std::string base = inputPath.str();
-  auto &options = llvm::cl::getRegisteredOptions();
-  auto it = options.find("o");
-  if (it != options.end())
-    if (auto *out = static_cast<llvm::cl::opt<std::string> *>(it->second))
-      if (!out->getValue().empty() && out->getValue() != "-")
-        base = out->getValue();
+  std::string base = outputPath();
+  if (base.empty())
+    base = inputPath.str();
   SmallString<256> path(base);
   llvm::sys::path::replace_extension(path, ".safetensors");
   return std::string(path);
@@ -124,6 +132,22 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   double cleanupSeconds = seconds(cleanupStart);
 
   std::string path = weightsPath(inputPath);
+  // The weights replace whatever is at `path`: never a file this import
+  // reads, nor the IR output.
+  std::vector<galvatron::NamedFile> inputs = {
+      {"the input model", inputPath.str()},
+      {"--state-dict", flags->stateDict},
+      {"-o", outputPath()}};
+  for (const std::string &file : imported->dataFiles)
+    inputs.push_back({"the model's external data", file});
+  std::string clash = galvatron::findOutputOverInput(
+      {{flags->weightsOut.empty() ? "the weights file" : "--weights-out",
+        path}},
+      inputs);
+  if (!clash.empty()) {
+    emitError(UnknownLoc::get(context)) << clash;
+    return nullptr;
+  }
   (*module)->setAttr(GalvDialect::getWeightsAttrName(),
                      StringAttr::get(context, llvm::sys::path::filename(path)));
   // Keep only the parameters the cleaned-up IR still declares.

@@ -18,8 +18,10 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -265,6 +267,28 @@ static void appendField(const Field &field, std::string &bytes,
   }
 }
 
+/// Bytes of a tensor of `dims` with elements of `elementSize`, or nothing
+/// when the product overflows int64: the dims come from the file, and a
+/// wrapped product (say to 0) would pass every size check after it.
+static std::optional<int64_t> checkedBytes(ArrayRef<int64_t> dims,
+                                           int64_t elementSize) {
+  std::optional<int64_t> bytes = elementSize;
+  for (int64_t d : dims)
+    if (!(bytes = llvm::checkedMul(*bytes, d)))
+      return std::nullopt;
+  return bytes;
+}
+
+/// An external_data offset or length: decimal digits and nothing else
+/// (strtoull reads "-100" as a huge number and "12abc" as 12).
+static std::optional<uint64_t> byteCount(StringRef text) {
+  uint64_t value;
+  if (text.empty() || !llvm::all_of(text, llvm::isDigit) ||
+      text.getAsInteger(10, value))
+    return std::nullopt;
+  return value;
+}
+
 LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
                                    RawTensor &raw, RankedTensorType &type) {
   Type element = elementType(proto.data_type());
@@ -273,16 +297,21 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
                       << "' has unsupported ONNX data type "
                       << proto.data_type();
   SmallVector<int64_t> shape;
-  int64_t count = 1;
   for (int64_t d : proto.dims()) {
     if (d < 0)
       return error(loc) << "tensor '" << proto.name()
                         << "' has a negative dimension";
     shape.push_back(d);
-    count *= d;
   }
-  type = RankedTensorType::get(shape, element);
   size_t elementSize = std::max<size_t>(1, element.getIntOrFloatBitWidth() / 8);
+  std::optional<int64_t> size = checkedBytes(shape, elementSize);
+  if (!size) {
+    auto diag = error(loc) << "tensor '" << proto.name() << "' of dimensions [";
+    llvm::interleaveComma(shape, diag);
+    return diag << "] needs more bytes than fit in 64 bits";
+  }
+  uint64_t expected = *size;
+  type = RankedTensorType::get(shape, element);
   raw.proto = &proto;
   raw.bytes = StringRef();
   raw.owned.clear();
@@ -292,14 +321,19 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
     uint64_t offset = 0, length = 0;
     bool hasLength = false;
     for (const auto &kv : proto.external_data()) {
-      if (kv.key() == "location")
+      if (kv.key() == "location") {
         location = kv.value();
-      else if (kv.key() == "offset")
-        offset = std::strtoull(kv.value().c_str(), nullptr, 10);
-      else if (kv.key() == "length") {
-        length = std::strtoull(kv.value().c_str(), nullptr, 10);
-        hasLength = true;
+        continue;
       }
+      if (kv.key() != "offset" && kv.key() != "length")
+        continue;
+      std::optional<uint64_t> value = byteCount(kv.value());
+      if (!value)
+        return error(loc) << "tensor '" << proto.name() << "' external data "
+                          << kv.key() << " '" << kv.value()
+                          << "' is not a byte count";
+      (kv.key() == "offset" ? offset : length) = *value;
+      hasLength |= kv.key() == "length";
     }
     if (location.empty())
       return error(loc) << "tensor '" << proto.name()
@@ -329,14 +363,14 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
       mapped = std::move(*opened);
     }
     llvm::MemoryBuffer *buffer = mapped.get();
-    uint64_t expected = count * elementSize;
     if (!hasLength)
       length = expected;
-    if (length != expected || offset + length > buffer->getBufferSize())
+    uint64_t fileSize = buffer->getBufferSize();
+    if (length != expected || offset > fileSize || length > fileSize - offset)
       return error(loc) << "tensor '" << proto.name() << "' external data ["
-                        << offset << ", " << offset + length << ") of '" << file
-                        << "' does not hold the " << expected
-                        << " bytes its shape needs (file size "
+                        << offset << ", " << llvm::SaturatingAdd(offset, length)
+                        << ") of '" << file << "' does not hold the "
+                        << expected << " bytes its shape needs (file size "
                         << buffer->getBufferSize() << ")";
     raw.bytes = StringRef(buffer->getBufferStart() + offset, length);
     return success();
@@ -344,10 +378,10 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
 
   if (proto.has_raw_data()) {
     raw.bytes = proto.raw_data();
-    if (raw.bytes.size() != static_cast<size_t>(count) * elementSize)
+    if (raw.bytes.size() != expected)
       return error(loc) << "tensor '" << proto.name() << "' holds "
                         << raw.bytes.size() << " bytes but its shape " << type
-                        << " needs " << count * elementSize;
+                        << " needs " << expected;
     return success();
   }
   if (element.isF32()) {
@@ -366,10 +400,10 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
                 [](int32_t v) { return static_cast<uint8_t>(v); });
   }
   raw.bytes = raw.owned;
-  if (raw.bytes.size() != static_cast<size_t>(count) * elementSize)
+  if (raw.bytes.size() != expected)
     return error(loc) << "tensor '" << proto.name() << "' holds "
                       << raw.bytes.size() << " bytes but its shape " << type
-                      << " needs " << count * elementSize;
+                      << " needs " << expected;
   return success();
 }
 
@@ -471,6 +505,9 @@ LogicalResult Importer::declareInput(const onnx::ValueInfoProto &info) {
       return failure();
     shape.push_back(*dim);
   }
+  if (!checkedBytes(shape, 1))
+    return emitError(fileLoc()) << "input '" << info.name()
+                                << "' has more elements than fit in 64 bits";
   auto type = RankedTensorType::get(shape, element);
   Value arg =
       body->addArgument(type, NameLoc::get(builder.getStringAttr(info.name())));
@@ -916,6 +953,12 @@ static FailureOr<SmallVector<int64_t>> resolveReshape(ArrayRef<int64_t> input,
   int64_t known = 1, inferAt = -1, total = 1;
   for (int64_t d : input)
     total *= d;
+  // Target dimensions come from the model: a product that wraps could match
+  // the input's element count.
+  auto tooLarge = [&] {
+    message = "the target shape has more elements than fit in 64 bits";
+    return failure();
+  };
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 0 && !allowZero) {
       if (d >= input.size()) {
@@ -934,7 +977,10 @@ static FailureOr<SmallVector<int64_t>> resolveReshape(ArrayRef<int64_t> input,
       message = "the target shape has a negative dimension";
       return failure();
     } else {
-      known *= shape[d];
+      std::optional<int64_t> product = llvm::checkedMul(known, shape[d]);
+      if (!product)
+        return tooLarge();
+      known = *product;
     }
   }
   if (inferAt >= 0) {
@@ -944,12 +990,12 @@ static FailureOr<SmallVector<int64_t>> resolveReshape(ArrayRef<int64_t> input,
     }
     shape[inferAt] = total / known;
   }
-  int64_t count = 1;
-  for (int64_t d : shape)
-    count *= d;
-  if (count != total) {
+  std::optional<int64_t> count = checkedBytes(shape, 1);
+  if (!count)
+    return tooLarge();
+  if (*count != total) {
     message = "cannot reshape " + std::to_string(total) + " elements into " +
-              std::to_string(count);
+              std::to_string(*count);
     return failure();
   }
   return shape;
@@ -1898,6 +1944,8 @@ mlir::galv::importONNX(MLIRContext *context, StringRef bytes, StringRef path,
   result->module = importer.run(model);
   if (!result->module)
     return nullptr;
+  for (const auto &file : storage->files)
+    result->dataFiles.push_back(file.getKey().str());
   result->storage = std::move(storage);
   return result;
 }

@@ -80,6 +80,22 @@ FailureOr<int64_t> intValue(const nlohmann::json &value, StringRef key,
   return (*list)[0];
 }
 
+/// Galvatron's per-layer switches (ZeRO-3, Ulysses, recompute, consecutive
+/// TP groups) are 0 or 1; anything else is a typo, not a strategy.
+/// `name` says where the values came from ("key 'use_sp'", "option 'sdp'").
+LogicalResult checkSwitches(ArrayRef<int64_t> values, const std::string &name,
+                            std::string &error) {
+  for (auto [layer, value] : llvm::enumerate(values))
+    if (value != 0 && value != 1) {
+      error = name + " has " + std::to_string(value) +
+              (values.size() > 1 ? " for layer " + std::to_string(layer)
+                                 : std::string()) +
+              "; it must be 0 or 1";
+      return failure();
+    }
+  return success();
+}
+
 LogicalResult readConfig(StringRef path, Strategy &s, std::string &error) {
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer) {
@@ -158,6 +174,21 @@ LogicalResult readConfig(StringRef path, Strategy &s, std::string &error) {
       failed(getInt("vtp", s.vocabTp)) || failed(getInt("vsp", vsp)) ||
       failed(getInt("embed_sdp", embedSdp)))
     return failure();
+  for (auto [key, values] : {std::pair<const char *, ArrayRef<int64_t>>{
+                                 "tp_consecutive_flags", s.tpConsec},
+                             {"dp_types_enc", dpTypes},
+                             {"use_sp", useSp},
+                             {"checkpoint", s.checkpoint},
+                             {"vsp", vsp},
+                             {"embed_sdp", embedSdp}})
+    if (failed(checkSwitches(values, "key '" + std::string(key) + "'", error)))
+      return error = (path + ": " + error).str(), failure();
+  // Galvatron always writes the batch; 0 would silently mean "imported".
+  if (s.globalBatch < 1)
+    return error = (path + ": key 'global_bsz' has " + Twine(s.globalBatch) +
+                    "; it must be at least 1")
+                       .str(),
+           failure();
   s.sdp = dpTypes;
   // Galvatron's use_sp: the layer's tp degree runs Ulysses instead.
   for (int64_t flag : useSp)
@@ -189,8 +220,53 @@ FailureOr<SmallVector<T>> perLayer(ArrayRef<T> values, T fallback,
 struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
   using Base::Base;
 
+  /// Options are given once (a
+  /// repeated `tp=` would append and silently become a per-layer list; a
+  /// repeated scalar would silently take the last value), and the GLOBAL
+  /// switches are 0 or 1.
+  LogicalResult checkOptions(std::string &error) {
+    for (auto [name, occurrences] :
+         {std::pair<const char *, int>{"config",
+                                       configPath.getNumOccurrences()},
+          {"world-size", worldSize.getNumOccurrences()},
+          {"pp", pp.getNumOccurrences()},
+          {"pp-division", ppDivision.getNumOccurrences()},
+          {"tp", tp.getNumOccurrences()},
+          {"tp-consec", tpConsec.getNumOccurrences()},
+          {"sdp", sdp.getNumOccurrences()},
+          {"sp", sp.getNumOccurrences()},
+          {"checkpoint", checkpoint.getNumOccurrences()},
+          {"chunks", chunks.getNumOccurrences()},
+          {"global-batch", globalBatch.getNumOccurrences()},
+          {"pipeline", pipeline.getNumOccurrences()},
+          {"dp-type", dpType.getNumOccurrences()},
+          {"vocab-tp", vocabTp.getNumOccurrences()},
+          {"vocab-sp", vocabSp.getNumOccurrences()},
+          {"embed-sdp", embedSdp.getNumOccurrences()}})
+      if (occurrences > 1)
+        return error = "option '" + std::string(name) + "' is given " +
+                       std::to_string(occurrences) + " times; give it once",
+               failure();
+    for (auto [name, values] :
+         {std::pair<const char *, ArrayRef<int64_t>>{"tp-consec", tpConsec},
+          {"sdp", sdp},
+          {"checkpoint", checkpoint}})
+      if (failed(checkSwitches(values, "option '" + std::string(name) + "'",
+                               error)))
+        return failure();
+    if (globalBatch < 0)
+      return error = "option 'global-batch' has " +
+                     std::to_string(globalBatch) +
+                     "; it must be positive, or 0 for the imported batch x "
+                     "chunks",
+             failure();
+    return success();
+  }
+
   LogicalResult apply(ModuleOp module, std::string &error) {
     Strategy s;
+    if (failed(checkOptions(error)))
+      return failure();
     s.worldSize = worldSize;
     if (!configPath.empty()) {
       if (failed(readConfig(configPath, s, error)))
@@ -225,6 +301,15 @@ struct ApplyStrategyPass : galv::impl::ApplyStrategyBase<ApplyStrategyPass> {
                          .str(),
              failure();
     int64_t perStage = s.worldSize / s.pp;
+    // An empty or negative stage would leave layers without a strategy.
+    for (auto [stage, count] : llvm::enumerate(s.ppDivision))
+      if (count < 1)
+        return error = std::string(configPath.empty() ? "option 'pp-division'"
+                                                      : "key 'pp_division'") +
+                       " gives stage " + std::to_string(stage) + " " +
+                       std::to_string(count) +
+                       " layers; every stage needs at least one",
+               failure();
     if (s.ppDivision.empty()) {
       if (n % s.pp != 0)
         return error = (Twine(n) + " layers do not split evenly into pp = " +

@@ -2,12 +2,14 @@
 
 #include "galvatron/runtime/Npy.h"
 #include "galvatron/Support/AtomicFile.h"
+#include "galvatron/Support/FileChecks.h"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 namespace galvatron::rt {
 
@@ -31,7 +33,57 @@ static std::string headerField(const std::string &header,
   return header.substr(at, end - at);
 }
 
+/// Parses a .npy shape tuple ("()", "(5,)", "(2, 8)") into `shape`, and its
+/// size in bytes for elements of `elementSize`; false with `message` when a
+/// dimension is not a non-negative integer or the size does not fit in 64
+/// bits (it is checked against the file before anything is allocated).
+static bool parseShape(const std::string &text, size_t elementSize,
+                       Shape &shape, uint64_t &bytes, std::string &message) {
+  message = "shape " + (text.empty() ? std::string("(missing)") : text);
+  if (text.size() < 2 || text.front() != '(' || text.back() != ')')
+    return message += " is not a tuple", false;
+  bytes = elementSize;
+  size_t at = 1, end = text.size() - 1;
+  while (at < end) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos || comma > end)
+      comma = end;
+    size_t first = text.find_first_not_of(' ', at);
+    size_t last = text.find_last_not_of(' ', comma - 1);
+    std::string dim = first < comma && last >= first
+                          ? text.substr(first, last - first + 1)
+                          : std::string();
+    // Only a trailing comma may leave an empty item: "(5,)".
+    if (dim.empty() && !(comma == end && !shape.empty()))
+      return message += " has an empty dimension", false;
+    if (dim.empty())
+      break;
+    uint64_t value = 0;
+    for (char c : dim) {
+      if (c < '0' || c > '9')
+        return message +=
+               ": dimension '" + dim + "' is not a non-negative integer",
+               false;
+      if (value >
+          (uint64_t(std::numeric_limits<int64_t>::max()) - (c - '0')) / 10)
+        return message += ": dimension " + dim + " is too large", false;
+      value = value * 10 + (c - '0');
+    }
+    if (__builtin_mul_overflow(bytes, value, &bytes) ||
+        bytes > uint64_t(std::numeric_limits<int64_t>::max()))
+      return message += " holds more bytes than a 64-bit size counts", false;
+    shape.push_back(static_cast<int64_t>(value));
+    at = comma + 1;
+  }
+  return true;
+}
+
 bool readNpy(const std::string &path, Tensor &tensor, std::string &error) {
+  // The whole file is read: a directory cannot be, a device may never end.
+  if (std::string reason = notRegularFileReason(path); !reason.empty()) {
+    error = reason;
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot open '" + path + "': " + std::strerror(errno);
@@ -82,23 +134,28 @@ bool readNpy(const std::string &path, Tensor &tensor, std::string &error) {
   else
     return fail("unsupported dtype " + descr);
   Shape shape;
-  for (size_t i = 0; i < shapeText.size();) {
-    if (isdigit(static_cast<unsigned char>(shapeText[i]))) {
-      size_t end;
-      shape.push_back(std::stoll(shapeText.substr(i), &end));
-      i += end;
-    } else {
-      ++i;
-    }
-  }
-  tensor = Tensor(dtype, shape);
+  uint64_t bytes = 0;
+  std::string message;
+  if (!parseShape(shapeText, dtypeSize(dtype), shape, bytes, message))
+    return fail(message);
   size_t offset = headerStart + headerLength;
-  if (data.size() - offset != tensor.bytes.size())
+  if (data.size() - offset != bytes)
     return fail("holds " + std::to_string(data.size() - offset) +
-                " data bytes, not the " + std::to_string(tensor.bytes.size()) +
-                " of shape " + shapeString(shape));
+                " data bytes, not the " + std::to_string(bytes) + " of shape " +
+                shapeString(shape));
+  tensor = Tensor(dtype, shape);
   std::memcpy(tensor.bytes.data(), data.data() + offset, tensor.bytes.size());
   return true;
+}
+
+bool readTokenIds(const std::string &path, Tensor &tokens, std::string &error) {
+  if (!readNpy(path, tokens, error))
+    return false;
+  if (tokens.dtype == DType::I64 || tokens.dtype == DType::I32)
+    return true;
+  error = path + ": token ids must be integers (int32 or int64), not " +
+          dtypeName(tokens.dtype);
+  return false;
 }
 
 bool writeNpy(const std::string &path, const Tensor &tensor,

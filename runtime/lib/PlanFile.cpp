@@ -2,6 +2,7 @@
 
 #include "galvatron/runtime/PlanFile.h"
 
+#include "galvatron/Support/FileChecks.h"
 #include "galvatron/runtime/Shard.h"
 #include "galvatron/runtime/Tensor.h"
 
@@ -308,6 +309,10 @@ const plan::Plan *verifyPlan(const std::vector<uint8_t> &bytes,
 
 const plan::Plan *loadPlan(const std::string &path,
                            std::vector<uint8_t> &storage, std::string &error) {
+  // A directory or a device (/dev/zero) is no plan: refuse it before reading
+  // it whole.
+  if (std::string reason = notRegularFileReason(path); !reason.empty())
+    return error = reason, nullptr;
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return error = "cannot open '" + path + "'", nullptr;

@@ -2,6 +2,8 @@
 
 #include "galvatron/runtime/Weights.h"
 
+#include "galvatron/Support/FileChecks.h"
+
 #include <cstring>
 
 namespace galvatron::rt {
@@ -22,6 +24,9 @@ std::optional<Tensor> fromSafetensors(const SafetensorsTensor &tensor) {
 
 bool loadTensors(const std::string &path, std::map<std::string, Tensor> &out,
                  std::string &error) {
+  // As for plans and .npy inputs: a directory or a device is no weights file.
+  if (std::string reason = notRegularFileReason(path); !reason.empty())
+    return error = reason, false;
   std::map<std::string, SafetensorsTensor> raw;
   if (!readSafetensors(path, raw, error))
     return false;

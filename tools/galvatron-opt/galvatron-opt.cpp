@@ -1,6 +1,7 @@
 //===- galvatron-opt.cpp - run galv passes on MLIR files ------------------===//
 
 #include "Galv/Galv.h"
+#include "galvatron/Support/FileChecks.h"
 #include "galvatron/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -8,6 +9,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/raw_ostream.h"
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
@@ -32,6 +34,15 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
 
+  auto [input, output] = mlir::registerAndParseCLIOptions(
+      argc, argv, "galvatron optimizer driver\n", registry);
+  // MlirOptMain truncates -o before it has read all of the input.
+  std::string error =
+      galvatron::findOutputOverInput({{"-o", output}}, {{"the input", input}});
+  if (!error.empty()) {
+    llvm::errs() << "galvatron-opt: error: " << error << "\n";
+    return 1;
+  }
   return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "galvatron optimizer driver\n", registry));
+      mlir::MlirOptMain(argc, argv, input, output, registry));
 }

@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Support/AtomicFile.h"
+#include "galvatron/Support/FileChecks.h"
 #include "galvatron/Support/Safetensors.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Executor.h"
@@ -26,6 +27,7 @@
 #include "galvatron/runtime/Shard.h"
 #include "galvatron/runtime/Weights.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -546,7 +548,7 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
   for (const std::string &name : dataNames)
     streaming |= !fixedInputs.count(name);
   if (!options.dataPath.empty()) {
-    if (!rt::readNpy(options.dataPath, tokens, error))
+    if (!rt::readTokenIds(options.dataPath, tokens, error))
       fatal(error);
     if (tokens.dtype == rt::DType::I32)
       tokens = rt::cast(tokens, rt::DType::I64);
@@ -571,11 +573,15 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
                   static_cast<long long>(vocab));
   }
   FILE *log = nullptr;
+  std::string logPath = rankPath(options.logPath, job.rank);
+  // A full disk must not leave a log cut mid-record behind a zero exit.
+  auto logFailed = [&] {
+    fatal("--log: cannot write '" + logPath + "': " + std::strerror(errno));
+  };
   if (!options.logPath.empty()) {
-    std::string path = rankPath(options.logPath, job.rank);
-    log = std::fopen(path.c_str(), first > 1 ? "a" : "w");
+    log = std::fopen(logPath.c_str(), first > 1 ? "a" : "w");
     if (!log)
-      fatal("--log: cannot open '" + path + "'");
+      fatal("--log: cannot open '" + logPath + "': " + std::strerror(errno));
   }
   TraceWriter trace(job);
   std::vector<double> losses;
@@ -662,7 +668,8 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
                    step, loss, lr, tokensPerSecond, ms, peakRssMb(),
                    static_cast<unsigned long long>(stats.arenaBytes),
                    commBytesJson(stats.commBytes).c_str());
-      std::fflush(log);
+      if (std::fflush(log) != 0 || std::ferror(log))
+        logFailed();
     }
     bool save = !options.checkpointDir.empty() &&
                 ((options.saveEvery > 0 && step % options.saveEvery == 0) ||
@@ -684,8 +691,8 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
         fatal(error);
     }
   }
-  if (log)
-    std::fclose(log);
+  if (log && std::fclose(log) != 0)
+    logFailed();
   trace.write();
   if (!options.expectLosses.empty()) {
     rt::Tensor expected;
@@ -707,6 +714,45 @@ int train(const Job &job, const std::map<std::string, rt::Tensor> &weights,
     return pass ? 0 : 1;
   }
   return 0;
+}
+
+/// Ends the job when a file this rank would write is one it reads (by device
+/// and inode, so links and other spellings count): writing it would destroy
+/// the input. --resume may name the --checkpoint-dir: a checkpoint replaces
+/// the one it resumed from only once it is whole.
+void refuseOutputsOverInputs(const Job &job, const std::string &planPath,
+                             const std::string &weightsPath,
+                             const std::vector<std::string> &inputSpecs,
+                             const std::vector<std::string> &expectSpecs,
+                             const std::vector<std::string> &outputSpecs,
+                             const TrainOptions &train) {
+  auto fileOf = [](const std::string &spec) {
+    return splitSpec(spec, 0, {}).second;
+  };
+  std::vector<galvatron::NamedFile> inputs = {
+      {"the plan", planPath},
+      {"--weights", weightsPath},
+      {"--data", train.dataPath},
+      {"--expect-losses", train.expectLosses}};
+  for (const std::string &spec : inputSpecs)
+    inputs.push_back({"--input", fileOf(spec)});
+  for (const std::string &spec : expectSpecs)
+    inputs.push_back({"--expect", fileOf(spec)});
+  std::vector<galvatron::NamedFile> outputs;
+  for (const std::string &spec : outputSpecs)
+    outputs.push_back({"--output", fileOf(spec)});
+  if (!train.logPath.empty())
+    outputs.push_back({"--log", rankPath(train.logPath, job.rank)});
+  if (!job.traceDir.empty())
+    outputs.push_back({"--trace", job.traceDir + "/trace-rank" +
+                                      std::to_string(job.rank) + ".json"});
+  if (!train.checkpointDir.empty())
+    for (const char *file :
+         {"model.safetensors", "optimizer.safetensors", "trainer.json"})
+      outputs.push_back({"--checkpoint-dir", train.checkpointDir + "/" + file});
+  std::string error = galvatron::findOutputOverInput(outputs, inputs);
+  if (!error.empty())
+    fatal(error);
 }
 
 /// A forward plan: every rank runs its program; rank 0 gathers the outputs
@@ -933,6 +979,8 @@ int main(int argc, char **argv) {
   std::map<std::string, rt::Tensor> weights;
   if (weightsPath.empty() && p->weights_file() && p->weights_file()->size())
     weightsPath = directoryOf(planPath) + p->weights_file()->str();
+  refuseOutputsOverInputs(job, planPath, weightsPath, inputSpecs, expectSpecs,
+                          outputSpecs, trainOptions);
   if (!weightsPath.empty()) {
     if (!rt::loadTensors(weightsPath, weights, error))
       fatalEverywhere(error);
@@ -963,6 +1011,15 @@ int main(int argc, char **argv) {
   int code = trainOptions.steps > 0 ? train(job, weights, inputs, trainOptions)
                                     : forward(job, inputs, weights, outputSpecs,
                                               expectSpecs, rtol, stats);
+  // Progress lines and results go to standard output: losing them (a full
+  // disk behind a redirect) fails the run too.
+  bool flushed = std::fflush(stdout) == 0;
+  if (!flushed || std::ferror(stdout)) {
+    // An earlier write's errno is gone; a failed flush still has its own.
+    printError(std::string("cannot write standard output") +
+               (flushed ? "" : std::string(": ") + std::strerror(errno)));
+    code = code ? code : 1;
+  }
   comm.reset();
   rt::mpi::finalize();
   return code;

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mlir::galv {
 
@@ -37,6 +38,8 @@ struct ImportedONNX {
   OwningOpRef<ModuleOp> module;
   std::map<std::string, galvatron::SafetensorsView> weights;
   std::shared_ptr<void> storage;
+  /// The external-data files the weights were read from.
+  std::vector<std::string> dataFiles;
   ONNXImportTimings timings;
 };
 
