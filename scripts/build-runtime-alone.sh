@@ -103,13 +103,19 @@ if [[ -n $make_plans ]]; then
   data=$build/smoke
   mkdir -p "$data"
   "$make_plans" "$data"
-  # Train the toy plan 6 steps with a checkpoint, and run the toy forward
-  # plan.
+  # Train the toy plan 6 steps with checkpoints, resume the last 3 from
+  # step 3's, and run the toy forward plan.
   "$run" "$data/toy-train-1.bin" --steps 6 --data "$data/tokens.npy" \
     --lr 0.25 --log "$data/alone.jsonl" --checkpoint-dir "$data/ckpt" \
     --save-every 3 > /dev/null || fail "training the toy plan"
   grep -q '"step": 6, "loss": 19.5429688' "$data/alone.jsonl" ||
     fail "toy training: step 6's loss is not 19.5429688: $(tail -1 "$data/alone.jsonl")"
+  "$run" "$data/toy-train-1.bin" --steps 6 --data "$data/tokens.npy" \
+    --lr 0.25 --log "$data/resumed.jsonl" \
+    --resume "$data/ckpt/step-000003" > /dev/null || fail "resuming the toy plan"
+  diff <(grep -o '"step": [4-6], "loss": [-0-9.e]*' "$data/alone.jsonl") \
+    <(grep -o '"step": [0-9]*, "loss": [-0-9.e]*' "$data/resumed.jsonl") >&2 ||
+    fail "resumed losses differ"
   "$run" "$data/toy-forward-1.bin" --input x="$data/x.npy" \
     --output y="$data/y-alone.npy" > /dev/null || fail "the toy forward plan"
   if [[ -n $reference_run ]]; then
@@ -123,7 +129,7 @@ if [[ -n $make_plans ]]; then
       <(grep -o '"step": [0-9]*, "loss": [-0-9.e]*' "$data/full.jsonl") >&2 ||
       fail "the standalone and the full build's losses differ"
   fi
-  echo "smoke run: toy training and forward plan: OK"
+  echo "smoke run: toy training, resume and forward plan: OK"
 else
   echo "smoke run: --help and a missing plan: OK (no --make-plans)"
 fi

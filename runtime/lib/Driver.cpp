@@ -38,9 +38,9 @@ int chooseRank(const plan::Plan &p, const DriverOptions &options,
   }
   if (p.world_size() != worldSize)
     fatalEverywhere(options.planPath + " was built for " +
-                    std::to_string(p.world_size()) + " ranks but this job has " +
-                    std::to_string(worldSize) + " (mpirun -np " +
-                    std::to_string(p.world_size()) + ")");
+                    std::to_string(p.world_size()) +
+                    " ranks but this job has " + std::to_string(worldSize) +
+                    " (mpirun -np " + std::to_string(p.world_size()) + ")");
   return mpi::worldRank();
 }
 

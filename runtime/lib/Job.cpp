@@ -141,12 +141,13 @@ Holders holdersOf(const Job &job, const TensorFinder &find,
   return h;
 }
 
-const Tensor &ownPiece(const Job &job, const std::map<std::string, Tensor> &mine,
+const Tensor &ownPiece(const Job &job,
+                       const std::map<std::string, Tensor> &mine,
                        const std::string &name, const std::string &what) {
   auto it = mine.find(name);
   if (it == mine.end())
-    fatal("rank " + std::to_string(job.rank) + " has no " + what +
-          " tensor '" + name + "' to send");
+    fatal("rank " + std::to_string(job.rank) + " has no " + what + " tensor '" +
+          name + "' to send");
   return it->second;
 }
 
@@ -216,10 +217,9 @@ consolidate(const Job &job, const std::vector<std::string> &names,
         h.senders.end())
       continue;
     const Tensor &t = ownPiece(job, mine, name, what);
-    if (!job.comm->worldSend(0, t.bytes.data(), t.bytes.size(),
-                             "sending " + what + " tensor '" + name +
-                                 "' to rank 0",
-                             error))
+    if (!job.comm->worldSend(
+            0, t.bytes.data(), t.bytes.size(),
+            "sending " + what + " tensor '" + name + "' to rank 0", error))
       fatal(error);
   }
   return whole;

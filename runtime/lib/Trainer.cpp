@@ -8,8 +8,11 @@
 #include "galvatron/runtime/Trace.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -51,6 +54,48 @@ std::string commBytesJson(const std::map<std::string, uint64_t> &counts) {
     json += (json.size() > 1 ? ", \"" : "\"") + key +
             "\": " + std::to_string(bytes);
   return json + "}";
+}
+
+/// GALVATRON_TEST_CHECKPOINT, for tests of the save protocol: "trace"
+/// prints each point a save passes; "ACTION:STEP:POINT" acts at POINT of
+/// step STEP's save: "kill" ends the process there with SIGKILL (a job
+/// killed mid-save), "enospc" and "eio" make that step fail with ENOSPC or
+/// EIO.
+CheckpointFaultHook checkpointTestHook() {
+  const char *spec = std::getenv("GALVATRON_TEST_CHECKPOINT");
+  if (!spec || !*spec)
+    return nullptr;
+  std::string text = spec;
+  if (text == "trace")
+    return [](int step, const std::string &point) {
+      std::fprintf(stderr, "galvatron-run: checkpoint step %d: %s\n", step,
+                   point.c_str());
+      return 0;
+    };
+  size_t colon = text.find(':');
+  size_t second =
+      colon == std::string::npos ? colon : text.find(':', colon + 1);
+  std::string action = text.substr(0, colon);
+  int errnum = action == "enospc" ? ENOSPC : action == "eio" ? EIO : 0;
+  if (second == std::string::npos || (action != "kill" && errnum == 0))
+    fatalEverywhere("GALVATRON_TEST_CHECKPOINT: expected 'trace' or "
+                    "kill|enospc|eio:STEP:POINT, not '" +
+                    text + "'");
+  int step = std::atoi(text.substr(colon + 1, second - colon - 1).c_str());
+  std::string point = text.substr(second + 1);
+  return [=](int saving, const std::string &at) {
+    if (saving != step || at != point)
+      return 0;
+    if (errnum == 0) {
+      std::fflush(stdout);
+      std::fprintf(stderr,
+                   "galvatron-run: GALVATRON_TEST_CHECKPOINT: killed at %s "
+                   "of step %d's checkpoint\n",
+                   at.c_str(), saving);
+      std::raise(SIGKILL);
+    }
+    return errnum;
+  };
 }
 
 /// One training run on this rank.
@@ -164,20 +209,29 @@ void Trainer::surveyJob() {
   }
 }
 
-/// Whole tensors on every rank, each cutting its shards.
+/// Whole tensors on every rank, each cutting its shards, from a checkpoint
+/// whose manifest checks out.
 void Trainer::resume() {
   CheckpointState saved;
-  std::string error;
-  if (!loadCheckpoint(options.resumeDir, saved, error))
+  std::string error, stepDir;
+  if (!loadCheckpoint(options.resumeDir, saved, stepDir, error))
     fatal("--resume: " + error);
+  if (saved.step > options.steps)
+    fatal("--resume: " + stepDir + " is at step " + std::to_string(saved.step) +
+          ", past --steps " + std::to_string(options.steps));
   for (auto &[name, t] : stateTensors) {
     auto it = saved.tensors.find(name);
     if (it == saved.tensors.end())
-      fatal("--resume: " + options.resumeDir + " has no '" +
+      fatal("--resume: " + stepDir + " has no '" +
             (startsWith(name, "param:") ? name.substr(6) : name) + "'");
     state[name] = pieceOf(*t, it->second, "--resume: '" + name + "'");
   }
   first = saved.step + 1;
+  if (job.lead())
+    std::printf(
+        "resuming from %s (step %d, manifest verified)%s\n", stepDir.c_str(),
+        saved.step,
+        saved.step == options.steps ? ": --steps leaves nothing to train" : "");
 }
 
 /// Every rank builds the same whole batch from the same tokens and keeps its
@@ -304,8 +358,8 @@ void Trainer::report(int step, double loss, double lr, double ms,
   if (job.lead()) {
     std::printf("step %d/%d | loss %.6f | lr %.3g | %.0f tokens/s | %.2f "
                 "ms/step | peak RSS %.1f MB | arena %.1f MB\n",
-                step, options.steps, loss, lr, tokensPerSecond, ms,
-                peakRssMb(), stats.arenaBytes / 1e6);
+                step, options.steps, loss, lr, tokensPerSecond, ms, peakRssMb(),
+                stats.arenaBytes / 1e6);
     std::fflush(stdout);
   }
   if (!log)
@@ -331,13 +385,20 @@ void Trainer::save(int step) {
         return findNamed(r, r.inputs(), name);
       },
       state, "checkpoint");
-  std::string error;
-  if (job.lead() && !saveCheckpoint(options.checkpointDir, whole, error))
-    fatal(error);
+  std::string error, warning;
+  if (job.lead()) {
+    CheckpointSaveOptions saveOptions;
+    saveOptions.keep = options.keep;
+    saveOptions.fault = checkpointTestHook();
+    if (!saveCheckpoint(options.checkpointDir, whole, saveOptions, error,
+                        warning))
+      fatal(error);
+    if (!warning.empty())
+      std::fprintf(stderr, "galvatron-run: warning: %s\n", warning.c_str());
+  }
   // No rank runs ahead (or exits) before the checkpoint is on disk.
-  if (!job.comm->worldBarrier("the barrier after checkpoint step " +
-                                  std::to_string(step),
-                              error))
+  if (!job.comm->worldBarrier(
+          "the barrier after checkpoint step " + std::to_string(step), error))
     fatal(error);
 }
 

@@ -16,6 +16,8 @@
 #include "galvatron/runtime/Kernels.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -33,11 +35,28 @@ void usage() {
                "       [mpirun -np N] galvatron-run train.bin --steps N "
                "[--data tokens.npy | --input ids=x.npy] [--lr X] [--warmup W] "
                "[--cosine] [--min-lr X] [--log metrics.jsonl] "
-               "[--checkpoint-dir D [--save-every K]] [--resume D] "
+               "[--checkpoint-dir D [--save-every K] [--keep N]] [--resume D] "
                "[--expect-losses ref.npy] [--comm-timeout S] [--trace DIR "
-               "[--trace-steps N (20)]]\n";
+               "[--trace-steps N (20)]]\n"
+               "  --checkpoint-dir D: each save is D/step-NNNNNN/ (model and "
+               "optimizer safetensors, trainer.json, manifest.json with sizes "
+               "and CRC-32s), D/latest names the newest; --keep N keeps the "
+               "newest N (default 0: all)\n"
+               "  --resume D: D/latest's checkpoint, or a step directory; its "
+               "manifest is verified first\n";
   rt::mpi::finalize();
   std::exit(2);
+}
+
+/// A whole number from 0 to INT_MAX, or the job ends naming `flag`.
+int parseCount(const std::string &flag, const std::string &text) {
+  char *end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || n < 0 || n > INT_MAX)
+    rt::fatalEverywhere(flag + " needs a whole number from 0 to " +
+                        std::to_string(INT_MAX) + ", not '" + text + "'");
+  return static_cast<int>(n);
 }
 
 /// Training flags; false when `arg` is none of them.
@@ -62,6 +81,8 @@ bool parseTrainFlag(const std::string &arg,
     train.checkpointDir = value();
   else if (arg == "--save-every")
     train.saveEvery = std::atoi(value().c_str());
+  else if (arg == "--keep")
+    train.keep = parseCount(arg, value());
   else if (arg == "--resume")
     train.resumeDir = value();
   else if (arg == "--expect-losses")

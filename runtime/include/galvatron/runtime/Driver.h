@@ -1,4 +1,5 @@
-//===- Driver.h - what galvatron-run does once its flags are read -*- C++ -*-===//
+//===- Driver.h - what galvatron-run does once its flags are read -*- C++
+//-*-===//
 //
 // Sets up the job (the plan verified, this process's rank, its communicator,
 // weights and inputs), then runs a forward plan or trains a @train_step one.

@@ -23,8 +23,7 @@ public:
   bool wants() const { return enabled() && traced < job.traceSteps; }
 
   /// One step: its own event, then one per instruction of `stats.trace`.
-  void addStep(int step, int64_t startUs, int64_t endUs,
-               const RunStats &stats);
+  void addStep(int step, int64_t startUs, int64_t endUs, const RunStats &stats);
 
   /// DIR/trace-rank<r>.json, written whole or not at all; ends the job when
   /// it cannot be written.

@@ -28,6 +28,8 @@ struct TrainOptions {
   std::string dataPath, logPath, checkpointDir, resumeDir, expectLosses;
   /// Save every K steps (and after the last); 0 saves after the last only.
   int saveEvery = 0;
+  /// Keep the newest K checkpoints under checkpointDir; 0 keeps all.
+  int keep = 0;
   /// --expect-losses tolerance (relative).
   double rtol = 1e-4;
 };
