@@ -63,4 +63,5 @@ rm -rf "$out/checkpoint" "$out/trace"
   awk 'NR <= 3 || NR % 50 == 0'
 echo "wrote $out/metrics.jsonl (and metrics.rank<r>.jsonl: bytes per collective),"
 echo "      $out/trace/trace-rank<r>.json (Perfetto) and the consolidated"
-echo "      $out/checkpoint/{model,optimizer}.safetensors"
+echo "      $out/checkpoint/latest/{model,optimizer}.safetensors (latest names"
+echo "      step-000300/; each save is its own step directory with a manifest)"

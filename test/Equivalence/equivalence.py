@@ -227,8 +227,10 @@ def main():
                 worst = max(abs(g["loss"] - r) / abs(r) for g, r in zip(got, ref_losses))
                 if len(got) != len(ref_losses):
                     raise RuntimeError(f"{len(got)} steps logged, not {len(ref_losses)}")
-                ckpt, still = compare_checkpoints(reference + "-checkpoint",
-                                                  out + "-checkpoint")
+                # Each run's last checkpoint is the one `latest` names.
+                ckpt, still = compare_checkpoints(
+                    os.path.join(reference + "-checkpoint", "latest"),
+                    os.path.join(out + "-checkpoint", "latest"))
                 row.update(loss=worst, checkpoint=ckpt, still=still,
                            comm=sum(got[-1].get("comm_bytes", {}).values()))
                 row["ok"] = worst <= args.rtol and ckpt <= args.rtol

@@ -9,6 +9,8 @@
 #ifndef GALVATRON_SUPPORT_SAFETENSORS_H
 #define GALVATRON_SUPPORT_SAFETENSORS_H
 
+#include "galvatron/Support/AtomicFile.h"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -34,6 +36,16 @@ struct SafetensorsView {
 
 /// Bytes per element of a safetensors dtype name, or 0 when unknown.
 size_t safetensorsDTypeSize(const std::string &dtype);
+
+/// The bytes of a safetensors file holding `tensors` (in name order):
+/// `header` gets the length prefix and the JSON header, `chunks` the pieces
+/// in file order (`header` first, then each tensor's bytes, which it points
+/// at). False with `error` when a tensor's bytes do not fit its dtype and
+/// shape.
+bool encodeSafetensors(const std::map<std::string, SafetensorsView> &tensors,
+                       const std::map<std::string, std::string> &metadata,
+                       std::string &header, std::vector<FileChunk> &chunks,
+                       std::string &error);
 
 /// Writes `tensors` (in name order) to `path` atomically: a temporary file in
 /// the same directory is written, flushed to disk and renamed over `path`.

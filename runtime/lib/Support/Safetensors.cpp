@@ -38,13 +38,13 @@ bool writeSafetensors(const std::string &path,
   return writeSafetensors(path, views, error, metadata);
 }
 
-bool writeSafetensors(const std::string &path,
-                      const std::map<std::string, SafetensorsView> &tensors,
-                      std::string &error,
-                      const std::map<std::string, std::string> &metadata) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+bool encodeSafetensors(const std::map<std::string, SafetensorsView> &tensors,
+                       const std::map<std::string, std::string> &metadata,
+                       std::string &header, std::vector<FileChunk> &chunks,
+                       std::string &error) {
+  nlohmann::ordered_json json = nlohmann::ordered_json::object();
   if (!metadata.empty())
-    header["__metadata__"] = metadata;
+    json["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto &[name, tensor] : tensors) {
     size_t size = safetensorsDTypeSize(tensor.dtype);
@@ -60,23 +60,33 @@ bool writeSafetensors(const std::string &path,
               " its shape needs";
       return false;
     }
-    header[name] = {{"dtype", tensor.dtype},
-                    {"shape", tensor.shape},
-                    {"data_offsets", {offset, offset + tensor.size}}};
+    json[name] = {{"dtype", tensor.dtype},
+                  {"shape", tensor.shape},
+                  {"data_offsets", {offset, offset + tensor.size}}};
     offset += tensor.size;
   }
-  std::string text = header.dump();
+  std::string text = json.dump();
   // Pad the header with spaces so the data starts 8-byte aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
   uint64_t headerSize = text.size();
-
-  unsigned char sizeBytes[8];
+  header.assign(8, '\0');
   for (int i = 0; i < 8; ++i)
-    sizeBytes[i] = static_cast<unsigned char>(headerSize >> (8 * i));
-  std::vector<FileChunk> chunks = {{sizeBytes, 8}, {text.data(), text.size()}};
+    header[i] = static_cast<char>(headerSize >> (8 * i));
+  header += text;
+  chunks = {{header.data(), header.size()}};
   for (const auto &entry : tensors)
     chunks.push_back({entry.second.data, entry.second.size});
-  return writeFileAtomically(path, chunks, error);
+  return true;
+}
+
+bool writeSafetensors(const std::string &path,
+                      const std::map<std::string, SafetensorsView> &tensors,
+                      std::string &error,
+                      const std::map<std::string, std::string> &metadata) {
+  std::string header;
+  std::vector<FileChunk> chunks;
+  return encodeSafetensors(tensors, metadata, header, chunks, error) &&
+         writeFileAtomically(path, chunks, error);
 }
 
 bool readSafetensors(const std::string &path,
