@@ -67,6 +67,7 @@ TEST(GalvatronParity, EveryStoredStrategy) {
 
   Worst time, stageTime, stageMemory;
   std::map<std::string, int> counts;
+  std::map<std::string, Worst> hwTime, hwMemory;
   int index = 0;
   for (const nlohmann::json &c : refs["cases"]) {
     std::string name = "case " + std::to_string(index++) + " (" +
@@ -105,6 +106,7 @@ TEST(GalvatronParity, EveryStoredStrategy) {
     const nlohmann::json &ref = c["galvatron"];
     double e = relative(est.timeMs, ref["time_ms"]);
     time.update(e, name);
+    hwTime[c["hardware"]].update(e, name);
     EXPECT_LE(e, 0.005) << name << " time " << est.timeMs << " vs "
                         << ref["time_ms"];
     ASSERT_EQ(est.stageMemoryMb.size(), ref["stage_memory_mb"].size()) << name;
@@ -112,6 +114,7 @@ TEST(GalvatronParity, EveryStoredStrategy) {
       std::string where = name + " stage " + std::to_string(s);
       e = relative(est.stageMemoryMb[s], ref["stage_memory_mb"][s]);
       stageMemory.update(e, where);
+      hwMemory[c["hardware"]].update(e, where);
       EXPECT_LE(e, 0.005) << where << " memory " << est.stageMemoryMb[s]
                           << " vs " << ref["stage_memory_mb"][s] << " (layers "
                           << est.stageLayerMemoryMb[s] << " vs "
@@ -127,7 +130,9 @@ TEST(GalvatronParity, EveryStoredStrategy) {
   }
   EXPECT_GE(index, 100);
   for (auto &[hw, n] : counts)
-    std::cout << "[parity] " << hw << ": " << n << " strategies\n";
+    std::cout << "[parity] " << hw << ": " << n
+              << " strategies, worst time error " << hwTime[hw].error
+              << ", worst stage memory error " << hwMemory[hw].error << "\n";
   std::cout << "[parity] worst relative error: time " << time.error << " ("
             << time.where << "), stage time " << stageTime.error << " ("
             << stageTime.where << "), stage memory " << stageMemory.error
