@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 namespace galvatron::rt {
 
@@ -195,6 +196,36 @@ private:
       }
   }
 
+  /// A tensor's name for messages: its plan name, or %index.
+  std::string tensorName(int32_t index) const {
+    const plan::Tensor &t = *program.tensors()->Get(index);
+    return t.name() && t.name()->size() ? t.name()->str()
+                                        : "%" + std::to_string(index);
+  }
+
+  /// Indices read a table: one outside [low, high) (other than `skip`, a
+  /// loss's ignore_index) would read another tensor's memory or change the
+  /// result without a word, so it ends the run, named with its position.
+  bool checkIndices(const plan::Instruction &inst, int input, int64_t low,
+                    int64_t high, std::optional<int64_t> skip = {}) {
+    const Tensor ids = load(inst.inputs()->Get(input));
+    if (ids.dtype != DType::I64 && ids.dtype != DType::I32)
+      return fail(std::string(plan::EnumNameOpcode(inst.opcode())) +
+                  " indices must be integers");
+    for (int64_t i = 0; i < ids.size(); ++i) {
+      int64_t v = ids.dtype == DType::I64
+                      ? ids.i64()[i]
+                      : reinterpret_cast<const int32_t *>(ids.bytes.data())[i];
+      if ((v < low || v >= high) && v != skip)
+        return fail(std::string(plan::EnumNameOpcode(inst.opcode())) + " of '" +
+                    tensorName(inst.inputs()->Get(input)) + "': index " +
+                    std::to_string(v) + " at position " + std::to_string(i) +
+                    " is outside [" + std::to_string(low) + ", " +
+                    std::to_string(high) + ")");
+    }
+    return true;
+  }
+
   bool execute(int64_t index, const plan::Instruction &inst,
                std::vector<Tensor> &results) {
     std::vector<Tensor> in;
@@ -315,18 +346,23 @@ private:
         return false;
       results.push_back(expand(in[0], shapeOf(out0)));
       return true;
-    case O::Gather:
-      if (!need(2, 1))
+    case O::Gather: {
+      if (!need(2, 1) || a[0] < -in[0].rank() || a[0] >= in[0].rank())
+        return need(2, 1) && fail("Gather axis out of range");
+      int64_t n = in[0].shape[a[0] < 0 ? a[0] + in[0].rank() : a[0]];
+      if (!checkIndices(inst, 1, -n, n))
         return false;
       results.push_back(gather(in[0], in[1], a[0]));
       return true;
+    }
     case O::Embedding:
-      if (!need(2, 0))
+      if (!need(2, 0) || in[0].rank() != 2 ||
+          !checkIndices(inst, 1, 0, in[0].shape[0]))
         return false;
       results.push_back(embedding(in[0], in[1]));
       return true;
     case O::EmbeddingGrad:
-      if (!need(2, 1))
+      if (!need(2, 1) || !checkIndices(inst, 1, 0, a[0]))
         return false;
       results.push_back(embeddingGrad(in[0], in[1], a[0]));
       return true;
@@ -375,7 +411,8 @@ private:
                                   f(0)));
       return true;
     case O::CrossEntropy:
-      if (!need(2, 2))
+      if (!need(2, 2) || in[0].rank() < 1 ||
+          !checkIndices(inst, 1, 0, in[0].shape.back(), a[1]))
         return false;
       results.push_back(crossEntropy(in[0], in[1], a[0] != 0, a[1]));
       return true;

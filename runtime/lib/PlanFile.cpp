@@ -1,6 +1,7 @@
 //===- PlanFile.cpp - plan.bin container: header, checksum, verification --===//
 
 #include "galvatron/runtime/PlanFile.h"
+#include "galvatron/runtime/PlanVerifier.h"
 
 #include "galvatron/Support/FileChecks.h"
 #include "galvatron/runtime/Shard.h"
@@ -239,6 +240,10 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                 ") over group " + std::to_string(group) + ": " + error;
         return false;
       }
+    } else if (!checkInstruction(*inst, *tensors, error)) {
+      error = where + "instruction " + std::to_string(i) + " (" + name +
+              "): " + error;
+      return false;
     }
   }
   return true;

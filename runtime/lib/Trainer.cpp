@@ -247,6 +247,12 @@ void Trainer::prepareTokens() {
       fatal(error);
     if (tokens.dtype == DType::I32)
       tokens = cast(tokens, DType::I64);
+    // Ids past the vocabulary would silently change the loss.
+    for (int64_t i = 0; vocab > 0 && i < tokens.size(); ++i)
+      if (tokens.i64()[i] < 0 || tokens.i64()[i] >= vocab)
+        fatal(options.dataPath + ": token " + std::to_string(tokens.i64()[i]) +
+              " at position " + std::to_string(i) +
+              " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
     if (batchShape.size() != 2 || tokens.size() < batchShape[1] + 1)
       fatal("--data needs more tokens than one sequence of " +
             (batchShape.size() == 2 ? std::to_string(batchShape[1]) : "?"));

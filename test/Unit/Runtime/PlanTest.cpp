@@ -232,3 +232,59 @@ TEST(Plan, CorruptionIsDetected) {
 }
 
 } // namespace
+
+namespace {
+/// A one-rank plan of one instruction on input x.
+std::string verifyOne(plan::Opcode opcode, std::vector<int64_t> xShape,
+                      std::vector<int64_t> outShape, std::vector<int64_t> ints,
+                      plan::DType outType = plan::DType::F32) {
+  ProgramBuilder b(0);
+  int32_t x = b.input("x", plan::DType::F32, std::move(xShape));
+  b.output(b.op(opcode, {x}, std::move(outShape), outType, std::move(ints)),
+           "y");
+  std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+  std::string error;
+  return verifyPlan(bytes, error) ? "" : error;
+}
+} // namespace
+
+// Plans with a valid checksum but contents no compiler writes: each is
+// refused before a kernel could index outside a tensor.
+TEST(Plan, InstructionsAreVerifiedAgainstTheirKernels) {
+  using O = plan::Opcode;
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, {1, 0}), "");
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, {99, 0}),
+            "rank 0: instruction 0 (Transpose): permutation is not a "
+            "permutation of 0..1");
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, {0, 0}),
+            "rank 0: instruction 0 (Transpose): permutation is not a "
+            "permutation of 0..1");
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {2, 3}, {1, 0}),
+            "rank 0: instruction 0 (Transpose): output shape does not follow "
+            "from the inputs");
+  EXPECT_EQ(verifyOne(O::Slice, {4, 3}, {2, 3}, {1, 0, 3, 3, 1, 1}), "");
+  EXPECT_EQ(verifyOne(O::Slice, {4, 3}, {2, 3}, {3, 0, 5, 3, 1, 1}),
+            "rank 0: instruction 0 (Slice): slice [3, 5) step 1 does not fit "
+            "dimension 0 of 4");
+  EXPECT_EQ(verifyOne(O::Softmax, {4, 3}, {4, 3}, {2}),
+            "rank 0: instruction 0 (Softmax): axis 2 is out of range for "
+            "rank 2");
+  EXPECT_EQ(verifyOne(O::Split, {4, 3}, {3, 3}, {0}),
+            "rank 0: instruction 0 (Split): pieces add up to 3, not 4");
+  EXPECT_EQ(verifyOne(O::Split, {4, 3}, {4, 3}, {7}),
+            "rank 0: instruction 0 (Split): axis 7 is out of range for "
+            "rank 2");
+  EXPECT_EQ(verifyOne(O::Reduce, {4, 3}, {4}, {0, 0, 1, 1}),
+            "rank 0: instruction 0 (Reduce): reduction axes must be distinct "
+            "dimensions of the input");
+  EXPECT_EQ(verifyOne(O::ArgMax, {4, 3}, {4}, {1, 0, 0}, plan::DType::I64), "");
+  EXPECT_EQ(verifyOne(O::ArgMax, {4, 3}, {3}, {1, 0, 0}, plan::DType::I64),
+            "rank 0: instruction 0 (ArgMax): output shape does not follow "
+            "from the inputs");
+  EXPECT_EQ(verifyOne(O::Copy, {4, 3}, {5, 3}, {}),
+            "rank 0: instruction 0 (Copy): input and output hold different "
+            "element counts");
+  EXPECT_EQ(verifyOne(O::Embedding, {4, 3}, {4, 3}, {}),
+            "rank 0: instruction 0 (Embedding): needs a [rows, features] "
+            "table and ids");
+}
