@@ -85,6 +85,14 @@ def Galv_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getPlanAttrName() {
       return ::llvm::StringLiteral("galv.plan");
     }
+    /// Op attribute (galv-plan-memory): the arena offset of each result.
+    static constexpr ::llvm::StringLiteral getOffsetsAttrName() {
+      return ::llvm::StringLiteral("galv.offsets");
+    }
+    /// Function attribute (galv-plan-memory): a stage program's arena size.
+    static constexpr ::llvm::StringLiteral getArenaBytesAttrName() {
+      return ::llvm::StringLiteral("galv.arena_bytes");
+    }
   }];
 }
 

@@ -116,5 +116,17 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
              << "galv.get_parameter as [kind 0|1, size, stride]";
     return success();
   }
+  if (name == getOffsetsAttrName()) {
+    auto offsets = dyn_cast<DenseI64ArrayAttr>(attr.getValue());
+    if (!offsets || offsets.size() != static_cast<int64_t>(op->getNumResults()))
+      return op->emitError()
+             << "'" << name << "' must give one offset per result";
+    return success();
+  }
+  if (name == getArenaBytesAttrName()) {
+    if (!isa<IntegerAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' must be an integer";
+    return success();
+  }
   return op->emitError() << "unknown galv attribute '" << name << "'";
 }

@@ -914,4 +914,68 @@ def Galv_LayerOp : Galv_Op<"layer", [AttrSizedOperandSegments,
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Stage programs (galv-schedule)
+//===----------------------------------------------------------------------===//
+
+// The ops below only appear in the per-stage functions galv-schedule builds:
+// they are instructions of one rank's program, not graph ops, so no
+// partition, adjoint or cost rule applies and --emit-plan lowers them itself.
+
+def Galv_SendOp : Galv_Op<"send"> {
+  let summary = "send a value to the same position in another stage";
+  let description = [{
+    The sending end of a `galv.stage_transfer` (or of a
+    `galv.stage_broadcast`, once per other stage): each rank sends its piece
+    to the rank at its position in stage `to`. The result is a one-element
+    token that nothing reads; it stands for the plan instruction's output,
+    which takes an arena slot like any other.
+
+    ```mlir
+    %t = galv.send %x to = 1 : tensor<2x8x64xf32> -> tensor<1xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input, I64Attr:$to);
+  let results = (outs 1DTensorOf<[F32]>:$token);
+  let assemblyFormat = [{
+    $input `to` `=` $to attr-dict `:` type($input) `->` type($token)
+  }];
+  let builders = [OpBuilder<(ins "::mlir::Value":$input, "int64_t":$to), [{
+    build($_builder, $_state,
+          ::mlir::RankedTensorType::get({1}, $_builder.getF32Type()), input,
+          to);
+  }]>];
+}
+
+def Galv_RecvOp : Galv_Op<"recv"> {
+  let summary = "receive a value from the same position in another stage";
+  let description = [{
+    The receiving end of a `galv.stage_transfer` or `galv.stage_broadcast`:
+    the piece the rank at this rank's position in stage `from` sends.
+
+    ```mlir
+    %x = galv.recv from = 0 : tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins I64Attr:$from);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "`from` `=` $from attr-dict `:` type($result)";
+}
+
+def Galv_CopyOp : Galv_Op<"copy", [SameOperandsAndResultType]> {
+  let summary = "a fresh arena copy of a value";
+  let description = [{
+    A stage function's results live in the arena until the program ends.
+    galv-schedule copies a result that is an input, a weight or a constant,
+    or that an earlier result already returns, into a buffer of its own.
+
+    ```mlir
+    %y = galv.copy %x : tensor<2x3xf32>
+    ```
+  }];
+  let arguments = (ins Galv_Tensor:$input);
+  let results = (outs Galv_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
 #endif // GALV_OPS_TD

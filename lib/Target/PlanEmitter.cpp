@@ -24,7 +24,7 @@ llvm::cl::opt<std::string> planFunction(
     "plan-function", llvm::cl::init("forward"),
     llvm::cl::desc("the function --emit-plan lowers (forward, train_step)"));
 
-/// Arena offsets are multiples of this.
+/// Constants in the blob are aligned like the arena's buffers.
 constexpr uint64_t kAlignment = 64;
 
 /// A rank's piece of a tensor, resolved from a #galv.shard.
@@ -40,7 +40,6 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   plan::Storage storage;
   uint64_t offset = 0, bytes = 0;
-  int64_t lastUse = -1; // instruction index; INT64_MAX for outputs
   std::optional<ShardInfo> shard;
 };
 
@@ -86,17 +85,18 @@ size_t widthOf(plan::DType d) {
                                                           : 8;
 }
 
+/// Serialises one rank's program from its stage function, as galv-schedule
+/// ordered it and galv-plan-memory placed it; only groups, peers and shard
+/// pieces depend on the rank.
 class Emitter {
 public:
-  /// `rank` runs stage `stage` of `stages`, each of `perStage` ranks;
-  /// `schedule` orders the micro-batches' forward and backward passes.
-  Emitter(SharedPlan &shared, int32_t rank, int32_t perStage, int32_t stages,
-          PipelineSchedule schedule)
+  /// `rank` runs stage `rank / perStage`, as each of its `perStage` ranks.
+  Emitter(SharedPlan &shared, int32_t rank, int32_t perStage)
       : shared(shared), constants(shared.constants), rank(rank),
         stage(rank / perStage), stageFirst(stage * perStage),
-        perStage(perStage), stages(stages), pipelineSchedule(schedule) {}
+        perStage(perStage) {}
 
-  /// Lowers `func` into this rank's program in `fbb`.
+  /// Lowers the stage function `func` into this rank's program in `fbb`.
   FailureOr<flatbuffers::Offset<plan::RankProgram>>
   run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb);
 
@@ -129,35 +129,31 @@ private:
     }
     return info;
   }
+  /// The pair group with the rank at this rank's position in stage `other`,
+  /// and whether that rank comes after this one: a send's or recv's ints.
+  std::vector<int64_t> peer(int64_t other) {
+    int32_t peer = static_cast<int32_t>(other * perStage + rank - stageFirst);
+    return {shared.group({std::min(rank, peer), std::max(rank, peer)}),
+            peer > rank ? 1 : 0};
+  }
 
   FailureOr<int32_t> newTensor(Value value, plan::Storage storage,
                                std::string name = "");
+  LogicalResult addInput(func::FuncOp func, BlockArgument arg);
   LogicalResult lowerOp(Operation &op);
-  /// The pipeline stage of every op of `body` (-1: every stage), from the
-  /// stages of its operands; transfers run on both ends.
-  LogicalResult inferStages(Block &body);
-  bool runsHere(Operation &op);
-  /// This rank's ops of `body` in execution order: micro-batch passes in
-  /// the pipeline schedule's order, between what comes before and after.
-  SmallVector<Operation *> order(Block &body);
-  /// Send / Recv with the rank at this rank's position in stage `other`.
-  void sendTo(int64_t other, int32_t tensor);
-  LogicalResult recvFrom(int64_t other, Value result);
+  LogicalResult lowerInstruction(Operation &op, InstrInfo &inst);
   LogicalResult appendConstant(DenseElementsAttr attr, TensorInfo &info);
-  void planMemory();
+  flatbuffers::Offset<plan::RankProgram>
+  serialise(flatbuffers::FlatBufferBuilder &fbb, uint64_t arenaBytes);
 
   SharedPlan &shared;
   std::vector<uint8_t> &constants;
-  int32_t rank, stage, stageFirst, perStage, stages;
-  PipelineSchedule pipelineSchedule;
-  DenseMap<Value, int64_t> valueStage;
-  DenseMap<Operation *, int64_t> opStage;
+  int32_t rank, stage, stageFirst, perStage;
   std::vector<TensorInfo> tensors;
   std::vector<InstrInfo> instructions;
   DenseMap<Value, int32_t> indexOf;
   std::map<std::string, int32_t> weightIndex;
   std::vector<int32_t> inputs, outputs;
-  uint64_t arenaBytes = 0;
 };
 
 FailureOr<int32_t> Emitter::newTensor(Value value, plan::Storage storage,
@@ -176,6 +172,41 @@ FailureOr<int32_t> Emitter::newTensor(Value value, plan::Storage storage,
   int32_t index = static_cast<int32_t>(tensors.size() - 1);
   indexOf[value] = index;
   return index;
+}
+
+LogicalResult Emitter::addInput(func::FuncOp func, BlockArgument arg) {
+  unsigned i = arg.getArgNumber();
+  auto name = func.getArgAttrOfType<StringAttr>(i, "galv.name");
+  auto index = newTensor(arg, plan::Storage::Input,
+                         name ? name.str() : "input" + std::to_string(i));
+  if (failed(index))
+    return failure();
+  inputs.push_back(*index);
+  auto shard =
+      func.getArgAttrOfType<ShardAttr>(i, GalvDialect::getShardAttrName());
+  if (!shard)
+    return success();
+  // The full shape: the piece's, uncut (ZeRO pieces name their parameter,
+  // whose declared type is the full one).
+  RankedTensorType full = cast<RankedTensorType>(arg.getType());
+  StringRef label = name ? name.getValue() : "";
+  size_t colon = label.find(':');
+  auto param = colon == StringRef::npos
+                   ? ParameterOp()
+                   : SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
+                         func, StringAttr::get(func.getContext(),
+                                               label.substr(colon + 1)));
+  if (param) {
+    full = param.getTensorType();
+  } else {
+    SmallVector<int64_t> shape(full.getShape());
+    ArrayRef<int64_t> cuts = shard.getCuts();
+    for (size_t k = 0; k + 3 < cuts.size(); k += 4)
+      shape[cuts[k]] *= cuts[k + 2];
+    full = RankedTensorType::get(shape, full.getElementType());
+  }
+  tensors[*index].shard = resolve(shard, full);
+  return success();
 }
 
 LogicalResult Emitter::appendConstant(DenseElementsAttr attr,
@@ -244,31 +275,6 @@ LogicalResult Emitter::lowerOp(Operation &op) {
     weightIndex[name] = *index;
     return success();
   }
-  if (auto transfer = dyn_cast<StageTransferOp>(op)) {
-    if (static_cast<int64_t>(transfer.getFrom()) == stage) {
-      auto it = indexOf.find(transfer.getInput());
-      if (it == indexOf.end())
-        return op.emitError("transfer of a value this stage does not have");
-      sendTo(transfer.getTo(), it->second);
-      return success();
-    }
-    return recvFrom(transfer.getFrom(), transfer.getResult());
-  }
-  if (auto broadcast = dyn_cast<StageBroadcastOp>(op)) {
-    if (static_cast<int64_t>(broadcast.getFrom()) != stage)
-      return recvFrom(broadcast.getFrom(), broadcast.getResult());
-    int32_t index = indexOf.at(broadcast.getInput());
-    for (int64_t other = 0; other < stages; ++other)
-      if (other != stage)
-        sendTo(other, index);
-    indexOf[broadcast.getResult()] = index;
-    return success();
-  }
-  // Replication only matters to gradients: the value is the same tensor.
-  if (auto replicate = dyn_cast<ReplicateOp>(op)) {
-    indexOf[replicate.getResult()] = indexOf.at(replicate.getInput());
-    return success();
-  }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
     auto index = newTensor(constant.getResult(), plan::Storage::Constant);
     if (failed(index))
@@ -276,17 +282,54 @@ LogicalResult Emitter::lowerOp(Operation &op) {
     return appendConstant(cast<DenseElementsAttr>(constant.getValue()),
                           tensors[*index]);
   }
-  if (isa<LayerOp>(op))
-    return op.emitError("layers must be inlined before --emit-plan (run "
-                        "galvatron-opt --galv-inference-pipeline)");
+  if (isa<LayerOp, StageTransferOp, StageBroadcastOp, ReplicateOp>(op))
+    return op.emitError("not an instruction of a stage program (run "
+                        "galv-schedule)");
 
   InstrInfo inst;
   for (Value operand : op.getOperands()) {
     auto it = indexOf.find(operand);
     if (it == indexOf.end())
-      return op.emitError("operand not defined in @forward");
+      return op.emitError("operand not defined before its use");
     inst.inputs.push_back(it->second);
-    tensors[it->second].lastUse = static_cast<int64_t>(instructions.size());
+  }
+  if (failed(lowerInstruction(op, inst)))
+    return failure();
+  auto offsets =
+      op.getAttrOfType<DenseI64ArrayAttr>(GalvDialect::getOffsetsAttrName());
+  if (!offsets || offsets.size() != static_cast<int64_t>(op.getNumResults()))
+    return op.emitError("no arena offsets (run galv-plan-memory)");
+  for (auto [result, offset] :
+       llvm::zip(op.getResults(), offsets.asArrayRef())) {
+    auto index = newTensor(result, plan::Storage::Arena);
+    if (failed(index))
+      return failure();
+    tensors[*index].offset = static_cast<uint64_t>(offset);
+    inst.outputs.push_back(*index);
+  }
+  // A copy holds the same piece of the full tensor as its input.
+  if (isa<CopyOp>(op))
+    tensors[inst.outputs[0]].shard = tensors[inst.inputs[0]].shard;
+  instructions.push_back(std::move(inst));
+  return success();
+}
+
+/// The opcode and attributes of one instruction: transfers and copies here,
+/// the rest from the op's PlanOpInterface.
+LogicalResult Emitter::lowerInstruction(Operation &op, InstrInfo &inst) {
+  if (auto send = dyn_cast<SendOp>(op)) {
+    inst.opcode = plan::Opcode::Send;
+    inst.ints = peer(send.getTo());
+    return success();
+  }
+  if (auto recv = dyn_cast<RecvOp>(op)) {
+    inst.opcode = plan::Opcode::Recv;
+    inst.ints = peer(recv.getFrom());
+    return success();
+  }
+  if (isa<CopyOp>(op)) {
+    inst.opcode = plan::Opcode::Copy;
+    return success();
   }
   auto rule = dyn_cast<PlanOpInterface>(op);
   if (!rule)
@@ -299,281 +342,38 @@ LogicalResult Emitter::lowerOp(Operation &op) {
   inst.opcode = lowered.opcode;
   inst.ints = std::move(lowered.ints);
   inst.floats = std::move(lowered.floats);
-  for (Value result : op.getResults()) {
-    auto index = newTensor(result, plan::Storage::Arena);
-    if (failed(index))
-      return failure();
-    inst.outputs.push_back(*index);
-  }
-  instructions.push_back(std::move(inst));
   return success();
-}
-
-/// First-fit placement of arena tensors over their lifetimes: outputs are
-/// placed before the instruction's dying inputs are freed, since a kernel
-/// reads its inputs while it writes its outputs.
-void Emitter::planMemory() {
-  std::map<uint64_t, uint64_t> used; // offset -> end
-  auto place = [&](TensorInfo &t) {
-    uint64_t size = std::max<uint64_t>(
-        (t.bytes + kAlignment - 1) / kAlignment * kAlignment, kAlignment);
-    uint64_t candidate = 0;
-    for (auto [begin, end] : used) {
-      if (begin >= candidate + size)
-        break;
-      candidate = std::max(candidate, end);
-    }
-    t.offset = candidate;
-    used[candidate] = candidate + size;
-    // The stated peak is the last byte any tensor touches.
-    arenaBytes = std::max(arenaBytes, candidate + t.bytes);
-  };
-  for (size_t i = 0; i < instructions.size(); ++i) {
-    for (int32_t t : instructions[i].outputs)
-      place(tensors[t]);
-    auto freeIfDead = [&](int32_t t) {
-      TensorInfo &info = tensors[t];
-      if (info.storage == plan::Storage::Arena &&
-          info.lastUse <= static_cast<int64_t>(i))
-        used.erase(info.offset);
-    };
-    for (int32_t t : instructions[i].inputs)
-      freeIfDead(t);
-    for (int32_t t : instructions[i].outputs)
-      freeIfDead(t);
-  }
-}
-
-void Emitter::sendTo(int64_t other, int32_t tensor) {
-  int32_t peer = static_cast<int32_t>(other * perStage + rank - stageFirst);
-  InstrInfo send;
-  send.opcode = plan::Opcode::Send;
-  send.inputs = {tensor};
-  send.ints = {shared.group({std::min(rank, peer), std::max(rank, peer)}),
-               peer > rank ? 1 : 0};
-  tensors[tensor].lastUse = static_cast<int64_t>(instructions.size());
-  // A one-element token as the output: nothing reads it.
-  TensorInfo token;
-  token.dtype = plan::DType::F32;
-  token.shape = {1};
-  token.storage = plan::Storage::Arena;
-  token.bytes = 4;
-  tensors.push_back(token);
-  send.outputs = {static_cast<int32_t>(tensors.size() - 1)};
-  instructions.push_back(std::move(send));
-}
-
-LogicalResult Emitter::recvFrom(int64_t other, Value result) {
-  int32_t peer = static_cast<int32_t>(other * perStage + rank - stageFirst);
-  auto index = newTensor(result, plan::Storage::Arena);
-  if (failed(index))
-    return failure();
-  InstrInfo recv;
-  recv.opcode = plan::Opcode::Recv;
-  recv.ints = {shared.group({std::min(rank, peer), std::max(rank, peer)}),
-               peer > rank ? 1 : 0};
-  recv.outputs = {*index};
-  instructions.push_back(std::move(recv));
-  return success();
-}
-
-LogicalResult Emitter::inferStages(Block &body) {
-  for (Operation &op : body.without_terminator()) {
-    int64_t s = -1;
-    if (auto transfer = dyn_cast<StageTransferOp>(op)) {
-      opStage[&op] = transfer.getFrom();
-      valueStage[transfer.getResult()] = transfer.getTo();
-      continue;
-    }
-    if (isa<StageBroadcastOp>(op)) {
-      opStage[&op] = -1;
-      continue;
-    }
-    for (Value v : op.getOperands()) {
-      auto it = valueStage.find(v);
-      int64_t vs = it == valueStage.end() ? -1 : it->second;
-      if (vs < 0)
-        continue;
-      if (s >= 0 && s != vs)
-        return op.emitError("uses values of pipeline stages ")
-               << s << " and " << vs << " without a transfer";
-      s = vs;
-    }
-    if (s < 0)
-      if (auto tag =
-              op.getAttrOfType<IntegerAttr>(GalvDialect::getStageAttrName()))
-        s = tag.getInt();
-    opStage[&op] = s;
-    for (Value r : op.getResults())
-      valueStage[r] = s;
-  }
-  // Ops on no stage yet (arithmetic on arguments and constants, such as
-  // the weight decay of a parameter) run where all their users run.
-  for (Operation &op : llvm::reverse(body.without_terminator())) {
-    if (opStage[&op] >= 0 || isa<StageTransferOp, StageBroadcastOp>(op))
-      continue;
-    int64_t s = -2;
-    for (Operation *user : op.getUsers()) {
-      int64_t us = user == body.getTerminator() ? -1 : opStage.lookup(user);
-      if (auto transfer = dyn_cast<StageTransferOp>(user))
-        us = transfer.getFrom();
-      s = s == -2 || s == us ? us : -1;
-    }
-    if (s >= 0)
-      opStage[&op] = s;
-  }
-  return success();
-}
-
-bool Emitter::runsHere(Operation &op) {
-  if (auto transfer = dyn_cast<StageTransferOp>(op))
-    return static_cast<int64_t>(transfer.getFrom()) == stage ||
-           static_cast<int64_t>(transfer.getTo()) == stage;
-  int64_t s = opStage.lookup(&op);
-  return s < 0 || s == stage;
-}
-
-SmallVector<Operation *> Emitter::order(Block &body) {
-  // Ops before the first micro-batch's, each micro-batch's forward and
-  // backward passes, and the ops after (gradient sync, the optimizer).
-  SmallVector<Operation *> before, after;
-  std::map<std::pair<int64_t, bool>, SmallVector<Operation *>> passes;
-  int64_t micro = 0;
-  for (Operation &op : body.without_terminator()) {
-    if (!runsHere(op))
-      continue;
-    auto tag =
-        op.getAttrOfType<IntegerAttr>(GalvDialect::getMicroBatchAttrName());
-    // Constants (folding may have merged them across micro-batches) are
-    // not instructions: they come first.
-    if (isa<ConstantOp, GetParameterOp>(op)) {
-      before.push_back(&op);
-    } else if (tag) {
-      micro = std::max(micro, tag.getInt() + 1);
-      passes[{tag.getInt(), op.hasAttr(GalvDialect::getBackwardAttrName())}]
-          .push_back(&op);
-    } else {
-      (passes.empty() ? before : after).push_back(&op);
-    }
-  }
-  SmallVector<Operation *> ordered = before;
-  auto pass = [&](int64_t m, bool backward) {
-    llvm::append_range(ordered, passes[{m, backward}]);
-  };
-  if (stages == 1) {
-    for (int64_t m = 0; m < micro; ++m) {
-      pass(m, false);
-      pass(m, true);
-    }
-  } else if (pipelineSchedule == PipelineSchedule::gpipe) {
-    for (int64_t m = 0; m < micro; ++m)
-      pass(m, false);
-    for (int64_t m = 0; m < micro; ++m)
-      pass(m, true);
-  } else {
-    // 1F1B: warm up with as many forwards as stages after this one, then
-    // alternate, then drain the backwards.
-    int64_t warmup = std::min<int64_t>(stages - stage - 1, micro);
-    for (int64_t m = 0; m < warmup; ++m)
-      pass(m, false);
-    for (int64_t m = 0; m + warmup < micro; ++m) {
-      pass(m + warmup, false);
-      pass(m, true);
-    }
-    for (int64_t m = micro - warmup; m < micro; ++m)
-      pass(m, true);
-  }
-  llvm::append_range(ordered, after);
-  return ordered;
 }
 
 FailureOr<flatbuffers::Offset<plan::RankProgram>>
-Emitter::run(func::FuncOp forward, flatbuffers::FlatBufferBuilder &fbb) {
-  Block &body = forward.getBody().front();
-  if (failed(inferStages(body)))
-    return failure();
-  SmallVector<Operation *> ops = order(body);
-  // This stage's inputs: the arguments its ops or its results use.
-  Operation *terminator = body.getTerminator();
-  DenseSet<Value> used;
-  for (Operation *op : ops)
-    used.insert(op->operand_begin(), op->operand_end());
-  SmallVector<unsigned> results;
-  for (auto [i, value] : llvm::enumerate(terminator->getOperands())) {
-    auto it = valueStage.find(value);
-    if (it == valueStage.end() || it->second < 0 || it->second == stage) {
-      results.push_back(i);
-      used.insert(value);
-    }
-  }
-  for (BlockArgument arg : body.getArguments()) {
-    if (!used.contains(arg))
-      continue;
-    auto name =
-        forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "galv.name");
-    if (!name)
-      name =
-          forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "onnx.name");
-    auto index = newTensor(arg, plan::Storage::Input,
-                           name ? name.str()
-                                : "input" + std::to_string(arg.getArgNumber()));
-    if (failed(index))
+Emitter::run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb) {
+  auto arena =
+      func->getAttrOfType<IntegerAttr>(GalvDialect::getArenaBytesAttrName());
+  if (!arena)
+    return func.emitError("no arena size (run galv-plan-memory)");
+  Block &body = func.getBody().front();
+  for (BlockArgument arg : body.getArguments())
+    if (failed(addInput(func, arg)))
       return failure();
-    if (auto shard = forward.getArgAttrOfType<ShardAttr>(
-            arg.getArgNumber(), GalvDialect::getShardAttrName())) {
-      // The full shape: the piece's, uncut (ZeRO pieces name their
-      // parameter, whose declared type is the full one).
-      RankedTensorType full = cast<RankedTensorType>(arg.getType());
-      StringRef label = name ? name.getValue() : "";
-      size_t colon = label.find(':');
-      auto param = colon == StringRef::npos
-                       ? ParameterOp()
-                       : SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
-                             forward, StringAttr::get(forward.getContext(),
-                                                      label.substr(colon + 1)));
-      if (param) {
-        full = param.getTensorType();
-      } else {
-        SmallVector<int64_t> shape(full.getShape());
-        ArrayRef<int64_t> cuts = shard.getCuts();
-        for (size_t i = 0; i + 3 < cuts.size(); i += 4)
-          shape[cuts[i]] *= cuts[i + 2];
-        full = RankedTensorType::get(shape, full.getElementType());
-      }
-      tensors[*index].shard = resolve(shard, full);
-    }
-    inputs.push_back(*index);
-  }
-  for (Operation *op : ops)
-    if (failed(lowerOp(*op)))
+  for (Operation &op : body.without_terminator())
+    if (failed(lowerOp(op)))
       return failure();
-  // Outputs live in the arena until the end; copy those that are inputs,
-  // weights or constants.
-  for (unsigned i : results) {
-    Value value = terminator->getOperand(i);
+  // galv-schedule copied the results that are not fresh arena buffers.
+  for (auto [i, value] : llvm::enumerate(body.getTerminator()->getOperands())) {
     int32_t index = indexOf.at(value);
     if (tensors[index].storage != plan::Storage::Arena ||
-        llvm::is_contained(outputs, index)) {
-      InstrInfo copy;
-      copy.opcode = plan::Opcode::Copy;
-      copy.inputs = {index};
-      tensors[index].lastUse = static_cast<int64_t>(instructions.size());
-      TensorInfo out = tensors[index];
-      out.storage = plan::Storage::Arena;
-      out.name.clear();
-      tensors.push_back(out);
-      index = static_cast<int32_t>(tensors.size() - 1);
-      copy.outputs = {index};
-      instructions.push_back(copy);
-    }
-    auto resultName = forward.getResultAttrOfType<StringAttr>(i, "galv.name");
-    tensors[index].name =
-        resultName ? resultName.str() : "output" + std::to_string(i);
-    tensors[index].lastUse = INT64_MAX;
+        llvm::is_contained(outputs, index))
+      return func.emitError("result ")
+             << i << " is not a buffer of its own (run galv-schedule)";
+    auto name = func.getResultAttrOfType<StringAttr>(i, "galv.name");
+    tensors[index].name = name ? name.str() : "output" + std::to_string(i);
     outputs.push_back(index);
   }
-  planMemory();
+  return serialise(fbb, static_cast<uint64_t>(arena.getInt()));
+}
 
+flatbuffers::Offset<plan::RankProgram>
+Emitter::serialise(flatbuffers::FlatBufferBuilder &fbb, uint64_t arenaBytes) {
   std::vector<flatbuffers::Offset<plan::Tensor>> tensorOffsets;
   for (const TensorInfo &t : tensors) {
     flatbuffers::Offset<plan::Shard> shard;
@@ -596,24 +396,38 @@ Emitter::run(func::FuncOp forward, flatbuffers::FlatBufferBuilder &fbb) {
 } // namespace
 
 LogicalResult mlir::galv::emitPlan(ModuleOp module, llvm::raw_ostream &os) {
-  auto function = module.lookupSymbol<func::FuncOp>(planFunction.getValue());
-  if (!function || function.isExternal())
-    return module.emitError("--emit-plan needs a func.func @")
-           << planFunction.getValue();
-  // One program per rank; a partitioned function differs per rank only in
-  // its groups and pieces, which each rank's lowering resolves.
+  StringRef function = planFunction.getValue();
   auto config =
       module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
   int32_t world = config ? static_cast<int32_t>(config.getWorldSize()) : 1;
   int32_t stages = config ? static_cast<int32_t>(config.getPp()) : 1;
+  // galv-schedule's function per stage, named as it names them.
+  SmallVector<func::FuncOp> stageFunctions;
+  for (int32_t stage = 0; stage < stages; ++stage) {
+    std::string name = (function + "_stage" + Twine(stage)).str();
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (func && !func.isExternal()) {
+      stageFunctions.push_back(func);
+      continue;
+    }
+    if (!module.lookupSymbol<func::FuncOp>(function))
+      return module.emitError("--emit-plan needs a func.func @") << function;
+    return module.emitError("--emit-plan serialises a scheduled plan, and @")
+           << name << " is missing: run galvatron-opt "
+           << "--galv-assign-stages=function=" << function
+           << " --galv-schedule=function=" << function
+           << " --galv-plan-memory first (--galv-inference-pipeline and "
+              "--galv-training-pipeline do)";
+  }
+  // One program per rank; the ranks of a stage share its function and
+  // differ only in their groups and pieces, which each rank resolves.
   SharedPlan shared;
   shared.group({0}); // group 0: rank 0 alone, as one-rank plans have
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<plan::RankProgram>> ranks;
   for (int32_t rank = 0; rank < world; ++rank) {
-    Emitter emitter(shared, rank, world / stages, stages,
-                    config ? config.getSchedule() : PipelineSchedule::gpipe);
-    auto program = emitter.run(function, fbb);
+    Emitter emitter(shared, rank, world / stages);
+    auto program = emitter.run(stageFunctions[rank / (world / stages)], fbb);
     if (failed(program))
       return failure();
     ranks.push_back(*program);
@@ -633,81 +447,10 @@ LogicalResult mlir::galv::emitPlan(ModuleOp module, llvm::raw_ostream &os) {
   return success();
 }
 
-LogicalResult mlir::galv::decodePlan(StringRef bytes, llvm::raw_ostream &os,
-                                     std::string &error) {
-  std::vector<uint8_t> storage(bytes.begin(), bytes.end());
-  const plan::Plan *p = galvatron::rt::verifyPlan(storage, error);
-  if (!p)
-    return failure();
-  os << "plan format " << galvatron::rt::kPlanFormatVersion << ", world size "
-     << p->world_size() << ", weights '"
-     << (p->weights_file() ? p->weights_file()->str() : "") << "', "
-     << (p->constants() ? p->constants()->size() : 0) << " constant bytes\n";
-  for (const plan::DeviceGroup *g : *p->groups()) {
-    os << "group [";
-    llvm::interleaveComma(*g->ranks(), os);
-    os << "]\n";
-  }
-  for (const plan::RankProgram *rank : *p->ranks()) {
-    os << "rank " << rank->rank() << ": arena " << rank->arena_bytes()
-       << " bytes, " << rank->tensors()->size() << " tensors, "
-       << rank->instructions()->size() << " instructions";
-    if (p->ranks()->size() > 1)
-      os << ", stage " << rank->stage();
-    os << "\n";
-    for (size_t i = 0; i < rank->tensors()->size(); ++i) {
-      const plan::Tensor *t = rank->tensors()->Get(i);
-      os << "  %" << i << " " << plan::EnumNameStorage(t->storage()) << " "
-         << plan::EnumNameDType(t->dtype()) << "[";
-      llvm::interleave(*t->shape(), os, "x");
-      os << "]";
-      if (t->name())
-        os << " '" << t->name()->str() << "'";
-      if (t->storage() == plan::Storage::Arena ||
-          t->storage() == plan::Storage::Constant)
-        os << " @" << t->offset();
-      os << " (" << t->bytes() << " bytes)";
-      // The piece of the full tensor this rank holds.
-      if (const plan::Shard *shard = t->shard()) {
-        os << " of [";
-        llvm::interleave(*shard->full_shape(), os, "x");
-        os << "]";
-        if (shard->cuts())
-          for (const plan::DimCut *cut : *shard->cuts())
-            os << " axis " << cut->axis() << " piece " << cut->index() << "/"
-               << cut->parts() << (cut->blocks() > 1 ? " per block" : "");
-        if (shard->flat_parts() > 1)
-          os << " flat piece " << shard->flat_index() << "/"
-             << shard->flat_parts();
-      }
-      os << "\n";
-    }
-    for (const plan::Instruction *inst : *rank->instructions()) {
-      os << "  ";
-      for (size_t k = 0; k < inst->outputs()->size(); ++k)
-        os << (k ? ", %" : "%") << inst->outputs()->Get(k);
-      os << " = " << plan::EnumNameOpcode(inst->opcode());
-      for (size_t k = 0; k < inst->inputs()->size(); ++k)
-        os << (k ? ", %" : " %") << inst->inputs()->Get(k);
-      if (inst->ints() && inst->ints()->size()) {
-        os << " ints[";
-        llvm::interleaveComma(*inst->ints(), os);
-        os << "]";
-      }
-      if (inst->floats() && inst->floats()->size()) {
-        os << " floats[";
-        llvm::interleaveComma(*inst->floats(), os);
-        os << "]";
-      }
-      os << "\n";
-    }
-  }
-  return success();
-}
-
 void mlir::galv::registerPlanTranslations() {
   static TranslateFromMLIRRegistration emit(
-      "emit-plan", "lower galv IR (layers inlined) to plan.bin",
+      "emit-plan",
+      "serialise the scheduled, memory-planned stage functions to plan.bin",
       [](Operation *op, llvm::raw_ostream &os) -> LogicalResult {
         auto module = dyn_cast<ModuleOp>(op);
         if (!module)

@@ -5,6 +5,30 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Transforms/Passes.h"
 
+using namespace mlir;
+
+namespace {
+/// One flat function per entry point: layers inlined, folded, deduplicated.
+void buildFlatPipeline(OpPassManager &pm) {
+  pm.addPass(galv::createInlineLayers());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createSymbolDCEPass());
+}
+
+/// What --emit-plan serialises: every op's stage, one function per stage
+/// in schedule order, and its buffers placed.
+void buildPlanPipeline(OpPassManager &pm, StringRef function) {
+  galv::AssignStagesOptions stages;
+  stages.function = function.str();
+  pm.addPass(galv::createAssignStages(stages));
+  galv::ScheduleOptions schedule;
+  schedule.function = function.str();
+  pm.addPass(galv::createSchedule(schedule));
+  pm.addPass(galv::createPlanMemory());
+}
+} // namespace
+
 void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -21,15 +45,13 @@ void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
 }
 
 void mlir::galv::buildInferencePipeline(OpPassManager &pm) {
-  pm.addPass(createInlineLayers());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  pm.addPass(createSymbolDCEPass());
+  buildFlatPipeline(pm);
+  buildPlanPipeline(pm, "forward");
 }
 
 void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
                                        const TrainingPipelineOptions &options) {
-  buildInferencePipeline(pm);
+  buildFlatPipeline(pm);
   pm.addPass(createAppendLoss());
   pm.addPass(createPartition());
   pm.addPass(createAutodiff());
@@ -43,4 +65,5 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   pm.addPass(createAdamW(adamw));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  buildPlanPipeline(pm, "train_step");
 }

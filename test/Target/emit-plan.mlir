@@ -1,7 +1,17 @@
-// --emit-plan lowers @forward to a tensor table and an instruction stream;
+// The plan passes order @forward and place its buffers; --emit-plan
+// serialises the result as a tensor table and an instruction stream;
 // --decode-plan verifies plan.bin and prints it back.
-// RUN: galvatron-translate --emit-plan %s -o %t.bin
+// RUN: galvatron-opt %s --galv-assign-stages --galv-schedule --galv-plan-memory | galvatron-translate --emit-plan -o %t.bin
 // RUN: galvatron-translate --decode-plan %t.bin | FileCheck %s
+
+// --emit-plan derives nothing itself: without the passes' results it says
+// which passes to run.
+// RUN: not galvatron-translate --emit-plan %s 2>&1 | FileCheck %s --check-prefix=UNSCHEDULED
+// RUN: galvatron-opt %s --galv-assign-stages --galv-schedule | not galvatron-translate --emit-plan 2>&1 | FileCheck %s --check-prefix=UNPLACED
+// RUN: not galvatron-translate --emit-plan --plan-function=train_step %s 2>&1 | FileCheck %s --check-prefix=MISSING
+// UNSCHEDULED: error: --emit-plan serialises a scheduled plan, and @forward_stage0 is missing: run galvatron-opt --galv-assign-stages=function=forward --galv-schedule=function=forward --galv-plan-memory first (--galv-inference-pipeline and --galv-training-pipeline do)
+// UNPLACED: error: no arena size (run galv-plan-memory)
+// MISSING: error: --emit-plan needs a func.func @train_step
 
 // CHECK: plan format 3, world size 1, weights 'w.safetensors', 4 constant bytes
 // CHECK-NEXT: group [0]

@@ -18,13 +18,13 @@ int main(int argc, char **argv) {
   mlir::galv::registerGalvPasses();
   mlir::PassPipelineRegistration<>(
       "galv-inference-pipeline",
-      "Prepare an imported model for --emit-plan: inline the layers and "
-      "clean up",
+      "Prepare an imported model for --emit-plan: inline the layers, clean "
+      "up, then assign stages, schedule and plan memory of @forward",
       [](mlir::OpPassManager &pm) { mlir::galv::buildInferencePipeline(pm); });
   mlir::PassPipelineRegistration<mlir::galv::TrainingPipelineOptions>(
       "galv-training-pipeline",
       "From imported IR to @train_step: next-token loss, gradients, clipping "
-      "and AdamW",
+      "and AdamW, then its stages assigned, scheduled and memory-planned",
       [](mlir::OpPassManager &pm,
          const mlir::galv::TrainingPipelineOptions &options) {
         mlir::galv::buildTrainingPipeline(pm, options);

@@ -7,9 +7,11 @@
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::galv {
-/// Lowers `func.func @forward` (layers already inlined) to a one-rank plan:
-/// a tensor table, an instruction per op, and arena offsets from a liveness-
-/// based memory planner. Writes the header-wrapped FlatBuffer to `os`.
+/// Serialises the stage functions galv-schedule and galv-plan-memory made
+/// from the function --plan-function names (`@<fn>_stage<s>`): one program
+/// per rank, a tensor table, an instruction per op and the arena offsets as
+/// the passes computed them, groups and peers resolved for the rank. Writes
+/// the header-wrapped FlatBuffer to `os`.
 LogicalResult emitPlan(ModuleOp module, llvm::raw_ostream &os);
 
 /// Verifies `bytes` as plan.bin and prints it as text.

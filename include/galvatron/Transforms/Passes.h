@@ -18,8 +18,9 @@ namespace mlir::galv {
 /// strategy passes reason about, and layer outlining.
 void buildImportCleanupPipeline(OpPassManager &pm);
 
-/// From imported galv IR to what --emit-plan lowers for a forward pass: one
-/// flat @forward (layers inlined), folded and deduplicated.
+/// From imported galv IR to what --emit-plan serialises for a forward pass:
+/// one flat @forward (layers inlined), folded and deduplicated, then its
+/// stages assigned, scheduled (@forward_stage0) and its memory planned.
 void buildInferencePipeline(OpPassManager &pm);
 
 /// The optimizer's hyper-parameters, as options of --galv-training-pipeline.
@@ -46,9 +47,10 @@ struct TrainingPipelineOptions
       llvm::cl::init(1)};
 };
 
-/// The inference pipeline, then the loss, reverse-mode gradients and one
-/// AdamW step as @train_step (lower it with --emit-plan
-/// --plan-function=train_step).
+/// The layers inlined, then the loss, partitioning, reverse-mode gradients
+/// and one AdamW step as @train_step, then its stages assigned, one
+/// function per stage in schedule order, and their memory planned
+/// (serialise it with --emit-plan --plan-function=train_step).
 void buildTrainingPipeline(OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 } // namespace mlir::galv

@@ -313,4 +313,159 @@ def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
   ];
 }
 
+def AssignStages : Pass<"galv-assign-stages", "::mlir::ModuleOp"> {
+  let summary = "Make the pipeline stage of every op explicit";
+  let description = [{
+    Tags every op of `@function` with the pipeline stage it runs on
+    (`galv.stage`), so galv-schedule and --emit-plan read it instead of
+    deriving it. An op runs on the stage of its staged operands (a
+    `galv.stage_transfer` result lives on its `to` stage), else on the stage
+    its own tag names; an op with neither (arithmetic on arguments and
+    constants, such as a parameter's weight decay) runs on the stage of its
+    users when they all agree. Ops left untagged run on every stage;
+    transfers and broadcasts name their stages themselves. An op that reads
+    values of two stages without a transfer is an error at its location.
+
+    Before (`%d` reads only an argument, its user runs on stage 1):
+
+    ```mlir
+    %a = galv.tanh %x {galv.stage = 0 : i64} : tensor<4xf32>
+    %b = galv.stage_transfer %a from = 0 to = 1 : tensor<4xf32>
+    %c = galv.exp %b : tensor<4xf32>
+    %d = galv.neg %x : tensor<4xf32>
+    %e = galv.add %c, %d : tensor<4xf32>, tensor<4xf32> -> tensor<4xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %a = galv.tanh %x {galv.stage = 0 : i64} : tensor<4xf32>
+    %b = galv.stage_transfer %a from = 0 to = 1 : tensor<4xf32>
+    %c = galv.exp %b {galv.stage = 1 : i64} : tensor<4xf32>
+    %d = galv.neg %x {galv.stage = 1 : i64} : tensor<4xf32>
+    %e = galv.add %c, %d {galv.stage = 1 : i64} : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"forward\"",
+           "The function the plan is made from (forward, train_step)">
+  ];
+}
+
+def Schedule : Pass<"galv-schedule", "::mlir::ModuleOp"> {
+  let summary = "One function per pipeline stage, ops in schedule order";
+  let description = [{
+    After galv-assign-stages, adds `@<function>_stage<s>` for every pipeline
+    stage `s` of the module's `#galv.plan` (one stage without a plan): the
+    ops that run on stage `s`, in the order its ranks execute them: what
+    precedes the micro-batches, joined by every constant and parameter read
+    (they are not instructions), then each micro-batch's forward (ops tagged
+    `galv.micro_batch`) and
+    backward (also `galv.backward`) pass in the schedule's order, then the
+    rest (gradient sync, the optimizer). GPipe runs every forward, then
+    every backward; 1F1B (`pipedream_flush`) runs `stages - s - 1` forwards
+    ahead, then alternates one forward and one backward, then drains.
+
+    A `galv.stage_transfer` becomes `galv.send` on its `from` stage and
+    `galv.recv` on its `to` stage; a `galv.stage_broadcast` sends from its
+    stage to every other one. `galv.replicate` (an identity for the
+    forward) disappears. Results that are not fresh buffers (arguments,
+    weights, constants, a value returned twice) get a `galv.copy`. The stage
+    function takes the arguments its ops read (both ends of a transfer name
+    its input), returns the results that live on its stage, and names each
+    argument and result with `galv.name`; `galv.stage` on it names its
+    stage. `@<function>` itself is left as it was.
+
+    Before (`#galv.plan<world_size = 2, pp = 2, ..., chunks = 2,
+    schedule = pipedream_flush>`; `f`/`b` stand for the micro-batch and
+    backward tags):
+
+    ```mlir
+    func.func @train_step(%x: tensor<4xf32>) -> tensor<4xf32> {
+      %a0 = galv.tanh %x {galv.stage = 0, f0}          // forward 0
+      %t0 = galv.stage_transfer %a0 from = 0 to = 1    // f0
+      %a1 = galv.tanh %x {galv.stage = 0, f1}          // forward 1
+      %t1 = galv.stage_transfer %a1 from = 0 to = 1    // f1
+      %g0 = galv.exp %t0 {galv.stage = 1, b0}          // backward 0
+      %g1 = galv.exp %t1 {galv.stage = 1, b1}          // backward 1
+      %s = galv.add %g0, %g1 {galv.stage = 1}
+      return %s : tensor<4xf32>
+    }
+    ```
+
+    After (stage 0 runs one forward ahead, stage 1 none; GPipe would run
+    both forwards first on every stage):
+
+    ```mlir
+    func.func @train_step_stage0(%x: tensor<4xf32> {galv.name = "x"})
+        attributes {galv.stage = 0 : i64} {
+      %a0 = galv.tanh %x
+      %0 = galv.send %a0 to = 1 : tensor<4xf32> -> tensor<1xf32>
+      %a1 = galv.tanh %x
+      %1 = galv.send %a1 to = 1 : tensor<4xf32> -> tensor<1xf32>
+      return
+    }
+    func.func @train_step_stage1() -> (tensor<4xf32> {galv.name = "output0"})
+        attributes {galv.stage = 1 : i64} {
+      %t0 = galv.recv from = 0 : tensor<4xf32>
+      %g0 = galv.exp %t0
+      %t1 = galv.recv from = 0 : tensor<4xf32>
+      %g1 = galv.exp %t1
+      %s = galv.add %g0, %g1
+      return %s : tensor<4xf32>
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"forward\"",
+           "The function the plan is made from (forward, train_step)">
+  ];
+}
+
+def PlanMemory : Pass<"galv-plan-memory", "::mlir::ModuleOp"> {
+  let summary = "Place every buffer of each stage program in its arena";
+  let description = [{
+    For every stage function galv-schedule made (`galv.stage` on the
+    function), walks the instructions in order (every op but constants and
+    parameter reads, which are not arena buffers) and places each result
+    first-fit among the arena slots alive at that point, each slot a
+    multiple of 64 bytes (at least 64). An instruction's results are placed
+    before its inputs that die there are freed, since a kernel reads its
+    inputs while it writes its outputs; the function's results stay alive to
+    the end. Each instruction gets `galv.offsets` (the byte offset of each
+    result) and the function gets `galv.arena_bytes`, the last byte any
+    buffer touches: the peak the runtime's high-water mark must equal.
+
+    Before:
+
+    ```mlir
+    func.func @forward_stage0(%x: tensor<16x16xf32>) -> tensor<16x16xf32>
+        attributes {galv.stage = 0 : i64} {
+      %a = galv.tanh %x : tensor<16x16xf32>
+      %b = galv.exp %a : tensor<16x16xf32>
+      %c = galv.neg %b : tensor<16x16xf32>
+      return %c : tensor<16x16xf32>
+    }
+    ```
+
+    After (`%c` reuses `%a`'s slot):
+
+    ```mlir
+    func.func @forward_stage0(%x: tensor<16x16xf32>) -> tensor<16x16xf32>
+        attributes {galv.arena_bytes = 2048 : i64, galv.stage = 0 : i64} {
+      %a = galv.tanh %x {galv.offsets = array<i64: 0>} : tensor<16x16xf32>
+      %b = galv.exp %a {galv.offsets = array<i64: 1024>} : tensor<16x16xf32>
+      %c = galv.neg %b {galv.offsets = array<i64: 0>} : tensor<16x16xf32>
+      return %c : tensor<16x16xf32>
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 #endif // GALVATRON_TRANSFORMS_PASSES_TD

@@ -120,3 +120,13 @@
 
 // expected-error @below {{vocab_sp needs vocab_tp > 1}}
 "test.op"() {p = #galv.plan<world_size = 8, pp = 2, pp_division = [2, 2], chunks = 1, global_batch = 8, vocab_sp = ulysses>} : () -> ()
+
+// -----
+
+// expected-error @below {{'galv.offsets' must give one offset per result}}
+"test.op"() {galv.offsets = array<i64: 0, 64>} : () -> tensor<4xf32>
+
+// -----
+
+// expected-error @below {{'galv.arena_bytes' must be an integer}}
+"test.op"() {galv.arena_bytes = "big"} : () -> ()

@@ -148,3 +148,17 @@ func.func @transformer(%table: tensor<1000x64xf32>, %ids: tensor<2x8xi64>, %q: t
   %7 = galv.cross_entropy %logits, %ids reduction = sum ignore_index = 0 : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
   return
 }
+
+// The instructions of galv-schedule's stage functions, with the attributes
+// galv-plan-memory sets.
+// CHECK-LABEL: func.func @stage_program
+// CHECK-SAME: attributes {galv.arena_bytes = 192 : i64, galv.stage = 1 : i64}
+func.func @stage_program(%x: tensor<2x8xf32>) -> tensor<2x8xf32> attributes {galv.arena_bytes = 192 : i64, galv.stage = 1 : i64} {
+  // CHECK: galv.recv from = 0 {galv.offsets = array<i64: 0>} : tensor<2x8xf32>
+  %0 = galv.recv from = 0 {galv.offsets = array<i64: 0>} : tensor<2x8xf32>
+  // CHECK: galv.send %{{.*}} to = 0 {galv.offsets = array<i64: 64>} : tensor<2x8xf32> -> tensor<1xf32>
+  %1 = galv.send %0 to = 0 {galv.offsets = array<i64: 64>} : tensor<2x8xf32> -> tensor<1xf32>
+  // CHECK: galv.copy %{{.*}} {galv.offsets = array<i64: 128>} : tensor<2x8xf32>
+  %2 = galv.copy %x {galv.offsets = array<i64: 128>} : tensor<2x8xf32>
+  return %2 : tensor<2x8xf32>
+}
