@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/MapVector.h"
 
 #include <tuple>
 
@@ -206,7 +207,9 @@ private:
     /// exporter shared between layers): each use sums its own gradient.
     bool mixed = false;
   };
-  DenseMap<Operation *, ParamUse> params;
+  /// In first-use order (a MapVector), so that ZeRO-3 gathers and replicas
+  /// are made in program order and plans do not depend on pointer values.
+  llvm::MapVector<Operation *, ParamUse> params;
   /// Gathers, slices and replicates made so far: (value, dimension, kind).
   DenseMap<std::tuple<Value, int64_t, int64_t, int64_t>, Value> conversions;
 };
