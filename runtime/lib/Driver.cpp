@@ -2,6 +2,7 @@
 
 #include "galvatron/runtime/Driver.h"
 #include "galvatron/Support/FileChecks.h"
+#include "galvatron/runtime/CollectiveCheck.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Executor.h"
 #include "galvatron/runtime/Npy.h"
@@ -62,6 +63,10 @@ std::unique_ptr<Communicator> makeCommunicator(Job &job,
   if (!comm)
     fatal(error);
   job.comm = comm.get();
+  // One process running one rank's program (--rank) has no peers to ask.
+  if (job.worldSize > 1 &&
+      !checkCollectiveSequences(*job.plan, *job.program, *comm, error))
+    fatal("rank " + std::to_string(job.rank) + ": " + error);
   if (!job.traceDir.empty()) {
     // Rank 0's clock reading is every rank's time zero.
     job.traceOriginUs = nowUs();

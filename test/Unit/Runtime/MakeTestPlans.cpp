@@ -141,6 +141,20 @@ std::vector<uint8_t> forwardPlan(int n) {
   return buildPlan(groups, programs, "toy.safetensors");
 }
 
+/// Two ranks whose programs disagree: rank 0 all-reduces 4 floats, rank 1
+/// all-reduces 8 (the MPI calls would not match).
+std::vector<uint8_t> mismatchedPlan() {
+  std::vector<ProgramBuilder> programs;
+  for (int r = 0; r < 2; ++r) {
+    ProgramBuilder b(r);
+    int64_t n = r == 0 ? 4 : 8;
+    int32_t x = b.input("x", F32, {n});
+    b.output(b.op(O::AllReduce, {x}, {n}, F32, {0, 0}), "y");
+    programs.push_back(std::move(b));
+  }
+  return buildPlan({{0, 1}}, programs);
+}
+
 void write(const std::string &path, const std::vector<uint8_t> &bytes) {
   std::string error;
   if (!writeFileAtomically(path, {{bytes.data(), bytes.size()}}, error)) {
@@ -171,6 +185,7 @@ int main(int argc, char **argv) {
     write(dir + "/toy-train-" + std::to_string(n) + ".bin", trainPlan(n));
     write(dir + "/toy-forward-" + std::to_string(n) + ".bin", forwardPlan(n));
   }
+  write(dir + "/mismatched-2.bin", mismatchedPlan());
   std::string error;
   if (!writeSafetensors(dir + "/toy.safetensors",
                         {{"w", f32({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8})},
