@@ -2,13 +2,17 @@
 //
 // Constant, Shape and Size never need their input's value: their results
 // are host constants, computed from the node's attributes or from the
-// (static) type of the input.
+// (static) type of the input. ConstantOfShape and Range build constants
+// from constant inputs: they are only ever folded.
 //
 //===----------------------------------------------------------------------===//
 
+#include "../FoldRules.h"
 #include "../OpTable.h"
 
 #include <onnx/onnx_pb.h>
+
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::galv::onnx_import;
@@ -80,4 +84,52 @@ void mlir::galv::onnx_import::registerConstantOps(OpTable &table) {
   table.addFromTypes("Constant", importConstant);
   table.addFromTypes("Shape", importShape);
   table.addFromTypes("Size", importSize);
+}
+
+//===----------------------------------------------------------------------===//
+// Folding on constants
+//===----------------------------------------------------------------------===//
+
+static bool foldConstantOfShape(Folder &f) {
+  SmallVector<int64_t> shape = intsOf(*f.in[0]);
+  if (!f.shapeOk(shape))
+    return false;
+  std::optional<HostTensor> value = f.attrs.getTensor("value");
+  if (value && value->size() != 1)
+    return f.fail("ConstantOfShape value must hold one element");
+  Type type = value ? value->elementType : Float32Type::get(f.context);
+  HostTensor r = HostTensor::filled(type, shape);
+  for (int64_t i = 0; value && i < r.size(); ++i) {
+    if (r.isFloat())
+      r.floats[i] = value->getDouble(0);
+    else
+      r.ints[i] = value->getInt(0);
+  }
+  f.out.push_back(std::move(r));
+  return true;
+}
+
+static bool foldRange(Folder &f) {
+  FoldInputs in = f.in;
+  HostTensor r;
+  if (in[0]->size() != 1 || in[1]->size() != 1 || in[2]->size() != 1)
+    return f.fail("Range takes scalars");
+  double start = in[0]->getDouble(0), limit = in[1]->getDouble(0),
+         delta = in[2]->getDouble(0);
+  if (delta == 0)
+    return f.fail("Range delta is 0");
+  double steps = std::ceil((limit - start) / delta);
+  if (!(steps < static_cast<double>(Folder::kMaxFoldElements)))
+    return f.fail("Range too long to fold");
+  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(steps));
+  r = HostTensor::filled(in[0]->elementType, {n});
+  for (int64_t i = 0; i < n; ++i)
+    r.set(i, start + i * delta);
+  f.out.push_back(std::move(r));
+  return true;
+}
+
+void mlir::galv::onnx_import::registerConstantFolds(FoldTable &table) {
+  table.add("ConstantOfShape", foldConstantOfShape);
+  table.add("Range", foldRange, 3);
 }

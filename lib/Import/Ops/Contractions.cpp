@@ -1,5 +1,6 @@
 //===- Contractions.cpp - ONNX MatMul and Gemm to galv --------------------===//
 
+#include "../FoldRules.h"
 #include "../OpTable.h"
 
 #include "Galv/Galv.h"
@@ -106,4 +107,61 @@ static LogicalResult importGemm(OpContext &ctx) {
 void mlir::galv::onnx_import::registerContractionOps(OpTable &table) {
   table.add("MatMul", importMatMul, 2);
   table.add("Gemm", importGemm, 2);
+}
+
+//===----------------------------------------------------------------------===//
+// Folding on constants
+//===----------------------------------------------------------------------===//
+
+/// numpy matmul: 1-D operands gain (and then lose) a unit dimension, and
+/// batch dimensions broadcast.
+static bool foldMatMul(Folder &f) {
+  HostTensor a = *f.in[0], b = *f.in[1];
+  bool vecA = a.shape.size() == 1, vecB = b.shape.size() == 1;
+  if (a.shape.empty() || b.shape.empty())
+    return f.fail("MatMul of a scalar");
+  if (vecA)
+    a.shape.insert(a.shape.begin(), 1);
+  if (vecB)
+    b.shape.push_back(1);
+  int64_t m = a.shape[a.shape.size() - 2], k = a.shape.back();
+  int64_t n = b.shape.back();
+  if (b.shape[b.shape.size() - 2] != k)
+    return f.fail("MatMul contracting dimensions differ");
+  SmallVector<ArrayRef<int64_t>> batches = {
+      ArrayRef<int64_t>(a.shape).drop_back(2),
+      ArrayRef<int64_t>(b.shape).drop_back(2)};
+  auto batch = broadcast(batches);
+  if (!batch)
+    return f.fail("MatMul batch dimensions do not broadcast");
+  SmallVector<int64_t> shape(*batch);
+  shape.push_back(m);
+  shape.push_back(n);
+  if (!f.shapeOk(shape))
+    return false;
+  HostTensor r = HostTensor::filled(a.elementType, shape);
+  int64_t batchCount = product(*batch);
+  SmallVector<int64_t> index;
+  for (int64_t p = 0; p < batchCount; ++p) {
+    unflatten(p, *batch, index);
+    int64_t offA = broadcastSource(index, batches[0]) * m * k;
+    int64_t offB = broadcastSource(index, batches[1]) * k * n;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int64_t q = 0; q < k; ++q)
+          sum += a.getDouble(offA + i * k + q) * b.getDouble(offB + q * n + j);
+        r.set((p * m + i) * n + j, sum);
+      }
+  }
+  if (vecB)
+    r.shape.pop_back();
+  if (vecA)
+    r.shape.erase(r.shape.end() - (vecB ? 1 : 2));
+  f.out.push_back(std::move(r));
+  return true;
+}
+
+void mlir::galv::onnx_import::registerContractionFolds(FoldTable &table) {
+  table.add("MatMul", foldMatMul, 2);
 }

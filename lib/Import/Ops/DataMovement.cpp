@@ -5,10 +5,12 @@
 // inference-mode Dropout). On weights the importer defers these (see
 // isDataMovement in ONNXImporter.cpp); their handlers then run twice, once
 // in a scratch block to learn result types and once when a consumer needs
-// the value.
+// the value. Their fold rules (with Tile, only ever folded) evaluate them on
+// constants.
 //
 //===----------------------------------------------------------------------===//
 
+#include "../FoldRules.h"
 #include "../OpTable.h"
 
 #include "Galv/Galv.h"
@@ -428,4 +430,388 @@ void mlir::galv::onnx_import::registerDataMovementOps(OpTable &table) {
   table.add("Expand", importExpand, 2);
   table.add("Gather", importGather, 2);
   table.add("GatherND", importGatherND, 2);
+}
+
+//===----------------------------------------------------------------------===//
+// Folding on constants
+//===----------------------------------------------------------------------===//
+
+static bool foldIdentity(Folder &f) {
+  f.out.push_back(*f.in[0]);
+  return true;
+}
+
+static bool foldReshape(Folder &f) {
+  const HostTensor &x = *f.in[0];
+  SmallVector<int64_t> target = intsOf(*f.in[1]);
+  bool allowZero = f.attrs.getInt("allowzero").value_or(0) != 0;
+  int64_t known = 1, inferAt = -1;
+  for (size_t d = 0; d < target.size(); ++d) {
+    if (target[d] == 0 && !allowZero) {
+      if (d >= x.shape.size())
+        return f.fail("a 0 in the shape has no input dimension to copy");
+      target[d] = x.shape[d];
+    }
+    if (target[d] < -1)
+      return f.fail("negative dimension in the shape");
+    if (target[d] == -1) {
+      if (inferAt >= 0)
+        return f.fail("more than one -1 in the shape");
+      inferAt = d;
+    } else {
+      known *= target[d];
+    }
+  }
+  if (inferAt >= 0) {
+    if (known == 0 || x.size() % known != 0)
+      return f.fail("cannot infer the -1 dimension");
+    target[inferAt] = x.size() / known;
+  }
+  return f.reshapeTo(target);
+}
+
+static bool foldFlatten(Folder &f) {
+  const HostTensor &x = *f.in[0];
+  int64_t rank = x.shape.size();
+  int64_t axis = f.attrs.getInt("axis").value_or(1);
+  if (axis < -rank || axis > rank)
+    return f.fail("Flatten axis out of range");
+  axis = normAxis(axis, rank);
+  int64_t outer = product(ArrayRef<int64_t>(x.shape).take_front(axis));
+  return f.reshapeTo({outer, x.size() / std::max<int64_t>(outer, 1)});
+}
+
+static bool foldUnsqueeze(Folder &f) {
+  auto axes = f.axesFromInputOrAttr(1);
+  SmallVector<int64_t> shape(f.in[0]->shape);
+  if (!axes)
+    return f.fail("missing axes");
+  int64_t rank = shape.size() + axes->size();
+  SmallVector<int64_t> sorted;
+  for (int64_t a : *axes) {
+    if (!f.axisOk(a, rank))
+      return false;
+    sorted.push_back(a);
+  }
+  llvm::sort(sorted);
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    return f.fail("repeated axis");
+  for (int64_t a : sorted)
+    shape.insert(shape.begin() + a, 1);
+  return f.reshapeTo(shape);
+}
+
+static bool foldSqueeze(Folder &f) {
+  auto axes = f.axesFromInputOrAttr(1);
+  ArrayRef<int64_t> shape = f.in[0]->shape;
+  SmallVector<int64_t> kept;
+  int64_t rank = shape.size();
+  for (int64_t d = 0; d < rank; ++d) {
+    bool drop = axes ? llvm::is_contained(*axes, d) ||
+                           llvm::is_contained(*axes, d - rank)
+                     : shape[d] == 1;
+    if (drop && shape[d] != 1)
+      return f.fail("squeezed dimension is not 1");
+    if (!drop)
+      kept.push_back(shape[d]);
+  }
+  return f.reshapeTo(kept);
+}
+
+static bool foldConcat(Folder &f) {
+  FoldInputs in = f.in;
+  int64_t rank = in[0]->shape.size();
+  int64_t axis = f.attrs.getInt("axis").value_or(0);
+  if (!f.axisOk(axis, rank))
+    return false;
+  SmallVector<int64_t> shape(in[0]->shape);
+  shape[axis] = 0;
+  for (const HostTensor *t : in) {
+    if (static_cast<int64_t>(t->shape.size()) != rank)
+      return f.fail("Concat inputs differ in rank");
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != axis && t->shape[d] != in[0]->shape[d])
+        return f.fail("Concat inputs differ outside the axis");
+    shape[axis] += t->shape[axis];
+  }
+  if (!f.shapeOk(shape))
+    return false;
+  HostTensor r = HostTensor::filled(in[0]->elementType, shape);
+  int64_t outer = product(ArrayRef<int64_t>(shape).take_front(axis));
+  int64_t pos = 0;
+  for (int64_t o = 0; o < outer; ++o)
+    for (const HostTensor *t : in) {
+      int64_t chunk = t->size() / std::max<int64_t>(outer, 1);
+      for (int64_t k = 0; k < chunk; ++k, ++pos) {
+        if (r.isFloat())
+          r.floats[pos] = t->getDouble(o * chunk + k);
+        else
+          r.ints[pos] = t->getInt(o * chunk + k);
+      }
+    }
+  f.out.push_back(std::move(r));
+  return true;
+}
+
+static bool foldGather(Folder &f) {
+  const HostTensor &indices = *f.in[1];
+  int64_t rank = f.in[0]->shape.size();
+  int64_t axis = f.attrs.getInt("axis").value_or(0);
+  if (!f.axisOk(axis, rank))
+    return false;
+  ArrayRef<int64_t> data = f.in[0]->shape;
+  SmallVector<int64_t> shape(data.take_front(axis));
+  llvm::append_range(shape, indices.shape);
+  llvm::append_range(shape, data.drop_front(axis + 1));
+  int64_t inner = product(data.drop_front(axis + 1));
+  int64_t numIndices = indices.size();
+  for (int64_t k = 0; k < numIndices; ++k) {
+    int64_t idx = indices.getInt(k);
+    if (idx < -data[axis] || idx >= data[axis])
+      return f.fail("index " + Twine(idx) + " out of range");
+  }
+  return f.gatherElements(shape, [&](int64_t i) {
+    int64_t innerPos = i % inner;
+    int64_t rest = i / inner;
+    int64_t k = rest % numIndices;
+    int64_t outerPos = rest / numIndices;
+    int64_t idx = indices.getInt(k);
+    if (idx < 0)
+      idx += data[axis];
+    return (outerPos * data[axis] + idx) * inner + innerPos;
+  });
+}
+
+static bool foldGatherND(Folder &f) {
+  const HostTensor &data = *f.in[0], &indices = *f.in[1];
+  int64_t batch = f.attrs.getInt("batch_dims").value_or(0);
+  int64_t q = indices.shape.size(), r = data.shape.size();
+  if (q < 1 || batch >= std::min(q, r))
+    return f.fail("bad GatherND ranks");
+  int64_t k = indices.shape.back();
+  if (k > r - batch)
+    return f.fail("GatherND index tuples are longer than the data rank");
+  // Output: indices.shape[:-1] + data.shape[batch + k:].
+  SmallVector<int64_t> shape(ArrayRef<int64_t>(indices.shape).drop_back());
+  ArrayRef<int64_t> sliceShape =
+      ArrayRef<int64_t>(data.shape).drop_front(batch + k);
+  llvm::append_range(shape, sliceShape);
+  int64_t sliceSize = product(sliceShape);
+  int64_t tuples = indices.size() / std::max<int64_t>(k, 1);
+  int64_t tuplesPerBatch =
+      tuples /
+      std::max<int64_t>(
+          product(ArrayRef<int64_t>(indices.shape).take_front(batch)), 1);
+  SmallVector<int64_t> dataStrides = stridesOf(data.shape);
+  for (int64_t t = 0; t < tuples; ++t)
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t idx = indices.getInt(t * k + j), dim = data.shape[batch + j];
+      if (idx < -dim || idx >= dim)
+        return f.fail("GatherND index " + Twine(idx) + " out of range");
+    }
+  return f.gatherElements(shape, [&](int64_t i) {
+    int64_t t = i / std::max<int64_t>(sliceSize, 1);
+    int64_t within = i % std::max<int64_t>(sliceSize, 1);
+    int64_t b = t / std::max<int64_t>(tuplesPerBatch, 1);
+    SmallVector<int64_t> batchIndex;
+    unflatten(b, ArrayRef<int64_t>(data.shape).take_front(batch), batchIndex);
+    int64_t src = 0;
+    for (int64_t d = 0; d < batch; ++d)
+      src += batchIndex[d] * dataStrides[d];
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t idx = indices.getInt(t * k + j), dim = data.shape[batch + j];
+      src += (idx < 0 ? idx + dim : idx) * dataStrides[batch + j];
+    }
+    return src + within;
+  });
+}
+
+static bool foldSlice(Folder &f) {
+  FoldInputs in = f.in;
+  SmallVector<int64_t> starts = intsOf(*in[1]), ends = intsOf(*in[2]);
+  int64_t rank = in[0]->shape.size();
+  SmallVector<int64_t> axes, steps;
+  if (in.size() > 3 && in[3])
+    axes = intsOf(*in[3]);
+  else
+    for (size_t i = 0; i < starts.size(); ++i)
+      axes.push_back(i);
+  if (in.size() > 4 && in[4])
+    steps = intsOf(*in[4]);
+  else
+    steps.assign(starts.size(), 1);
+  SmallVector<int64_t> begin(rank, 0), step(rank, 1), shape(in[0]->shape);
+  if (axes.size() != starts.size() || ends.size() != starts.size() ||
+      steps.size() != starts.size())
+    return f.fail("starts, ends, axes and steps differ in length");
+  for (size_t k = 0; k < axes.size(); ++k) {
+    int64_t a = axes[k];
+    if (!f.axisOk(a, rank))
+      return false;
+    int64_t dim = in[0]->shape[a];
+    if (steps[k] == 0)
+      return f.fail("slice step 0");
+    auto clampIndex = [&](int64_t v, int64_t lo, int64_t hi) {
+      if (v < 0)
+        v = v <= INT64_MIN + dim ? lo : v + dim;
+      return std::clamp(v, lo, hi);
+    };
+    int64_t s, e;
+    if (steps[k] > 0) {
+      s = clampIndex(starts[k], 0, dim);
+      e = clampIndex(ends[k], 0, dim);
+      shape[a] = e > s ? (e - s + steps[k] - 1) / steps[k] : 0;
+    } else {
+      s = clampIndex(starts[k], -1, dim - 1);
+      e = clampIndex(ends[k], -1, dim - 1);
+      shape[a] = s > e ? (s - e - steps[k] - 1) / -steps[k] : 0;
+    }
+    begin[a] = s;
+    step[a] = steps[k];
+  }
+  SmallVector<int64_t> inStrides = stridesOf(in[0]->shape), index;
+  return f.gatherElements(shape, [&](int64_t i) {
+    unflatten(i, shape, index);
+    int64_t src = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      src += (begin[d] + index[d] * step[d]) * inStrides[d];
+    return src;
+  });
+}
+
+static bool foldTranspose(Folder &f) {
+  ArrayRef<int64_t> inShape = f.in[0]->shape;
+  int64_t rank = inShape.size();
+  SmallVector<int64_t> perm;
+  if (auto p = f.attrs.getInts("perm"))
+    perm = *p;
+  else
+    for (int64_t d = rank - 1; d >= 0; --d)
+      perm.push_back(d);
+  SmallVector<int64_t> shape, inStrides = stridesOf(inShape), index;
+  SmallVector<bool> seen(rank, false);
+  if (static_cast<int64_t>(perm.size()) != rank)
+    return f.fail("perm does not match the rank");
+  for (int64_t p : perm) {
+    if (p < 0 || p >= rank || seen[p])
+      return f.fail("perm is not a permutation");
+    seen[p] = true;
+    shape.push_back(inShape[p]);
+  }
+  return f.gatherElements(shape, [&](int64_t i) {
+    unflatten(i, shape, index);
+    int64_t src = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      src += index[d] * inStrides[perm[d]];
+    return src;
+  });
+}
+
+static bool foldExpand(Folder &f) {
+  ArrayRef<int64_t> inShape = f.in[0]->shape;
+  SmallVector<int64_t> target = intsOf(*f.in[1]);
+  SmallVector<ArrayRef<int64_t>> shapes = {inShape, target};
+  auto shape = broadcast(shapes);
+  if (!shape)
+    return f.fail("cannot expand to the requested shape");
+  SmallVector<int64_t> index;
+  return f.gatherElements(*shape, [&](int64_t i) {
+    unflatten(i, *shape, index);
+    return broadcastSource(index, inShape);
+  });
+}
+
+static bool foldTile(Folder &f) {
+  ArrayRef<int64_t> inShape = f.in[0]->shape;
+  SmallVector<int64_t> repeats = intsOf(*f.in[1]), shape, index;
+  if (repeats.size() != inShape.size())
+    return f.fail("Tile repeats do not match the rank");
+  for (size_t d = 0; d < repeats.size(); ++d) {
+    if (repeats[d] < 0 ||
+        (repeats[d] > 0 && inShape[d] > Folder::kMaxFoldElements / repeats[d]))
+      return f.fail("bad Tile repeats");
+    shape.push_back(inShape[d] * repeats[d]);
+  }
+  SmallVector<int64_t> inStrides = stridesOf(inShape);
+  return f.gatherElements(shape, [&](int64_t i) {
+    unflatten(i, shape, index);
+    int64_t src = 0;
+    for (size_t d = 0; d < shape.size(); ++d)
+      src += (index[d] % inShape[d]) * inStrides[d];
+    return src;
+  });
+}
+
+/// Split's piece sizes on constants: input 1, `split`, or even pieces.
+static bool foldSplitSizes(Folder &f, int64_t axis,
+                           SmallVectorImpl<int64_t> &sizes) {
+  if (f.in.size() > 1 && f.in[1]) {
+    sizes = intsOf(*f.in[1]);
+  } else if (auto s = f.attrs.getInts("split")) {
+    sizes.assign(s->begin(), s->end());
+  } else {
+    int64_t n = f.attrs.getInt("num_outputs").value_or(f.attrs.numOutputs);
+    int64_t dim = f.in[0]->shape[axis];
+    if (n < 1)
+      return f.fail("Split into no pieces");
+    int64_t piece = (dim + n - 1) / n;
+    for (int64_t k = 0; k < n; ++k)
+      sizes.push_back(std::max<int64_t>(0, std::min(piece, dim - k * piece)));
+  }
+  int64_t total = 0;
+  for (int64_t size : sizes) {
+    if (size < 0)
+      return f.fail("negative split size");
+    total += size;
+  }
+  if (total != f.in[0]->shape[axis])
+    return f.fail("split sizes do not add up to the dimension");
+  return true;
+}
+
+static bool foldSplit(Folder &f) {
+  const HostTensor &x = *f.in[0];
+  int64_t rank = x.shape.size();
+  int64_t axis = f.attrs.getInt("axis").value_or(0);
+  if (!f.axisOk(axis, rank))
+    return false;
+  SmallVector<int64_t> sizes;
+  if (!foldSplitSizes(f, axis, sizes))
+    return false;
+  int64_t offset = 0;
+  SmallVector<int64_t> inStrides = stridesOf(x.shape), index;
+  for (int64_t size : sizes) {
+    SmallVector<int64_t> shape(x.shape);
+    shape[axis] = size;
+    HostTensor piece = HostTensor::filled(x.elementType, shape);
+    for (int64_t i = 0; i < piece.size(); ++i) {
+      unflatten(i, shape, index);
+      int64_t src = 0;
+      for (int64_t d = 0; d < rank; ++d)
+        src += (index[d] + (d == axis ? offset : 0)) * inStrides[d];
+      if (piece.isFloat())
+        piece.floats[i] = x.floats[src];
+      else
+        piece.ints[i] = x.ints[src];
+    }
+    f.out.push_back(std::move(piece));
+    offset += size;
+  }
+  return true;
+}
+
+void mlir::galv::onnx_import::registerDataMovementFolds(FoldTable &table) {
+  table.add("Identity", foldIdentity);
+  table.add("Reshape", foldReshape, 2);
+  table.add("Flatten", foldFlatten);
+  table.add("Unsqueeze", foldUnsqueeze);
+  table.add("Squeeze", foldSqueeze);
+  table.addVariadic("Concat", foldConcat);
+  table.add("Gather", foldGather, 2);
+  table.add("GatherND", foldGatherND, 2);
+  table.add("Slice", foldSlice, 3);
+  table.add("Transpose", foldTranspose);
+  table.add("Expand", foldExpand, 2);
+  table.add("Tile", foldTile, 2);
+  table.add("Split", foldSplit);
 }
