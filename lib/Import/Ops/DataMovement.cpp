@@ -586,8 +586,8 @@ static bool foldGatherND(Folder &f) {
   const HostTensor &data = *f.in[0], &indices = *f.in[1];
   int64_t batch = f.attrs.getInt("batch_dims").value_or(0);
   int64_t q = indices.shape.size(), r = data.shape.size();
-  if (q < 1 || batch >= std::min(q, r))
-    return f.fail("bad GatherND ranks");
+  if (q < 1 || batch < 0 || batch >= std::min(q, r))
+    return f.fail("bad GatherND ranks or batch_dims");
   int64_t k = indices.shape.back();
   if (k > r - batch)
     return f.fail("GatherND index tuples are longer than the data rank");

@@ -253,6 +253,9 @@ static bool foldWhere(Folder &f) {
   auto shape = broadcast(shapes);
   if (!shape)
     return f.fail("operand shapes do not broadcast");
+  // The result takes one branch's storage: both must have its type.
+  if (in[1]->elementType != in[2]->elementType)
+    return f.fail("the two branches have different element types");
   HostTensor r = HostTensor::filled(in[1]->elementType, *shape);
   SmallVector<int64_t> index;
   for (int64_t i = 0; i < r.size(); ++i) {
