@@ -396,7 +396,11 @@ Emitter::serialise(flatbuffers::FlatBufferBuilder &fbb, uint64_t arenaBytes) {
 } // namespace
 
 LogicalResult mlir::galv::emitPlan(ModuleOp module, llvm::raw_ostream &os) {
-  StringRef function = planFunction.getValue();
+  return emitPlan(module, planFunction.getValue(), os);
+}
+
+LogicalResult mlir::galv::emitPlan(ModuleOp module, StringRef function,
+                                   llvm::raw_ostream &os) {
   auto config =
       module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
   int32_t world = config ? static_cast<int32_t>(config.getWorldSize()) : 1;

@@ -1,8 +1,10 @@
-//===- Evaluator.h - run galv IR on the runtime's CPU kernels ---*- C++ -*-===//
+//===- Evaluator.h - run galv IR through plan.bin and the runtime -*- C++
+//-*-===//
 //
-// Interprets `func.func @forward` op by op (layer instances included) with
-// the fp32 CPU kernels of runtime/. The reference the importer and the
-// passes are tested against.
+// Lowers a function of galv IR the way galvatron-translate does (layers
+// inlined, stages, schedule, memory plan, plan.bin) and runs it with the
+// runtime's executor on the fp32 CPU kernels: one execution path for the
+// tools and the tests that compare the importer and autodiff with PyTorch.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,9 +21,10 @@
 
 namespace mlir::galv {
 
-/// Runs @forward on `inputs` (in argument order) with `weights` by parameter
-/// name. Fails with a diagnostic on an op without a kernel or a missing or
-/// mis-shaped weight.
+/// Runs `function` on `inputs` (in argument order) with `weights` by
+/// parameter name. Fails with a diagnostic when the function does not lower
+/// or the plan does not run (a missing or mis-shaped weight, an index out of
+/// range).
 FailureOr<std::vector<galvatron::rt::Tensor>>
 evaluateForward(ModuleOp module,
                 const std::map<std::string, galvatron::rt::Tensor> &weights,

@@ -13,6 +13,10 @@ namespace mlir::galv {
 /// the passes computed them, groups and peers resolved for the rank. Writes
 /// the header-wrapped FlatBuffer to `os`.
 LogicalResult emitPlan(ModuleOp module, llvm::raw_ostream &os);
+/// The same for the stage functions of `function` (what --plan-function
+/// names on the command line).
+LogicalResult emitPlan(ModuleOp module, StringRef function,
+                       llvm::raw_ostream &os);
 
 /// Verifies `bytes` as plan.bin and prints it as text.
 LogicalResult decodePlan(StringRef bytes, llvm::raw_ostream &os,
