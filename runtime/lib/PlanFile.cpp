@@ -139,6 +139,27 @@ static bool checkCollective(
   return true;
 }
 
+/// Whether a vector of 8-byte elements is 8-byte aligned: the FlatBuffers
+/// verifier checks only the length field's 4-byte alignment, and reading a
+/// misaligned long is undefined behaviour (found by the plan fuzzer).
+template <typename T> static bool aligned(const flatbuffers::Vector<T> *v) {
+  // An empty vector has no elements to read (writers leave it unaligned).
+  return !v || v->size() == 0 ||
+         reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
+}
+
+/// Every vector of 8-byte elements in the rank's program is aligned.
+static bool checkAlignment(const plan::RankProgram &rank) {
+  for (const plan::Tensor *t : *rank.tensors())
+    if (!aligned(t->shape()) ||
+        (t->shard() && !aligned(t->shard()->full_shape())))
+      return false;
+  for (const plan::Instruction *inst : *rank.instructions())
+    if (!aligned(inst->ints()) || !aligned(inst->floats()))
+      return false;
+  return true;
+}
+
 /// Invariants the FlatBuffers verifier cannot know.
 static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                       std::string &error) {
@@ -146,6 +167,8 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
   auto *tensors = rank.tensors();
   if (!tensors || !rank.instructions())
     return error = where + "program has no tensors or instructions", false;
+  if (!checkAlignment(rank))
+    return error = where + "a shape or attribute vector is misaligned", false;
   uint64_t constants = p.constants() ? p.constants()->size() : 0;
   for (size_t i = 0; i < tensors->size(); ++i) {
     const plan::Tensor *t = tensors->Get(i);

@@ -101,6 +101,16 @@ Shape shardFullShape(const plan::Shard &shard) {
 
 bool shardShape(const plan::Shard &shard, Shape &shape, std::string &error) {
   shape = shardFullShape(shard);
+  // A crafted full shape must not overflow the element count (found by the
+  // plan fuzzer): at most 2^40 elements, as for tensors.
+  uint64_t count = 1;
+  for (int64_t d : shape)
+    if (d < 0 || (d > 0 && count > (uint64_t{1} << 40) / d))
+      return error = "shard full shape " + shapeString(shape) +
+                     " is negative or too large",
+             false;
+    else
+      count *= d;
   if (shard.cuts())
     for (const plan::DimCut *cut : *shard.cuts())
       if (!cutShape(shape, *cut, shape, error))

@@ -288,3 +288,17 @@ TEST(Plan, InstructionsAreVerifiedAgainstTheirKernels) {
             "rank 0: instruction 0 (Embedding): needs a [rows, features] "
             "table and ids");
 }
+
+// Found by the plan fuzzer: a shard's full shape whose element count
+// overflows int64 is refused instead of overflowing.
+TEST(Plan, HugeShardFullShapeIsRefused) {
+  ProgramBuilder b(0);
+  // Each dimension is in range; their product (2^60) is not.
+  ShardSpec shard{{1 << 20, 1 << 20, 1 << 20}, {{0, 1, 2, 0}}};
+  int32_t x = b.input("x", plan::DType::F32, {2, 3}, shard);
+  b.output(b.op(plan::Opcode::Neg, {x}, {2, 3}, plan::DType::F32), "y");
+  std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+  std::string error;
+  EXPECT_FALSE(verifyPlan(bytes, error));
+  EXPECT_NE(error.find("is negative or too large"), std::string::npos) << error;
+}
