@@ -176,6 +176,8 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
     size_t width = dtypeBytes(t->dtype());
     if (!width || !t->shape())
       return error = where + name + " has no valid dtype or shape", false;
+    if (t->storage() < plan::Storage::MIN || t->storage() > plan::Storage::MAX)
+      return error = where + name + " has an unknown storage kind", false;
     uint64_t count = 1;
     for (int64_t d : *t->shape()) {
       if (d < 0 || (d > 0 && count > (uint64_t{1} << 40) / d))
@@ -263,6 +265,16 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                 ") over group " + std::to_string(group) + ": " + error;
         return false;
       }
+    } else if (std::any_of(inst->outputs()->begin(), inst->outputs()->end(),
+                           [&](int32_t t) {
+                             return tensors->Get(t)->storage() !=
+                                    plan::Storage::Arena;
+                           })) {
+      // Results are written to the arena; anything else would be lost or
+      // overwrite an input, a weight or a constant.
+      return error = where + "instruction " + std::to_string(i) + " (" + name +
+                     ") writes a tensor outside the arena",
+             false;
     } else if (!checkInstruction(*inst, *tensors, error)) {
       error = where + "instruction " + std::to_string(i) + " (" + name +
               "): " + error;

@@ -228,7 +228,7 @@ bool InstructionChecker::check() {
   case O::Gather:
   case O::Softmax:
   case O::LogSoftmax:
-    return need(1, 1, out.size()) && axis(a[0], in[0].size(), d);
+    return need(1, 1) && axis(a[0], in[0].size(), d);
   case O::Reduce:
     return checkReduce();
   case O::ArgMax:
@@ -251,7 +251,7 @@ bool InstructionChecker::check() {
       return fail("needs [rows, features] output with rows = its attribute");
     return true;
   default:
-    return need(1, 0, out.size());
+    return need(1, 0);
   }
 }
 

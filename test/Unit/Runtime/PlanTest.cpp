@@ -7,7 +7,9 @@
 #include "galvatron/runtime/PlanFile.h"
 
 #include <cmath>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <iterator>
 
 using namespace galvatron;
 using namespace galvatron::rt;
@@ -301,4 +303,20 @@ TEST(Plan, HugeShardFullShapeIsRefused) {
   std::string error;
   EXPECT_FALSE(verifyPlan(bytes, error));
   EXPECT_NE(error.find("is negative or too large"), std::string::npos) << error;
+}
+
+// The plan fuzzer's findings (runtime/fuzz/crashes), sealed with a valid
+// header as the fuzzer does: each is refused before anything runs.
+TEST(Plan, FuzzerFindingsAreRefused) {
+  for (const char *name :
+       {"shard-count-overflow-fixed", "unknown-storage-output-fixed"}) {
+    std::ifstream file(std::string(GALVATRON_FUZZ_CRASHES_DIR) + "/" + name,
+                       std::ios::binary);
+    ASSERT_TRUE(file) << name;
+    std::vector<uint8_t> payload((std::istreambuf_iterator<char>(file)), {});
+    std::vector<uint8_t> sealed = wrapPlan(payload.data(), payload.size());
+    std::string error;
+    EXPECT_FALSE(verifyPlan(sealed, error)) << name;
+    EXPECT_FALSE(error.empty()) << name;
+  }
 }
