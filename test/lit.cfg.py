@@ -31,3 +31,8 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 if getattr(config, "galvatron_mpirun", ""):
     config.available_features.add("mpi")
     config.substitutions.append(("%mpirun", config.galvatron_mpirun))
+    # Open MPI session directories of their own, apart from other suites'
+    # mpirun jobs running at the same time (see test/Equivalence).
+    import tempfile
+    config.environment["OMPI_MCA_orte_tmpdir_base"] = tempfile.mkdtemp(
+        prefix="galvatron-lit-ompi-")

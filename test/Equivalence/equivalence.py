@@ -166,6 +166,11 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="galvatron-equivalence-")
     os.makedirs(work, exist_ok=True)
     log = os.path.join(work, "commands.log")
+    # Open MPI's session directories live under this run's own work
+    # directory: mpirun jobs of another suite running at the same time (ctest
+    # -j) otherwise race on the shared one ("orte_session_dir failed").
+    os.environ["OMPI_MCA_orte_tmpdir_base"] = tempfile.mkdtemp(
+        prefix="ompi-", dir=work)
     mpirun = shlex.split(args.mpirun)
     failures, rows = 0, []
     start = time.time()
