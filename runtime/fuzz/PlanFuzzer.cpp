@@ -41,21 +41,6 @@ bool declaredShape(const plan::Tensor &t, rt::Shape &shape) {
   return true;
 }
 
-rt::DType dtypeOf(plan::DType d) {
-  switch (d) {
-  case plan::DType::F64:
-    return rt::DType::F64;
-  case plan::DType::I64:
-    return rt::DType::I64;
-  case plan::DType::I32:
-    return rt::DType::I32;
-  case plan::DType::Bool:
-    return rt::DType::Bool;
-  default:
-    return rt::DType::F32;
-  }
-}
-
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -76,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!t->name() || !declaredShape(*t, shape))
       return 0;
     auto &bound = t->storage() == plan::Storage::Input ? inputs : weights;
-    bound[t->name()->str()] = rt::Tensor(dtypeOf(t->dtype()), shape);
+    bound[t->name()->str()] = rt::Tensor(rt::toDType(t->dtype()), shape);
   }
   std::map<std::string, rt::Tensor> outputs;
   rt::RunStats stats;

@@ -23,26 +23,6 @@ namespace galvatron::rt {
 
 namespace {
 
-DType toDType(plan::DType d) {
-  switch (d) {
-  case plan::DType::F32:
-    return DType::F32;
-  case plan::DType::F64:
-    return DType::F64;
-  case plan::DType::I64:
-    return DType::I64;
-  case plan::DType::I32:
-    return DType::I32;
-  case plan::DType::Bool:
-    return DType::Bool;
-  }
-  return DType::F32;
-}
-
-Shape shapeOf(const plan::Tensor &t) {
-  return Shape(t.shape()->begin(), t.shape()->end());
-}
-
 std::vector<int64_t> ints(const plan::Instruction &inst) {
   if (!inst.ints())
     return {};

@@ -38,26 +38,6 @@ bool testHook(const char *variable, int rank, int step) {
          s == step;
 }
 
-DType toDType(plan::DType dtype) {
-  switch (dtype) {
-  case plan::DType::F32:
-    return DType::F32;
-  case plan::DType::F64:
-    return DType::F64;
-  case plan::DType::I64:
-    return DType::I64;
-  case plan::DType::I32:
-    return DType::I32;
-  case plan::DType::Bool:
-    return DType::Bool;
-  }
-  return DType::F32;
-}
-
-Shape shapeOf(const plan::Tensor &tensor) {
-  return Shape(tensor.shape()->begin(), tensor.shape()->end());
-}
-
 Shape fullShapeOf(const plan::Tensor &tensor) {
   return tensor.shard() ? shardFullShape(*tensor.shard()) : shapeOf(tensor);
 }

@@ -613,7 +613,11 @@ Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
   return out;
 }
 
-Tensor softmax(const Tensor &x, int64_t axis) {
+/// Applies `line(row, dst, dim, inner)` to every line of `x` along `axis`
+/// (element j of a line at offset j * inner), in parallel, writing an F32
+/// tensor of `x`'s shape.
+template <typename LineFn>
+static Tensor mapLines(const Tensor &x, int64_t axis, LineFn line) {
   if (axis < 0)
     axis += x.rank();
   Tensor out(DType::F32, x.shape);
@@ -626,50 +630,43 @@ Tensor softmax(const Tensor &x, int64_t axis) {
 #pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
     schedule(static)
   for (int64_t p = 0; p < outer; ++p)
-    for (int64_t q = 0; q < inner; ++q) {
-      const float *row = in + p * dim * inner + q;
-      float *dst = o + p * dim * inner + q;
-      float max = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < dim; ++j)
-        max = std::max(max, row[j * inner]);
-      double sum = 0;
-      for (int64_t j = 0; j < dim; ++j) {
-        dst[j * inner] = std::exp(row[j * inner] - max);
-        sum += dst[j * inner];
-      }
-      for (int64_t j = 0; j < dim; ++j)
-        dst[j * inner] = static_cast<float>(dst[j * inner] / sum);
-    }
+    for (int64_t q = 0; q < inner; ++q)
+      line(in + p * dim * inner + q, o + p * dim * inner + q, dim, inner);
   return out;
 }
 
+static float lineMax(const float *row, int64_t dim, int64_t inner) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < dim; ++j)
+    max = std::max(max, row[j * inner]);
+  return max;
+}
+
+Tensor softmax(const Tensor &x, int64_t axis) {
+  return mapLines(x, axis,
+                  [](const float *row, float *dst, int64_t dim, int64_t inner) {
+                    float max = lineMax(row, dim, inner);
+                    double sum = 0;
+                    for (int64_t j = 0; j < dim; ++j) {
+                      dst[j * inner] = std::exp(row[j * inner] - max);
+                      sum += dst[j * inner];
+                    }
+                    for (int64_t j = 0; j < dim; ++j)
+                      dst[j * inner] = static_cast<float>(dst[j * inner] / sum);
+                  });
+}
+
 Tensor logSoftmax(const Tensor &x, int64_t axis) {
-  if (axis < 0)
-    axis += x.rank();
-  Tensor out(DType::F32, x.shape);
-  int64_t dim = x.shape[axis], inner = 1;
-  for (int64_t d = axis + 1; d < x.rank(); ++d)
-    inner *= x.shape[d];
-  int64_t outer = x.size() / std::max<int64_t>(dim * inner, 1);
-  const float *in = x.f32();
-  float *o = out.f32();
-#pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
-    schedule(static)
-  for (int64_t p = 0; p < outer; ++p)
-    for (int64_t q = 0; q < inner; ++q) {
-      const float *row = in + p * dim * inner + q;
-      float *dst = o + p * dim * inner + q;
-      float max = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < dim; ++j)
-        max = std::max(max, row[j * inner]);
-      double sum = 0;
-      for (int64_t j = 0; j < dim; ++j)
-        sum += std::exp(static_cast<double>(row[j * inner] - max));
-      double shift = max + std::log(sum);
-      for (int64_t j = 0; j < dim; ++j)
-        dst[j * inner] = static_cast<float>(row[j * inner] - shift);
-    }
-  return out;
+  return mapLines(
+      x, axis, [](const float *row, float *dst, int64_t dim, int64_t inner) {
+        float max = lineMax(row, dim, inner);
+        double sum = 0;
+        for (int64_t j = 0; j < dim; ++j)
+          sum += std::exp(static_cast<double>(row[j * inner] - max));
+        double shift = max + std::log(sum);
+        for (int64_t j = 0; j < dim; ++j)
+          dst[j * inner] = static_cast<float>(row[j * inner] - shift);
+      });
 }
 
 /// The value of element `i` of `x` as a double (any dtype).

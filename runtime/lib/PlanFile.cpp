@@ -62,6 +62,26 @@ static size_t dtypeBytes(plan::DType dtype) {
   return 0;
 }
 
+DType toDType(plan::DType dtype) {
+  switch (dtype) {
+  case plan::DType::F32:
+    return DType::F32;
+  case plan::DType::F64:
+    return DType::F64;
+  case plan::DType::I64:
+    return DType::I64;
+  case plan::DType::I32:
+    return DType::I32;
+  case plan::DType::Bool:
+    return DType::Bool;
+  }
+  return DType::F32;
+}
+
+Shape shapeOf(const plan::Tensor &tensor) {
+  return Shape(tensor.shape()->begin(), tensor.shape()->end());
+}
+
 bool isCommunication(plan::Opcode opcode) {
   using O = plan::Opcode;
   switch (opcode) {

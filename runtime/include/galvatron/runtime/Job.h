@@ -10,6 +10,7 @@
 #ifndef GALVATRON_RUNTIME_JOB_H
 #define GALVATRON_RUNTIME_JOB_H
 
+#include "galvatron/runtime/PlanFile.h"
 #include "galvatron/runtime/Tensor.h"
 #include "galvatron/runtime/plan_generated.h"
 
@@ -58,8 +59,6 @@ void printError(const std::string &message);
 /// this rank and step.
 bool testHook(const char *variable, int rank, int step);
 
-DType toDType(plan::DType dtype);
-Shape shapeOf(const plan::Tensor &tensor);
 /// The shape of the whole tensor: the shard's full shape, else its own.
 Shape fullShapeOf(const plan::Tensor &tensor);
 /// How the executor names a tensor among a program's inputs and outputs.

@@ -3,6 +3,7 @@
 #ifndef GALVATRON_RUNTIME_PLANFILE_H
 #define GALVATRON_RUNTIME_PLANFILE_H
 
+#include "galvatron/runtime/Tensor.h"
 #include "galvatron/runtime/plan_generated.h"
 
 #include <cstdint>
@@ -19,6 +20,10 @@ constexpr uint32_t kPlanFormatVersion = 3;
 constexpr size_t kPlanHeaderBytes = 16;
 
 uint32_t crc32(const uint8_t *data, size_t size);
+
+/// A plan tensor's runtime dtype and (this rank's) shape.
+DType toDType(plan::DType dtype);
+Shape shapeOf(const plan::Tensor &tensor);
 
 /// Whether `opcode` communicates (its ints[0] names a device group).
 bool isCommunication(plan::Opcode opcode);
