@@ -1,0 +1,73 @@
+//===- Hardware.h - Hardware specs: device rates and comm profile -*- C++
+//-*-===//
+//
+// A cluster as the planner sees it: per-device compute and memory rates plus
+// Galvatron's communication profile (all-reduce and p2p bandwidth tables, the
+// overlap coefficient, optionally sp_time's collective times). Stored as one
+// hw.json file ("galvatron-hardware/1", docs/COSTMODEL.md "Hardware spec"),
+// convertible to and from Galvatron's own file set, and shipped as presets
+// under presets/hardware. Plain C++ (no MLIR).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_COSTMODEL_HARDWARE_H
+#define GALVATRON_COSTMODEL_HARDWARE_H
+
+#include "galvatron/CostModel/Profiles.h"
+
+#include <string>
+#include <vector>
+
+namespace galvatron {
+namespace costmodel {
+
+/// Per-device compute and memory rates.
+struct DeviceRates {
+  double gemmTflopsFp32 = 0;     ///< Sustained dense GEMM, TFLOP/s.
+  double gemmTflopsBf16 = 0;     ///< 0 = no bf16 (CPU): use fp32.
+  double memoryBandwidthGBs = 0; ///< Sustained device-memory bandwidth, GB/s.
+  double memoryGB = 0;           ///< Device memory capacity.
+};
+
+/// A cluster: device rates plus Galvatron's communication profile.
+struct HardwareSpec {
+  std::string name, source, backend; ///< backend: "cpu" | "cuda".
+  DeviceRates device;
+  HardwareProfile comm; ///< numNodes, gpusPerNode, allreduce, p2p, overlap,
+                        ///< spTime.
+  /// Time (ms) of one collective on `group` devices of `bytes` bytes,
+  /// op = "allreduce" | "allgather" | "reducescatter" | "all2all" | "p2p";
+  /// from spTime's fits when present, else from the bandwidth tables.
+  /// `bytes` is the whole buffer (the gathered one for all-gather, the input
+  /// of reduce-scatter). 0 for a group of one or no bytes; NaN when the
+  /// profile has no entry to price the op with (or the op is unknown).
+  double collectiveMs(const std::string &op, int group, bool consecutive,
+                      double bytes) const;
+  /// The raw profiler measurements ("measurements" of hw.json) as JSON text,
+  /// kept verbatim; empty when absent.
+  std::string measurements;
+};
+
+bool readHardwareJson(const std::string &path, HardwareSpec &out,
+                      std::string &error);
+bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
+                       std::string &error);
+/// Writes Galvatron's files (allreduce_bandwidth_*, p2p_bandwidth_*,
+/// overlap_coefficient.json, sp_time_*) into dir.
+bool writeGalvatronHardwareDir(const std::string &dir, const HardwareSpec &in,
+                               std::string &error);
+/// spec: a hw.json path | a directory of Galvatron's files (nodes and gpus
+/// per node from the file names; device rates 0) | "preset:NAME". A path to
+/// one allreduce_bandwidth_<N>nodes_<G>gpus_per_node.json file selects that
+/// cluster shape in a directory holding several.
+bool loadHardware(const std::string &spec, HardwareSpec &out,
+                  std::string &error);
+std::vector<std::string> listPresets(); ///< Names of the shipped presets.
+/// Where presets are read from: $GALVATRON_PRESET_DIR when set, else the
+/// source tree's presets/hardware.
+std::string presetDirectory();
+
+} // namespace costmodel
+} // namespace galvatron
+
+#endif // GALVATRON_COSTMODEL_HARDWARE_H
