@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -235,6 +236,48 @@ TEST(CostModelHardware, LoadEachSpecKind) {
 
   EXPECT_FALSE(loadHardware(tempPath("nowhere"), spec, error));
   EXPECT_NE(error.find("no such file or directory"), std::string::npos);
+}
+
+TEST(CostModelHardware, EveryPresetConvertsToGalvatronFiles) {
+  std::vector<std::string> names = listPresets();
+  for (const char *expected : {"a100-1x4", "a100-1x8", "a100-2x8",
+                               "dgx-a100-1n", "dgx-h100-8n", "h200-128n"})
+    EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end())
+        << expected;
+  ASSERT_EQ(names.size(), 18u);
+  for (const std::string &name : names) {
+    HardwareSpec spec;
+    std::string error;
+    ASSERT_TRUE(loadHardware("preset:" + name, spec, error)) << error;
+    EXPECT_EQ(spec.name, name);
+    EXPECT_FALSE(spec.source.empty());
+    EXPECT_GT(spec.device.gemmTflopsFp32, 0) << name;
+    EXPECT_GT(spec.device.gemmTflopsBf16, spec.device.gemmTflopsFp32) << name;
+    int world = spec.comm.numNodes * spec.comm.gpusPerNode;
+    // Every power-of-two group and pp degree up to the world.
+    for (int group = 2; group <= world; group *= 2) {
+      EXPECT_TRUE(spec.comm.allreduce.count({group, 1})) << name << group;
+      EXPECT_TRUE(spec.comm.p2p.count(group)) << name << group;
+    }
+    std::string dir = tempPath("preset-" + name);
+    fs::remove_all(dir);
+    ASSERT_TRUE(writeGalvatronHardwareDir(dir, spec, error)) << error;
+    HardwareProfile back;
+    ASSERT_TRUE(readHardwareProfile(dir, spec.comm.numNodes,
+                                    spec.comm.gpusPerNode, back, error))
+        << error;
+    EXPECT_EQ(back.allreduce, spec.comm.allreduce) << name;
+    EXPECT_EQ(back.p2p, spec.comm.p2p) << name;
+    EXPECT_EQ(back.overlapCoefficient, spec.comm.overlapCoefficient) << name;
+    EXPECT_EQ(back.spTime, spec.comm.spTime) << name;
+    fs::remove_all(dir);
+  }
+  // The converted presets carry Galvatron's numbers unchanged.
+  HardwareSpec a100;
+  std::string error;
+  ASSERT_TRUE(loadHardware("preset:a100-2x8", a100, error)) << error;
+  EXPECT_DOUBLE_EQ(a100.comm.allreduce.at({16, 1}), 44.682);
+  EXPECT_DOUBLE_EQ(a100.comm.p2p.at(2), 7.65998);
 }
 
 TEST(CostModelHardware, CollectiveTimes) {
