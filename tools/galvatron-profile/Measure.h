@@ -1,0 +1,93 @@
+//===- Measure.h - galvatron-profile's measurements -------------*- C++ -*-===//
+//
+// What `galvatron-profile hardware` measures on the ranks it runs on: GEMM
+// and memory rates per rank (CPU: OpenBLAS sgemm and a stream-like copy and
+// triad; CUDA: cuBLAS and device copies), collective times by op, group
+// size, layout and message size (MPI), and Galvatron's overlap coefficient.
+// Every rank calls every function (they hold collectives).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_TOOLS_PROFILE_MEASURE_H
+#define GALVATRON_TOOLS_PROFILE_MEASURE_H
+
+#include <mpi.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace galvatron {
+namespace profile {
+
+using Json = nlohmann::ordered_json;
+
+struct Options {
+  std::string backend = "cpu";
+  std::string output;
+  std::string galvatronDir;
+  int maxMb = 1024; ///< Largest message, MB (before the memory cap).
+  bool maxMbGiven = false;
+  bool quick = false;
+  int threads = 0; ///< BLAS threads per rank; 0 = cores / ranks on the node.
+};
+
+/// The ranks and how they sit on nodes.
+struct Layout {
+  int rank = 0, size = 1;
+  int nodes = 1, ranksPerNode = 1; ///< ranksPerNode 0 when uneven.
+  int localRank = 0;
+  /// The largest power of two <= size: collectives run on ranks < commWorld.
+  int commWorld = 1;
+};
+
+/// Rank 0's progress line on stderr ("\r" updated, ended by `done`).
+void progress(const Layout &layout, const std::string &line, bool done = false);
+
+/// Per-rank GEMM rates by shape (fp32 sgemm); returns the sustained rate,
+/// GFLOP/s: the best shape's rate over repeated runs, the slowest rank's.
+double measureGemm(const Options &options, const Layout &layout, Json &out);
+/// Stream-like copy and triad per rank, GB/s; returns the triad rate of the
+/// slowest rank.
+double measureStream(const Options &options, const Layout &layout, Json &out);
+
+/// The largest message (MB) to time: --max-mb, capped so that three buffers
+/// of it per rank fit a quarter of the node's available memory. `why` says
+/// what capped it.
+int messageCapMb(const Options &options, const Layout &layout,
+                 std::string &why);
+
+/// One timed collective: op, group size, layout, MB, ms (slowest rank).
+struct CommSample {
+  std::string op;
+  int group = 0;
+  bool consecutive = true;
+  int mb = 0;
+  double ms = 0;
+};
+
+/// Times allreduce, allgather, reducescatter, all2all and p2p on every
+/// power-of-two group (consecutive and strided) over the message sizes.
+std::vector<CommSample> measureCollectives(const Options &options,
+                                           const Layout &layout,
+                                           const std::vector<int> &sizesMb);
+
+/// Galvatron's overlap coefficient: a GEMM loop and an all-reduce loop of
+/// about equal length, run alone and then at the same time (the all-reduce
+/// on a second thread when MPI allows it, else nonblocking and progressed
+/// between GEMMs); coefficient = together / max(alone).
+double measureOverlap(const Options &options, const Layout &layout, int mb,
+                      Json &out);
+
+/// CUDA device rates (cuBLAS sgemm and bf16 GEMM, device-to-device copy,
+/// memory size) of this rank's device; false with `error` when CUDA is not
+/// built in or no device is present.
+bool measureCudaDevice(const Options &options, const Layout &layout,
+                       double &gemmFp32Tflops, double &gemmBf16Tflops,
+                       double &memoryGBs, double &memoryGB, Json &out,
+                       std::string &error);
+
+} // namespace profile
+} // namespace galvatron
+
+#endif // GALVATRON_TOOLS_PROFILE_MEASURE_H
