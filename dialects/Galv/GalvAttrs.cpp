@@ -127,6 +127,52 @@ std::optional<int64_t> LayerCostAttr::getActivationBytesAt(int64_t tp) const {
 }
 
 //===----------------------------------------------------------------------===//
+// ModelCostAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult ModelCostAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, StringRef hardware,
+    StringRef model, StringRef precision, StringRef profile,
+    APFloat otherForwardMs, ArrayRef<int64_t> vocabTpDegrees,
+    ArrayRef<int64_t> firstParameterBytes, ArrayRef<int64_t> lastParameterBytes,
+    ArrayRef<int64_t> firstActivationBytes,
+    ArrayRef<int64_t> lastActivationBytes) {
+  if (model != "native" && model != "galvatron")
+    return emitError() << "model must be native or galvatron, got '" << model
+                       << "'";
+  if (model == "galvatron" && profile.empty())
+    return emitError() << "model galvatron needs a profile";
+  if (precision != "fp32" && precision != "bf16")
+    return emitError() << "precision must be fp32 or bf16, got '" << precision
+                       << "'";
+  double ms = otherForwardMs.convertToDouble();
+  if (!(ms >= 0.0) || !std::isfinite(ms))
+    return emitError() << "other_forward_ms must be a finite non-negative "
+                          "number, got "
+                       << ms;
+  if (vocabTpDegrees.empty())
+    return emitError() << "vocab_tp_degrees must name at least one degree";
+  for (auto [name, values] : {std::pair<StringRef, ArrayRef<int64_t>>{
+                                  "first_parameter_bytes", firstParameterBytes},
+                              {"last_parameter_bytes", lastParameterBytes},
+                              {"first_activation_bytes", firstActivationBytes},
+                              {"last_activation_bytes", lastActivationBytes}}) {
+    if (values.size() != vocabTpDegrees.size())
+      return emitError() << name << " has " << values.size()
+                         << " entries but vocab_tp_degrees has "
+                         << vocabTpDegrees.size();
+    if (llvm::any_of(values, [](int64_t v) { return v < 0; }))
+      return emitError() << name << " must be non-negative";
+  }
+  for (auto [i, tp] : llvm::enumerate(vocabTpDegrees))
+    if (tp < 1 || !llvm::isPowerOf2_64(tp) ||
+        (i > 0 && tp <= vocabTpDegrees[i - 1]))
+      return emitError() << "vocab_tp_degrees must be increasing powers of "
+                            "two";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // StrategyAttr
 //===----------------------------------------------------------------------===//
 

@@ -67,6 +67,58 @@ def Galv_LayerCostAttr : Galv_Attr<"LayerCost", "cost"> {
   }];
 }
 
+def Galv_ModelCostAttr : Galv_Attr<"ModelCost", "model_cost"> {
+  let summary = "where a module's costs come from, and its embedding and head";
+  let description = [{
+    Set by `galv-annotate-costs` on the module beside a `#galv.cost` on every
+    layer type. `hardware` is the spec the costs were computed against (a
+    hw.json path, a directory of Galvatron's files or `preset:NAME`), read
+    again by the passes that price strategies; `model` is `native` (costs
+    from the op interfaces against the hardware's rates) or `galvatron`
+    (`profile` names Galvatron's computation and memory files, comma
+    separated); `precision` is `fp32` or `bf16`. The rest describes the
+    layers outside the layer instances ("other" layers in Galvatron): the
+    forward time per sample of the embedding and head together, and per
+    vocabulary tensor-parallel degree the parameter bytes one rank holds
+    and the activation bytes per sample, for the first (embedding) and the
+    last (head and loss) pipeline stage.
+
+    ```mlir
+    #galv.model_cost<hardware = "preset:dgx-h100-1n", model = "native",
+        precision = "bf16", profile = "", other_forward_ms = 0.02,
+        vocab_tp_degrees = [1, 2], first_parameter_bytes = [524288, 262144],
+        last_parameter_bytes = [524288, 262144],
+        first_activation_bytes = [8192, 8192],
+        last_activation_bytes = [32768, 16384]>
+    ```
+  }];
+  let parameters = (ins
+    StringRefParameter<"hardware spec">:$hardware,
+    StringRefParameter<"native or galvatron">:$model,
+    StringRefParameter<"fp32 or bf16">:$precision,
+    StringRefParameter<"Galvatron profiles (computation,memory)">:$profile,
+    Galv_DoubleParameter<"embedding and head forward ms per sample">:
+        $other_forward_ms,
+    Galv_I64ArrayParameter<"vocabulary tp degrees">:$vocab_tp_degrees,
+    Galv_I64ArrayParameter<"first stage parameter bytes per degree">:
+        $first_parameter_bytes,
+    Galv_I64ArrayParameter<"last stage parameter bytes per degree">:
+        $last_parameter_bytes,
+    Galv_I64ArrayParameter<"first stage activation bytes per sample">:
+        $first_activation_bytes,
+    Galv_I64ArrayParameter<"last stage activation bytes per sample">:
+        $last_activation_bytes
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The attribute name on the module.
+    static constexpr ::llvm::StringLiteral getAttrName() {
+      return ::llvm::StringLiteral("galv.costs");
+    }
+  }];
+}
+
 def Galv_StrategyAttr : Galv_Attr<"Strategy", "strategy"> {
   let summary = "parallel strategy of one layer instance";
   let description = [{

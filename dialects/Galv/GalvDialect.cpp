@@ -91,6 +91,13 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name << "' must be a #galv.plan";
     return verifyPlan(module, plan, attr);
   }
+  if (name == ModelCostAttr::getAttrName()) {
+    if (!isa<ModuleOp>(op))
+      return op->emitError() << "'" << name << "' belongs on a module";
+    if (!isa<ModelCostAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' must be a #galv.model_cost";
+    return success();
+  }
   if (name == getStrategyAttrName()) {
     if (!isa<StrategyAttr>(attr.getValue()))
       return op->emitError() << "'" << name << "' must be a #galv.strategy";

@@ -762,7 +762,7 @@ bool GalvatronCostModel::estimate(const Strategy &input, Estimate &out,
     out.globalBufferMb = std::floor(cfg.mixedPrecision ? buffer / 2 : buffer);
   }
   double maxMem = cfg.memoryConstraintGB * 1024;
-  if (std::floor(maxMem / 1024) > 20)
+  if (cfg.allocatorReserve && std::floor(maxMem / 1024) > 20)
     out.reserveMb = std::floor(maxMem * 0.2);
   for (int stage = 0, layer = 0; stage < pp; ++stage) {
     double layers = 0;
@@ -771,15 +771,19 @@ bool GalvatronCostModel::estimate(const Strategy &input, Estimate &out,
       if (!layerMemory(s, s.layers[layer], mbsz, minTp, maxTp,
                        oneFOneB ? stage : 0, mem, error))
         return false;
-      layers += std::ceil(mem.totalMb);
+      layers += roundUpMb(mem.totalMb, cfg.memoryUnitMb);
     }
-    double other = std::ceil(first.otherMb.at(s.vtp)[stage]);
+    double other = roundUpMb(first.otherMb.at(s.vtp)[stage], cfg.memoryUnitMb);
     out.stageLayerMemoryMb.push_back(layers);
     out.stageOtherMemoryMb.push_back(other);
     out.stageMemoryMb.push_back(layers + other + out.globalBufferMb +
                                 out.reserveMb);
   }
   return true;
+}
+
+double roundUpMb(double mb, double unitMb) {
+  return std::ceil(mb / unitMb) * unitMb;
 }
 
 } // namespace costmodel

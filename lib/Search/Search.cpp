@@ -47,7 +47,7 @@ constexpr double kMiB = 1024.0 * 1024.0;
 struct Item {
   LayerStrategy layer;
   double c = 0, d = 0;
-  std::vector<int> mem;
+  std::vector<double> mem; ///< MB, rounded up to the memory unit.
   unsigned tag = 0;
 };
 
@@ -85,7 +85,7 @@ struct Variant {
   bool vsp, embedSdp, ulyssesOnly;
   int vtp;
   std::vector<double> otherTime; ///< Seconds, without DP traffic.
-  std::vector<int> otherMem;     ///< MB, rounded up.
+  std::vector<double> otherMem;  ///< MB, rounded up to the memory unit.
   unsigned tag;
 };
 
@@ -96,9 +96,12 @@ struct Found {
 
 bool isPowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
 
-int reserveMb(double budgetMb) {
-  return std::floor(budgetMb / 1024) > 20 ? static_cast<int>(budgetMb * 0.2)
-                                          : 0;
+/// Galvatron's allocator reserve (20% of budgets over 20 GB); none when the
+/// model's settings turn it off (the native model: no caching allocator).
+int reserveMb(double budgetMb, bool allocatorReserve) {
+  return allocatorReserve && std::floor(budgetMb / 1024) > 20
+             ? static_cast<int>(budgetMb * 0.2)
+             : 0;
 }
 
 class Searcher {
@@ -264,7 +267,8 @@ bool Searcher::prepare(const Task &task, TaskData &data,
       if (!model.layerMemory(s, l, data.mbsz, task.lo, task.hi,
                              oneFOneB ? stage : 0, mem, error))
         return false;
-      item.mem.push_back(static_cast<int>(std::ceil(mem.totalMb)));
+      item.mem.push_back(
+          costmodel::roundUpMb(mem.totalMb, model.settings().memoryUnitMb));
     }
     item.tag = fixedWindow
                    ? 3u
@@ -305,7 +309,8 @@ bool Searcher::variants(const Task &task, const TaskData &data,
         v.vtp = vtp;
         v.otherTime = times;
         for (double mb : mem.otherMb.at(vtp))
-          v.otherMem.push_back(static_cast<int>(std::ceil(mb)));
+          v.otherMem.push_back(
+              costmodel::roundUpMb(mb, model.settings().memoryUnitMb));
         v.tag = fixedWindow
                     ? 3u
                     : (vtp == task.lo ? 1u : 0u) | (vtp == task.hi ? 2u : 0u);
@@ -579,7 +584,7 @@ bool Searcher::runTask(const Task &task, double rawCap, uint64_t &weighed,
       continue;
     bool sameItems = task.pipeline == PipelineType::GPipe;
     for (int stage = 0; stage < task.pp; ++stage) {
-      int minOther = std::numeric_limits<int>::max();
+      double minOther = std::numeric_limits<double>::max();
       for (const Variant &v : vars)
         minOther = std::min(minOther, v.otherMem[stage]);
       if (sameItems && stage > 0 && stage < task.pp - 1 && stage > 1) {
@@ -602,7 +607,8 @@ bool Searcher::run(double rawCap, std::vector<Found> &top, uint64_t &weighed,
   int maxPp = space.maxPp > 0 ? space.maxPp : world;
   for (int batch : options.globalBatches)
     for (PipelineType pipeline : space.pipelines)
-      for (int pp = 1; pp <= maxPp && pp <= world && pp <= layers; pp *= 2) {
+      for (int pp = std::max(1, space.minPp);
+           pp <= maxPp && pp <= world && pp <= layers; pp *= 2) {
         if (world % pp)
           continue;
         const int perStage = world / pp;
@@ -677,11 +683,12 @@ bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
     return (error = "search: tp groups must be consecutive, strided or both",
             false);
   const double budget = options.memoryGB * 1024;
+  const bool withReserve = model.settings().allocatorReserve;
   std::vector<Found> top;
   {
     Searcher searcher(model, space, options);
-    if (!searcher.run(budget - reserveMb(budget), top, result.candidatesWeighed,
-                      error))
+    if (!searcher.run(budget - reserveMb(budget, withReserve), top,
+                      result.candidatesWeighed, error))
       return false;
   }
   for (Found &f : top) {
@@ -696,7 +703,8 @@ bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
     c.throughput = f.strategy.globalBatch / (est.timeMs / 1000);
     // estimate() adds the reserve of the model's own budget; ours counts.
     for (double mb : est.stageMemoryMb)
-      c.stageMemoryMb.push_back(mb - est.reserveMb + reserveMb(budget));
+      c.stageMemoryMb.push_back(mb - est.reserveMb +
+                                reserveMb(budget, withReserve));
     result.best.push_back(c);
   }
   result.found = !result.best.empty();
@@ -716,15 +724,17 @@ bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
     // Double from the budget until something fits, then bisect: small
     // capacities prune the fronts hard, so this is cheaper than starting
     // from a huge bound.
-    double lo = 0, hi = std::max(1024.0, budget - reserveMb(budget));
+    double lo = 0,
+           hi = std::max(1024.0, budget - reserveMb(budget, withReserve));
     bool any = false;
     while (hi <= (1 << 30) && ok && !(any = fitsRaw(hi, ok))) {
       lo = hi;
       hi *= 2;
     }
     if (any && ok) {
-      while (hi - lo > 1 && ok) {
-        double mid = std::floor((lo + hi) / 2);
+      const double unit = model.settings().memoryUnitMb;
+      while (hi - lo > unit && ok) {
+        double mid = std::floor((lo + hi) / 2 / unit) * unit;
         if (fitsRaw(mid, ok))
           hi = mid;
         else
@@ -734,9 +744,9 @@ bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
         return false;
       // The budget whose capacity after the reserve reaches `hi`.
       double b = hi;
-      if (reserveMb(b) > 0 || b >= 21504) {
+      if (withReserve && (reserveMb(b, withReserve) > 0 || b >= 21504)) {
         b = std::max(21504.0, std::floor(hi / 0.8) - 2);
-        while (b - reserveMb(b) < hi)
+        while (b - reserveMb(b, withReserve) < hi)
           b += 1;
       }
       result.minMemoryMb = b;
@@ -747,6 +757,43 @@ bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
+  return true;
+}
+
+bool searchUniform(const costmodel::GalvatronCostModel &model,
+                   SearchSpace space, const SearchOptions &options,
+                   SearchResult &result, std::string &error) {
+  // One tp for every layer and the vocabulary; the search still picks pp,
+  // chunks and the rest.
+  space.zero3 = space.checkpoint = space.tpStrided = false;
+  space.tpConsecutive = true;
+  space.searchDivision = space.vtp = space.embedSdp = false;
+  space.ulysses = false;
+  result = SearchResult();
+  int lo = space.minTp, hi = space.maxTp;
+  for (int t = lo; t <= hi; t *= 2) {
+    space.minTp = space.maxTp = t;
+    SearchResult one;
+    if (!searchStrategy(model, space, options, one, error))
+      return false;
+    result.candidatesWeighed += one.candidatesWeighed;
+    result.seconds += one.seconds;
+    for (auto &c : one.best)
+      result.best.push_back(c);
+    if (one.minMemoryMb > 0)
+      result.minMemoryMb = result.minMemoryMb == 0
+                               ? one.minMemoryMb
+                               : std::min(result.minMemoryMb, one.minMemoryMb);
+  }
+  std::sort(result.best.begin(), result.best.end(),
+            [](const Candidate &a, const Candidate &b) {
+              return a.throughput > b.throughput;
+            });
+  if (static_cast<int>(result.best.size()) > options.topK)
+    result.best.resize(options.topK);
+  result.found = !result.best.empty();
+  if (result.found)
+    result.minMemoryMb = 0;
   return true;
 }
 

@@ -87,6 +87,7 @@ public:
                                shapeString(shardFullShape(*t.shard())) + ")"
                          : std::string()));
         values[i] = given == &piece ? std::move(piece) : *given;
+        stats.boundBytes += values[i].bytes.size();
       } else if (t.storage() == plan::Storage::Constant) {
         values[i] = Tensor(toDType(t.dtype()), shapeOf(t));
         std::memcpy(values[i].bytes.data(),

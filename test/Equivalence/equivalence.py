@@ -34,6 +34,9 @@ import safetensors_io  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BATCH, SEQ = 8, 8
+# The hardware galv-estimate prices with (its traffic counts do not depend
+# on it).
+HARDWARE = "preset:a100-1x8"
 
 # (name, ranks, galv-apply-strategy flags, models it applies to or None,
 # [--galv-training-pipeline options, compared with a one-rank run alike]).
@@ -148,6 +151,22 @@ def compare_checkpoints(ref_dir, got_dir):
     return worst, still
 
 
+def compare_traffic(estimate_path, out, ranks):
+    """galv-estimate's bytes per rank and collective against the runtime's
+    counts of the last step; the first difference, or None."""
+    with open(estimate_path) as f:
+        predicted = json.load(f)["ranks"]
+    if len(predicted) != ranks:
+        return f"estimate lists {len(predicted)} ranks, not {ranks}"
+    for rank in range(ranks):
+        log = out + (".jsonl" if rank == 0 else f".rank{rank}.jsonl")
+        measured = losses(log)[-1].get("comm_bytes", {})
+        if predicted[rank]["bytes_sent"] != measured:
+            return (f"rank {rank}: estimated bytes {predicted[rank]['bytes_sent']}"
+                    f" but the runtime counted {measured}")
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -184,8 +203,12 @@ def main():
                  "--seq-len", str(SEQ), "--state-dict",
                  os.path.join(fixture, "weights.safetensors"), "-o", imported], log)
         pipeline = "--galv-training-pipeline" + (f"={options}" if options else "")
+        # galv-estimate counts each rank's bytes per collective from a copy
+        # lowered the same way; train() checks them against the runtime's.
+        estimate = [f"--galv-annotate-costs=hardware={HARDWARE}",
+                    f"--galv-estimate=out={out}.estimate.json training='{options}'"]
         run([tool("galvatron-opt"), imported, f"--galv-apply-strategy={flags}",
-             pipeline, "-o", out + ".mlir"], log)
+             *estimate, pipeline, "-o", out + ".mlir"], log)
         run([tool("galvatron-translate"), "--emit-plan",
              "--plan-function=train_step", out + ".mlir", "-o", out + ".bin"], log)
         return imported[: -len(".mlir")] + ".safetensors"
@@ -238,6 +261,9 @@ def main():
                     os.path.join(out + "-checkpoint", "latest"))
                 row.update(loss=worst, checkpoint=ckpt, still=still,
                            comm=sum(got[-1].get("comm_bytes", {}).values()))
+                traffic = compare_traffic(plan + ".estimate.json", out, ranks)
+                if traffic:
+                    raise RuntimeError(traffic)
                 row["ok"] = worst <= args.rtol and ckpt <= args.rtol
             except RuntimeError as error:
                 row.update(ok=False, error=str(error))

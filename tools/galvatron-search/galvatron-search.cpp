@@ -181,34 +181,8 @@ int main(int argc, char **argv) {
 
   SearchResult result;
   if (flags.count("--uniform")) {
-    // One tp for every layer and the vocabulary; the search still picks pp,
-    // chunks and the rest.
-    space.zero3 = space.checkpoint = space.tpStrided = false;
-    space.tpConsecutive = true;
-    space.searchDivision = space.vtp = space.embedSdp = false;
-    space.ulysses = false;
-    int hi = space.maxTp;
-    for (int t = 1; t <= hi; t *= 2) {
-      space.minTp = space.maxTp = t;
-      SearchResult one;
-      if (!searchStrategy(model, space, options, one, error))
-        return fail(error);
-      result.candidatesWeighed += one.candidatesWeighed;
-      result.seconds += one.seconds;
-      for (auto &c : one.best)
-        result.best.push_back(c);
-      result.minMemoryMb = result.minMemoryMb == 0 ? one.minMemoryMb
-                           : one.minMemoryMb == 0
-                               ? result.minMemoryMb
-                               : std::min(result.minMemoryMb, one.minMemoryMb);
-    }
-    std::sort(result.best.begin(), result.best.end(),
-              [](const Candidate &a, const Candidate &b) {
-                return a.throughput > b.throughput;
-              });
-    if (static_cast<int>(result.best.size()) > top)
-      result.best.resize(top);
-    result.found = !result.best.empty();
+    if (!searchUniform(model, space, options, result, error))
+      return fail(error);
   } else if (!searchStrategy(model, space, options, result, error)) {
     return fail(error);
   }

@@ -64,6 +64,11 @@ struct CostModelSettings {
   bool disableVtp = false;
   double memoryConstraintGB = 36; ///< Sets the allocator reserve.
   double pytorchContextMb = 1024;
+  /// Galvatron's allocator reserve: 20% of a memory constraint over 20 GB.
+  bool allocatorReserve = true;
+  /// Memory is rounded up to whole units per layer and per stage's other
+  /// layers (Galvatron: 1 MB; small models need finer).
+  double memoryUnitMb = 1.0;
   double costModelCoe = 1.0;
   /// The search window of tp degrees; 0 = smallest/largest of the layers'
   /// tp and vtp.
@@ -159,6 +164,8 @@ private:
   std::map<std::string, std::map<int, std::pair<double, double>>> spFit;
 };
 
+/// `mb` rounded up to a whole number of `unitMb` units.
+double roundUpMb(double mb, double unitMb);
 /// Zero-2/zero-3 model-state ratios of MemoryCostModel.initialize.
 double zero2Ratio(int degree, int chunks, bool mixedPrecision, bool async);
 double zero3Ratio(int degree, int chunks, bool mixedPrecision, bool async);

@@ -23,6 +23,7 @@ namespace search {
 
 /// What may vary. Degrees are powers of two; pp * tp * dp = world.
 struct SearchSpace {
+  int minPp = 1;
   int maxPp = 0; ///< 0 = the world size (and at most the layer count).
   int minTp = 1; ///< Smallest tp degree (layers and vocabulary).
   int maxTp = 8;
@@ -90,6 +91,13 @@ std::vector<int> chunkCounts(int batch, int local, const SearchSpace &space);
 bool searchStrategy(const costmodel::GalvatronCostModel &model,
                     const SearchSpace &space, const SearchOptions &options,
                     SearchResult &result, std::string &error);
+
+/// The best Megatron-style 3D strategy: one tp degree (consecutive groups)
+/// for every layer and the vocabulary, no ZeRO-3, no checkpointing, the
+/// even split; tries each degree of `space`'s window and keeps the best.
+bool searchUniform(const costmodel::GalvatronCostModel &model,
+                   SearchSpace space, const SearchOptions &options,
+                   SearchResult &result, std::string &error);
 
 } // namespace search
 } // namespace galvatron

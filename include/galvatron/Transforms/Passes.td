@@ -215,7 +215,120 @@ def ApplyStrategy : Pass<"galv-apply-strategy", "::mlir::ModuleOp"> {
     Option<"vocabSp", "vocab-sp", "bool", /*default=*/"false",
            "Sequence parallelism (Megatron's) for the embedding and head">,
     Option<"embedSdp", "embed-sdp", "bool", /*default=*/"false",
-           "ZeRO-3 for the embedding and head">
+           "ZeRO-3 for the embedding and head">,
+    Option<"megatronSp", "megatron-sp", "bool", /*default=*/"false",
+           "With config=: Megatron sequence parallelism for tp layers "
+           "without use_sp (Galvatron's --sequence_parallel)">
+  ];
+}
+
+def AnnotateCosts : Pass<"galv-annotate-costs", "::mlir::ModuleOp"> {
+  let summary = "Attach cost attributes to every layer type and the module";
+  let description = [{
+    Sets `#galv.cost` on every layer type and `#galv.model_cost` on the
+    module (`galv.costs`), the inputs of the cost model that galv-search and
+    galv-estimate price strategies with. `hardware` is a hw.json (written by
+    `galvatron-profile hardware`), a directory of Galvatron's hardware
+    files or `preset:NAME` (presets/hardware/). With `model=native` (the
+    default) the costs come from the op interfaces: every op's FLOPs and
+    bytes (CostOpInterface) against the hardware's GEMM rate and memory
+    bandwidth (a roofline: the slower of the two), parameter bytes from the
+    parameters, activation bytes per sample from the results each layer
+    keeps for its backward pass (split over the tensor-parallel degree, as
+    with Megatron's sequence parallelism), a checkpointed layer keeping its
+    input. With `model=galvatron`, `profile=computation.json,memory.json`
+    (Galvatron's model profiles) supplies them instead, and the passes that
+    price strategies read those files (Galvatron 2.4.0's model exactly).
+    `precision` (fp32 or bf16) sets the GEMM rate and activation width.
+    Formulas: docs/COSTMODEL.md, "The native model".
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+  let options = [
+    Option<"hardware", "hardware", "std::string", /*default=*/"",
+           "hw.json, a directory of Galvatron's files, or preset:NAME">,
+    Option<"profile", "profile", "std::string", /*default=*/"",
+           "Galvatron's computation and memory profiles, comma separated">,
+    Option<"model", "model", "std::string", /*default=*/"\"native\"",
+           "native or galvatron">,
+    Option<"precision", "precision", "std::string", /*default=*/"\"fp32\"",
+           "fp32 or bf16">
+  ];
+}
+
+def Search : Pass<"galv-search", "::mlir::ModuleOp"> {
+  let summary = "Find the fastest strategy that fits and apply it";
+  let description = [{
+    Searches the hybrid-parallel space (pipeline degree, per-layer tensor
+    and data parallelism with consecutive or strided groups, DDP / ZeRO-2 /
+    ZeRO-3, Megatron or Ulysses sequence parallelism, checkpointing, chunks,
+    vocabulary tp and ZeRO for the embedding and head, GPipe or 1F1B) for
+    the strategy with the best predicted throughput whose every stage fits
+    `memory-gb` per device, under the costs galv-annotate-costs attached
+    (exact dynamic program over layers: docs/SEARCH.md), and applies it as
+    galv-apply-strategy would. When nothing fits it fails and names the
+    smallest memory per device that would. The imported batch is the
+    micro-batch: global batches are the imported batch times a chunk count.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+  let options = [
+    Option<"worldSize", "world-size", "int64_t", /*default=*/"1",
+           "Number of devices (ranks)">,
+    Option<"memoryGb", "memory-gb", "double", /*default=*/"0",
+           "Memory per device in GB (GiB, as Galvatron)">,
+    Option<"nodes", "nodes", "int64_t", /*default=*/"0",
+           "Nodes (default: the hardware spec's)">,
+    Option<"globalBatch", "global-batch", "std::string", /*default=*/"\"\"",
+           "B or MIN:MAX (default: the imported batch)">,
+    Option<"space", "space", "std::string", /*default=*/"\"full\"",
+           "full, dp+tp, dp+pp, 3d, dp, sdp, tp or pp">,
+    Option<"sp", "sp", "std::string", /*default=*/"\"megatron\"",
+           "none, megatron, ulysses or both">,
+    Option<"maxTp", "max-tp", "int64_t", /*default=*/"8",
+           "Largest tensor-parallel degree">,
+    Option<"tpConsec", "tp-consec", "std::string", /*default=*/"\"both\"",
+           "0 (strided), 1 (consecutive) or both">,
+    Option<"pipeline", "pipeline", "std::string",
+           /*default=*/"\"pipedream_flush\"",
+           "gpipe, pipedream_flush or both">,
+    Option<"recompute", "recompute", "int64_t", /*default=*/"1",
+           "1: checkpointing may be chosen per layer, 0: never">,
+    Option<"threads", "threads", "int64_t", /*default=*/"0",
+           "Search threads (0: every core)">,
+    Option<"top", "top", "int64_t", /*default=*/"5",
+           "Alternatives kept for the report">,
+    Option<"report", "report", "std::string", /*default=*/"\"\"",
+           "Write the report here (.html, .md or .json)">,
+    Option<"verifyMemory", "verify-memory", "bool", /*default=*/"true",
+           "Native model: lower the best candidates and keep the first whose "
+           "exact plan memory (arena and bound tensors) fits">,
+    Option<"training", "training", "std::string", /*default=*/"\"\"",
+           "Training-pipeline options the verification lowers with">
+  ];
+}
+
+def Estimate : Pass<"galv-estimate", "::mlir::ModuleOp"> {
+  let summary = "Predict the step time, memory and traffic of the strategy";
+  let description = [{
+    Prices the module's strategy (galv-apply-strategy or galv-search) under
+    the costs galv-annotate-costs attached: prints a table (time per step,
+    samples per second, per stage time and peak memory) and, with `out=`,
+    writes the same as JSON (`step_time_s`, `samples_per_s`, `stages` with
+    `time_s` and `peak_memory_bytes`, and per rank `bytes_sent` by
+    collective kind and group). The bytes are exact: a copy of the module
+    is lowered with the training pipeline and every collective's message is
+    counted as the runtime counts it. The module is unchanged.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+  let options = [
+    Option<"out", "out", "std::string", /*default=*/"\"\"",
+           "Write the estimate as JSON here">,
+    Option<"memoryGb", "memory-gb", "double", /*default=*/"0",
+           "Memory per device for the allocator reserve (0: none)">,
+    Option<"traffic", "traffic", "bool", /*default=*/"true",
+           "Count the bytes each rank sends (lowers a copy of the module)">,
+    Option<"training", "training", "std::string", /*default=*/"\"\"",
+           "Options of the training pipeline the copy is lowered with, as "
+           "--galv-training-pipeline takes them (e.g. 'clip-norm=1')">
   ];
 }
 

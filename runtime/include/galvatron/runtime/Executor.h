@@ -33,6 +33,10 @@ struct RunStats {
   uint64_t peakLiveBytes = 0;
   /// One past the highest arena byte any instruction wrote.
   uint64_t highWaterBytes = 0;
+  /// Bytes of the tensors bound from outside (inputs and weights, as given
+  /// or as cut to this rank's shard): with peakLiveBytes, what this rank's
+  /// tensors took at their peak.
+  uint64_t boundBytes = 0;
   /// Bytes this rank handed to each collective in the run, keyed
   /// "all_reduce:0,1" (Communicator::takeByteCounts).
   std::map<std::string, uint64_t> commBytes;

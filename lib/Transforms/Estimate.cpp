@@ -1,0 +1,159 @@
+//===- Estimate.cpp - galv-estimate: a strategy's predicted cost ----------===//
+//
+// Time and memory per stage come from the cost model over the module's cost
+// attributes. What each rank sends is not modelled but counted: a copy of
+// the module is lowered with the training pipeline to plan.bin, and every
+// collective of every rank's program is summed as the runtime's
+// communicator counts it (the input tensor's bytes, keyed by the op and the
+// group's ranks; a receive counts nothing). The same lowering gives each
+// rank's exact plan memory: its arena plus the tensors bound from outside.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CostInputs.h"
+#include "PlanMeasure.h"
+#include "galvatron/Support/AtomicFile.h"
+#include "galvatron/Transforms/Passes.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+namespace mlir::galv {
+#define GEN_PASS_DEF_ESTIMATE
+#include "galvatron/Transforms/Passes.h.inc"
+} // namespace mlir::galv
+
+using namespace mlir;
+using namespace mlir::galv;
+namespace cm = galvatron::costmodel;
+
+namespace {
+
+struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
+  using Base::Base;
+
+  LogicalResult estimate(ModuleOp module, std::string &error) {
+    cm::Strategy strategy;
+    if (failed(strategyOfModule(module, strategy, error)))
+      return failure();
+    auto plan =
+        module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());
+    bool megatronSp = false;
+    module.walk([&](LayerOp layer) {
+      if (auto s = layer.getStrategyAttr())
+        megatronSp |= s.getSp() == SequenceParallelKind::megatron;
+    });
+    ModuleCosts costs;
+    if (failed(loadModuleCosts(module, plan.getWorldSize(), 0, memoryGb,
+                               megatronSp, costs, error)))
+      return failure();
+    // The window of tp degrees the strategy uses (Galvatron's search sets
+    // it; a lone strategy takes its own).
+    cm::GalvatronCostModel model;
+    cm::Estimate est;
+    if (!model.init(costs.hardware.comm, costs.computation, costs.memory,
+                    costs.settings, error) ||
+        !model.estimate(strategy, est, error))
+      return failure();
+    std::vector<RankMeasure> ranks;
+    if (traffic && failed(measurePlan(module, training, ranks, error)))
+      return failure();
+    nlohmann::ordered_json j = toJson(costs, strategy, est, ranks);
+    printTable(j);
+    if (!out.empty()) {
+      std::string text = j.dump(2) + "\n";
+      if (!galvatron::writeFileAtomically(out, {{text.data(), text.size()}},
+                                          error))
+        return failure();
+    }
+    return success();
+  }
+
+  nlohmann::ordered_json toJson(const ModuleCosts &costs,
+                                const cm::Strategy &strategy,
+                                const cm::Estimate &est,
+                                const std::vector<RankMeasure> &ranks) {
+    nlohmann::ordered_json j;
+    j["model"] = costs.native ? "native" : "galvatron";
+    j["hardware"] = costs.hardware.name;
+    j["world_size"] =
+        costs.hardware.comm.numNodes * costs.hardware.comm.gpusPerNode;
+    j["step_time_s"] = est.timeMs / 1000;
+    j["samples_per_s"] = strategy.globalBatch / (est.timeMs / 1000);
+    j["global_batch"] = strategy.globalBatch;
+    // The native model's memory is the plan's own when it was lowered: the
+    // memory planner's arena is exact. The formula's number stays beside it.
+    std::vector<uint64_t> planPeak(est.stageMemoryMb.size(), 0);
+    for (const RankMeasure &r : ranks)
+      if (r.stage >= 0 && r.stage < static_cast<int>(planPeak.size()))
+        planPeak[r.stage] = std::max(planPeak[r.stage], r.memoryBytes());
+    for (size_t s = 0; s < est.stageMemoryMb.size(); ++s) {
+      double formula = (est.stageMemoryMb[s] - est.reserveMb) * kBytesPerMb;
+      bool exact = costs.native && !ranks.empty();
+      j["stages"].push_back(
+          {{"stage", s},
+           {"time_s", est.stageTimeMs[s] / 1000},
+           {"peak_memory_bytes", exact ? double(planPeak[s]) : formula},
+           {"model_memory_bytes", formula}});
+    }
+    for (size_t r = 0; r < ranks.size(); ++r)
+      j["ranks"].push_back({{"rank", r},
+                            {"stage", ranks[r].stage},
+                            {"plan_memory_bytes", ranks[r].memoryBytes()},
+                            {"arena_bytes", ranks[r].arenaBytes},
+                            {"bytes_sent", ranks[r].bytesSent}});
+    return j;
+  }
+
+  void printTable(const nlohmann::ordered_json &j) {
+    char line[200];
+    std::snprintf(line, sizeof(line),
+                  "galv-estimate (%s model, hardware '%s', %d devices)\n"
+                  "step time %.4g s, %.4g samples/s (global batch %d)\n"
+                  "stage | time (s)   | peak memory (bytes)\n",
+                  j["model"].get<std::string>().c_str(),
+                  j["hardware"].get<std::string>().c_str(),
+                  j["world_size"].get<int>(), j["step_time_s"].get<double>(),
+                  j["samples_per_s"].get<double>(),
+                  j["global_batch"].get<int>());
+    llvm::outs() << line;
+    for (auto &s : j["stages"]) {
+      std::snprintf(line, sizeof(line), "%5d | %10.4g | %.0f\n",
+                    s["stage"].get<int>(), s["time_s"].get<double>(),
+                    s["peak_memory_bytes"].get<double>());
+      llvm::outs() << line;
+    }
+    if (j.contains("ranks")) {
+      llvm::outs() << "rank | stage | plan memory (bytes) | bytes sent per "
+                      "step\n";
+      for (auto &r : j["ranks"]) {
+        uint64_t sent = 0;
+        for (auto &[key, bytes] : r["bytes_sent"].items())
+          sent += bytes.get<uint64_t>();
+        std::snprintf(line, sizeof(line), "%4d | %5d | %19llu | %llu\n",
+                      r["rank"].get<int>(), r["stage"].get<int>(),
+                      static_cast<unsigned long long>(
+                          r["plan_memory_bytes"].get<uint64_t>()),
+                      static_cast<unsigned long long>(sent));
+        llvm::outs() << line;
+      }
+    }
+    llvm::outs().flush();
+  }
+
+  void runOnOperation() override {
+    std::string error;
+    if (failed(estimate(getOperation(), error))) {
+      emitError(getOperation().getLoc(), "galv-estimate: ") << error;
+      signalPassFailure();
+    }
+    markAllAnalysesPreserved();
+  }
+};
+
+} // namespace

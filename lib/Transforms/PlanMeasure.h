@@ -1,0 +1,38 @@
+//===- PlanMeasure.h - what a strategy's plan holds and sends ---*- C++ -*-===//
+//
+// Lowers a copy of a module with the training pipeline to plan.bin and reads
+// back, per rank, what the runtime will hold (the arena the memory planner
+// sized, plus every tensor bound from outside: parameters, optimizer state,
+// data) and what it will hand to each collective per step, keyed as the
+// runtime's communicator counts it ("all_reduce:0,1"). Exact numbers, not a
+// model; galv-estimate reports them and galv-search checks its choice
+// against them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_LIB_TRANSFORMS_PLANMEASURE_H
+#define GALVATRON_LIB_TRANSFORMS_PLANMEASURE_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mlir::galv {
+
+struct RankMeasure {
+  int stage = 0;
+  uint64_t arenaBytes = 0, boundBytes = 0;
+  std::map<std::string, uint64_t> bytesSent; ///< "op:rank,rank,..." -> bytes
+  uint64_t memoryBytes() const { return arenaBytes + boundBytes; }
+};
+
+/// `training`: --galv-training-pipeline's options ("" for the defaults).
+LogicalResult measurePlan(ModuleOp module, StringRef training,
+                          std::vector<RankMeasure> &out, std::string &error);
+
+} // namespace mlir::galv
+
+#endif // GALVATRON_LIB_TRANSFORMS_PLANMEASURE_H
