@@ -280,6 +280,9 @@ LogicalResult mlir::galv::loadModuleCosts(ModuleOp module, int64_t worldSize,
   double scale = memoryGB > 0 ? memoryGB * double(1 << 30)
                               : 16.0 * cost.getParameterBytes() * out.numLayers;
   s.memoryUnitMb = memoryUnitMb(scale);
+  // The native model prices tp traffic from the bandwidth tables (sp_space
+  // tp), so sp_time is not read; a quick profile's short one would not fit.
+  out.hardware.comm.spTime.clear();
   // Our runtime has no framework context, caching-allocator reserve or
   // Megatron's global all-gather buffer.
   s.pytorchContextMb = 0;

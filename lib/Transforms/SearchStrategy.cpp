@@ -209,10 +209,13 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
             module, toSpec(result.best.front().strategy, worldSize, megatronSp),
             error)))
       return error = "the chosen strategy does not apply: " + error, failure();
-    if (!report.empty())
-      return writeSearchReport(report, model, costs, result, memoryGb,
-                               costs.native && verifyMemory ? &exact : nullptr,
-                               error);
+    SmallVector<StringRef> paths;
+    StringRef(report).split(paths, ',', -1, /*KeepEmpty=*/false);
+    for (StringRef path : paths)
+      if (failed(writeSearchReport(
+              path, model, costs, result, memoryGb,
+              costs.native && verifyMemory ? &exact : nullptr, error)))
+        return failure();
     return success();
   }
 

@@ -37,6 +37,7 @@ BATCH, SEQ = 8, 8
 # The hardware galv-estimate prices with (its traffic counts do not depend
 # on it).
 HARDWARE = "preset:a100-1x8"
+SEARCH_HARDWARE = os.path.join(ROOT, "bench", "profile", "this-machine-np4.json")
 
 # (name, ranks, galv-apply-strategy flags, models it applies to or None,
 # [--galv-training-pipeline options, compared with a one-rank run alike]).
@@ -99,6 +100,11 @@ STRATEGIES = [
     ("clip-zero3-vocab-tp2", 4, "sdp=1 vocab-tp=2", None, "clip-norm=0.5"),
     ("clip-pp2-tp2-1f1b", 8, "pp=2 tp=2 chunks=2 pipeline=pipedream_flush",
      None, "clip-norm=0.5"),
+    # No strategy given: galv-search picks one under a budget that plain data
+    # parallelism exceeds (810632 bytes per rank lowered), with the costs of
+    # this kind of VM (bench/profile/this-machine-np4.json); the run checks
+    # each rank's measured tensor bytes against the plan's lowered memory.
+    ("searched-tight", 4, "search:memory-gb=0.0005 top=10", ("gpt2",)),
 ]
 
 
@@ -167,6 +173,28 @@ def compare_traffic(estimate_path, out, ranks):
     return None
 
 
+def check_searched(report_path, out, ranks):
+    """A searched plan: plain data parallelism did not fit, and every rank's
+    measured tensor bytes stay within the lowered memory the search
+    predicted for its stage, itself within the budget; the first failure."""
+    with open(report_path) as f:
+        report = json.load(f)
+    ddp = [a for a in report["alternatives"] if a["name"].startswith("data parallel (DDP)")]
+    if not ddp or ddp[0]["fits"]:
+        return "plain data parallelism fits the budget: not a tight search"
+    predicted = report["chosen"]["lowered_stage_memory_bytes"]
+    budget = report["memory_budget_bytes"]
+    with open(report_path[: -len(".search.json")] + ".estimate.json") as f:
+        stages = [r["stage"] for r in json.load(f)["ranks"]]
+    for rank in range(ranks):
+        log = out + (".jsonl" if rank == 0 else f".rank{rank}.jsonl")
+        measured = max(r["tensor_bytes"] for r in losses(log))
+        if not measured <= predicted[stages[rank]] <= budget:
+            return (f"rank {rank}: measured {measured} tensor bytes, predicted "
+                    f"{predicted[stages[rank]]}, budget {budget:.0f}")
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -205,10 +233,16 @@ def main():
         pipeline = "--galv-training-pipeline" + (f"={options}" if options else "")
         # galv-estimate counts each rank's bytes per collective from a copy
         # lowered the same way; train() checks them against the runtime's.
-        estimate = [f"--galv-annotate-costs=hardware={HARDWARE}",
-                    f"--galv-estimate=out={out}.estimate.json training='{options}'"]
-        run([tool("galvatron-opt"), imported, f"--galv-apply-strategy={flags}",
-             *estimate, pipeline, "-o", out + ".mlir"], log)
+        estimate = [f"--galv-estimate=out={out}.estimate.json training='{options}'"]
+        if " search:" in f" {flags}":
+            world, search = flags.split(" search:")
+            strategy = [f"--galv-annotate-costs=hardware={SEARCH_HARDWARE}",
+                        f"--galv-search={world} {search} report={out}.search.json"]
+        else:
+            strategy = [f"--galv-apply-strategy={flags}",
+                        f"--galv-annotate-costs=hardware={HARDWARE}"]
+        run([tool("galvatron-opt"), imported, *strategy, *estimate, pipeline,
+             "-o", out + ".mlir"], log)
         run([tool("galvatron-translate"), "--emit-plan",
              "--plan-function=train_step", out + ".mlir", "-o", out + ".bin"], log)
         return imported[: -len(".mlir")] + ".safetensors"
@@ -264,6 +298,10 @@ def main():
                 traffic = compare_traffic(plan + ".estimate.json", out, ranks)
                 if traffic:
                     raise RuntimeError(traffic)
+                if flags.startswith("search:"):
+                    memory = check_searched(plan + ".search.json", out, ranks)
+                    if memory:
+                        raise RuntimeError(memory)
                 row["ok"] = worst <= args.rtol and ckpt <= args.rtol
             except RuntimeError as error:
                 row.update(ok=False, error=str(error))

@@ -297,7 +297,7 @@ def Search : Pass<"galv-search", "::mlir::ModuleOp"> {
     Option<"top", "top", "int64_t", /*default=*/"5",
            "Alternatives kept for the report">,
     Option<"report", "report", "std::string", /*default=*/"\"\"",
-           "Write the report here (.html, .md or .json)">,
+           "Write the report here (.html, .md or .json; several, comma separated)">,
     Option<"verifyMemory", "verify-memory", "bool", /*default=*/"true",
            "Native model: lower the best candidates and keep the first whose "
            "exact plan memory (arena and bound tensors) fits">,
