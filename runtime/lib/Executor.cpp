@@ -207,36 +207,46 @@ private:
     return true;
   }
 
-  bool execute(int64_t index, const plan::Instruction &inst,
-               std::vector<Tensor> &results) {
+  /// One instruction's operands, attributes and first result's plan entry.
+  struct Call {
+    const plan::Instruction &inst;
     std::vector<Tensor> in;
-    for (int32_t t : *inst.inputs())
-      in.push_back(load(t));
-    const plan::Tensor &out0 = *program.tensors()->Get(inst.outputs()->Get(0));
-    std::vector<int64_t> a = ints(inst);
-    auto f = [&](size_t k) {
+    std::vector<int64_t> a;
+    const plan::Tensor &out0;
+    double f(size_t k) const {
       return inst.floats() && k < inst.floats()->size() ? inst.floats()->Get(k)
                                                         : 0.0;
-    };
-    auto need = [&](size_t inputs, size_t attrs) {
-      if (in.size() < inputs || a.size() < attrs)
-        return fail(std::string("instruction ") +
-                    plan::EnumNameOpcode(inst.opcode()) + " needs " +
-                    std::to_string(inputs) + " inputs and " +
-                    std::to_string(attrs) + " integer attributes");
-      return true;
-    };
+    }
+  };
+  /// What a kernel group made of an instruction.
+  enum class Outcome { NotMine, Failed, Done };
+
+  bool need(const Call &c, size_t inputs, size_t attrs) {
+    if (c.in.size() < inputs || c.a.size() < attrs)
+      return fail(std::string("instruction ") +
+                  plan::EnumNameOpcode(c.inst.opcode()) + " needs " +
+                  std::to_string(inputs) + " inputs and " +
+                  std::to_string(attrs) + " integer attributes");
+    return true;
+  }
+
+  static Outcome done(bool ok) { return ok ? Outcome::Done : Outcome::Failed; }
+
+  /// Elementwise kernels: binary, unary, compare, select and cast.
+  Outcome elementwise(const Call &c, std::vector<Tensor> &results) {
     using O = plan::Opcode;
+    const auto &in = c.in;
+    const auto &a = c.a;
     static const std::pair<O, Binary> binaries[] = {
         {O::Add, Binary::Add}, {O::Sub, Binary::Sub}, {O::Mul, Binary::Mul},
         {O::Div, Binary::Div}, {O::Pow, Binary::Pow}, {O::Max, Binary::Max},
         {O::Min, Binary::Min}, {O::And, Binary::And}, {O::Or, Binary::Or}};
     for (auto [op, kind] : binaries)
-      if (inst.opcode() == op) {
-        if (!need(2, 0))
-          return false;
+      if (c.inst.opcode() == op) {
+        if (!need(c, 2, 0))
+          return Outcome::Failed;
         results.push_back(binary(kind, in[0], in[1]));
-        return true;
+        return Outcome::Done;
       }
     static const std::pair<O, Unary> unaries[] = {
         {O::Neg, Unary::Neg},          {O::Not, Unary::Not},
@@ -248,167 +258,198 @@ private:
         {O::Silu, Unary::Silu},        {O::Gelu, Unary::Gelu},
         {O::GeluTanh, Unary::GeluTanh}};
     for (auto [op, kind] : unaries)
-      if (inst.opcode() == op) {
-        if (!need(1, 0))
-          return false;
+      if (c.inst.opcode() == op) {
+        if (!need(c, 1, 0))
+          return Outcome::Failed;
         results.push_back(unary(kind, in[0]));
-        return true;
+        return Outcome::Done;
       }
-    switch (inst.opcode()) {
+    switch (c.inst.opcode()) {
     case O::Compare: {
       static const Binary kinds[] = {Binary::Eq, Binary::Ne, Binary::Lt,
                                      Binary::Le, Binary::Gt, Binary::Ge};
-      if (!need(2, 1) || a[0] < 0 || a[0] > 5)
-        return fail("bad Compare instruction");
+      if (!need(c, 2, 1) || a[0] < 0 || a[0] > 5)
+        return done(fail("bad Compare instruction"));
       results.push_back(binary(kinds[a[0]], in[0], in[1]));
-      return true;
+      return Outcome::Done;
     }
     case O::Where:
-      if (!need(3, 0))
-        return false;
+      if (!need(c, 3, 0))
+        return Outcome::Failed;
       results.push_back(where(in[0], in[1], in[2]));
-      return true;
+      return Outcome::Done;
     case O::Cast:
-      if (!need(1, 0))
-        return false;
-      results.push_back(cast(in[0], toDType(out0.dtype())));
-      return true;
+      if (!need(c, 1, 0))
+        return Outcome::Failed;
+      results.push_back(cast(in[0], toDType(c.out0.dtype())));
+      return Outcome::Done;
+    default:
+      return Outcome::NotMine;
+    }
+  }
+
+  /// Data movement: copies, layouts, slices, gathers and lookups.
+  Outcome movement(const Call &c, std::vector<Tensor> &results) {
+    using O = plan::Opcode;
+    const auto &in = c.in;
+    const auto &a = c.a;
+    switch (c.inst.opcode()) {
     case O::Copy:
-      if (!need(1, 0))
-        return false;
-      results.push_back(reshape(in[0], shapeOf(out0)));
-      return true;
-    case O::Matmul:
-      if (!need(2, 0))
-        return false;
-      results.push_back(matmul(in[0], in[1]));
-      return true;
-    case O::Linear:
-      if (!need(2, 1))
-        return false;
-      results.push_back(
-          linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, a[0] != 0));
-      return true;
+      if (!need(c, 1, 0))
+        return Outcome::Failed;
+      results.push_back(reshape(in[0], shapeOf(c.out0)));
+      return Outcome::Done;
     case O::Transpose:
-      if (!need(1, static_cast<size_t>(in.empty() ? 0 : in[0].rank())))
-        return false;
+      if (!need(c, 1, static_cast<size_t>(in.empty() ? 0 : in[0].rank())))
+        return Outcome::Failed;
       results.push_back(transpose(in[0], a));
-      return true;
+      return Outcome::Done;
     case O::Slice: {
       size_t r = in.empty() ? 0 : in[0].rank();
-      if (!need(1, 3 * r))
-        return false;
+      if (!need(c, 1, 3 * r))
+        return Outcome::Failed;
       results.push_back(slice(in[0], {a.begin(), a.begin() + r},
                               {a.begin() + r, a.begin() + 2 * r},
                               {a.begin() + 2 * r, a.begin() + 3 * r}));
-      return true;
+      return Outcome::Done;
     }
     case O::Concat: {
-      if (!need(1, 1))
-        return false;
+      if (!need(c, 1, 1))
+        return Outcome::Failed;
       std::vector<const Tensor *> parts;
       for (const Tensor &t : in)
         parts.push_back(&t);
       results.push_back(concat(parts, a[0]));
-      return true;
+      return Outcome::Done;
     }
     case O::Split: {
-      if (!need(1, 1))
-        return false;
+      if (!need(c, 1, 1))
+        return Outcome::Failed;
       std::vector<int64_t> sizes;
       int64_t axis = a[0] < 0 ? a[0] + in[0].rank() : a[0];
-      for (int32_t t : *inst.outputs())
+      for (int32_t t : *c.inst.outputs())
         sizes.push_back(program.tensors()->Get(t)->shape()->Get(axis));
       results = split(in[0], axis, sizes);
-      return true;
+      return Outcome::Done;
     }
     case O::Expand:
-      if (!need(1, 0))
-        return false;
-      results.push_back(expand(in[0], shapeOf(out0)));
-      return true;
+      if (!need(c, 1, 0))
+        return Outcome::Failed;
+      results.push_back(expand(in[0], shapeOf(c.out0)));
+      return Outcome::Done;
     case O::Gather: {
-      if (!need(2, 1) || a[0] < -in[0].rank() || a[0] >= in[0].rank())
-        return need(2, 1) && fail("Gather axis out of range");
+      if (!need(c, 2, 1) || a[0] < -in[0].rank() || a[0] >= in[0].rank())
+        return done(need(c, 2, 1) && fail("Gather axis out of range"));
       int64_t n = in[0].shape[a[0] < 0 ? a[0] + in[0].rank() : a[0]];
-      if (!checkIndices(inst, 1, -n, n))
-        return false;
+      if (!checkIndices(c.inst, 1, -n, n))
+        return Outcome::Failed;
       results.push_back(gather(in[0], in[1], a[0]));
-      return true;
+      return Outcome::Done;
     }
     case O::Embedding:
-      if (!need(2, 0) || in[0].rank() != 2 ||
-          !checkIndices(inst, 1, 0, in[0].shape[0]))
-        return false;
+      if (!need(c, 2, 0) || in[0].rank() != 2 ||
+          !checkIndices(c.inst, 1, 0, in[0].shape[0]))
+        return Outcome::Failed;
       results.push_back(embedding(in[0], in[1]));
-      return true;
+      return Outcome::Done;
     case O::EmbeddingGrad:
-      if (!need(2, 1) || !checkIndices(inst, 1, 0, a[0]))
-        return false;
+      if (!need(c, 2, 1) || !checkIndices(c.inst, 1, 0, a[0]))
+        return Outcome::Failed;
       results.push_back(embeddingGrad(in[0], in[1], a[0]));
-      return true;
+      return Outcome::Done;
+    default:
+      return Outcome::NotMine;
+    }
+  }
+
+  /// Contractions, reductions, normalisations, attention and loss.
+  Outcome compute(const Call &c, std::vector<Tensor> &results) {
+    using O = plan::Opcode;
+    const auto &in = c.in;
+    const auto &a = c.a;
+    switch (c.inst.opcode()) {
+    case O::Matmul:
+      if (!need(c, 2, 0))
+        return Outcome::Failed;
+      results.push_back(matmul(in[0], in[1]));
+      return Outcome::Done;
+    case O::Linear:
+      if (!need(c, 2, 1))
+        return Outcome::Failed;
+      results.push_back(
+          linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, a[0] != 0));
+      return Outcome::Done;
     case O::Reduce:
-      if (!need(1, 2))
-        return false;
+      if (!need(c, 1, 2))
+        return Outcome::Failed;
       results.push_back(reduce(static_cast<Reduction>(a[0]), in[0],
                                {a.begin() + 2, a.end()}, a[1] != 0));
-      return true;
+      return Outcome::Done;
     case O::Softmax:
-      if (!need(1, 1))
-        return false;
+      if (!need(c, 1, 1))
+        return Outcome::Failed;
       results.push_back(softmax(in[0], a[0]));
-      return true;
+      return Outcome::Done;
     case O::LogSoftmax:
-      if (!need(1, 1))
-        return false;
+      if (!need(c, 1, 1))
+        return Outcome::Failed;
       results.push_back(logSoftmax(in[0], a[0]));
-      return true;
+      return Outcome::Done;
     case O::ArgMax:
-      if (!need(1, 3))
-        return false;
+      if (!need(c, 1, 3))
+        return Outcome::Failed;
       results.push_back(argMax(in[0], a[0], a[1] != 0, a[2] != 0));
-      return true;
+      return Outcome::Done;
     case O::LayerNorm:
-      if (!need(2, 0))
-        return false;
+      if (!need(c, 2, 0))
+        return Outcome::Failed;
       results.push_back(
-          layerNorm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, f(0)));
-      return true;
+          layerNorm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, c.f(0)));
+      return Outcome::Done;
     case O::RmsNorm:
-      if (!need(2, 0))
-        return false;
-      results.push_back(rmsNorm(in[0], in[1], f(0)));
-      return true;
+      if (!need(c, 2, 0))
+        return Outcome::Failed;
+      results.push_back(rmsNorm(in[0], in[1], c.f(0)));
+      return Outcome::Done;
     case O::Rotary:
-      if (!need(3, 1))
-        return false;
+      if (!need(c, 3, 1))
+        return Outcome::Failed;
       results.push_back(rotary(in[0], in[1], in[2], a[0] != 0));
-      return true;
+      return Outcome::Done;
     case O::Attention:
-      if (!need(3, 1))
-        return false;
+      if (!need(c, 3, 1))
+        return Outcome::Failed;
       results.push_back(attention(in[0], in[1], in[2],
                                   in.size() > 3 ? &in[3] : nullptr, a[0] != 0,
-                                  f(0)));
-      return true;
+                                  c.f(0)));
+      return Outcome::Done;
     case O::CrossEntropy:
-      if (!need(2, 2) || in[0].rank() < 1 ||
-          !checkIndices(inst, 1, 0, in[0].shape.back(), a[1]))
-        return false;
+      if (!need(c, 2, 2) || in[0].rank() < 1 ||
+          !checkIndices(c.inst, 1, 0, in[0].shape.back(), a[1]))
+        return Outcome::Failed;
       results.push_back(crossEntropy(in[0], in[1], a[0] != 0, a[1]));
-      return true;
-    case O::AllReduce:
-    case O::AllGather:
-    case O::ReduceScatter:
-    case O::AllToAll:
-    case O::Broadcast:
-    case O::Send:
-    case O::Recv:
-      return communicate(index, inst, in, a, out0, results);
+      return Outcome::Done;
     default:
-      return fail(std::string("no kernel for instruction ") +
-                  plan::EnumNameOpcode(inst.opcode()));
+      return Outcome::NotMine;
     }
+  }
+
+  bool execute(int64_t index, const plan::Instruction &inst,
+               std::vector<Tensor> &results) {
+    Call c{
+        inst, {}, ints(inst), *program.tensors()->Get(inst.outputs()->Get(0))};
+    for (int32_t t : *inst.inputs())
+      c.in.push_back(load(t));
+    for (auto group :
+         {&Machine::elementwise, &Machine::movement, &Machine::compute}) {
+      Outcome outcome = (this->*group)(c, results);
+      if (outcome != Outcome::NotMine)
+        return outcome == Outcome::Done;
+    }
+    if (isCommunication(inst.opcode()))
+      return communicate(index, inst, c.in, c.a, c.out0, results);
+    return fail(std::string("no kernel for instruction ") +
+                plan::EnumNameOpcode(inst.opcode()));
   }
 
   /// Communication instructions: ints[0] is the group, the rest as
