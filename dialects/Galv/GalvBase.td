@@ -30,7 +30,8 @@ def Galv_Dialect : Dialect {
     * Named parameters: `galv.parameter` declares a weight at module level by
       the name it has in the model's state dict; `galv.get_parameter` reads it.
       The bytes live in the safetensors file named by the module attribute
-      `galv.weights`.
+      `galv.weights`; a module imported without its weights (shape-only, for
+      planning) has the unit attribute `galv.shapes_only` instead.
     * Layers: a `galv.layer_type` holds the body shared by structurally
       identical Transformer blocks, and each `galv.layer` instance calls it
       with its own parameters and carries its own `#galv.strategy`. Costs are
@@ -46,6 +47,12 @@ def Galv_Dialect : Dialect {
     /// Module attribute naming the safetensors file that holds the weights.
     static constexpr ::llvm::StringLiteral getWeightsAttrName() {
       return ::llvm::StringLiteral("galv.weights");
+    }
+    /// Module unit attribute: the parameters have names, types and shapes
+    /// but no bytes (galvatron-translate --shapes-only); it can be planned,
+    /// not run.
+    static constexpr ::llvm::StringLiteral getShapesOnlyAttrName() {
+      return ::llvm::StringLiteral("galv.shapes_only");
     }
     /// Op attribute: the #galv.strategy of the layer an inlined op came from.
     static constexpr ::llvm::StringLiteral getStrategyAttrName() {

@@ -82,6 +82,12 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
              << "'" << name << "' must name a safetensors file (a string)";
     return success();
   }
+  if (name == getShapesOnlyAttrName()) {
+    if (!isa<ModuleOp>(op) || !isa<UnitAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' is a unit attribute of a "
+                             << "module";
+    return success();
+  }
   if (name == getPlanAttrName()) {
     auto module = dyn_cast<ModuleOp>(op);
     if (!module)

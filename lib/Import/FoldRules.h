@@ -107,6 +107,24 @@ int64_t broadcastSource(ArrayRef<int64_t> outIndex, ArrayRef<int64_t> inShape);
 /// The multi-index of flat index `flat` in a tensor of `shape`.
 void unflatten(int64_t flat, ArrayRef<int64_t> shape,
                SmallVectorImpl<int64_t> &index);
+/// Walks a broadcast result's elements in order, keeping the flat index each
+/// input is read at: O(1) per element on average, where unflatten and
+/// broadcastSource cost O(rank) (folds of [S, S] attention masks).
+class BroadcastCursor {
+public:
+  BroadcastCursor(ArrayRef<int64_t> outShape,
+                  ArrayRef<ArrayRef<int64_t>> inShapes);
+  /// Flat index into input `k` at the current element.
+  int64_t source(size_t k) const { return offsets[k]; }
+  /// Moves to the next element.
+  void next();
+
+private:
+  SmallVector<int64_t> shape, index, offsets;
+  /// Per input, the step of its flat index per output dimension (0 where
+  /// the input is broadcast).
+  SmallVector<SmallVector<int64_t>> steps;
+};
 /// numpy broadcasting of `shapes`, or nothing when they do not broadcast.
 std::optional<SmallVector<int64_t>>
 broadcast(ArrayRef<ArrayRef<int64_t>> shapes);

@@ -100,6 +100,20 @@ HostTensor HostTensor::filled(Type elementType, ArrayRef<int64_t> shape) {
 
 DenseElementsAttr HostTensor::toAttr() const {
   RankedTensorType type = getType();
+  // The common types go in as plain arrays: an APFloat/APInt per element
+  // dominates large folds (RoPE tables, attention masks).
+  if (elementType.isF32()) {
+    SmallVector<float> values(floats.begin(), floats.end());
+    return DenseElementsAttr::get(type, ArrayRef<float>(values));
+  }
+  if (elementType.isF64())
+    return DenseElementsAttr::get(type, ArrayRef<double>(floats));
+  if (elementType.isSignlessInteger(64))
+    return DenseElementsAttr::get(type, ArrayRef<int64_t>(ints));
+  if (elementType.isInteger(1)) {
+    SmallVector<bool> values(ints.begin(), ints.end());
+    return DenseElementsAttr::get(type, ArrayRef<bool>(values));
+  }
   if (isFloat()) {
     auto semantics = &cast<FloatType>(elementType).getFloatSemantics();
     SmallVector<APFloat> values;
@@ -125,7 +139,10 @@ HostTensor HostTensor::fromAttr(DenseElementsAttr attr) {
   auto type = cast<RankedTensorType>(attr.getType());
   HostTensor t = filled(type.getElementType(), type.getShape());
   int64_t i = 0;
-  if (t.isFloat()) {
+  if (t.elementType.isF32()) {
+    for (float v : attr.getValues<float>())
+      t.floats[i++] = v;
+  } else if (t.isFloat()) {
     for (APFloat v : attr.getValues<APFloat>()) {
       bool lost;
       v.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven, &lost);
@@ -161,6 +178,33 @@ int64_t mlir::galv::onnx_import::broadcastSource(ArrayRef<int64_t> outIndex,
   for (size_t d = 0; d < inShape.size(); ++d)
     flat = flat * inShape[d] + (inShape[d] == 1 ? 0 : outIndex[d + offset]);
   return flat;
+}
+
+BroadcastCursor::BroadcastCursor(ArrayRef<int64_t> outShape,
+                                 ArrayRef<ArrayRef<int64_t>> inShapes)
+    : shape(outShape), index(outShape.size(), 0), offsets(inShapes.size(), 0) {
+  for (ArrayRef<int64_t> in : inShapes) {
+    SmallVector<int64_t> own = stridesOf(in);
+    SmallVector<int64_t> step(shape.size(), 0);
+    size_t lead = shape.size() - in.size();
+    for (size_t d = 0; d < in.size(); ++d)
+      if (in[d] != 1)
+        step[lead + d] = own[d];
+    steps.push_back(std::move(step));
+  }
+}
+
+void BroadcastCursor::next() {
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    for (size_t k = 0; k < offsets.size(); ++k)
+      offsets[k] += steps[k][d];
+    if (++index[d] < shape[d])
+      return;
+    // Carry: rewind this dimension.
+    for (size_t k = 0; k < offsets.size(); ++k)
+      offsets[k] -= steps[k][d] * shape[d];
+    index[d] = 0;
+  }
 }
 
 void mlir::galv::onnx_import::unflatten(int64_t flat, ArrayRef<int64_t> shape,
@@ -242,13 +286,12 @@ bool Folder::elementwise(Type resultType,
     return false;
   HostTensor r = HostTensor::filled(resultType, *shape);
   bool useFloat = in[0]->isFloat();
-  SmallVector<int64_t> index;
   SmallVector<double> fargs(in.size());
   SmallVector<int64_t> iargs(in.size());
-  for (int64_t i = 0; i < r.size(); ++i) {
-    unflatten(i, *shape, index);
+  BroadcastCursor cursor(*shape, shapes);
+  for (int64_t i = 0; i < r.size(); ++i, cursor.next()) {
     for (size_t k = 0; k < in.size(); ++k) {
-      int64_t src = broadcastSource(index, in[k]->shape);
+      int64_t src = cursor.source(k);
       if (useFloat)
         fargs[k] = in[k]->getDouble(src);
       else

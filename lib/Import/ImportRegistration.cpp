@@ -43,6 +43,14 @@ struct ImportFlags {
                      "parameters take its names (undoing exporters' renamed "
                      "and transposed copies, re-tying shared weights)"),
       llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::opt<bool> shapesOnly{
+      "shapes-only",
+      llvm::cl::desc("import a model whose weights are absent (external data "
+                     "never written, or no data): parameters keep their "
+                     "names, types and shapes, no weights file is written, "
+                     "and the module (marked galv.shapes_only) can be "
+                     "planned but not run"),
+      llvm::cl::init(false), llvm::cl::cat(category)};
   llvm::cl::opt<bool> timing{
       "onnx-import-timing",
       llvm::cl::desc("print the time and memory each import phase took"),
@@ -79,13 +87,68 @@ std::string weightsPath(StringRef inputPath) {
   return std::string(path);
 }
 
+/// Writes the weights the cleaned-up module still declares beside the IR and
+/// names the file in the module's galv.weights attribute.
+LogicalResult writeWeights(ImportedONNX &imported, StringRef inputPath) {
+  ModuleOp module = *imported.module;
+  MLIRContext *context = module.getContext();
+  std::string path = weightsPath(inputPath);
+  // The weights replace whatever is at `path`: never a file this import
+  // reads, nor the IR output.
+  std::vector<galvatron::NamedFile> inputs = {
+      {"the input model", inputPath.str()},
+      {"--state-dict", flags->stateDict},
+      {"-o", outputPath()}};
+  for (const std::string &file : imported.dataFiles)
+    inputs.push_back({"the model's external data", file});
+  std::string clash = galvatron::findOutputOverInput(
+      {{flags->weightsOut.empty() ? "the weights file" : "--weights-out",
+        path}},
+      inputs);
+  if (!clash.empty())
+    return emitError(UnknownLoc::get(context)) << clash;
+  module->setAttr(GalvDialect::getWeightsAttrName(),
+                  StringAttr::get(context, llvm::sys::path::filename(path)));
+  // Keep only the parameters the cleaned-up IR still declares.
+  std::map<std::string, galvatron::SafetensorsView> kept;
+  for (auto param : module.getOps<ParameterOp>()) {
+    auto it = imported.weights.find(param.getSymName().str());
+    if (it != imported.weights.end())
+      kept.insert(*it);
+  }
+  std::string error;
+  if (!galvatron::writeSafetensors(path, kept, error))
+    return emitError(UnknownLoc::get(context)) << error;
+  return success();
+}
+
+/// --shapes-only imports have no bytes: options that write or compare them
+/// are refused.
+LogicalResult checkShapesOnlyFlags(MLIRContext *context) {
+  if (!flags->shapesOnly)
+    return success();
+  if (!flags->weightsOut.empty())
+    return emitError(UnknownLoc::get(context))
+           << "--weights-out cannot be used with --shapes-only: a "
+              "shapes-only import has no weights to write";
+  if (!flags->stateDict.empty())
+    return emitError(UnknownLoc::get(context))
+           << "--state-dict cannot be used with --shapes-only: parameters "
+              "are matched to the state dict by their bytes, which a "
+              "shapes-only import does not have";
+  return success();
+}
+
 OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
                                    MLIRContext *context) {
   const llvm::MemoryBuffer *buffer =
       sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID());
   StringRef inputPath = buffer->getBufferIdentifier();
 
+  if (failed(checkShapesOnlyFlags(context)))
+    return nullptr;
   ONNXImportOptions options;
+  options.shapesOnly = flags->shapesOnly;
   options.batchSize = flags->batchSize;
   options.seqLen = flags->seqLen;
   for (const std::string &dim : flags->dims) {
@@ -110,6 +173,9 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   if (!imported)
     return nullptr;
   OwningOpRef<ModuleOp> &module = imported->module;
+  if (flags->shapesOnly)
+    (*module)->setAttr(GalvDialect::getShapesOnlyAttrName(),
+                       UnitAttr::get(context));
 
   std::map<std::string, galvatron::SafetensorsTensor> stateDict;
   if (!flags->stateDict.empty()) {
@@ -131,38 +197,9 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   }
   double cleanupSeconds = seconds(cleanupStart);
 
-  std::string path = weightsPath(inputPath);
-  // The weights replace whatever is at `path`: never a file this import
-  // reads, nor the IR output.
-  std::vector<galvatron::NamedFile> inputs = {
-      {"the input model", inputPath.str()},
-      {"--state-dict", flags->stateDict},
-      {"-o", outputPath()}};
-  for (const std::string &file : imported->dataFiles)
-    inputs.push_back({"the model's external data", file});
-  std::string clash = galvatron::findOutputOverInput(
-      {{flags->weightsOut.empty() ? "the weights file" : "--weights-out",
-        path}},
-      inputs);
-  if (!clash.empty()) {
-    emitError(UnknownLoc::get(context)) << clash;
-    return nullptr;
-  }
-  (*module)->setAttr(GalvDialect::getWeightsAttrName(),
-                     StringAttr::get(context, llvm::sys::path::filename(path)));
-  // Keep only the parameters the cleaned-up IR still declares.
-  std::map<std::string, galvatron::SafetensorsView> kept;
-  for (auto param : module->getOps<ParameterOp>()) {
-    auto it = imported->weights.find(param.getSymName().str());
-    if (it != imported->weights.end())
-      kept.insert(*it);
-  }
   auto writeStart = std::chrono::steady_clock::now();
-  std::string error;
-  if (!galvatron::writeSafetensors(path, kept, error)) {
-    emitError(UnknownLoc::get(context)) << error;
+  if (!flags->shapesOnly && failed(writeWeights(*imported, inputPath)))
     return nullptr;
-  }
   double writeSeconds = seconds(writeStart);
   if (flags->timing) {
     const ONNXImportTimings &t = imported->timings;
@@ -185,7 +222,7 @@ void mlir::galv::registerONNXImportTranslation() {
   static TranslateToMLIRRegistration registration(
       "import-onnx",
       "import an ONNX model (binary, or protobuf text with .pbtxt) into galv "
-      "IR and write its weights as safetensors",
+      "IR and write its weights as safetensors (none with --shapes-only)",
       translate, [](DialectRegistry &registry) {
         registry.insert<GalvDialect, func::FuncDialect>();
       });

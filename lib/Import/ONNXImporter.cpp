@@ -26,6 +26,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/SaveAndRestore.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/text_format.h>
@@ -47,6 +48,8 @@ struct RawTensor {
   const onnx::TensorProto *proto = nullptr;
   StringRef bytes; // little-endian element data
   std::string owned;
+  /// A shapes-only import found no data for it: `bytes` is empty.
+  bool absent = false;
 };
 
 /// What an import keeps alive for the weights' views.
@@ -59,9 +62,10 @@ struct Storage {
 /// Data-movement ops keep a weight a weight: their result is still the
 /// parameter's values, in another layout.
 bool isDataMovement(StringRef op) {
-  return llvm::is_contained({"Identity", "Cast", "Reshape", "Flatten",
-                             "Unsqueeze", "Squeeze", "Transpose", "Gather",
-                             "Slice", "Concat", "Split", "Expand", "Tile"},
+  return llvm::is_contained({"Identity", "Cast", "CastLike", "Reshape",
+                             "Flatten", "Unsqueeze", "Squeeze", "Transpose",
+                             "Gather", "Slice", "Concat", "Split", "Expand",
+                             "Tile"},
                             op);
 }
 
@@ -98,6 +102,9 @@ private:
   std::string describe(const onnx::NodeProto &node) {
     return "'" + node.op_type() + "' (node '" + nodeName(node) + "')";
   }
+  /// A use of the values of initializer `tensor`, which a shapes-only
+  /// import does not have, by the node being folded or emitted.
+  LogicalResult absentDataError(Location loc, StringRef tensor);
 
   // Types and tensors.
   const char *safetensorsDType(Type type);
@@ -151,6 +158,15 @@ private:
   Block *body = nullptr;
   /// Set while result types of a deferred node are worked out.
   Block *scratchBlock = nullptr;
+  /// The node being folded or emitted, named when it needs absent data.
+  const onnx::NodeProto *activeNode = nullptr;
+  /// Node inputs and graph outputs still to read each value: a host
+  /// constant nobody reads any more is dropped, or an [S, S] attention-mask
+  /// chain would keep every intermediate alive.
+  llvm::StringMap<int> pendingReads;
+  /// Inputs of deferred nodes, read again whenever those are needed.
+  llvm::StringSet<> pinned;
+  void releaseReads(const onnx::NodeProto &node);
 };
 
 } // namespace
@@ -235,6 +251,10 @@ static std::optional<int64_t> checkedBytes(ArrayRef<int64_t> dims,
   return bytes;
 }
 
+/// Appended where a tensor's data is missing altogether.
+static constexpr const char *kShapesOnlyHint =
+    " (an export without its weights imports with --shapes-only)";
+
 /// An external_data offset or length: decimal digits and nothing else
 /// (strtoull reads "-100" as a huge number and "12abc" as 12).
 static std::optional<uint64_t> byteCount(StringRef text) {
@@ -271,6 +291,7 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
   raw.proto = &proto;
   raw.bytes = StringRef();
   raw.owned.clear();
+  raw.absent = false;
 
   if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string location;
@@ -312,9 +333,17 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
           file, /*IsText=*/false, /*RequiresNullTerminator=*/false);
       if (!opened) {
         files.erase(file);
+        bool missing =
+            opened.getError() == std::errc::no_such_file_or_directory;
+        // A weightless export names a data file that was never written.
+        if (missing && options.shapesOnly) {
+          raw.absent = true;
+          return success();
+        }
         return error(loc) << "tensor '" << proto.name()
                           << "' needs external data file '" << file
-                          << "': " << opened.getError().message();
+                          << "': " << opened.getError().message()
+                          << (missing ? kShapesOnlyHint : "");
       }
       mapped = std::move(*opened);
     }
@@ -334,13 +363,7 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
 
   if (proto.has_raw_data()) {
     raw.bytes = proto.raw_data();
-    if (raw.bytes.size() != expected)
-      return error(loc) << "tensor '" << proto.name() << "' holds "
-                        << raw.bytes.size() << " bytes but its shape " << type
-                        << " needs " << expected;
-    return success();
-  }
-  if (element.isF32()) {
+  } else if (element.isF32()) {
     appendField(proto.float_data(), raw.owned, 4, [](float v) { return v; });
   } else if (element.isF64()) {
     appendField(proto.double_data(), raw.owned, 8, [](double v) { return v; });
@@ -355,11 +378,17 @@ LogicalResult Importer::readTensor(const onnx::TensorProto &proto, Location loc,
     appendField(proto.int32_data(), raw.owned, 1,
                 [](int32_t v) { return static_cast<uint8_t>(v); });
   }
-  raw.bytes = raw.owned;
+  if (!proto.has_raw_data())
+    raw.bytes = raw.owned;
+  if (raw.bytes.empty() && expected > 0 && options.shapesOnly) {
+    raw.absent = true;
+    return success();
+  }
   if (raw.bytes.size() != expected)
     return error(loc) << "tensor '" << proto.name() << "' holds "
                       << raw.bytes.size() << " bytes but its shape " << type
-                      << " needs " << expected;
+                      << " needs " << expected
+                      << (raw.bytes.empty() ? kShapesOnlyHint : "");
   return success();
 }
 
@@ -508,10 +537,26 @@ Location Importer::nodeLoc(const onnx::NodeProto &node, int index) {
   return NameLoc::get(builder.getStringAttr(name), fileLoc());
 }
 
+LogicalResult Importer::absentDataError(Location loc, StringRef tensor) {
+  auto diag = error(loc);
+  if (activeNode)
+    diag << describe(*activeNode) << " needs";
+  else
+    diag << "the import needs";
+  return diag << " the values of initializer '" << tensor
+              << "', which this shapes-only import has no data for; keep the "
+                 "data of the small tensors that shapes and constants are "
+                 "computed from in the export";
+}
+
 FailureOr<const HostTensor *> Importer::constantOf(Entry &entry, Location loc) {
   if (entry.constant)
     return &*entry.constant;
+  if (!entry.absent.empty())
+    return absentDataError(loc, entry.absent);
   if (!entry.parameter.empty()) {
+    if (initializers[entry.parameter].absent)
+      return absentDataError(loc, entry.parameter);
     entry.constant = toHost(initializers[entry.parameter], entry.type);
     return &*entry.constant;
   }
@@ -561,13 +606,16 @@ FailureOr<Value> Importer::materialize(Entry &entry, Location loc) {
       moduleBuilder.setInsertionPoint(body->getParentOp());
       ParameterOp::create(moduleBuilder, loc, name, entry.type,
                           /*trainable=*/true);
-      galvatron::SafetensorsView &tensor = weights[name];
-      tensor.dtype = safetensorsDType(entry.type.getElementType());
-      tensor.shape.assign(entry.type.getShape().begin(),
-                          entry.type.getShape().end());
-      StringRef bytes = initializers[name].bytes;
-      tensor.data = bytes.data();
-      tensor.size = bytes.size();
+      // A shapes-only import has no bytes to list.
+      const RawTensor &raw = initializers[name];
+      if (!raw.absent) {
+        galvatron::SafetensorsView &tensor = weights[name];
+        tensor.dtype = safetensorsDType(entry.type.getElementType());
+        tensor.shape.assign(entry.type.getShape().begin(),
+                            entry.type.getShape().end());
+        tensor.data = raw.bytes.data();
+        tensor.size = raw.bytes.size();
+      }
     }
     entry.value = GetParameterOp::create(
         builder, loc, entry.type,
@@ -592,6 +640,8 @@ FailureOr<Value> Importer::materialize(Entry &entry, Location loc) {
     entry.value = ConstantOp::create(builder, loc, entry.constant->toAttr());
     return entry.value;
   }
+  if (!entry.absent.empty())
+    return absentDataError(loc, entry.absent);
   return error(loc) << "internal error: value has neither IR nor a constant";
 }
 
@@ -666,6 +716,8 @@ FailureOr<HostTensor> Importer::hostTensor(const onnx::TensorProto &proto,
   RankedTensorType type;
   if (failed(readTensor(proto, loc, raw, type)))
     return failure();
+  if (raw.absent)
+    return absentDataError(loc, proto.name());
   return toHost(raw, type);
 }
 
@@ -674,6 +726,7 @@ FailureOr<HostTensor> Importer::hostTensor(const onnx::TensorProto &proto,
 //===----------------------------------------------------------------------===//
 
 LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
+  llvm::SaveAndRestore<const onnx::NodeProto *> active(activeNode, &node);
   StringRef op = node.op_type();
   if (!node.domain().empty() && node.domain() != "ai.onnx")
     return error(loc) << "unsupported ONNX op '" << node.domain() << "." << op
@@ -719,6 +772,17 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
   return checkOutputsSet(node, loc);
 }
 
+void Importer::releaseReads(const onnx::NodeProto &node) {
+  for (const std::string &name : node.input()) {
+    if (name.empty() || --pendingReads[name] > 0 || pinned.contains(name))
+      continue;
+    // Parameters and deferred values can recompute theirs; no one asks.
+    auto it = values.find(name);
+    if (it != values.end())
+      it->second.constant.reset();
+  }
+}
+
 LogicalResult Importer::deferNode(const onnx::NodeProto &node,
                                   ArrayRef<Entry *> inputs, Location loc) {
   // Keep it a parameter: record the node, evaluate or emit it on demand.
@@ -731,6 +795,8 @@ LogicalResult Importer::deferNode(const onnx::NodeProto &node,
   }
   SmallVector<std::string> names(node.input().begin(), node.input().end());
   deferredInputs[&node] = names;
+  for (const std::string &name : names)
+    pinned.insert(name);
   deferredIndex.try_emplace(&node, currentIndex);
   // Learn the result types by building the op into a scratch block whose
   // arguments stand in for the inputs; nothing reaches the module.
@@ -798,6 +864,7 @@ LogicalResult Importer::foldNode(const onnx::NodeProto &node,
 
 LogicalResult Importer::emitNode(const onnx::NodeProto &node,
                                  ArrayRef<Entry *> inputs, Location loc) {
+  llvm::SaveAndRestore<const onnx::NodeProto *> active(activeNode, &node);
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToEnd(body);
   OpContext ctx(*this, builder, node, inputs, loc);
@@ -858,6 +925,8 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
     entry.type = type;
     if (isa<FloatType>(type.getElementType()) && type.getNumElements() > 1)
       entry.parameter = init.name();
+    else if (raw.absent)
+      entry.absent = init.name();
     else
       entry.constant = toHost(raw, type);
   }
@@ -870,12 +939,18 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
       return nullptr;
   }
 
+  for (const auto &node : graph.node())
+    for (const std::string &name : node.input())
+      ++pendingReads[name];
+  for (const auto &output : graph.output())
+    ++pendingReads[output.name()];
   for (int i = 0; i < graph.node_size(); ++i) {
     currentIndex = i;
     const onnx::NodeProto &node = graph.node(i);
     Location loc = nodeLoc(node, i);
     if (failed(importNode(node, loc)))
       return nullptr;
+    releaseReads(node);
   }
 
   SmallVector<Value> results;

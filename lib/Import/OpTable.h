@@ -41,12 +41,15 @@ struct Entry {
   RankedTensorType type;
   /// Initializer name when this is a weight (float, more than one element).
   std::string parameter;
+  /// Initializer name of a non-weight initializer whose data a shapes-only
+  /// import does not have: any use of its values is an error.
+  std::string absent;
   /// A data-movement op on a weight, not evaluated or emitted yet.
   const onnx::NodeProto *deferred = nullptr;
   /// Which of the deferred node's outputs this is (Identity copies keep it).
   int deferredResult = 0;
   bool isConstantAvailable() const {
-    return constant || !parameter.empty() || deferred;
+    return constant || !parameter.empty() || deferred || !absent.empty();
   }
   bool isWeightDerived() const { return !parameter.empty() || deferred; }
 };

@@ -18,7 +18,8 @@ LogicalResult mlir::galv::decodePlan(StringRef bytes, llvm::raw_ostream &os,
   os << "plan format " << galvatron::rt::kPlanFormatVersion << ", world size "
      << p->world_size() << ", weights '"
      << (p->weights_file() ? p->weights_file()->str() : "") << "', "
-     << (p->constants() ? p->constants()->size() : 0) << " constant bytes\n";
+     << (p->constants() ? p->constants()->size() : 0) << " constant bytes"
+     << (p->shapes_only() ? ", shapes only" : "") << "\n";
   for (const plan::DeviceGroup *g : *p->groups()) {
     os << "group [";
     llvm::interleaveComma(*g->ranks(), os);

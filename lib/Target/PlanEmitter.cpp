@@ -442,8 +442,9 @@ LogicalResult mlir::galv::emitPlan(ModuleOp module, StringRef function,
   auto weights =
       module->getAttrOfType<StringAttr>(GalvDialect::getWeightsAttrName());
   std::string weightsFile = weights ? weights.str() : "";
+  bool shapesOnly = module->hasAttr(GalvDialect::getShapesOnlyAttrName());
   fbb.Finish(plan::CreatePlanDirect(fbb, world, weightsFile.c_str(), &groups,
-                                    &ranks, &shared.constants),
+                                    &ranks, &shared.constants, shapesOnly),
              plan::PlanIdentifier());
   std::vector<uint8_t> bytes =
       galvatron::rt::wrapPlan(fbb.GetBufferPointer(), fbb.GetSize());

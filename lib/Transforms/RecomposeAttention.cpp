@@ -56,10 +56,31 @@ Value keyFromTransposed(Value keyT, PatternRewriter &rewriter) {
                              swapped);
 }
 
+/// Whether the elements `values` of a [.., Sq, Sk] mask are 0 where
+/// key <= query + (Sk - Sq) and hugely negative elsewhere.
+template <typename Range>
+static bool isCausalPattern(Range values, int64_t sq, int64_t sk) {
+  int64_t i = 0;
+  for (auto v : values) {
+    int64_t col = i % sk, row = (i / sk) % sq;
+    ++i;
+    double x;
+    if constexpr (std::is_same_v<decltype(v), APFloat>)
+      x = v.convertToDouble();
+    else
+      x = v;
+    bool visible = col <= row + (sk - sq);
+    if (visible ? x != 0.0 : x > -1e30)
+      return false;
+  }
+  return true;
+}
+
 /// True when `mask` is a constant additive mask that, broadcast to
 /// [.., Sq, Sk], is 0 where key <= query + (Sk - Sq) and hugely negative
-/// elsewhere, identically for every leading index.
-bool isCausalMask(Value mask) {
+/// elsewhere, identically for every leading index. Every layer reads the
+/// same [S, S] mask: `cache` keeps the answer per (uniqued) attribute.
+bool isCausalMask(Value mask, DenseMap<Attribute, bool> &cache) {
   auto constant = mask.getDefiningOp<ConstantOp>();
   if (!constant)
     return false;
@@ -69,21 +90,22 @@ bool isCausalMask(Value mask) {
   ArrayRef<int64_t> shape = shapeOf(mask);
   if (shape.size() < 2)
     return false;
+  auto [it, inserted] = cache.try_emplace(dense, false);
+  if (!inserted)
+    return it->second;
   int64_t sq = shape[shape.size() - 2], sk = shape.back();
-  int64_t i = 0;
-  for (APFloat v : dense.getValues<APFloat>()) {
-    int64_t col = i % sk, row = (i / sk) % sq;
-    ++i;
-    double x = v.convertToDouble();
-    bool visible = col <= row + (sk - sq);
-    if (visible ? x != 0.0 : x > -1e30)
-      return false;
-  }
-  return true;
+  // f32 masks are read as floats, not as an APFloat per element.
+  if (dense.getElementType().isF32())
+    it->second = isCausalPattern(dense.getValues<float>(), sq, sk);
+  else
+    it->second = isCausalPattern(dense.getValues<APFloat>(), sq, sk);
+  return it->second;
 }
 
 struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
   using OpRewritePattern::OpRewritePattern;
+  /// Masks already checked, for this pass run (the pattern lives as long).
+  mutable DenseMap<Attribute, bool> causalMasks;
   LogicalResult matchAndRewrite(MatmulOp op,
                                 PatternRewriter &rewriter) const override {
     auto softmax = op.getLhs().getDefiningOp<SoftmaxOp>();
@@ -110,7 +132,7 @@ struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
     bool causal = false;
     SmallVector<Value> masks;
     for (Value term : terms) {
-      if (!causal && isCausalMask(term))
+      if (!causal && isCausalMask(term, causalMasks))
         causal = true;
       else
         masks.push_back(term);

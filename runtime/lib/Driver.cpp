@@ -160,6 +160,12 @@ int runDriver(const DriverOptions &options) {
   std::string weightsPath = options.weightsPath;
   if (weightsPath.empty() && p->weights_file() && p->weights_file()->size())
     weightsPath = directoryOf(options.planPath) + p->weights_file()->str();
+  if (weightsPath.empty() && p->shapes_only())
+    fatalEverywhere(options.planPath +
+                    " was compiled from a shapes-only import "
+                    "(galvatron-translate --shapes-only), which has no "
+                    "weights: running it needs them; import the model with "
+                    "its weights, or give --weights W.safetensors");
   refuseOutputsOverInputs(job, weightsPath, options);
   if (!weightsPath.empty() && !loadTensors(weightsPath, weights, error))
     fatalEverywhere(error);

@@ -84,6 +84,12 @@ int main(int argc, char **argv) {
       llvm::sys::path::append(path, name.getValue());
       weightsPath = std::string(path);
     }
+  if (weightsPath.empty() &&
+      (*module)->hasAttr(GalvDialect::getShapesOnlyAttrName()))
+    fatal(inputFile + " is a shapes-only import (galvatron-translate "
+                      "--shapes-only), which has no weights: evaluating it "
+                      "needs them; import the model with its weights, or "
+                      "give --weights W.safetensors");
   std::map<std::string, rt::Tensor> weights;
   if (!weightsPath.empty()) {
     std::string error;

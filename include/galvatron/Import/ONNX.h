@@ -22,6 +22,10 @@ struct ONNXImportOptions {
   int64_t batchSize = 0;
   int64_t seqLen = 0;
   std::map<std::string, int64_t> namedDims;
+  /// Accept initializers whose data is absent (an external-data file that
+  /// does not exist, or no data at all): they keep their name, type and
+  /// shape, and only folding that needs their values fails.
+  bool shapesOnly = false;
 };
 
 /// Seconds spent in each phase of an import, and what it moved.
@@ -48,7 +52,8 @@ struct ImportedONNX {
 /// `func.func @forward` over galv ops. `path` locates external data and names
 /// the model in diagnostics. Weights the IR reads become galv.parameter ops
 /// and are listed in `weights`, keyed by initializer name; no weight bytes
-/// are copied. Shape computations are folded away. Returns null after
+/// are copied (under `shapesOnly`, weights without data are left out of
+/// `weights`). Shape computations are folded away. Returns null after
 /// emitting a diagnostic.
 std::unique_ptr<ImportedONNX> importONNX(MLIRContext *context, StringRef bytes,
                                          StringRef path,

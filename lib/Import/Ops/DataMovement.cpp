@@ -714,10 +714,12 @@ static bool foldExpand(Folder &f) {
   auto shape = broadcast(shapes);
   if (!shape)
     return f.fail("cannot expand to the requested shape");
-  SmallVector<int64_t> index;
-  return f.gatherElements(*shape, [&](int64_t i) {
-    unflatten(i, *shape, index);
-    return broadcastSource(index, inShape);
+  // gatherElements asks for the elements in order.
+  BroadcastCursor cursor(*shape, {inShape});
+  return f.gatherElements(*shape, [&](int64_t) {
+    int64_t src = cursor.source(0);
+    cursor.next();
+    return src;
   });
 }
 

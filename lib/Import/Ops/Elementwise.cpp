@@ -98,18 +98,31 @@ static LogicalResult importGelu(OpContext &ctx) {
   return ctx.result(GeluOp::create(ctx.builder, ctx.loc, *x, kind));
 }
 
-static LogicalResult importCast(OpContext &ctx) {
+/// Input 0 cast to `element` (itself when it has that type already).
+static LogicalResult castTo(OpContext &ctx, Type element) {
   auto x = ctx.in(0);
-  auto to = ctx.intAttr("to");
-  if (failed(x) || failed(to))
+  if (failed(x))
     return failure();
-  Type element = to->has_value() ? ctx.elementType(**to) : Type();
-  if (!element)
-    return ctx.error() << ctx.describe() << " casts to an unsupported type";
   auto type = RankedTensorType::get(typeOf(*x).getShape(), element);
   if (type == x->getType())
     return ctx.result(*x);
   return ctx.result(CastOp::create(ctx.builder, ctx.loc, type, *x));
+}
+
+static LogicalResult importCast(OpContext &ctx) {
+  auto to = ctx.intAttr("to");
+  if (failed(to))
+    return failure();
+  Type element = to->has_value() ? ctx.elementType(**to) : Type();
+  if (!element)
+    return ctx.error() << ctx.describe() << " casts to an unsupported type";
+  return castTo(ctx, element);
+}
+
+/// CastLike(x, like) casts to like's element type; like's values are never
+/// read (nor materialized).
+static LogicalResult importCastLike(OpContext &ctx) {
+  return castTo(ctx, ctx.inputs[1]->type.getElementType());
 }
 
 /// Clip(x, min, max) with optional bounds: Max with min, then Min with max.
@@ -179,6 +192,7 @@ void mlir::galv::onnx_import::registerElementwiseOps(OpTable &table) {
   table.add("Relu", importUnary<ReluOp>, 1);
   table.add("Gelu", importGelu, 1);
   table.add("Cast", importCast, 1);
+  table.add("CastLike", importCastLike, 2);
   table.add("Clip", importClip, 1);
   table.add("Where", importWhere, 3);
 }
@@ -257,12 +271,11 @@ static bool foldWhere(Folder &f) {
   if (in[1]->elementType != in[2]->elementType)
     return f.fail("the two branches have different element types");
   HostTensor r = HostTensor::filled(in[1]->elementType, *shape);
-  SmallVector<int64_t> index;
-  for (int64_t i = 0; i < r.size(); ++i) {
-    unflatten(i, *shape, index);
-    const HostTensor *pick =
-        in[0]->getInt(broadcastSource(index, in[0]->shape)) ? in[1] : in[2];
-    int64_t src = broadcastSource(index, pick->shape);
+  BroadcastCursor cursor(*shape, shapes);
+  for (int64_t i = 0; i < r.size(); ++i, cursor.next()) {
+    size_t branch = in[0]->getInt(cursor.source(0)) ? 1 : 2;
+    const HostTensor *pick = in[branch];
+    int64_t src = cursor.source(branch);
     if (r.isFloat())
       r.floats[i] = pick->floats[src];
     else
@@ -272,10 +285,8 @@ static bool foldWhere(Folder &f) {
   return true;
 }
 
-static bool foldCast(Folder &f) {
-  Type to = f.attrs.getElementType("to");
-  if (!to)
-    return f.fail("unsupported target type");
+/// Input 0 converted to element type `to`.
+static bool castHost(Folder &f, Type to) {
   const HostTensor &x = *f.in[0];
   HostTensor r = HostTensor::filled(to, x.shape);
   for (int64_t i = 0; i < r.size(); ++i) {
@@ -286,6 +297,17 @@ static bool foldCast(Folder &f) {
   }
   f.out.push_back(std::move(r));
   return true;
+}
+
+static bool foldCast(Folder &f) {
+  Type to = f.attrs.getElementType("to");
+  if (!to)
+    return f.fail("unsupported target type");
+  return castHost(f, to);
+}
+
+static bool foldCastLike(Folder &f) {
+  return castHost(f, f.in[1]->elementType);
 }
 
 /// The upper (or lower) triangle of the last two dimensions, from diagonal
@@ -383,5 +405,6 @@ void mlir::galv::onnx_import::registerElementwiseFolds(FoldTable &table) {
   });
   table.add("Where", foldWhere, 3);
   table.add("Cast", foldCast);
+  table.add("CastLike", foldCastLike, 2);
   table.add("Trilu", foldTrilu);
 }
