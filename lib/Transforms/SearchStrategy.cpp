@@ -146,6 +146,12 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
   }
 
   LogicalResult search(ModuleOp module, std::string &error) {
+    if (apply && !chunks.empty())
+      return error = "option 'chunks' is for apply=0: a plan to apply takes "
+                     "its chunk count from global-batch / the imported batch",
+             failure();
+    if (llvm::any_of(chunks, [](int64_t c) { return c < 1; }))
+      return error = "option 'chunks' takes positive counts", failure();
     if (sp != "none" && sp != "megatron" && sp != "ulysses" && sp != "both")
       return error = "option 'sp' is '" + sp +
                      "'; expected none, megatron, ulysses or both",
@@ -167,7 +173,8 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
     bool uniform = false;
     SmallVector<int, 4> batches;
     if (failed(makeSpace(searchSpace, uniform, error)) ||
-        failed(globalBatches(globalBatch, costs.shape.batch, batches, error)))
+        failed(globalBatches(globalBatch, apply ? costs.shape.batch : 1,
+                             batches, error)))
       return failure();
     gs::SearchOptions options;
     options.memoryGB = memoryGb;
@@ -178,7 +185,14 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
     gs::SearchResult result;
     for (int batch : batches) {
       // The micro-batch is the imported batch: one chunk count per batch.
-      searchSpace.chunks = {batch / static_cast<int>(costs.shape.batch)};
+      // A plan only reported tries every power of two up to the batch.
+      searchSpace.chunks.clear();
+      if (apply)
+        searchSpace.chunks = {batch / static_cast<int>(costs.shape.batch)};
+      if (!apply && !chunks.empty())
+        searchSpace.chunks.assign(chunks.begin(), chunks.end());
+      for (int c = 1; !apply && chunks.empty() && c <= batch; c *= 2)
+        searchSpace.chunks.push_back(c);
       options.globalBatches = {batch};
       gs::SearchResult one;
       if (uniform
@@ -202,6 +216,8 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
              failure();
     }
     ExactMemory exact;
+    if (!apply)
+      return writeReports(model, costs, result, nullptr, error);
     if (costs.native && verifyMemory &&
         failed(firstThatFits(module, result, megatronSp, exact, error)))
       return failure();
@@ -209,12 +225,20 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
             module, toSpec(result.best.front().strategy, worldSize, megatronSp),
             error)))
       return error = "the chosen strategy does not apply: " + error, failure();
+    return writeReports(model, costs, result,
+                        costs.native && verifyMemory ? &exact : nullptr, error);
+  }
+
+  /// Every path of `report`, comma separated.
+  LogicalResult writeReports(const cm::GalvatronCostModel &model,
+                             const ModuleCosts &costs,
+                             const gs::SearchResult &result,
+                             const ExactMemory *exact, std::string &error) {
     SmallVector<StringRef> paths;
     StringRef(report).split(paths, ',', -1, /*KeepEmpty=*/false);
     for (StringRef path : paths)
-      if (failed(writeSearchReport(
-              path, model, costs, result, memoryGb,
-              costs.native && verifyMemory ? &exact : nullptr, error)))
+      if (failed(writeSearchReport(path, model, costs, result, memoryGb, exact,
+                                   error)))
         return failure();
     return success();
   }

@@ -20,12 +20,21 @@
 // RUN: galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=5.5e-6 report=%t.verified.md" | FileCheck %s --check-prefix=VERIFIED
 // RUN: FileCheck %s --check-prefix=VERIFIED-REPORT < %t.verified.md
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=5e-6" 2>&1 | FileCheck %s --check-prefix=EXACT
+// apply=0 reports without applying; chunk counts are then free.
+// RUN: galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 global-batch=8 chunks=1,2 apply=0 report=%t.apply0.json" | FileCheck %s --check-prefix=NOAPPLY
+// RUN: FileCheck %s --check-prefix=NOAPPLY-REPORT < %t.apply0.json
+// RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 chunks=2" 2>&1 | FileCheck %s --check-prefix=CHUNKS
 // Bad options and a module without costs.
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-search="world-size=2 memory-gb=1" 2>&1 | FileCheck %s --check-prefix=NOCOSTS
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=4 memory-gb=1" 2>&1 | FileCheck %s --check-prefix=WORLD
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2" 2>&1 | FileCheck %s --check-prefix=BUDGET
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 global-batch=3" 2>&1 | FileCheck %s --check-prefix=BATCH
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 space=4d" 2>&1 | FileCheck %s --check-prefix=SPACE
+
+// NOAPPLY-NOT: galv.plan
+// NOAPPLY-NOT: strategy =
+// NOAPPLY-REPORT: "global_batch": 8,
+// CHUNKS: error: galv-search: option 'chunks' is for apply=0
 
 // ROOM: galv.plan = #galv.plan<world_size = 2, pp = 1, pp_division = [1], chunks = 1, global_batch = 2, schedule = pipedream_flush, default_dp_kind = zero2>
 // ROOM: strategy = #galv.strategy<tp = 1, dp = 2, dp_kind = zero2>

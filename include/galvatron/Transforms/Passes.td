@@ -302,7 +302,13 @@ def Search : Pass<"galv-search", "::mlir::ModuleOp"> {
            "Native model: lower the best candidates and keep the first whose "
            "exact plan memory (arena and bound tensors) fits">,
     Option<"training", "training", "std::string", /*default=*/"\"\"",
-           "Training-pipeline options the verification lowers with">
+           "Training-pipeline options the verification lowers with">,
+    ListOption<"chunks", "chunks", "int64_t",
+               "With apply=0: the chunk counts to try (default: every power "
+               "of two up to the batch)">,
+    Option<"apply", "apply", "bool", /*default=*/"true",
+           "0: search and report only (the plan may need another import "
+           "batch: every layer's data-parallel degree must split it)">
   ];
 }
 
