@@ -26,6 +26,7 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
+#include <tuple>
 
 namespace galvatron {
 namespace search {
@@ -96,6 +97,24 @@ struct Found {
 
 bool isPowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
 
+bool sameStrategy(const Strategy &a, const Strategy &b) {
+  auto layer = [](const LayerStrategy &x) {
+    return std::make_tuple(x.tp, x.consecutive, x.zero3, x.checkpoint,
+                           x.ulysses);
+  };
+  if (std::make_tuple(a.pp, a.ppDivision, a.globalBatch, a.chunks, a.pipeline,
+                      a.defaultZero2, a.vtp, a.vsp, a.embedSdp) !=
+          std::make_tuple(b.pp, b.ppDivision, b.globalBatch, b.chunks,
+                          b.pipeline, b.defaultZero2, b.vtp, b.vsp,
+                          b.embedSdp) ||
+      a.layers.size() != b.layers.size())
+    return false;
+  for (size_t i = 0; i < a.layers.size(); ++i)
+    if (layer(a.layers[i]) != layer(b.layers[i]))
+      return false;
+  return true;
+}
+
 /// Galvatron's allocator reserve (20% of budgets over 20 GB); none when the
 /// model's settings turn it off (the native model: no caching allocator).
 int reserveMb(double budgetMb, bool allocatorReserve) {
@@ -119,12 +138,15 @@ public:
   bool run(double rawCap, std::vector<Found> &top, uint64_t &weighed,
            std::string &error);
 
+  /// Keeps `strategy` if it is among the best K so far (and new).
+  void offer(double seconds, Strategy &&strategy);
+
 private:
   bool prepare(const Task &task, TaskData &data, std::string &error) const;
   bool variants(const Task &task, const TaskData &data,
                 std::vector<Variant> &out, std::string &error) const;
   void stageFronts(const TaskData &data, int stage, double cap, int maxLayers,
-                   bool ulyssesOnly,
+                   bool ulyssesOnly, double limit,
                    std::vector<std::vector<Point>> &levels) const;
   void combine(const Task &task, const TaskData &data, const Variant &v,
                const std::vector<std::vector<std::vector<Point>>> &fronts,
@@ -136,7 +158,7 @@ private:
                    int prevIndex) const;
   bool runTask(const Task &task, double rawCap, uint64_t &weighed,
                std::string &error);
-  void offer(double seconds, Strategy &&strategy);
+
   /// The k-th best time per sample so far, scaled to `task`'s batch.
   double bound(const Task &task) const {
     return kth.load(std::memory_order_relaxed) * task.batch;
@@ -330,24 +352,34 @@ bool Searcher::variants(const Task &task, const TaskData &data,
 }
 
 /// levels[n]: the Pareto set of plans for n layers of `stage` within `cap`.
+/// A plan whose time, with every other layer at its fastest, already reaches
+/// `limit` (the bound less the least time of the other layers' stages)
+/// cannot make the top K: the total is at least the sum of the stages.
 void Searcher::stageFronts(const TaskData &data, int stage, double cap,
-                           int maxLayers, bool ulyssesOnly,
+                           int maxLayers, bool ulyssesOnly, double limit,
                            std::vector<std::vector<Point>> &levels) const {
   levels.assign(1, {Point{0, 0, 0, 0, -1, -1}});
   auto key = [](const Point &p) {
     return std::array<double, 3>{p.c, p.d, p.m};
   };
   auto tag = [](const Point &p) { return p.tag; };
+  // With the even split every stage holds exactly maxLayers layers, so a
+  // plan must leave room for the rest at the least memory a layer takes.
+  double minMem = std::numeric_limits<double>::max();
+  for (const Item &it : data.items)
+    minMem = std::min(minMem, it.mem[stage]);
   for (int n = 1; n <= maxLayers; ++n) {
     std::vector<Point> next;
     const auto &prev = levels.back();
+    const double room =
+        cap - (space.searchDivision ? 0.0 : (maxLayers - n) * minMem);
     for (int i = 0; i < static_cast<int>(prev.size()); ++i)
       for (int k = 0; k < static_cast<int>(data.items.size()); ++k) {
         const Item &it = data.items[k];
         if (ulyssesOnly && it.layer.tp > 1 && !it.layer.ulysses)
           continue;
         double m = prev[i].m + it.mem[stage];
-        if (m > cap)
+        if (m > room || prev[i].c + it.c + (layers - n) * data.minC >= limit)
           continue;
         next.push_back(Point{prev[i].c + it.c, prev[i].d + it.d, m,
                              prev[i].tag | it.tag, i, k});
@@ -539,6 +571,9 @@ void Searcher::offer(double seconds, Strategy &&strategy) {
   size_t k = std::max(1, options.topK);
   if (best.size() >= k && seconds >= best.back().seconds)
     return;
+  for (const Found &f : best)
+    if (sameStrategy(f.strategy, strategy))
+      return;
   auto at =
       std::upper_bound(best.begin(), best.end(), seconds,
                        [](double t, const Found &f) { return t < f.seconds; });
@@ -583,6 +618,15 @@ bool Searcher::runTask(const Task &task, double rawCap, uint64_t &weighed,
     if (!any)
       continue;
     bool sameItems = task.pipeline == PipelineType::GPipe;
+    // The least time the embedding and head add to any variant's stages.
+    double otherFloor = std::numeric_limits<double>::max();
+    for (const Variant &v : vars)
+      if (v.ulyssesOnly == ulyssesOnly) {
+        double sum = 0;
+        for (double t : v.otherTime)
+          sum += t;
+        otherFloor = std::min(otherFloor, sum);
+      }
     for (int stage = 0; stage < task.pp; ++stage) {
       double minOther = std::numeric_limits<double>::max();
       for (const Variant &v : vars)
@@ -592,7 +636,7 @@ bool Searcher::runTask(const Task &task, double rawCap, uint64_t &weighed,
         continue;
       }
       stageFronts(data, stage, cap - minOther, maxLayers, ulyssesOnly,
-                  fronts[stage]);
+                  bound(task) - otherFloor, fronts[stage]);
     }
     for (const Variant &v : vars)
       if (v.ulyssesOnly == ulyssesOnly)
@@ -662,6 +706,38 @@ bool Searcher::run(double rawCap, std::vector<Found> &top, uint64_t &weighed,
 // Entry point
 //===----------------------------------------------------------------------===//
 
+namespace {
+
+/// The best plans of a small subspace (one consecutive tp degree for every
+/// layer and the vocabulary): real plans of `space`, found quickly, that
+/// bound the full search from the start. Only when `space` allows consecutive tp groups,
+/// which the uniform subspace uses.
+bool uniformSeeds(const GalvatronCostModel &model, const SearchSpace &space,
+                  const SearchOptions &options, double rawCap,
+                  std::vector<Found> &seeds, uint64_t &weighed,
+                  std::string &error) {
+  if (!space.tpConsecutive)
+    return true;
+  SearchSpace uniform = space;
+  // One tp degree per run; checkpointing and ZeRO-3 stay free per layer
+  // (large micro-batches fit only with them), the rest is fixed.
+  uniform.tpStrided = false;
+  uniform.searchDivision = uniform.vtp = uniform.embedSdp = false;
+  uniform.ulysses = false;
+  for (int t = space.minTp; t <= space.maxTp; t *= 2) {
+    uniform.minTp = uniform.maxTp = t;
+    Searcher searcher(model, uniform, options);
+    std::vector<Found> found;
+    if (!searcher.run(rawCap, found, weighed, error))
+      return false;
+    for (Found &f : found)
+      seeds.push_back(std::move(f));
+  }
+  return true;
+}
+
+} // namespace
+
 bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
                     const SearchOptions &options, SearchResult &result,
                     std::string &error) {
@@ -684,9 +760,15 @@ bool searchStrategy(const GalvatronCostModel &model, const SearchSpace &space,
             false);
   const double budget = options.memoryGB * 1024;
   const bool withReserve = model.settings().allocatorReserve;
-  std::vector<Found> top;
+  std::vector<Found> top, seeds;
+  if (!uniformSeeds(model, space, options,
+                    budget - reserveMb(budget, withReserve), seeds,
+                    result.candidatesWeighed, error))
+    return false;
   {
     Searcher searcher(model, space, options);
+    for (Found &seed : seeds)
+      searcher.offer(seed.seconds, std::move(seed.strategy));
     if (!searcher.run(budget - reserveMb(budget, withReserve), top,
                       result.candidatesWeighed, error))
       return false;
