@@ -444,8 +444,8 @@ Importer::resolveDim(const onnx::ValueInfoProto &info, int index,
     return it->second;
   std::string lower = StringRef(name).lower();
   bool isBatch = StringRef(lower).contains("batch") ||
-                 (name.empty() || !StringRef(lower).contains("seq")) &&
-                     index == 0 && !StringRef(lower).contains("len");
+                 ((name.empty() || !StringRef(lower).contains("seq")) &&
+                  index == 0 && !StringRef(lower).contains("len"));
   bool isSeq = !isBatch && (StringRef(lower).contains("seq") ||
                             StringRef(lower).contains("len") || index == 1);
   if (isBatch && options.batchSize > 0)

@@ -264,6 +264,8 @@ struct AnnotateCostsPass : galv::impl::AnnotateCostsBase<AnnotateCostsPass> {
                                        other.degrees, other.firstParams,
                                        other.lastParams, other.firstActs,
                                        other.lastActs));
+    if (!exportProfile.empty())
+      return exportGalvatronProfiles(module, exportProfile, error);
     return success();
   }
 

@@ -292,6 +292,31 @@ LogicalResult mlir::galv::loadModuleCosts(ModuleOp module, int64_t worldSize,
   return nativeProfiles(module, cost, model, out);
 }
 
+LogicalResult mlir::galv::exportGalvatronProfiles(ModuleOp module,
+                                                  StringRef dir,
+                                                  std::string &error) {
+  auto model =
+      module->getAttrOfType<ModelCostAttr>(ModelCostAttr::getAttrName());
+  LayerTypeOp type;
+  ModuleCosts costs;
+  if (!model || model.getModel() != "native")
+    return error = "only native costs are exported as Galvatron profiles",
+           failure();
+  if (failed(usedLayerType(module, type, costs.numLayers, error)))
+    return failure();
+  costs.shape = importedShape(module);
+  if (failed(nativeProfiles(module, type.getCostAttr(), model, costs)))
+    return failure();
+  std::string stem = (dir + "/").str();
+  std::string suffix = model.getPrecision().str() + "_model.json";
+  if (!cm::writeComputationProfile(stem + "computation_profiling_" + suffix,
+                                   costs.computation, error) ||
+      !cm::writeMemoryProfile(stem + "memory_profiling_" + suffix, costs.memory,
+                              error))
+    return failure();
+  return success();
+}
+
 LogicalResult mlir::galv::strategyOfModule(ModuleOp module, cm::Strategy &out,
                                            std::string &error) {
   auto plan =

@@ -70,6 +70,13 @@ LogicalResult loadModuleCosts(ModuleOp module, int64_t worldSize, int64_t nodes,
                               double memoryGB, bool megatronSp,
                               ModuleCosts &out, std::string &error);
 
+/// Writes the module's native costs as Galvatron's model profiles,
+/// `dir/computation_profiling_<precision>_model.json` and
+/// `dir/memory_profiling_<precision>_model.json`, which Galvatron (and
+/// `model=galvatron`) read.
+LogicalResult exportGalvatronProfiles(ModuleOp module, StringRef dir,
+                                      std::string &error);
+
 /// The module's strategy (#galv.plan and every layer's #galv.strategy) in
 /// the cost model's terms.
 LogicalResult strategyOfModule(ModuleOp module,

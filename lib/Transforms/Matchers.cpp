@@ -49,8 +49,8 @@ static void collect(Value value, SmallVectorImpl<Value> &out, bool isRoot) {
   // Only look through an intermediate op when nothing else uses it, and
   // only when it does not broadcast its operands to a bigger shape.
   if (!op || (!isRoot && !value.hasOneUse()) ||
-      shapeOf(op.getLhs()) != shapeOf(value) &&
-          shapeOf(op.getRhs()) != shapeOf(value)) {
+      (shapeOf(op.getLhs()) != shapeOf(value) &&
+       shapeOf(op.getRhs()) != shapeOf(value))) {
     out.push_back(value);
     return;
   }

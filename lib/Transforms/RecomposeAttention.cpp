@@ -112,7 +112,8 @@ struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
     if (!softmax || shapeOf(op).size() != 4 || !softmax->hasOneUse())
       return failure();
     int64_t rank = shapeOf(softmax).size();
-    if (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1)
+    int64_t axis = static_cast<int64_t>(softmax.getAxis());
+    if (axis != -1 && axis != rank - 1)
       return failure();
 
     // scores = (q k^T) * scale [+ masks...]: T5 adds a position bias and,

@@ -39,7 +39,8 @@ bool isRotateHalf(Value value, Value x) {
   if (!concat || concat.getInputs().size() != 2)
     return false;
   int64_t rank = shapeOf(x).size(), dim = shapeOf(x).back();
-  if (dim % 2 != 0 || (concat.getAxis() != rank - 1 && concat.getAxis() != -1))
+  int64_t axis = static_cast<int64_t>(concat.getAxis());
+  if (dim % 2 != 0 || (axis != rank - 1 && axis != -1))
     return false;
   auto neg = concat.getInputs()[0].getDefiningOp<NegOp>();
   return neg && isLastDimSlice(neg.getInput(), x, dim / 2, dim) &&

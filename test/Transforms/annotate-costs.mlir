@@ -7,6 +7,10 @@
 // RUN: galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" | FileCheck %s
 // bf16 halves every float tensor's bytes and doubles the GEMM rate.
 // RUN: galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/hw-round.json precision=bf16" | FileCheck %s --check-prefix=BF16
+// The native costs written as Galvatron's model profiles read back the same.
+// RUN: rm -rf %t.dir && mkdir -p %t.dir
+// RUN: galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/hw-round.json export-profile=%t.dir" -o /dev/null
+// RUN: galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/hw-round.json model=galvatron profile=%t.dir/computation_profiling_fp32_model.json,%t.dir/memory_profiling_fp32_model.json" | FileCheck %s --check-prefix=ROUNDTRIP
 // RUN: not galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/missing.json" 2>&1 | FileCheck %s --check-prefix=MISSING
 // RUN: not galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/hw-round.json model=magic" 2>&1 | FileCheck %s --check-prefix=MODEL
 // RUN: not galvatron-opt %s --galv-annotate-costs="hardware=%S/Inputs/hw-round.json model=galvatron" 2>&1 | FileCheck %s --check-prefix=PROFILE
@@ -27,6 +31,10 @@
 // CHECK-SAME: last_activation_bytes = [256, 128, 64
 // CHECK: galv.layer_type @block
 // CHECK-SAME: cost = #galv.cost<forward_ms = 4e-04, backward_ratio = 2.0, parameter_bytes = 288, tp_degrees = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], activation_bytes = [128, 64, 32, 16, 8, 4, 2, 1, 1, 1, 1], checkpoint_bytes = 128>
+
+// ROUNDTRIP: model = "galvatron"
+// ROUNDTRIP-SAME: other_forward_ms = 0.001088
+// ROUNDTRIP: cost = #galv.cost<forward_ms = 4e-04, backward_ratio = 2.0, parameter_bytes = 288, tp_degrees = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], activation_bytes = [128, 64, 32, 16, 8, 4, 2, 1, 1, 1, 1], checkpoint_bytes = 128>
 
 // BF16: precision = "bf16"
 // BF16: cost = #galv.cost<forward_ms = 2e-04, backward_ratio = 2.0, parameter_bytes = 288, tp_degrees = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], activation_bytes = [64, 32, 16, 8, 4, 2, 1, 1, 1, 1, 1], checkpoint_bytes = 64>

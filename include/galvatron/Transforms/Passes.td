@@ -251,7 +251,12 @@ def AnnotateCosts : Pass<"galv-annotate-costs", "::mlir::ModuleOp"> {
     Option<"model", "model", "std::string", /*default=*/"\"native\"",
            "native or galvatron">,
     Option<"precision", "precision", "std::string", /*default=*/"\"fp32\"",
-           "fp32 or bf16">
+           "fp32 or bf16">,
+    Option<"exportProfile", "export-profile", "std::string",
+           /*default=*/"\"\"",
+           "Native costs: also write them as Galvatron's model profiles "
+           "(computation_profiling_*, memory_profiling_*) into this "
+           "directory">
   ];
 }
 
