@@ -322,6 +322,38 @@ double HardwareSpec::collectiveMs(const std::string &op, int group,
 // hw.json
 //===----------------------------------------------------------------------===//
 
+/// "latency": {"instruction_ms": x, "collective_ms": {"<group>": ms, ...}}.
+static bool readLatency(const std::string &path, const ordered_json &latency,
+                        HardwareSpec &spec, std::string &error) {
+  if (!latency.is_object())
+    return keyError(error, path, "latency", "must be an object");
+  for (auto &[key, value] : latency.items()) {
+    if (key == "instruction_ms") {
+      if (!value.is_number() || !(value.get<double>() >= 0))
+        return keyError(error, path, "latency.instruction_ms",
+                        "must be a number >= 0");
+      spec.instructionMs = value.get<double>();
+    } else if (key == "collective_ms") {
+      if (!value.is_object())
+        return keyError(error, path, "latency.collective_ms",
+                        "must be an object keyed by group size");
+      for (auto &[group, ms] : value.items()) {
+        std::string where = "latency.collective_ms." + group;
+        if (group.empty() ||
+            group.find_first_not_of("0123456789") != std::string::npos ||
+            group.size() > 7 || std::stoi(group) < 2)
+          return keyError(error, path, where, "group size must be >= 2");
+        if (!ms.is_number() || !(ms.get<double>() >= 0))
+          return keyError(error, path, where, "must be a number >= 0");
+        spec.collectiveLatencyMs[std::stoi(group)] = ms.get<double>();
+      }
+    } else {
+      return keyError(error, path, "latency." + key, "unknown key");
+    }
+  }
+  return true;
+}
+
 bool readHardwareJson(const std::string &path, HardwareSpec &out,
                       std::string &error) {
   ordered_json json;
@@ -332,7 +364,8 @@ bool readHardwareJson(const std::string &path, HardwareSpec &out,
                                 "nodes",         "devices_per_node",
                                 "device",        "allreduce_bandwidth",
                                 "p2p_bandwidth", "overlap_coefficient",
-                                "sp_time",       "measurements"};
+                                "sp_time",       "measurements",
+                                "latency"};
   for (auto &[key, value] : json.items())
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       return keyError(error, path, key, "unknown key");
@@ -357,6 +390,8 @@ bool readHardwareJson(const std::string &path, HardwareSpec &out,
                  error) ||
       !readDevice(path, json, spec.device, error) ||
       !readComm(path, json, spec.comm, error))
+    return false;
+  if (json.contains("latency") && !readLatency(path, json["latency"], spec, error))
     return false;
   if (json.contains("measurements")) {
     if (!json["measurements"].is_object())
@@ -386,6 +421,13 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
   json["overlap_coefficient"] = in.comm.overlapCoefficient;
   if (!in.comm.spTime.empty())
     json["sp_time"] = commJson(in.comm, "sp_time");
+  if (in.instructionMs > 0 || !in.collectiveLatencyMs.empty()) {
+    ordered_json &latency = json["latency"];
+    latency["instruction_ms"] = in.instructionMs;
+    latency["collective_ms"] = ordered_json::object();
+    for (auto &[group, ms] : in.collectiveLatencyMs)
+      latency["collective_ms"][std::to_string(group)] = ms;
+  }
   if (!in.measurements.empty()) {
     ordered_json raw = ordered_json::parse(in.measurements, nullptr, false);
     if (raw.is_discarded() || !raw.is_object())

@@ -8,6 +8,8 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <algorithm>
+
 using namespace mlir;
 using namespace mlir::galv;
 namespace plan = galvatron::plan;
@@ -52,6 +54,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     if (t->storage() == plan::Storage::Input ||
         t->storage() == plan::Storage::Weight)
       r.boundBytes += t->bytes();
+  r.instructions = rank.instructions()->size();
   for (const plan::Instruction *inst : *rank.instructions()) {
     const char *name = collectiveName(inst->opcode());
     if (!name)
@@ -64,6 +67,9 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
         inst->inputs()->size())
       sent = rank.tensors()->Get(inst->inputs()->Get(0))->bytes();
     r.bytesSent[std::string(name) + ":" + groupKey(p, group)] += sent;
+    std::string key = groupKey(p, group);
+    r.collectiveGroups.push_back(
+        1 + static_cast<int>(std::count(key.begin(), key.end(), ',')));
   }
   return r;
 }

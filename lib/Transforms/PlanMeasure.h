@@ -26,6 +26,10 @@ struct RankMeasure {
   int stage = 0;
   uint64_t arenaBytes = 0, boundBytes = 0;
   std::map<std::string, uint64_t> bytesSent; ///< "op:rank,rank,..." -> bytes
+  /// Instructions in the step, and the group size of each collective (a
+  /// send or receive counts as a group of 2).
+  uint64_t instructions = 0;
+  std::vector<int> collectiveGroups;
   uint64_t memoryBytes() const { return arenaBytes + boundBytes; }
 };
 

@@ -13,6 +13,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <thread>
 
@@ -138,6 +139,26 @@ std::vector<CommSample> measureCollectives(const Options &options,
         measureLayout(options, layout, group, consecutive, sizesMb, send, recv,
                       samples);
   return samples;
+}
+
+std::map<int, double> measureLatency(const Options &options,
+                                     const Layout &layout, Json &out) {
+  std::map<int, double> latency;
+  // 4 KB: a message whose time is all start-up, like most of what a small
+  // model's plan exchanges.
+  std::vector<float> send(1024, 1.0f), recv(send.size(), 0.0f);
+  for (int group = 2; group <= layout.commWorld; group *= 2) {
+    progress(layout, "latency on groups of " + std::to_string(group));
+    MPI_Comm comm = groupComm(layout, group, true);
+    double ms = timeOp("allreduce", comm, group, send.size(), send, recv,
+                       MPI_PROC_NULL, MPI_PROC_NULL, options.quick ? 0.02 : 0.2,
+                       options.quick ? 20 : 200);
+    if (comm != MPI_COMM_NULL)
+      MPI_Comm_free(&comm);
+    latency[group] = ms;
+    out[std::to_string(group)] = ms;
+  }
+  return latency;
 }
 
 namespace {

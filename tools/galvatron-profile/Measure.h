@@ -14,6 +14,7 @@
 #include <mpi.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,16 @@ struct CommSample {
 std::vector<CommSample> measureCollectives(const Options &options,
                                            const Layout &layout,
                                            const std::vector<int> &sizesMb);
+
+/// The time (ms) of a 4 KB all-reduce on every power-of-two group of
+/// consecutive ranks: the start-up cost the bandwidth tables miss.
+std::map<int, double> measureLatency(const Options &options,
+                                     const Layout &layout, Json &out);
+
+/// What the runtime spends on one instruction whatever its size: a small
+/// elementwise kernel with the executor's copies in and out of its arena
+/// (ms, the slowest rank's median).
+double measureInstruction(const Layout &layout, Json &out);
 
 /// Galvatron's overlap coefficient: a GEMM loop and an all-reduce loop of
 /// about equal length, run alone and then at the same time (the all-reduce

@@ -310,6 +310,9 @@ int main(int argc, char **argv) {
   measurements["quick"] = options.quick;
   if (!measureDevice(options, layout, spec, measurements, error))
     return fail(layout, error, 1);
+  if (options.backend == "cpu")
+    spec.instructionMs =
+        measureInstruction(layout, measurements["instruction"]);
   spec.comm.numNodes = layout.ranksPerNode ? layout.nodes : 1;
   spec.comm.gpusPerNode =
       layout.ranksPerNode ? layout.ranksPerNode : layout.size;
@@ -334,6 +337,8 @@ int main(int argc, char **argv) {
     if (layout.commWorld != layout.size)
       measurements["communication_ranks"] = layout.commWorld;
     fillComm(measureCollectives(options, layout, sizes), spec, measurements);
+    spec.collectiveLatencyMs =
+        measureLatency(options, layout, measurements["latency_ms"]);
     spec.comm.overlapCoefficient = measureOverlap(
         options, layout, std::min(sizes.back(), 64), measurements["overlap"]);
     progress(layout, "done", true);

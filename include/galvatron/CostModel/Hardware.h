@@ -15,6 +15,7 @@
 
 #include "galvatron/CostModel/Profiles.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ struct HardwareSpec {
   /// profile has no entry to price the op with (or the op is unknown).
   double collectiveMs(const std::string &op, int group, bool consecutive,
                       double bytes) const;
+  /// Fixed costs the bandwidth tables miss ("latency" of hw.json, optional):
+  /// the time the runtime spends on one instruction whatever its size, and
+  /// the time of a small (4 KB) collective by group size. 0 / empty: none.
+  double instructionMs = 0;
+  std::map<int, double> collectiveLatencyMs;
   /// The raw profiler measurements ("measurements" of hw.json) as JSON text,
   /// kept verbatim; empty when absent.
   std::string measurements;

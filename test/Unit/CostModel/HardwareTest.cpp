@@ -93,6 +93,15 @@ TEST(CostModelHardware, JsonRoundTrip) {
             nlohmann::json::parse(spec.measurements));
   ASSERT_TRUE(writeHardwareJson(again, back, error)) << error;
   EXPECT_EQ(readAll(path), readAll(again));
+  // The fixed costs (latency) round-trip too.
+  spec.instructionMs = 0.0017;
+  spec.collectiveLatencyMs = {{2, 0.015}, {4, 0.029}};
+  ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
+  ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
+  EXPECT_EQ(back.instructionMs, spec.instructionMs);
+  EXPECT_EQ(back.collectiveLatencyMs, spec.collectiveLatencyMs);
+  spec.instructionMs = 0;
+  spec.collectiveLatencyMs.clear();
   // Without the optional sections.
   spec.comm.spTime.clear();
   spec.measurements.clear();
@@ -162,6 +171,19 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
        "key 'sp_time.all2all_size_4_8MB_time': time must be a positive"},
       {"measurements", [](J &j) { j["measurements"] = J::array(); },
        "key 'measurements': must be an object"},
+      {"latency-type", [](J &j) { j["latency"] = 3; },
+       "key 'latency': must be an object"},
+      {"latency-unknown", [](J &j) { j["latency"]["kernel_ms"] = 1; },
+       "key 'latency.kernel_ms': unknown key"},
+      {"latency-instruction",
+       [](J &j) { j["latency"]["instruction_ms"] = -0.5; },
+       "key 'latency.instruction_ms': must be a number >= 0"},
+      {"latency-group",
+       [](J &j) { j["latency"]["collective_ms"]["1"] = 0.01; },
+       "key 'latency.collective_ms.1': group size must be >= 2"},
+      {"latency-value",
+       [](J &j) { j["latency"]["collective_ms"]["4"] = "slow"; },
+       "key 'latency.collective_ms.4': must be a number >= 0"},
   };
   for (const Case &c : cases) {
     J json = base;
