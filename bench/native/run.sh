@@ -5,24 +5,24 @@
 # to what galvatron-run measures (median ms per step over the last steps,
 # the largest rank's tensor bytes, the bytes its communicator counted).
 #
-#   bench/native/run.sh [HW_JSON] [STEPS]
+#   bench/native/run.sh [STEPS]
 #
-# HW_JSON defaults to a fresh `mpirun -np 4 galvatron-profile hardware
-# --quick`. Prints a Markdown table.
+# The hardware of each case is a fresh `mpirun -np R galvatron-profile
+# hardware --quick` at the case's rank count R (ranks share the cores, so
+# the rates depend on it). Prints a Markdown table.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
 bin=$build/bin
 work=$(mktemp -d /tmp/galvatron-native-XXXXXX)
-steps=${2:-30}
+steps=${1:-30}
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
 export OMPI_MCA_orte_tmpdir_base=$work
-hw=${1:-}
-if [ -z "$hw" ]; then
-  hw=$work/hw.json
-  "${mpirun[@]}" -np 4 "$bin/galvatron-profile" hardware --quick -o "$hw" >/dev/null 2>&1
-fi
+for r in 1 2 4; do
+  "${mpirun[@]}" -np $r "$bin/galvatron-profile" hardware --quick \
+    -o "$work/hw$r.json" >/dev/null 2>&1
+done
 fixture=$root/models/fixtures/gpt2-torchscript
 "$bin/galvatron-translate" --import-onnx "$fixture/model.onnx" --batch-size 8 \
   --seq-len 32 --state-dict "$fixture/weights.safetensors" -o "$work/m.mlir"
@@ -59,7 +59,8 @@ for entry in "${strategies[@]}"; do
       --state-dict "$fixture/weights.safetensors" -o "$model"
   fi
   "$bin/galvatron-opt" "$model" --galv-apply-strategy="world-size=$ranks $flags" \
-    --galv-annotate-costs="hardware=$hw" --galv-estimate="out=$tag.est.json" \
+    --galv-annotate-costs="hardware=$work/hw$ranks.json" \
+    --galv-estimate="out=$tag.est.json" \
     --galv-training-pipeline -o "$tag.mlir" >/dev/null
   "$bin/galvatron-translate" --emit-plan --plan-function=train_step "$tag.mlir" -o "$tag.bin"
   run=("$bin/galvatron-run" "$tag.bin" --weights "${model%.mlir}.safetensors"

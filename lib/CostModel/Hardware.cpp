@@ -347,6 +347,23 @@ static bool readLatency(const std::string &path, const ordered_json &latency,
           return keyError(error, path, where, "must be a number >= 0");
         spec.collectiveLatencyMs[std::stoi(group)] = ms.get<double>();
       }
+    } else if (key == "kernel_ns_per_byte") {
+      static const char *classes[] = {"elementwise", "transcendental",
+                                      "movement", "reduction", "normalisation"};
+      if (!value.is_object())
+        return keyError(error, path, "latency.kernel_ns_per_byte",
+                        "must be an object keyed by kernel class");
+      for (auto &[kind, rate] : value.items()) {
+        std::string where = "latency.kernel_ns_per_byte." + kind;
+        if (std::find(std::begin(classes), std::end(classes), kind) ==
+            std::end(classes))
+          return keyError(error, path, where,
+                          "unknown class (elementwise, transcendental, "
+                          "movement, reduction, normalisation)");
+        if (!rate.is_number() || !(rate.get<double>() >= 0))
+          return keyError(error, path, where, "must be a number >= 0");
+        spec.kernelNsPerByte[kind] = rate.get<double>();
+      }
     } else {
       return keyError(error, path, "latency." + key, "unknown key");
     }
@@ -391,7 +408,8 @@ bool readHardwareJson(const std::string &path, HardwareSpec &out,
       !readDevice(path, json, spec.device, error) ||
       !readComm(path, json, spec.comm, error))
     return false;
-  if (json.contains("latency") && !readLatency(path, json["latency"], spec, error))
+  if (json.contains("latency") &&
+      !readLatency(path, json["latency"], spec, error))
     return false;
   if (json.contains("measurements")) {
     if (!json["measurements"].is_object())
@@ -421,12 +439,16 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
   json["overlap_coefficient"] = in.comm.overlapCoefficient;
   if (!in.comm.spTime.empty())
     json["sp_time"] = commJson(in.comm, "sp_time");
-  if (in.instructionMs > 0 || !in.collectiveLatencyMs.empty()) {
+  if (in.instructionMs > 0 || !in.collectiveLatencyMs.empty() ||
+      !in.kernelNsPerByte.empty()) {
     ordered_json &latency = json["latency"];
     latency["instruction_ms"] = in.instructionMs;
     latency["collective_ms"] = ordered_json::object();
     for (auto &[group, ms] : in.collectiveLatencyMs)
       latency["collective_ms"][std::to_string(group)] = ms;
+    if (!in.kernelNsPerByte.empty())
+      for (auto &[kind, rate] : in.kernelNsPerByte)
+        latency["kernel_ns_per_byte"][kind] = rate;
   }
   if (!in.measurements.empty()) {
     ordered_json raw = ordered_json::parse(in.measurements, nullptr, false);

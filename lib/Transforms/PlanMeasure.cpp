@@ -46,6 +46,85 @@ std::string groupKey(const plan::Plan &p, int64_t group) {
   return key;
 }
 
+/// The kernel class of a compute opcode (the profiler's classes).
+const char *kernelClass(plan::Opcode opcode) {
+  using O = plan::Opcode;
+  switch (opcode) {
+  case O::Exp:
+  case O::Log:
+  case O::Tanh:
+  case O::Erf:
+  case O::Sigmoid:
+  case O::Silu:
+  case O::Gelu:
+  case O::GeluTanh:
+    return "transcendental";
+  case O::Copy:
+  case O::Transpose:
+  case O::Slice:
+  case O::Concat:
+  case O::Split:
+  case O::Expand:
+  case O::Gather:
+  case O::Embedding:
+  case O::EmbeddingGrad:
+    return "movement";
+  case O::Reduce:
+  case O::ArgMax:
+  case O::CrossEntropy:
+    return "reduction";
+  case O::Softmax:
+  case O::LogSoftmax:
+  case O::LayerNorm:
+  case O::RmsNorm:
+  case O::Rotary:
+    return "normalisation";
+  default:
+    return "elementwise";
+  }
+}
+
+double elements(const plan::Tensor &t) {
+  double n = 1;
+  if (t.shape())
+    for (int64_t d : *t.shape())
+      n *= d;
+  return n;
+}
+
+/// FLOPs of a contraction from its operand and result shapes.
+double contractionFlops(const plan::RankProgram &rank,
+                        const plan::Instruction &inst) {
+  const auto *tensors = rank.tensors();
+  const plan::Tensor &in0 = *tensors->Get(inst.inputs()->Get(0));
+  const plan::Tensor &out0 = *tensors->Get(inst.outputs()->Get(0));
+  int64_t k = in0.shape() && in0.shape()->size()
+                  ? in0.shape()->Get(in0.shape()->size() - 1)
+                  : 1;
+  if (inst.opcode() == plan::Opcode::Attention && in0.shape() &&
+      in0.shape()->size() >= 2) {
+    // q k^T and p v: 2 x 2 x (B H S) x S x D.
+    int64_t s = in0.shape()->Get(in0.shape()->size() - 2);
+    return 4.0 * elements(in0) * s;
+  }
+  return 2.0 * elements(out0) * k;
+}
+
+const char *specOp(plan::Opcode opcode) {
+  switch (opcode) {
+  case plan::Opcode::AllReduce:
+    return "allreduce";
+  case plan::Opcode::AllGather:
+    return "allgather";
+  case plan::Opcode::ReduceScatter:
+    return "reducescatter";
+  case plan::Opcode::AllToAll:
+    return "all2all";
+  default:
+    return "p2p";
+  }
+}
+
 RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
   RankMeasure r;
   r.stage = rank.stage();
@@ -57,8 +136,23 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
   r.instructions = rank.instructions()->size();
   for (const plan::Instruction *inst : *rank.instructions()) {
     const char *name = collectiveName(inst->opcode());
-    if (!name)
+    if (!name) {
+      bool contraction = inst->opcode() == plan::Opcode::Linear ||
+                         inst->opcode() == plan::Opcode::Matmul ||
+                         inst->opcode() == plan::Opcode::Attention;
+      if (contraction && inst->inputs() && inst->inputs()->size() &&
+          inst->outputs() && inst->outputs()->size()) {
+        r.contractionFlops += contractionFlops(rank, *inst);
+        continue;
+      }
+      double bytes = 0;
+      for (auto list : {inst->inputs(), inst->outputs()})
+        if (list)
+          for (int32_t t : *list)
+            bytes += rank.tensors()->Get(t)->bytes();
+      r.classBytes[kernelClass(inst->opcode())] += bytes;
       continue;
+    }
     int64_t group =
         inst->ints() && inst->ints()->size() ? inst->ints()->Get(0) : -1;
     // The communicator counts what a rank hands over; a receive nothing.
@@ -70,6 +164,21 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     std::string key = groupKey(p, group);
     r.collectiveGroups.push_back(
         1 + static_cast<int>(std::count(key.begin(), key.end(), ',')));
+    RankMeasure::Collective c;
+    c.op = specOp(inst->opcode());
+    c.group = r.collectiveGroups.back();
+    if (p.groups() && group >= 0 && group < p.groups()->size())
+      if (auto ranks = p.groups()->Get(group)->ranks())
+        for (size_t i = 1; i < ranks->size(); ++i)
+          c.consecutive =
+              c.consecutive && ranks->Get(i) == ranks->Get(i - 1) + 1;
+    // The whole buffer, as HardwareSpec::collectiveMs takes it: the
+    // gathered result of an all-gather, else what the rank hands over.
+    c.bytes = sent;
+    if (inst->opcode() == plan::Opcode::AllGather)
+      c.bytes = double(sent) * c.group;
+    if (inst->opcode() != plan::Opcode::Recv)
+      r.collectives.push_back(c);
   }
   return r;
 }

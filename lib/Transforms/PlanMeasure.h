@@ -30,6 +30,20 @@ struct RankMeasure {
   /// send or receive counts as a group of 2).
   uint64_t instructions = 0;
   std::vector<int> collectiveGroups;
+  /// What the step's compute instructions move, by kernel class
+  /// (elementwise, transcendental, movement, reduction, normalisation), and
+  /// the contractions' FLOPs.
+  std::map<std::string, double> classBytes;
+  double contractionFlops = 0;
+  /// Each collective: the hardware spec's op name, group size, whether its
+  /// ranks are consecutive, and the bytes it hands over.
+  struct Collective {
+    std::string op;
+    int group = 2;
+    bool consecutive = true;
+    double bytes = 0;
+  };
+  std::vector<Collective> collectives;
   uint64_t memoryBytes() const { return arenaBytes + boundBytes; }
 };
 

@@ -13,8 +13,8 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <map>
 #include <cmath>
+#include <map>
 #include <thread>
 
 namespace galvatron {

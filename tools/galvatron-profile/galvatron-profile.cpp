@@ -310,9 +310,11 @@ int main(int argc, char **argv) {
   measurements["quick"] = options.quick;
   if (!measureDevice(options, layout, spec, measurements, error))
     return fail(layout, error, 1);
-  if (options.backend == "cpu")
+  if (options.backend == "cpu") {
     spec.instructionMs =
         measureInstruction(layout, measurements["instruction"]);
+    spec.kernelNsPerByte = measureKernels(layout, measurements["kernels"]);
+  }
   spec.comm.numNodes = layout.ranksPerNode ? layout.nodes : 1;
   spec.comm.gpusPerNode =
       layout.ranksPerNode ? layout.ranksPerNode : layout.size;

@@ -49,6 +49,10 @@ struct HardwareSpec {
   /// the time of a small (4 KB) collective by group size. 0 / empty: none.
   double instructionMs = 0;
   std::map<int, double> collectiveLatencyMs;
+  /// The runtime's kernels: nanoseconds per byte read and written by class
+  /// ("elementwise", "transcendental", "movement", "reduction",
+  /// "normalisation"); empty: not measured.
+  std::map<std::string, double> kernelNsPerByte;
   /// The raw profiler measurements ("measurements" of hw.json) as JSON text,
   /// kept verbatim; empty when absent.
   std::string measurements;

@@ -96,12 +96,15 @@ TEST(CostModelHardware, JsonRoundTrip) {
   // The fixed costs (latency) round-trip too.
   spec.instructionMs = 0.0017;
   spec.collectiveLatencyMs = {{2, 0.015}, {4, 0.029}};
+  spec.kernelNsPerByte = {{"elementwise", 0.11}, {"transcendental", 3.5}};
   ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
   EXPECT_EQ(back.instructionMs, spec.instructionMs);
   EXPECT_EQ(back.collectiveLatencyMs, spec.collectiveLatencyMs);
+  EXPECT_EQ(back.kernelNsPerByte, spec.kernelNsPerByte);
   spec.instructionMs = 0;
   spec.collectiveLatencyMs.clear();
+  spec.kernelNsPerByte.clear();
   // Without the optional sections.
   spec.comm.spTime.clear();
   spec.measurements.clear();
@@ -184,6 +187,12 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
       {"latency-value",
        [](J &j) { j["latency"]["collective_ms"]["4"] = "slow"; },
        "key 'latency.collective_ms.4': must be a number >= 0"},
+      {"kernel-class",
+       [](J &j) { j["latency"]["kernel_ns_per_byte"]["gemm"] = 1.0; },
+       "key 'latency.kernel_ns_per_byte.gemm': unknown class"},
+      {"kernel-rate",
+       [](J &j) { j["latency"]["kernel_ns_per_byte"]["movement"] = -1; },
+       "key 'latency.kernel_ns_per_byte.movement': must be a number >= 0"},
   };
   for (const Case &c : cases) {
     J json = base;
