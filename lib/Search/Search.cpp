@@ -146,7 +146,7 @@ private:
   bool variants(const Task &task, const TaskData &data,
                 std::vector<Variant> &out, std::string &error) const;
   void stageFronts(const TaskData &data, int stage, double cap, int maxLayers,
-                   bool ulyssesOnly, double limit,
+                   int need, double weight, bool ulyssesOnly, double limit,
                    std::vector<std::vector<Point>> &levels) const;
   void combine(const Task &task, const TaskData &data, const Variant &v,
                const std::vector<std::vector<std::vector<Point>>> &fronts,
@@ -351,38 +351,87 @@ bool Searcher::variants(const Task &task, const TaskData &data,
   return true;
 }
 
+/// The least compute time of a layer given at most x MB for it, relaxed to
+/// the lower convex envelope of the items' (memory, time): then r layers
+/// sharing M MB take at least r * at(M / r) (Jensen), a bound no plan of
+/// those layers beats.
+class TimeForMemory {
+public:
+  TimeForMemory(const std::vector<Item> &items, int stage) {
+    std::vector<std::pair<double, double>> points;
+    for (const Item &it : items)
+      points.push_back({it.mem[stage], it.c});
+    std::sort(points.begin(), points.end());
+    double fastest = kInf;
+    for (auto &p : points) {
+      if (p.second >= fastest)
+        continue; // more memory and no faster: never on the envelope
+      fastest = p.second;
+      while (hull.size() >= 2) {
+        auto &a = hull[hull.size() - 2], &b = hull.back();
+        double cross = (b.first - a.first) * (p.second - a.second) -
+                       (b.second - a.second) * (p.first - a.first);
+        if (cross > 0)
+          break;
+        hull.pop_back();
+      }
+      hull.push_back(p);
+    }
+  }
+  double at(double x) const {
+    if (hull.empty() || x < hull.front().first)
+      return kInf;
+    if (x >= hull.back().first)
+      return hull.back().second;
+    size_t i =
+        std::upper_bound(hull.begin(), hull.end(), std::make_pair(x, kInf)) -
+        hull.begin();
+    auto &a = hull[i - 1], &b = hull[i];
+    return a.second +
+           (b.second - a.second) * (x - a.first) / (b.first - a.first);
+  }
+
+private:
+  std::vector<std::pair<double, double>> hull; ///< (MB, seconds)
+};
+
 /// levels[n]: the Pareto set of plans for n layers of `stage` within `cap`.
-/// A plan whose time, with every other layer at its fastest, already reaches
-/// `limit` (the bound less the least time of the other layers' stages)
-/// cannot make the top K: the total is at least the sum of the stages.
+/// With the even split the stage holds exactly `need` layers (0: free), so
+/// a plan of n < need layers must leave room for the rest, and one whose
+/// time with the rest at their fastest for the memory left, counted
+/// `weight` times (how often pipeline_costmodel charges this stage at
+/// least), with every other stage's layers at their fastest, already
+/// reaches `limit` (the bound less the least time of the embedding and
+/// head) cannot make the top K.
 void Searcher::stageFronts(const TaskData &data, int stage, double cap,
-                           int maxLayers, bool ulyssesOnly, double limit,
+                           int maxLayers, int need, double weight,
+                           bool ulyssesOnly, double limit,
                            std::vector<std::vector<Point>> &levels) const {
   levels.assign(1, {Point{0, 0, 0, 0, -1, -1}});
   auto key = [](const Point &p) {
     return std::array<double, 3>{p.c, p.d, p.m};
   };
   auto tag = [](const Point &p) { return p.tag; };
-  // With the even split every stage holds exactly maxLayers layers, so a
-  // plan must leave room for the rest at the least memory a layer takes.
-  double minMem = std::numeric_limits<double>::max();
-  for (const Item &it : data.items)
-    minMem = std::min(minMem, it.mem[stage]);
+  const TimeForMemory fastest(data.items, stage);
   for (int n = 1; n <= maxLayers; ++n) {
     std::vector<Point> next;
     const auto &prev = levels.back();
-    const double room =
-        cap - (space.searchDivision ? 0.0 : (maxLayers - n) * minMem);
+    const int rest = need > 0 ? std::max(0, need - n) : 0;
+    const int others = need > 0 ? layers - need : layers - n;
     for (int i = 0; i < static_cast<int>(prev.size()); ++i)
       for (int k = 0; k < static_cast<int>(data.items.size()); ++k) {
         const Item &it = data.items[k];
         if (ulyssesOnly && it.layer.tp > 1 && !it.layer.ulysses)
           continue;
         double m = prev[i].m + it.mem[stage];
-        if (m > room || prev[i].c + it.c + (layers - n) * data.minC >= limit)
+        if (m > cap)
           continue;
-        next.push_back(Point{prev[i].c + it.c, prev[i].d + it.d, m,
-                             prev[i].tag | it.tag, i, k});
+        double c = prev[i].c + it.c;
+        double restLb = rest > 0 ? rest * fastest.at((cap - m) / rest) : 0;
+        if (weight * (c + restLb) + others * data.minC >= limit)
+          continue;
+        next.push_back(
+            Point{c, prev[i].d + it.d, m, prev[i].tag | it.tag, i, k});
       }
     paretoPrune(next, key, tag);
     levels.push_back(std::move(next));
@@ -635,8 +684,19 @@ bool Searcher::runTask(const Task &task, double rawCap, uint64_t &weighed,
         fronts[stage] = fronts[1];
         continue;
       }
-      stageFronts(data, stage, cap - minOther, maxLayers, ulyssesOnly,
-                  bound(task) - otherFloor, fronts[stage]);
+      // The even split: every stage but the last holds layers / pp.
+      int need = 0;
+      if (!space.searchDivision)
+        need = stage == task.pp - 1 ? maxLayers : layers / task.pp;
+      // pipeline_costmodel charges the last stage once per micro-batch and
+      // the first at least chunks + 1 - pp times: T >= that x its time.
+      double weight = 1;
+      if (stage == task.pp - 1)
+        weight = data.realChunks;
+      else if (stage == 0)
+        weight = std::max(1, data.realChunks + 1 - task.pp);
+      stageFronts(data, stage, cap - minOther, maxLayers, need, weight,
+                  ulyssesOnly, bound(task) - otherFloor, fronts[stage]);
     }
     for (const Variant &v : vars)
       if (v.ulyssesOnly == ulyssesOnly)
@@ -710,8 +770,8 @@ namespace {
 
 /// The best plans of a small subspace (one consecutive tp degree for every
 /// layer and the vocabulary): real plans of `space`, found quickly, that
-/// bound the full search from the start. Only when `space` allows consecutive tp groups,
-/// which the uniform subspace uses.
+/// bound the full search from the start. Only when `space` allows consecutive
+/// tp groups, which the uniform subspace uses.
 bool uniformSeeds(const GalvatronCostModel &model, const SearchSpace &space,
                   const SearchOptions &options, double rawCap,
                   std::vector<Found> &seeds, uint64_t &weighed,
