@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The search pass at scale: shapes-only LLaMA-2-7B on 8, 64 and 512 devices,
 # LLaMA-2-70B on 64 and 512, the GPT-3-175B-shaped model on 1024, each with
-# the native costs of a DGX-H100 preset (bf16, 80 GB devices, 64 GB budget),
-# global batch 512 in 16 chunks (micro-batches of 32; apply=0: the report
-# names the plan, applying it needs the module imported at batch 32).
+# the native costs of a DGX-H100 preset (bf16). Default settings are
+# Galvatron's README ones: 36 GB per device, global batch 64 in 16 chunks;
+# MEMORY_GB, BATCH and CHUNKS override them (apply=0: the report names the
+# plan; applying it needs the module imported at batch BATCH / CHUNKS).
 #
 #   bench/search/scale.sh [EXPORT_DIR]
 #
@@ -39,7 +40,7 @@ for entry in "${cases[@]}"; do
   imported=$(echo "$(date +%s.%N) - $start" | bc)
   /usr/bin/time -f "%M" -o "$work/rss" "$bin/galvatron-opt" "$mlir" \
     --galv-annotate-costs="hardware=preset:$preset precision=bf16" \
-    --galv-search="world-size=$devices memory-gb=64 global-batch=512 chunks=16 apply=0 report=$work/r.json" \
+    --galv-search="world-size=$devices memory-gb=${MEMORY_GB:-36} global-batch=${BATCH:-64} chunks=${CHUNKS:-16} apply=0 report=$work/r.json" \
     -o /dev/null
   python3 - "$work/r.json" "$model" "$devices" "$preset" "$imported" "$(cat "$work/rss")" <<'PY'
 import json, sys

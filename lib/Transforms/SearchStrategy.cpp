@@ -124,6 +124,12 @@ struct SearchPass : galv::impl::SearchBase<SearchPass> {
       return error = "option 'pipeline' is '" + pipeline +
                      "'; expected gpipe, pipedream_flush or both",
              failure();
+    if (division == "search")
+      out.searchDivision = true;
+    else if (division != "even")
+      return error = "option 'division' is '" + division +
+                     "'; expected even or search",
+             failure();
     uniform = space == "3d";
     int world = static_cast<int>(worldSize);
     if (space == "dp+tp" || space == "dp" || space == "sdp" || space == "tp")

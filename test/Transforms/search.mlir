@@ -30,6 +30,8 @@
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2" 2>&1 | FileCheck %s --check-prefix=BUDGET
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 global-batch=3" 2>&1 | FileCheck %s --check-prefix=BATCH
 // RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 space=4d" 2>&1 | FileCheck %s --check-prefix=SPACE
+// RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 division=free" 2>&1 | FileCheck %s --check-prefix=DIVISION
+// RUN: galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 division=search" | FileCheck %s --check-prefix=ROOM
 
 // NOAPPLY-NOT: galv.plan
 // NOAPPLY-NOT: strategy =
@@ -70,3 +72,4 @@
 // BUDGET: error: galv-search: option 'memory-gb' must be positive
 // BATCH: error: galv-search: option 'global-batch' 3 holds no multiple of the imported batch 2
 // SPACE: error: galv-search: option 'space' is '4d'
+// DIVISION: error: galv-search: option 'division' is 'free'; expected even or search

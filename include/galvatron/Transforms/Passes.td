@@ -297,6 +297,9 @@ def Search : Pass<"galv-search", "::mlir::ModuleOp"> {
            "gpipe, pipedream_flush or both">,
     Option<"recompute", "recompute", "int64_t", /*default=*/"1",
            "1: checkpointing may be chosen per layer, 0: never">,
+    Option<"division", "division", "std::string", /*default=*/"\"even\"",
+           "Layers per stage: even (Galvatron's split) or search (searched "
+           "jointly with the strategies)">,
     Option<"threads", "threads", "int64_t", /*default=*/"0",
            "Search threads (0: every core)">,
     Option<"top", "top", "int64_t", /*default=*/"5",
