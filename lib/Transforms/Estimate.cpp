@@ -35,6 +35,18 @@ namespace cm = galvatron::costmodel;
 
 namespace {
 
+/// A small collective's start-up time on `group` ranks: the spec's entry
+/// for the smallest measured group at least that large (the largest when
+/// none is), 0 when the spec measured none.
+double latencyMs(const cm::HardwareSpec &hw, int group) {
+  if (hw.collectiveLatencyMs.empty())
+    return 0;
+  auto it = hw.collectiveLatencyMs.lower_bound(group);
+  return it != hw.collectiveLatencyMs.end()
+             ? it->second
+             : hw.collectiveLatencyMs.rbegin()->second;
+}
+
 /// The slowest rank's step priced instruction by instruction: each at the
 /// runtime's fixed cost, compute at the measured kernel rate of its class
 /// (contractions at the GEMM rate), collectives at their latency plus their
@@ -58,9 +70,7 @@ double planStepSeconds(const ModuleCosts &costs,
     if (tflops > 0)
       ms += r.contractionFlops / (tflops * 1e9);
     for (const RankMeasure::Collective &c : r.collectives) {
-      auto latency = hw.collectiveLatencyMs.lower_bound(c.group);
-      if (latency != hw.collectiveLatencyMs.end())
-        ms += latency->second;
+      ms += latencyMs(hw, c.group);
       double transfer = hw.collectiveMs(c.op, c.group, c.consecutive, c.bytes);
       if (std::isfinite(transfer))
         ms += transfer;
@@ -125,13 +135,8 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
     double fixedS = 0;
     for (const RankMeasure &r : ranks) {
       double ms = r.instructions * costs.hardware.instructionMs;
-      for (int group : r.collectiveGroups) {
-        auto it = costs.hardware.collectiveLatencyMs.lower_bound(group);
-        if (it != costs.hardware.collectiveLatencyMs.end())
-          ms += it->second;
-        else if (!costs.hardware.collectiveLatencyMs.empty())
-          ms += costs.hardware.collectiveLatencyMs.rbegin()->second;
-      }
+      for (int group : r.collectiveGroups)
+        ms += latencyMs(costs.hardware, group);
       fixedS = std::max(fixedS, ms / 1000);
     }
     double stepS = est.timeMs / 1000 + fixedS;

@@ -16,24 +16,30 @@ namespace plan = galvatron::plan;
 
 namespace {
 
-const char *collectiveName(plan::Opcode opcode) {
+/// A communication opcode's names: as the runtime's communicator counts it,
+/// and as HardwareSpec::collectiveMs prices it. Null for compute opcodes.
+struct CollectiveNames {
+  const char *counted, *priced;
+};
+
+CollectiveNames collectiveNames(plan::Opcode opcode) {
   switch (opcode) {
   case plan::Opcode::AllReduce:
-    return "all_reduce";
+    return {"all_reduce", "allreduce"};
   case plan::Opcode::AllGather:
-    return "all_gather";
+    return {"all_gather", "allgather"};
   case plan::Opcode::ReduceScatter:
-    return "reduce_scatter";
+    return {"reduce_scatter", "reducescatter"};
   case plan::Opcode::AllToAll:
-    return "all_to_all";
+    return {"all_to_all", "all2all"};
   case plan::Opcode::Broadcast:
-    return "broadcast";
+    return {"broadcast", "p2p"};
   case plan::Opcode::Send:
-    return "send";
+    return {"send", "p2p"};
   case plan::Opcode::Recv:
-    return "recv";
+    return {"recv", "p2p"};
   default:
-    return nullptr;
+    return {nullptr, nullptr};
   }
 }
 
@@ -110,21 +116,6 @@ double contractionFlops(const plan::RankProgram &rank,
   return 2.0 * elements(out0) * k;
 }
 
-const char *specOp(plan::Opcode opcode) {
-  switch (opcode) {
-  case plan::Opcode::AllReduce:
-    return "allreduce";
-  case plan::Opcode::AllGather:
-    return "allgather";
-  case plan::Opcode::ReduceScatter:
-    return "reducescatter";
-  case plan::Opcode::AllToAll:
-    return "all2all";
-  default:
-    return "p2p";
-  }
-}
-
 RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
   RankMeasure r;
   r.stage = rank.stage();
@@ -135,7 +126,8 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
       r.boundBytes += t->bytes();
   r.instructions = rank.instructions()->size();
   for (const plan::Instruction *inst : *rank.instructions()) {
-    const char *name = collectiveName(inst->opcode());
+    CollectiveNames names = collectiveNames(inst->opcode());
+    const char *name = names.counted;
     if (!name) {
       bool contraction = inst->opcode() == plan::Opcode::Linear ||
                          inst->opcode() == plan::Opcode::Matmul ||
@@ -165,7 +157,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     r.collectiveGroups.push_back(
         1 + static_cast<int>(std::count(key.begin(), key.end(), ',')));
     RankMeasure::Collective c;
-    c.op = specOp(inst->opcode());
+    c.op = names.priced;
     c.group = r.collectiveGroups.back();
     if (p.groups() && group >= 0 && group < p.groups()->size())
       if (auto ranks = p.groups()->Get(group)->ranks())
