@@ -19,7 +19,7 @@
 //   Megatron's g, then the bias); attention runs on this rank's heads;
 // * ZeRO-3 parameters are held flat and sharded, and gathered on use (the
 //   gather's gradient is reduce-scattered); DDP and ZeRO-2 parameters are
-//   marked so that galv-adamw reduces their gradients once.
+//   marked so that galv-sync-gradients reduces their gradients once.
 //
 // Gradients then come from galv-autodiff, through the collectives' adjoints.
 //

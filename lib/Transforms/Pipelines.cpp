@@ -55,13 +55,20 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   pm.addPass(createAppendLoss());
   pm.addPass(createPartition());
   pm.addPass(createAutodiff());
+  AccumulateMicroBatchesOptions accumulate;
+  accumulate.microBatches = options.microBatches;
+  pm.addPass(createAccumulateMicroBatches(accumulate));
+  pm.addPass(createSyncGradients());
+  if (options.clipNorm > 0) {
+    ClipGradientsOptions clip;
+    clip.clipNorm = options.clipNorm;
+    pm.addPass(createClipGradients(clip));
+  }
   AdamWOptions adamw;
   adamw.beta1 = options.beta1;
   adamw.beta2 = options.beta2;
   adamw.epsilon = options.epsilon;
   adamw.weightDecay = options.weightDecay;
-  adamw.clipNorm = options.clipNorm;
-  adamw.microBatches = options.microBatches;
   pm.addPass(createAdamW(adamw));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

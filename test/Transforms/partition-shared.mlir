@@ -1,7 +1,7 @@
 // A weight read by ops of different data-parallel groups (exporters share
 // identical initial tensors, here one norm scale for the layer and the
 // final norm): each use sums its own gradient over its own group, and
-// galv-adamw has nothing left to synchronise.
+// galv-sync-gradients has nothing left to synchronise.
 // RUN: galvatron-opt %s --galv-apply-strategy="world-size=4 tp=2" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s
 // With pipeline stages the shared weight reaches the second stage by a
 // transfer, and the replicate sits on the reading stage, after it (layer 0

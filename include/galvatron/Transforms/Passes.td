@@ -373,7 +373,7 @@ def Partition : Pass<"galv-partition", "::mlir::ModuleOp"> {
     values are regathered and resliced where adjacent layers split them
     differently, and parameters are read as shards (`get_parameter ...
     shard`): ZeRO-3 parameters are flat shards gathered on use, DDP and
-    ZeRO-2 parameters are marked `galv.grad_sync` for galv-adamw. The loss
+    ZeRO-2 parameters are marked `galv.grad_sync` for galv-sync-gradients. The loss
     is averaged over data-parallel ranks. Collective groups are
     `[size, stride]` within a stage; galvatron-translate --emit-plan resolves
     them per rank. Megatron sequence parallelism splits the activations
@@ -407,20 +407,86 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def AccumulateMicroBatches
+    : Pass<"galv-accumulate-micro-batches", "::mlir::ModuleOp"> {
+  let summary = "The batch's gradient: @loss_grad over the micro-batches";
+  let description = [{
+    Adds `func.func @batch_grad(data..., params...) -> (loss, grads...)`,
+    the first of the optimizer's four passes (then galv-sync-gradients,
+    galv-clip-gradients, galv-adamw). Each data input holds `micro-batches`
+    batches of the imported size stacked along its leading dimension;
+    `@loss_grad` is inlined once per micro-batch with the trainable
+    parameters read from arguments, and the losses and gradients are
+    averaged. Ops are tagged with their micro-batch (`galv.micro_batch`) and
+    the accumulation as backward, for the pipeline schedules. A parameter
+    argument names its parameter (`galv.param = @name`) and carries how
+    `@loss_grad` read it (`galv.shard`, `galv.stage`, `galv.grad_sync`). With
+    a strategy, micro-batches=1 means the strategy's chunks. A weight read on
+    another pipeline stage moves once per step, and its gradient coming back
+    is summed over the micro-batches before it is sent.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+  let options = [
+    Option<"microBatches", "micro-batches", "unsigned", /*default=*/"1",
+           "Micro-batches per step: the data inputs stack this many batches "
+           "of the imported size; gradients are accumulated and averaged">
+  ];
+}
+
+def SyncGradients : Pass<"galv-sync-gradients", "::mlir::ModuleOp"> {
+  let summary = "Data-parallel gradient synchronisation of @batch_grad";
+  let description = [{
+    Every gradient result of `@batch_grad` whose parameter argument carries
+    `galv.grad_sync` is a partial sum over a data-parallel group: DDP
+    all-reduces it; ZeRO-2 reduce-scatters it flattened and zero-padded to a
+    multiple of the group, so the rank holds its piece. The attribute moves
+    from the argument to the result it synchronised; galv-clip-gradients and
+    galv-adamw refuse gradients still unsynchronised.
+
+    ```mlir
+    // before: argument {galv.grad_sync = array<i64: 0, 2, 1>}
+    %s = galv.all_reduce sum %g group = [2, 1] : tensor<8x8xf32>
+    return %loss, %s  // result {galv.grad_sync = array<i64: 0, 2, 1>}
+    ```
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
+def ClipGradients : Pass<"galv-clip-gradients", "::mlir::ModuleOp"> {
+  let summary = "Global-norm clipping of @batch_grad's gradients";
+  let description = [{
+    Scales every gradient by `min(1, clip-norm / (||g|| + 1e-6))`, where
+    `||g||` is the L2 norm over all parameters' whole gradients (as
+    `torch.nn.utils.clip_grad_norm_`). Ranks hold pieces: a piece held alike
+    by c ranks of a stage counts 1/c, each stage all-reduces its sum, the
+    stages send theirs to the last stage, which broadcasts the factor. Runs
+    after galv-sync-gradients.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+  let options = [
+    Option<"clipNorm", "clip-norm", "double", /*default=*/"1.0",
+           "The global L2 norm to clip the gradients to">
+  ];
+}
+
 def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
   let summary = "One AdamW training step as a function of the state";
   let description = [{
-    Adds `func.func @train_step(data..., %lr, %step, params..., m..., v...)
-    -> (loss, params..., m..., v...)`: the gradients of `@loss_grad`, optional
-    global-norm clipping, and the AdamW update with decoupled weight decay
-    (as torch.optim.AdamW: `p = p (1 - lr wd) - lr m^ / (sqrt(v^) + eps)`,
-    bias corrections `1 - beta^step`). Parameters and moments are arguments
-    and results, so the function is pure; the runtime feeds the new state
-    back in. Every argument and result is named by `galv.name`: the data
-    inputs keep their ONNX names, then `lr`, `step`, `param:<name>`,
-    `adam_m:<name>`, `adam_v:<name>`; the results are `loss` and the new
-    state under the same names. `lr` and `step` (from 1) are scalars the
-    runtime supplies, so the learning-rate schedule lives in the runtime.
+    Replaces `@batch_grad` with `func.func @train_step(data..., %lr, %step,
+    params..., m..., v...) -> (loss, params..., m..., v...)`: the batch's
+    gradients and the AdamW update with decoupled weight decay (as
+    torch.optim.AdamW: `p = p (1 - lr wd) - lr m^ / (sqrt(v^) + eps)`, bias
+    corrections `1 - beta^step`). A ZeRO-2 parameter (its gradient result
+    reduce-scattered) updates this rank's piece, keeps its moments as that
+    piece, and all-gathers the new parameter. Parameters and moments are
+    arguments and results, so the function is pure; the runtime feeds the
+    new state back in. Every argument and result is named by `galv.name`:
+    the data inputs keep their ONNX names, then `lr`, `step`,
+    `param:<name>`, `adam_m:<name>`, `adam_v:<name>`; the results are `loss`
+    and the new state under the same names. `lr` and `step` (from 1) are
+    scalars the runtime supplies, so the learning-rate schedule lives in the
+    runtime.
   }];
   let dependentDialects = ["::mlir::galv::GalvDialect",
                            "::mlir::func::FuncDialect"];
@@ -431,12 +497,7 @@ def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
     Option<"epsilon", "eps", "double", /*default=*/"1e-8",
            "Added to the denominator">,
     Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
-           "Decoupled weight decay">,
-    Option<"clipNorm", "clip-norm", "double", /*default=*/"0.0",
-           "Clip gradients to this global L2 norm (0: no clipping)">,
-    Option<"microBatches", "micro-batches", "unsigned", /*default=*/"1",
-           "Micro-batches per step: the data inputs stack this many batches "
-           "of the imported size; gradients are accumulated and averaged">
+           "Decoupled weight decay">
   ];
 }
 

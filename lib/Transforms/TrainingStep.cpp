@@ -1,0 +1,59 @@
+//===- TrainingStep.cpp - the @batch_grad contract of the optimizer passes ===//
+
+#include "TrainingStep.h"
+
+using namespace mlir;
+using namespace mlir::galv;
+
+unsigned mlir::galv::numDataArgs(func::FuncOp batchGrad) {
+  unsigned n = 0;
+  while (n < batchGrad.getNumArguments() &&
+         !batchGrad.getArgAttr(n, kParamArgAttrName))
+    ++n;
+  return n;
+}
+
+FailureOr<func::FuncOp> mlir::galv::lookupBatchGrad(ModuleOp module,
+                                                    StringRef pass) {
+  auto batchGrad = module.lookupSymbol<func::FuncOp>(kBatchGradName);
+  if (!batchGrad || batchGrad.isExternal()) {
+    module.emitError(pass) << " needs func.func @" << kBatchGradName
+                           << " (run galv-accumulate-micro-batches)";
+    return failure();
+  }
+  return batchGrad;
+}
+
+GradSync mlir::galv::gradSyncOf(Attribute attr, RankedTensorType param) {
+  GradSync sync;
+  sync.count = sync.padded = param.getNumElements();
+  auto kind = dyn_cast_or_null<DenseI64ArrayAttr>(attr);
+  if (!kind)
+    return sync;
+  // [kind, size, stride]: kind 0 all-reduces (DDP), 1 reduce-scatters.
+  sync.zero2 = kind[0] == 1;
+  sync.group.assign(kind.asArrayRef().begin() + 1, kind.asArrayRef().end());
+  sync.padded = llvm::divideCeil(sync.count, sync.group[0]) * sync.group[0];
+  return sync;
+}
+
+Value mlir::galv::flatPadded(OpBuilder &b, Location loc, Value x,
+                             const GradSync &sync) {
+  auto element = cast<RankedTensorType>(x.getType()).getElementType();
+  Value flat = ReshapeOp::create(
+      b, loc, RankedTensorType::get({sync.count}, element), x);
+  if (sync.padded == sync.count)
+    return flat;
+  Value zeros = ConstantOp::create(
+      b, loc,
+      DenseElementsAttr::get(
+          RankedTensorType::get({sync.padded - sync.count}, element),
+          b.getFloatAttr(element, 0)));
+  return ConcatOp::create(b, loc, ValueRange{flat, zeros}, 0);
+}
+
+Value mlir::galv::scalarConstant(OpBuilder &b, Location loc, double value) {
+  auto scalar = RankedTensorType::get({}, b.getF32Type());
+  return ConstantOp::create(
+      b, loc, DenseElementsAttr::get(scalar, b.getF32FloatAttr(value)));
+}
