@@ -428,8 +428,10 @@ bool GalvatronCostModel::layerMemory(const Strategy &s,
   maxChunks = maxChunks == 0 ? 1 : maxChunks;
   chunks = std::min(chunks, maxChunks);
   out.chunks = chunks;
+  // Galvatron divides the degrees as integers (both powers of two).
+  const int tpRatio = tp / minTp;
   std::vector<int> micro = chunkLikeTorch(
-      static_cast<int>(static_cast<double>(bsz) / dp / (tp / minTp)), chunks);
+      static_cast<int>(static_cast<double>(bsz) / dp / tpRatio), chunks);
   double actBatch;
   if ((oneFOneB && pp > 1) || pp == 1) {
     // 1F1B keeps the activations of the micro-batches in flight at `stage`.

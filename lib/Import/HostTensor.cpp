@@ -115,7 +115,7 @@ DenseElementsAttr HostTensor::toAttr() const {
     return DenseElementsAttr::get(type, ArrayRef<bool>(values));
   }
   if (isFloat()) {
-    auto semantics = &cast<FloatType>(elementType).getFloatSemantics();
+    const auto *semantics = &cast<FloatType>(elementType).getFloatSemantics();
     SmallVector<APFloat> values;
     values.reserve(floats.size());
     for (double v : floats) {

@@ -245,9 +245,11 @@ static void appendField(const Field &field, std::string &bytes,
 static std::optional<int64_t> checkedBytes(ArrayRef<int64_t> dims,
                                            int64_t elementSize) {
   std::optional<int64_t> bytes = elementSize;
-  for (int64_t d : dims)
-    if (!(bytes = llvm::checkedMul(*bytes, d)))
+  for (int64_t d : dims) {
+    bytes = llvm::checkedMul(*bytes, d);
+    if (!bytes)
       return std::nullopt;
+  }
   return bytes;
 }
 
@@ -421,7 +423,9 @@ HostTensor Importer::toHost(const RawTensor &raw, RankedTensorType type) {
     } else if (element.isUnsignedInteger(8)) {
       t.ints[i] = static_cast<uint8_t>(data[i]);
     } else if (element.isInteger(8)) {
-      t.ints[i] = static_cast<int8_t>(data[i]);
+      // Sign-extends: int8 data are two's complement bytes.
+      t.ints[i] =
+          static_cast<int8_t>(data[i]); // NOLINT(bugprone-signed-char-misuse)
     } else {
       t.ints[i] = data[i] != 0;
     }
@@ -690,13 +694,17 @@ static FoldAttributes foldAttributes(OpContext &ctx, bool &failedFlag) {
     const onnx::AttributeProto *attr = ctx.findAttr(name);
     if (!attr)
       return std::nullopt;
-    FailureOr<HostTensor> t = failure();
-    if (attr->type() != onnx::AttributeProto::TENSOR ||
-        failed(t = ctx.hostTensor(attr->t()))) {
+    if (attr->type() != onnx::AttributeProto::TENSOR) {
       failedFlag = true;
       return std::nullopt;
     }
-    return std::move(*t);
+    FailureOr<HostTensor> t = ctx.hostTensor(attr->t());
+    if (failed(t)) {
+      failedFlag = true;
+      return std::nullopt;
+    }
+    HostTensor tensor = std::move(*t);
+    return tensor;
   };
   return attrs;
 }

@@ -132,7 +132,8 @@ FailureOr<std::optional<SmallVector<int64_t>>> OpContext::axesOperand() {
     auto c = constIn(1);
     if (failed(c))
       return failure();
-    return std::optional<SmallVector<int64_t>>(*c);
+    SmallVector<int64_t> axes = std::move(*c);
+    return std::optional<SmallVector<int64_t>>(std::move(axes));
   }
   return intsAttr("axes");
 }

@@ -463,7 +463,7 @@ void Searcher::combine(
     const Task &task, const TaskData &data, const Variant &v,
     const std::vector<std::vector<std::vector<Point>>> &fronts, double cap,
     uint64_t &weighed) {
-  const int pp = task.pp, L = layers;
+  const int pp = task.pp, numLayers = layers;
   auto fits = [&](const Point &p, int stage) {
     return p.m + v.otherMem[stage] <= cap;
   };
@@ -471,17 +471,17 @@ void Searcher::combine(
   auto counts = [&](int stage, int used) {
     std::pair<int, int> r;
     if (!space.searchDivision) {
-      int even = L / pp;
-      int n = stage == pp - 1 ? L - even * (pp - 1) : even;
+      int even = numLayers / pp;
+      int n = stage == pp - 1 ? numLayers - even * (pp - 1) : even;
       r = {n, n};
     } else {
-      r = {1, L - used - (pp - 1 - stage)};
+      r = {1, numLayers - used - (pp - 1 - stage)};
     }
     return r;
   };
   // states[k][u]: plans of stages 0..k using u layers.
   std::vector<std::vector<std::vector<State>>> states(
-      std::max(pp - 1, 0), std::vector<std::vector<State>>(L + 1));
+      std::max(pp - 1, 0), std::vector<std::vector<State>>(numLayers + 1));
   auto key = [](const State &s) {
     return std::array<double, 3>{s.c0, s.p, s.r};
   };
@@ -491,7 +491,7 @@ void Searcher::combine(
     for (int i = k + 1; i < pp; ++i)
       restLb += v.otherTime[i];
     double limit = bound(task);
-    for (int u = 0; u <= L; ++u) {
+    for (int u = 0; u <= numLayers; ++u) {
       std::vector<State> prevStates;
       if (k == 0) {
         if (u != 0)
@@ -502,9 +502,9 @@ void Searcher::combine(
       }
       const auto &from = k == 0 ? prevStates : states[k - 1][u];
       auto [lo, hi] = counts(k, u);
-      for (int n = lo; n <= hi && u + n <= L; ++n) {
+      for (int n = lo; n <= hi && u + n <= numLayers; ++n) {
         const auto &front = fronts[k][n];
-        int restLayers = L - u - n;
+        int restLayers = numLayers - u - n;
         double lb = restLb + restLayers * data.minC;
         for (int si = 0; si < static_cast<int>(from.size()); ++si) {
           const State &s = from[si];
@@ -536,7 +536,7 @@ void Searcher::combine(
   double bestTime = kInf;
   int bestU = -1, bestState = -1, bestPoint = -1;
   const int last = pp - 1;
-  for (int u = pp == 1 ? 0 : 1; u < L; ++u) {
+  for (int u = pp == 1 ? 0 : 1; u < numLayers; ++u) {
     std::vector<State> single;
     if (pp == 1) {
       if (u != 0)
@@ -547,7 +547,7 @@ void Searcher::combine(
     if (from.empty())
       continue;
     auto [lo, hi] = counts(last, u);
-    int n = L - u;
+    int n = numLayers - u;
     if (n < lo || n > hi)
       continue;
     const auto &front = fronts[last][n];
@@ -573,8 +573,9 @@ void Searcher::combine(
   }
   if (bestPoint < 0 || bestTime >= bound(task))
     return;
-  offer(bestTime / task.batch, rebuild(task, data, v, fronts, states, L - bestU,
-                                       bestPoint, bestU, bestState));
+  offer(bestTime / task.batch,
+        rebuild(task, data, v, fronts, states, numLayers - bestU, bestPoint,
+                bestU, bestState));
 }
 
 Strategy

@@ -120,13 +120,13 @@ Form Outliner::formOf(Segment segment) {
       if (def && local.count(def)) {
         code = (local[def] << 8) | cast<OpResult>(operand).getResultNumber();
         code = code * 4 + 0;
-      } else if (def && isa<GetParameterOp>(def)) {
+      } else if (isa_and_nonnull<GetParameterOp>(def)) {
         auto [it, inserted] =
             paramIndex.try_emplace(operand, form.params.size());
         if (inserted)
           form.params.push_back(operand);
         code = it->second * 4 + 1;
-      } else if (def && isa<ConstantOp>(def)) {
+      } else if (isa_and_nonnull<ConstantOp>(def)) {
         form.constants.push_back(cast<ConstantOp>(def).getValue());
         code = (form.constants.size() - 1) * 4 + 2;
       } else {

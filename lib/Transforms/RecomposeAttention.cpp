@@ -125,7 +125,7 @@ struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
               v.getDefiningOp<MatmulOp>()) &&
              shapeOf(v) == shapeOf(softmax);
     };
-    auto scoresIt = llvm::find_if(terms, isScores);
+    auto *scoresIt = llvm::find_if(terms, isScores);
     if (scoresIt == terms.end())
       return failure();
     Value scores = *scoresIt;

@@ -42,9 +42,13 @@ LogicalResult globalBatches(StringRef text, int64_t imported,
     return success();
   }
   auto [lo, hi] = text.split(':');
-  int64_t min, max;
-  if (lo.getAsInteger(10, min) || min < 1 ||
-      (hi.empty() ? (max = min, false) : hi.getAsInteger(10, max)) || max < min)
+  int64_t min = 0, max = 0;
+  bool bad = lo.getAsInteger(10, min) || min < 1;
+  if (hi.empty())
+    max = min;
+  else
+    bad = bad || hi.getAsInteger(10, max);
+  if (bad || max < min)
     return error = "option 'global-batch' is '" + text.str() +
                    "'; expected B or MIN:MAX with 1 <= MIN <= MAX",
            failure();

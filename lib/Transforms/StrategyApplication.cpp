@@ -189,7 +189,7 @@ LogicalResult mlir::galv::parseGalvatronConfig(StringRef text, StringRef path,
 namespace {
 
 template <typename T>
-FailureOr<SmallVector<T>> perLayer(ArrayRef<T> values, T fallback,
+FailureOr<SmallVector<T>> perLayer(ArrayRef<T> values, const T &fallback,
                                    int64_t layers, StringRef name,
                                    std::string &error) {
   if (values.empty())

@@ -82,8 +82,11 @@ int main(int argc, char **argv) {
       !toInt(opt["--memory-gb"], memoryGb))
     return usage("--nodes, --gpus-per-node, --seq, --hidden and --memory-gb "
                  "take positive integers");
-  cfg.minTp = std::atoi(opt["--min-tp"].c_str());
-  cfg.maxTp = std::atoi(opt["--max-tp"].c_str());
+  // 0 (the default) leaves the bound to the cost model.
+  cfg.minTp = cfg.maxTp = 0;
+  if ((opt["--min-tp"] != "0" && !toInt(opt["--min-tp"], cfg.minTp)) ||
+      (opt["--max-tp"] != "0" && !toInt(opt["--max-tp"], cfg.maxTp)))
+    return usage("--min-tp and --max-tp take 0 or a positive integer");
   cfg.memoryConstraintGB = memoryGb;
   cfg.mixedPrecision = opt["--precision"] != "fp32";
   cfg.spSpace = opt["--sp-space"] == "tp+sp" ? SpSpace::TpSp : SpSpace::Tp;

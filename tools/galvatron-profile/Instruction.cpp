@@ -38,7 +38,7 @@ double measureInstruction(const Layout &layout, Json &out) {
   progress(layout, "instruction overhead");
   shareCores(layout);
   const rt::Shape shape = {64};
-  std::vector<uint8_t> arena(3 * 64 * sizeof(float), 0);
+  std::vector<uint8_t> arena(size_t{3} * 64 * sizeof(float), 0);
   auto once = [&] {
     rt::Tensor a(rt::DType::F32, shape), b(rt::DType::F32, shape);
     std::memcpy(a.bytes.data(), arena.data(), a.bytes.size());

@@ -129,7 +129,12 @@ int main(int argc, char **argv) {
                 "--threads, --top, --max-tp and --max-pp take positive "
                 "integers");
   SearchOptions options;
-  options.memoryGB = std::atof(opt["--memory-gb"].c_str());
+  char *end = nullptr;
+  options.memoryGB = std::strtod(opt["--memory-gb"].c_str(), &end);
+  if (opt["--memory-gb"].empty() || *end != '\0' ||
+      !(options.memoryGB > 0 && options.memoryGB < 1e9))
+    return fail("--memory-gb takes a positive number of GB, got '" +
+                opt["--memory-gb"] + "'");
   options.threads = threads;
   options.topK = top;
   std::stringstream batches(opt["--batch"]);

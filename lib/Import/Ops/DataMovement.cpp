@@ -103,9 +103,11 @@ static FailureOr<SmallVector<int64_t>> resolveReshape(ArrayRef<int64_t> input,
     shape[inferAt] = total / known;
   }
   std::optional<int64_t> count = 1;
-  for (int64_t d : shape)
-    if (!(count = llvm::checkedMul(*count, d)))
+  for (int64_t d : shape) {
+    count = llvm::checkedMul(*count, d);
+    if (!count)
       return tooLarge();
+  }
   if (*count != total) {
     message = "cannot reshape " + std::to_string(total) + " elements into " +
               std::to_string(*count);

@@ -26,7 +26,8 @@ using Shape = std::vector<int64_t>;
 /// An allocator that leaves new elements uninitialised: kernels write every
 /// element of their outputs, so zero-filling each new tensor is wasted work.
 template <typename T> struct UninitializedAllocator : std::allocator<T> {
-  template <typename U> struct rebind {
+  // The allocator protocol names it `rebind`.
+  template <typename U> struct rebind { // NOLINT(readability-identifier-naming)
     using other = UninitializedAllocator<U>;
   };
   UninitializedAllocator() = default;
