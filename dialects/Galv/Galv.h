@@ -37,6 +37,12 @@ void printI64ArrayParameter(AsmPrinter &printer, ArrayRef<int64_t> values);
 #define GET_ATTRDEF_CLASSES
 #include "Galv/GalvAttrs.h.inc"
 
+namespace mlir::galv {
+// The bracketed cut list of #galv.shard.
+FailureOr<SmallVector<CutAttr>> parseCutList(AsmParser &parser);
+void printCutList(AsmPrinter &printer, ArrayRef<CutAttr> cuts);
+} // namespace mlir::galv
+
 #include "Galv/GalvDialect.h.inc"
 
 #include "Galv/GalvInterfaces.h"

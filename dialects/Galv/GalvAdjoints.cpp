@@ -44,7 +44,7 @@ static LogicalResult minMaxAdjoint(Operation *op, ComparePredicate predicate,
 /// A piece of a group's tensor (reduce-scatter, shard slice): the pieces'
 /// adjoints are gathered back.
 static LogicalResult pieceAdjoint(Value input, int64_t axis,
-                                  ArrayRef<int64_t> group, AdjointBuilder &ab,
+                                  DeviceGroupAttr group, AdjointBuilder &ab,
                                   Value g) {
   ab.accumulate(input, AllGatherOp::create(ab.b, ab.loc, g, axis, group,
                                            /*scatter_grad=*/false));
@@ -707,7 +707,8 @@ LogicalResult AllReduceOp::buildAdjoint(AdjointBuilder &ab,
     return success();
   }
   if (r.getKind() == ReduceKind::mean) {
-    ab.accumulate((*this)->getOperand(0), ab.scale(g, 1.0 / r.getGroup()[0]));
+    ab.accumulate((*this)->getOperand(0),
+                  ab.scale(g, 1.0 / r.getGroup().getSize()));
     return success();
   }
   // Max and min serve only as log-sum-exp stabilizers, whose

@@ -242,37 +242,115 @@ int64_t PlanConfigAttr::getNumLayers() const {
 }
 
 //===----------------------------------------------------------------------===//
+// DeviceGroupAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+DeviceGroupAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                        int64_t size, int64_t stride) {
+  if (size < 1)
+    return emitError() << "group size must be at least 1, got " << size;
+  if (stride < 1)
+    return emitError() << "group stride must be at least 1, got " << stride;
+  return success();
+}
+
+int64_t DeviceGroupAttr::getPosition(int64_t stageRank) const {
+  return (stageRank / getStride()) % getSize();
+}
+
+SmallVector<int64_t> DeviceGroupAttr::getMembers(int64_t stageRank) const {
+  int64_t first = stageRank - getPosition(stageRank) * getStride();
+  SmallVector<int64_t> members;
+  for (int64_t k = 0; k < getSize(); ++k)
+    members.push_back(first + k * getStride());
+  return members;
+}
+
+//===----------------------------------------------------------------------===//
+// CutAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult CutAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                              int64_t axis, int64_t blocks,
+                              DeviceGroupAttr group) {
+  if (axis < 0)
+    return emitError() << "cut axis must be non-negative, got " << axis;
+  if (blocks < 1)
+    return emitError() << "cut blocks must be at least 1, got " << blocks;
+  if (!group)
+    return emitError() << "a cut needs a device group";
+  return success();
+}
+
+FailureOr<SmallVector<CutAttr>> mlir::galv::parseCutList(AsmParser &parser) {
+  SmallVector<CutAttr> cuts;
+  if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
+        return parser.parseCustomAttributeWithFallback(cuts.emplace_back());
+      }))
+    return failure();
+  return cuts;
+}
+
+void mlir::galv::printCutList(AsmPrinter &printer, ArrayRef<CutAttr> cuts) {
+  printer << '[';
+  llvm::interleaveComma(cuts, printer, [&](CutAttr cut) {
+    printer.printStrippedAttrOrType(cut);
+  });
+  printer << ']';
+}
+
+//===----------------------------------------------------------------------===//
 // ShardAttr
 //===----------------------------------------------------------------------===//
 
 LogicalResult ShardAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                ArrayRef<int64_t> cuts,
-                                ArrayRef<int64_t> flat) {
-  if (cuts.size() % 4 != 0)
-    return emitError() << "cuts come in fours (axis, blocks, group size, "
-                          "group stride), got "
-                       << cuts.size() << " integers";
-  for (size_t i = 0; i < cuts.size(); i += 4)
-    if (cuts[i] < 0 || cuts[i + 1] < 1 || cuts[i + 2] < 1 || cuts[i + 3] < 1)
-      return emitError() << "cut " << i / 4 << " needs axis >= 0 and blocks, "
-                         << "group size and stride >= 1";
-  if (!flat.empty() && (flat.size() != 2 || flat[0] < 1 || flat[1] < 1))
-    return emitError() << "flat must be empty or [size, stride], both >= 1";
+                                ArrayRef<CutAttr> cuts, DeviceGroupAttr flat) {
+  if (cuts.empty() && !flat)
+    return emitError() << "a shard needs a cut or a flat group";
+  // One cut per dimension, so that the piece's type follows from the cuts.
+  for (size_t i = 1; i < cuts.size(); ++i)
+    if (cuts[i].getAxis() <= cuts[i - 1].getAxis())
+      return emitError() << "shard cut axes must be increasing, got axis "
+                         << cuts[i].getAxis() << " after axis "
+                         << cuts[i - 1].getAxis();
+  return success();
+}
+
+LogicalResult
+ShardAttr::verifyFits(RankedTensorType full,
+                      function_ref<InFlightDiagnostic()> emitError) const {
+  for (auto [i, cut] : llvm::enumerate(getCuts())) {
+    int64_t axis = cut.getAxis(), size = cut.getGroup().getSize();
+    if (axis >= full.getRank())
+      return emitError() << "shard cut " << i << " axis " << axis
+                         << " is out of range for " << full;
+    int64_t pieces = cut.getBlocks() * size;
+    if (full.getDimSize(axis) % pieces != 0)
+      return emitError() << "shard cut " << i << " does not divide dimension "
+                         << axis << " of " << full << " into " << pieces
+                         << " equal pieces";
+  }
   return success();
 }
 
 RankedTensorType ShardAttr::getLocalType(RankedTensorType full) const {
   SmallVector<int64_t> shape(full.getShape());
-  ArrayRef<int64_t> cuts = getCuts();
-  for (size_t i = 0; i + 3 < cuts.size(); i += 4)
-    if (cuts[i] < static_cast<int64_t>(shape.size()))
-      shape[cuts[i]] /= cuts[i + 2];
-  ArrayRef<int64_t> flat = getFlat();
-  if (flat.size() == 2) {
+  for (CutAttr cut : getCuts())
+    if (cut.getAxis() < static_cast<int64_t>(shape.size()))
+      shape[cut.getAxis()] /= cut.getGroup().getSize();
+  if (DeviceGroupAttr flat = getFlat()) {
     int64_t n = 1;
     for (int64_t d : shape)
       n *= d;
-    shape = {static_cast<int64_t>(llvm::divideCeil(n, flat[0]))};
+    shape = {static_cast<int64_t>(llvm::divideCeil(n, flat.getSize()))};
   }
   return RankedTensorType::get(shape, full.getElementType());
+}
+
+int64_t ShardAttr::getNumPieces() const {
+  int64_t pieces = getFlat() ? getFlat().getSize() : 1;
+  for (CutAttr cut : getCuts())
+    pieces *= cut.getGroup().getSize();
+  return pieces;
 }

@@ -192,34 +192,126 @@ def Galv_PlanConfigAttr : Galv_Attr<"PlanConfig", "plan"> {
   }];
 }
 
-def Galv_ShardAttr : Galv_Attr<"Shard", "shard"> {
-  let summary = "how each rank's piece of a parameter or input is cut";
+def Galv_DeviceGroupAttr : Galv_Attr<"DeviceGroup", "group"> {
+  let summary = "a group of ranks within one pipeline stage";
   let description = [{
-    A rank holds a piece of the full tensor. Each cut is four integers
-    `axis, blocks, group_size, group_stride`: dimension `axis` is divided into
-    `blocks` equal blocks (3 for a fused query/key/value projection), each
-    block into `group_size` pieces, and a rank keeps, of every block, the
-    piece at its index in the device group (size, stride) within its pipeline
-    stage (see `galv.all_reduce`). `flat` (ZeRO), when not empty, is a group
-    `[size, stride]`: the cut tensor is then flattened, zero-padded to a
-    multiple of `size` and the rank keeps its piece.
+    `size` ranks `stride` apart among the ranks of one pipeline stage: the
+    stage-local rank r is at position `(r / stride) % size` of the group
+    made of the stage-local ranks `r - position * stride + k * stride`,
+    `0 <= k < size`. Tensor parallelism over consecutive ranks is
+    `<size = tp, stride = 1>` and its data-parallel partner
+    `<size = dp, stride = tp>`. Inside an op or another galv attribute it is
+    written without the `#galv.group` prefix.
 
     ```mlir
-    #galv.shard<cuts = [1, 3, 2, 1]>
-    #galv.shard<cuts = [0, 1, 2, 1], flat = [2, 2]>
+    #galv.group<size = 2, stride = 1>
+    %y = galv.all_reduce sum %x group = <size = 4, stride = 2> : tensor<8xf32>
+    ```
+  }];
+  let parameters = (ins "int64_t":$size, "int64_t":$stride);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The position of stage-local rank `stageRank` in its group.
+    int64_t getPosition(int64_t stageRank) const;
+    /// The stage-local ranks of the group `stageRank` belongs to, in
+    /// position order.
+    ::llvm::SmallVector<int64_t> getMembers(int64_t stageRank) const;
+  }];
+}
+
+// The device group of a cut or a shard, written stripped: `<size = 2, ...>`.
+class Galv_DeviceGroupParameter<string desc>
+    : AttrParameter<"::mlir::galv::DeviceGroupAttr", desc>;
+
+def Galv_CutAttr : Galv_Attr<"Cut", "cut"> {
+  let summary = "one dimension of a tensor split over a device group";
+  let description = [{
+    Dimension `axis` is divided into `blocks` equal blocks (3 for a fused
+    query/key/value projection), each block into `group.size` pieces, and a
+    rank keeps, of every block, the piece at its position in `group`.
+    `blocks` is 1 unless written.
+
+    ```mlir
+    #galv.cut<axis = 1, blocks = 3, group = <size = 2, stride = 1>>
     ```
   }];
   let parameters = (ins
-    Galv_I64ArrayParameter<"cuts: axis, blocks, group size, group stride">:
-        $cuts,
-    Galv_I64ArrayParameter<"ZeRO group [size, stride] or empty">:$flat
+    "int64_t":$axis,
+    DefaultValuedParameter<"int64_t", "1", "equal blocks split alike">:
+        $blocks,
+    Galv_DeviceGroupParameter<"the ranks that share the dimension">:$group
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+// A bracketed list of stripped cuts, `[<axis = 0, ...>, ...]`; elided when
+// empty.
+class Galv_CutListParameter<string desc>
+    : OptionalArrayRefParameter<"::mlir::galv::CutAttr", desc> {
+  let parser = [{ ::mlir::galv::parseCutList($_parser) }];
+  let printer = [{ ::mlir::galv::printCutList($_printer, $_self) }];
+}
+
+def Galv_ShardAttr : Galv_Attr<"Shard", "shard"> {
+  let summary = "how each rank's piece of a parameter or input is cut";
+  let description = [{
+    A rank holds a piece of the full tensor: the full tensor cut by each of
+    `cuts` (see `#galv.cut`; at most one per dimension) and then, with a
+    `flat` group (ZeRO), flattened, zero-padded to a multiple of the group
+    size and cut into that many pieces, of which the rank keeps the one at
+    its position in the group.
+
+    ```mlir
+    #galv.shard<cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>]>
+    #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>],
+                flat = <size = 2, stride = 2>>
+    #galv.shard<flat = <size = 4, stride = 1>>
+    ```
+  }];
+  let parameters = (ins
+    Galv_CutListParameter<"the dimensions cut, in increasing order">:$cuts,
+    OptionalParameter<"::mlir::galv::DeviceGroupAttr",
+        "the ZeRO group the cut piece is flattened over">:$flat
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     /// The piece one rank holds of a tensor of type `full`.
     ::mlir::RankedTensorType getLocalType(::mlir::RankedTensorType full) const;
+    /// How many pieces the full tensor is cut into (each held by a rank or
+    /// by several alike): the product of the cut and flat group sizes.
+    int64_t getNumPieces() const;
+    /// Whether the cuts fit a tensor of type `full` (the axis in range, the
+    /// dimension a multiple of blocks times the group size); if not, says
+    /// why through `emitError`.
+    ::llvm::LogicalResult
+    verifyFits(::mlir::RankedTensorType full,
+               ::llvm::function_ref<::mlir::InFlightDiagnostic()> emitError)
+        const;
   }];
+}
+
+def Galv_GradSyncAttr : Galv_Attr<"GradSync", "grad_sync"> {
+  let summary = "how the optimizer sums a parameter's gradient";
+  let description = [{
+    Marks a `galv.get_parameter` (as its `galv.grad_sync` attribute) whose
+    gradient is a partial sum over a data-parallel `group`: the optimizer
+    all-reduces it (DDP) or reduce-scatters it so that each rank keeps the
+    sum of its flat piece (ZeRO-2).
+
+    ```mlir
+    #galv.grad_sync<all_reduce, group = <size = 4, stride = 1>>
+    #galv.grad_sync<reduce_scatter, group = <size = 2, stride = 2>>
+    ```
+  }];
+  let parameters = (ins
+    AttrParameter<"::mlir::galv::GradSyncKind", "all_reduce or reduce_scatter">:
+        $kind,
+    Galv_DeviceGroupParameter<"the data-parallel group">:$group
+  );
+  let assemblyFormat = "`<` $kind `,` struct($group) `>`";
 }
 
 #endif // GALV_ATTRS_TD

@@ -40,6 +40,8 @@ def Galv_Dialect : Dialect {
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let hasConstantMaterializer = 1;
   let extraClassDeclaration = [{
     void registerAttributes();
@@ -78,9 +80,9 @@ def Galv_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getRecomputeAttrName() {
       return ::llvm::StringLiteral("galv.recompute");
     }
-    /// get_parameter attribute `[kind, size, stride]`: the gradient is a
-    /// partial sum over that data-parallel group, to be all-reduced (kind 0)
-    /// or reduce-scattered for ZeRO-2 (kind 1) by the optimizer.
+    /// get_parameter attribute, a #galv.grad_sync: the gradient is a
+    /// partial sum over a data-parallel group, to be all-reduced or
+    /// reduce-scattered (ZeRO-2) by the optimizer.
     static constexpr ::llvm::StringLiteral getGradSyncAttrName() {
       return ::llvm::StringLiteral("galv.grad_sync");
     }
@@ -132,6 +134,17 @@ def Galv_PipelineSchedule : I32EnumAttr<"PipelineSchedule",
       I32EnumAttrCase<"gpipe", 0>,
       // Galvatron's name for 1F1B (one forward, one backward, then flush).
       I32EnumAttrCase<"pipedream_flush", 1>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
+def Galv_GradSyncKind : I32EnumAttr<"GradSyncKind",
+    "how the optimizer sums a data-parallel partial gradient", [
+      // DDP: every rank gets the whole sum.
+      I32EnumAttrCase<"all_reduce", 0>,
+      // ZeRO-2: each rank gets the sum of its flat piece.
+      I32EnumAttrCase<"reduce_scatter", 1>
     ]> {
   let cppNamespace = "::mlir::galv";
   let genSpecializedAttr = 0;

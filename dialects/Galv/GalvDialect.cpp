@@ -121,12 +121,11 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
     return success();
   }
   if (name == getGradSyncAttrName()) {
-    auto sync = dyn_cast<DenseI64ArrayAttr>(attr.getValue());
-    if (!isa<GetParameterOp>(op) || !sync || sync.size() != 3 || sync[0] < 0 ||
-        sync[0] > 1 || sync[1] < 1 || sync[2] < 1)
-      return op->emitError()
-             << "'" << name << "' belongs on a "
-             << "galv.get_parameter as [kind 0|1, size, stride]";
+    if (!isa<GetParameterOp>(op))
+      return op->emitError() << "'" << name << "' belongs on a "
+                             << "galv.get_parameter";
+    if (!isa<GradSyncAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' must be a #galv.grad_sync";
     return success();
   }
   if (name == getOffsetsAttrName()) {
@@ -142,4 +141,50 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
     return success();
   }
   return op->emitError() << "unknown galv attribute '" << name << "'";
+}
+
+/// The galv attributes of a function argument or result. A #galv.shard
+/// describes the piece that value holds: without a flat group every cut is
+/// one of its dimensions. The optimizer passes carry a parameter's
+/// #galv.grad_sync on its argument and on its gradient's result.
+static LogicalResult verifyValueAttr(Operation *op, NamedAttribute attr,
+                                     Type type) {
+  StringRef name = attr.getName().getValue();
+  if (name == GalvDialect::getGradSyncAttrName() &&
+      !isa<GradSyncAttr>(attr.getValue()))
+    return op->emitError() << "'" << name << "' must be a #galv.grad_sync";
+  if (name != GalvDialect::getShardAttrName())
+    return success();
+  auto shard = dyn_cast<ShardAttr>(attr.getValue());
+  if (!shard)
+    return op->emitError() << "'" << name << "' must be a #galv.shard";
+  auto tensor = dyn_cast_or_null<RankedTensorType>(type);
+  if (!tensor)
+    return op->emitError() << "'" << name << "' belongs on a ranked tensor";
+  if (shard.getFlat())
+    return success();
+  for (auto [i, cut] : llvm::enumerate(shard.getCuts()))
+    if (cut.getAxis() >= tensor.getRank())
+      return op->emitError()
+             << "'" << name << "' cut " << i << " axis " << cut.getAxis()
+             << " is out of range for " << tensor;
+  return success();
+}
+
+LogicalResult GalvDialect::verifyRegionArgAttribute(Operation *op, unsigned,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attr) {
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  if (!func)
+    return success();
+  return verifyValueAttr(op, attr, func.getArgumentTypes()[argIndex]);
+}
+
+LogicalResult GalvDialect::verifyRegionResultAttribute(Operation *op, unsigned,
+                                                       unsigned resultIndex,
+                                                       NamedAttribute attr) {
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  if (!func)
+    return success();
+  return verifyValueAttr(op, attr, func.getResultTypes()[resultIndex]);
 }

@@ -52,10 +52,10 @@ struct PlanInstruction {
   std::vector<int64_t> ints;
   std::vector<double> floats;
   /// For collectives: the index in Plan.groups of the rank group a
-  /// stage-local [size, stride] group resolves to on the emitted rank, and
-  /// the rank's position in it.
-  std::function<int64_t(ArrayRef<int64_t>)> groupIndex;
-  std::function<int64_t(ArrayRef<int64_t>)> positionIn;
+  /// stage-local #galv.group resolves to on the emitted rank, and the
+  /// rank's position in it.
+  std::function<int64_t(DeviceGroupAttr)> groupIndex;
+  std::function<int64_t(DeviceGroupAttr)> positionIn;
 };
 } // namespace mlir::galv
 

@@ -680,12 +680,8 @@ GetParameterOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   Type expected = param.getType();
   if (auto shard = getShardAttr()) {
     RankedTensorType full = param.getTensorType();
-    ArrayRef<int64_t> cuts = shard.getCuts();
-    for (size_t i = 0; i < cuts.size(); i += 4)
-      if (cuts[i] >= full.getRank() ||
-          full.getDimSize(cuts[i]) % (cuts[i + 1] * cuts[i + 2]) != 0)
-        return emitOpError() << "shard cut " << i / 4 << " does not divide "
-                             << "dimension " << cuts[i] << " of " << full;
+    if (failed(shard.verifyFits(full, [&] { return emitOpError(); })))
+      return failure();
     expected = shard.getLocalType(full);
   }
   if (expected == getType())
@@ -793,66 +789,52 @@ LogicalResult LayerOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 // Communication
 //===----------------------------------------------------------------------===//
 
-/// A group is [size, stride], both at least 1.
-static LogicalResult verifyGroup(Operation *op, ArrayRef<int64_t> group) {
-  if (group.size() != 2 || group[0] < 1 || group[1] < 1)
-    return op->emitOpError("group must be [size, stride] with both >= 1");
-  return success();
-}
-
-LogicalResult AllReduceOp::verify() { return verifyGroup(*this, getGroup()); }
-LogicalResult AllGatherOp::verify() { return verifyGroup(*this, getGroup()); }
-LogicalResult ReduceScatterOp::verify() {
-  return verifyGroup(*this, getGroup());
-}
-LogicalResult ShardSliceOp::verify() { return verifyGroup(*this, getGroup()); }
-LogicalResult AllToAllOp::verify() { return verifyGroup(*this, getGroup()); }
-
 LogicalResult AllToAllOp::inferReturnTypes(MLIRContext *,
                                            std::optional<Location> loc,
                                            Adaptor adaptor,
                                            SmallVectorImpl<Type> &inferred) {
   RankedTensorType input = tensorOf(adaptor.getInput());
-  ArrayRef<int64_t> group = adaptor.getGroup();
+  DeviceGroupAttr group = adaptor.getGroupAttr();
   int64_t split = adaptor.getSplitAxis(), concat = adaptor.getConcatAxis();
-  if (group.size() != 2 || group[0] < 1)
-    return emitOptionalError(loc, "group must be [size, stride]");
+  if (!group)
+    return emitOptionalError(loc, "needs a device group");
   if (split < 0 || split >= input.getRank() || concat < 0 ||
       concat >= input.getRank())
     return emitOptionalError(loc, "axes out of range for rank ",
                              input.getRank());
   SmallVector<int64_t> shape(input.getShape());
-  if (shape[split] % group[0] != 0)
+  int64_t size = group.getSize();
+  if (shape[split] % size != 0)
     return emitOptionalError(loc, "dimension ", split, " of ",
                              shapeString(input.getShape()),
-                             " does not split into ", group[0], " pieces");
-  shape[split] /= group[0];
-  shape[concat] *= group[0];
+                             " does not split into ", size, " pieces");
+  shape[split] /= size;
+  shape[concat] *= size;
   inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
   return success();
 }
-LogicalResult ReplicateOp::verify() { return verifyGroup(*this, getGroup()); }
 
 /// The type after multiplying (gather) or dividing (scatter, slice) `axis`
 /// by the group size.
 static LogicalResult inferGroupResize(std::optional<Location> loc,
                                       RankedTensorType input, int64_t axis,
-                                      ArrayRef<int64_t> group, bool gather,
+                                      DeviceGroupAttr group, bool gather,
                                       SmallVectorImpl<Type> &inferred) {
-  if (group.size() != 2 || group[0] < 1)
-    return emitOptionalError(loc, "group must be [size, stride]");
+  if (!group)
+    return emitOptionalError(loc, "needs a device group");
   if (axis < 0 || axis >= input.getRank())
     return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
                              input.getRank());
   SmallVector<int64_t> shape(input.getShape());
+  int64_t size = group.getSize();
   if (gather) {
-    shape[axis] *= group[0];
+    shape[axis] *= size;
   } else {
-    if (shape[axis] % group[0] != 0)
+    if (shape[axis] % size != 0)
       return emitOptionalError(loc, "dimension ", axis, " of ",
                                shapeString(input.getShape()),
-                               " does not split into ", group[0], " pieces");
-    shape[axis] /= group[0];
+                               " does not split into ", size, " pieces");
+    shape[axis] /= size;
   }
   inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
   return success();
@@ -863,7 +845,7 @@ LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &inferred) {
   return inferGroupResize(loc, tensorOf(adaptor.getInput()), adaptor.getAxis(),
-                          adaptor.getGroup(), true, inferred);
+                          adaptor.getGroupAttr(), true, inferred);
 }
 
 LogicalResult
@@ -871,7 +853,7 @@ ReduceScatterOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                   Adaptor adaptor,
                                   SmallVectorImpl<Type> &inferred) {
   return inferGroupResize(loc, tensorOf(adaptor.getInput()), adaptor.getAxis(),
-                          adaptor.getGroup(), false, inferred);
+                          adaptor.getGroupAttr(), false, inferred);
 }
 
 LogicalResult ShardSliceOp::inferReturnTypes(MLIRContext *,
@@ -879,5 +861,5 @@ LogicalResult ShardSliceOp::inferReturnTypes(MLIRContext *,
                                              Adaptor adaptor,
                                              SmallVectorImpl<Type> &inferred) {
   return inferGroupResize(loc, tensorOf(adaptor.getInput()), adaptor.getAxis(),
-                          adaptor.getGroup(), false, inferred);
+                          adaptor.getGroupAttr(), false, inferred);
 }

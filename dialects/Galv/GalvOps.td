@@ -617,14 +617,10 @@ def Galv_CrossEntropyOp : Galv_ComputeOp<"cross_entropy",
 // Communication (the partitioned, per-rank program)
 //===----------------------------------------------------------------------===//
 
-// A device group is `[size, stride]` within the ranks of one pipeline stage:
-// stage-local rank r is at index (r / stride) % size of the group made of
-// the ranks r - index * stride + k * stride. Tensor parallelism over
-// consecutive ranks is [tp, 1]; its data-parallel partner is [dp, tp].
+// An op among the ranks of a device group within a pipeline stage (see
+// #galv.group, which verifies itself).
 class Galv_GroupOp<string mnemonic, list<Trait> traits = []>
-    : Galv_ComputeOp<mnemonic, traits> {
-  let hasVerifier = 1;
-}
+    : Galv_ComputeOp<mnemonic, traits>;
 
 def Galv_AllReduceOp : Galv_GroupOp<"all_reduce",
     [Pure, SameOperandsAndResultType]> {
@@ -637,11 +633,11 @@ def Galv_AllReduceOp : Galv_GroupOp<"all_reduce",
     stabilizer cancels.
 
     ```mlir
-    %y = galv.all_reduce sum %x group = [2, 1] : tensor<2x8x64xf32>
+    %y = galv.all_reduce sum %x group = <size = 2, stride = 1> : tensor<2x8x64xf32>
     ```
   }];
   let arguments = (ins Galv_ReduceKindAttr:$kind, Galv_FloatTensor:$input,
-                       DenseI64ArrayAttr:$group);
+                       Galv_DeviceGroupAttr:$group);
   let results = (outs Galv_FloatTensor:$result);
   let assemblyFormat = [{
     `` $kind $input `group` `=` $group attr-dict `:` type($input)
@@ -659,11 +655,11 @@ def Galv_AllGatherOp : Galv_GroupOp<"all_gather",
     it is used alike everywhere and each rank keeps its slice of the gradient.
 
     ```mlir
-    %y = galv.all_gather %x axis = 0 group = [2, 1] scatter_grad : tensor<4x8xf32> -> tensor<8x8xf32>
+    %y = galv.all_gather %x axis = 0 group = <size = 2, stride = 1> scatter_grad : tensor<4x8xf32> -> tensor<8x8xf32>
     ```
   }];
   let arguments = (ins Galv_Tensor:$input, I64Attr:$axis,
-                       DenseI64ArrayAttr:$group, UnitAttr:$scatter_grad);
+                       Galv_DeviceGroupAttr:$group, UnitAttr:$scatter_grad);
   let results = (outs Galv_Tensor:$result);
   let assemblyFormat = [{
     $input `axis` `=` $axis `group` `=` $group (`scatter_grad` $scatter_grad^)?
@@ -676,11 +672,11 @@ def Galv_ReduceScatterOp : Galv_GroupOp<"reduce_scatter",
   let summary = "sum over a group, each rank keeps its piece along an axis";
   let description = [{
     ```mlir
-    %y = galv.reduce_scatter %x axis = 0 group = [2, 1] : tensor<8x8xf32> -> tensor<4x8xf32>
+    %y = galv.reduce_scatter %x axis = 0 group = <size = 2, stride = 1> : tensor<8x8xf32> -> tensor<4x8xf32>
     ```
   }];
   let arguments = (ins Galv_FloatTensor:$input, I64Attr:$axis,
-                       DenseI64ArrayAttr:$group);
+                       Galv_DeviceGroupAttr:$group);
   let results = (outs Galv_FloatTensor:$result);
   let assemblyFormat = [{
     $input `axis` `=` $axis `group` `=` $group attr-dict `:` type($input) `->`
@@ -698,11 +694,11 @@ def Galv_AllToAllOp : Galv_GroupOp<"all_to_all",
     sequence to split heads and back).
 
     ```mlir
-    %y = galv.all_to_all %x split = 1 concat = 2 group = [2, 1] : tensor<2x4x4x8xf32> -> tensor<2x2x8x8xf32>
+    %y = galv.all_to_all %x split = 1 concat = 2 group = <size = 2, stride = 1> : tensor<2x4x4x8xf32> -> tensor<2x2x8x8xf32>
     ```
   }];
   let arguments = (ins Galv_Tensor:$input, I64Attr:$split_axis,
-                       I64Attr:$concat_axis, DenseI64ArrayAttr:$group);
+                       I64Attr:$concat_axis, Galv_DeviceGroupAttr:$group);
   let results = (outs Galv_Tensor:$result);
   let assemblyFormat = [{
     $input `split` `=` $split_axis `concat` `=` $concat_axis `group` `=`
@@ -718,11 +714,11 @@ def Galv_ShardSliceOp : Galv_GroupOp<"shard_slice",
     each keeps the piece at its group index along `axis`.
 
     ```mlir
-    %y = galv.shard_slice %x axis = 0 group = [2, 2] : tensor<8x8xi64> -> tensor<4x8xi64>
+    %y = galv.shard_slice %x axis = 0 group = <size = 2, stride = 2> : tensor<8x8xi64> -> tensor<4x8xi64>
     ```
   }];
   let arguments = (ins Galv_Tensor:$input, I64Attr:$axis,
-                       DenseI64ArrayAttr:$group);
+                       Galv_DeviceGroupAttr:$group);
   let results = (outs Galv_Tensor:$result);
   let assemblyFormat = [{
     $input `axis` `=` $axis `group` `=` $group attr-dict `:` type($input) `->`
@@ -774,10 +770,10 @@ def Galv_ReplicateOp : Galv_GroupOp<"replicate",
     gradients the ranks compute for it are partial sums.
 
     ```mlir
-    %y = galv.replicate %x group = [2, 1] : tensor<2x8x64xf32>
+    %y = galv.replicate %x group = <size = 2, stride = 1> : tensor<2x8x64xf32>
     ```
   }];
-  let arguments = (ins Galv_FloatTensor:$input, DenseI64ArrayAttr:$group);
+  let arguments = (ins Galv_FloatTensor:$input, Galv_DeviceGroupAttr:$group);
   let results = (outs Galv_FloatTensor:$result);
   let assemblyFormat = "$input `group` `=` $group attr-dict `:` type($input)";
 }
@@ -820,7 +816,9 @@ def Galv_GetParameterOp : Galv_ComputeOp<"get_parameter",
 
     ```mlir
     %w = galv.get_parameter @"transformer.wte.weight" : tensor<1000x64xf32>
-    %q = galv.get_parameter @"h.0.attn.c_attn.weight" shard #galv.shard<cuts = [1, 3, 2, 1], flat = []> : tensor<64x96xf32>
+    %q = galv.get_parameter @"h.0.attn.c_attn.weight"
+        shard <cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>]>
+        : tensor<64x96xf32>
     ```
   }];
   let arguments = (ins FlatSymbolRefAttr:$name,

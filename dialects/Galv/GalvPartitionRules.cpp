@@ -270,9 +270,9 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
                    globalType.getDimSize(1) % axes.tp.size == 0;
     Value sum =
         scatter ? Value(ReduceScatterOp::create(s.b, op.getLoc(), partial, 1,
-                                                axes.tp.attr()))
+                                                s.groupAttr(axes.tp)))
                 : Value(AllReduceOp::create(s.b, op.getLoc(), ReduceKind::sum,
-                                            partial, axes.tp.attr()));
+                                            partial, s.groupAttr(axes.tp)));
     if (scatter)
       result.dims[1] = axes.tp;
     s.stamp(partial, op);
@@ -361,11 +361,11 @@ static LogicalResult partitionVocabEmbedding(EmbeddingOp op, PartitionState &s,
   bool scatter = axes.megatronSp() && out.dims.size() == 3 &&
                  out.dims[1].whole() &&
                  idsType.getDimSize(1) % axes.tp.size == 0;
-  Value sum =
-      scatter
-          ? Value(ReduceScatterOp::create(s.b, loc, pieces, 1, axes.tp.attr()))
-          : Value(AllReduceOp::create(s.b, loc, ReduceKind::sum, pieces,
-                                      axes.tp.attr()));
+  Value sum = scatter
+                  ? Value(ReduceScatterOp::create(s.b, loc, pieces, 1,
+                                                  s.groupAttr(axes.tp)))
+                  : Value(AllReduceOp::create(s.b, loc, ReduceKind::sum, pieces,
+                                              s.groupAttr(axes.tp)));
   if (scatter)
     out.dims[1] = axes.tp;
   s.define(sum, s.global(op.getResult()), out);
@@ -394,7 +394,7 @@ static Value vocabParallelCrossEntropy(CrossEntropyOp op, PartitionState &s,
   Value y = ReshapeOp::create(s.b, loc, RankedTensorType::get({n, 1}, intType),
                               labels);
   auto allReduce = [&](ReduceKind kind, Value v) -> Value {
-    return AllReduceOp::create(s.b, loc, kind, v, axes.tp.attr());
+    return AllReduceOp::create(s.b, loc, kind, v, s.groupAttr(axes.tp));
   };
   auto rowReduce = [&](ReduceKind kind, Value v) -> Value {
     return ReduceOp::create(s.b, loc, kind, v, ArrayRef<int64_t>{1}, true);
@@ -801,7 +801,7 @@ LogicalResult CrossEntropyOp::partition(PartitionState &s, const Axes &axes) {
     if (!g.whole() && !llvm::is_contained(seen, g)) {
       seen.push_back(g);
       combined = AllReduceOp::create(s.b, ce.getLoc(), ce.getReduction(),
-                                     combined, g.attr());
+                                     combined, s.groupAttr(g));
       s.define(combined, typeOf(result), Layout::whole(0));
     }
   for (OpOperand *use : uses)

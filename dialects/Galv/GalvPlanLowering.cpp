@@ -336,7 +336,7 @@ LogicalResult ShardSliceOp::lowerToPlan(PlanInstruction &instruction) {
   // This rank's piece, known now that the rank is.
   auto type = cast<RankedTensorType>(s.getInput().getType());
   int64_t dims = type.getRank(), axis = s.getAxis();
-  int64_t piece = type.getDimSize(axis) / s.getGroup()[0];
+  int64_t piece = type.getDimSize(axis) / s.getGroup().getSize();
   std::vector<int64_t> starts(dims, 0), limits(type.getShape()), steps(dims, 1);
   starts[axis] = instruction.positionIn(s.getGroup()) * piece;
   limits[axis] = starts[axis] + piece;

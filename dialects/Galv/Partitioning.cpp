@@ -76,8 +76,8 @@ Value PartitionState::gatherDim(Value v, int64_t dim, Group g, Operation *at,
   Layout l = layoutOf(v);
   l.dims[dim] = Group();
   l.blocks[dim] = 1;
-  return cached = record(AllGatherOp::create(b, at->getLoc(), v, dim, g.attr(),
-                                             scatterGrad),
+  return cached = record(AllGatherOp::create(b, at->getLoc(), v, dim,
+                                             groupAttr(g), scatterGrad),
                          v, l, at);
 }
 
@@ -91,9 +91,9 @@ Value PartitionState::allToAll(Value v, int64_t split, int64_t concat, Group g,
   Layout l = layoutOf(v);
   l.dims[concat] = Group();
   l.dims[split] = g;
-  return cached = record(
-             AllToAllOp::create(b, at->getLoc(), v, split, concat, g.attr()), v,
-             l, at);
+  return cached = record(AllToAllOp::create(b, at->getLoc(), v, split, concat,
+                                            groupAttr(g)),
+                         v, l, at);
 }
 
 Value PartitionState::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
@@ -103,20 +103,21 @@ Value PartitionState::sliceDim(Value v, int64_t dim, Group g, Operation *at) {
   b.setInsertionPoint(at);
   Layout l = layoutOf(v);
   l.dims[dim] = g;
-  return cached = record(
-             ShardSliceOp::create(b, at->getLoc(), v, dim, g.attr()), v, l, at);
+  return cached =
+             record(ShardSliceOp::create(b, at->getLoc(), v, dim, groupAttr(g)),
+                    v, l, at);
 }
 
 Value PartitionState::replicate(Value v, Group g, Operation *at, bool shared) {
   b.setInsertionPoint(at);
   if (!shared)
-    return record(ReplicateOp::create(b, at->getLoc(), v, g.attr()), v,
+    return record(ReplicateOp::create(b, at->getLoc(), v, groupAttr(g)), v,
                   layoutOf(v), at);
   Value &cached = conversions[{v, -1, g.size * 65536 + g.stride, stageOf(at)}];
   if (cached && precedes(cached, at))
     return cached;
-  return cached = record(ReplicateOp::create(b, at->getLoc(), v, g.attr()), v,
-                         layoutOf(v), at);
+  return cached = record(ReplicateOp::create(b, at->getLoc(), v, groupAttr(g)),
+                         v, layoutOf(v), at);
 }
 
 Value PartitionState::wholeAlong(Value v, int64_t dim, Operation *at) {
@@ -231,7 +232,7 @@ void PartitionState::gatherZero3(GetParameterOp get, Group dp,
       first = user;
   b.setInsertionPoint(first ? first : get->getNextNode());
   Location loc = get.getLoc();
-  auto gathered = AllGatherOp::create(b, loc, result, 0, dp.attr(),
+  auto gathered = AllGatherOp::create(b, loc, result, 0, groupAttr(dp),
                                       /*scatter_grad=*/true);
   int64_t n = cutType.getNumElements();
   Value flatValue = gathered;
@@ -259,21 +260,18 @@ LogicalResult PartitionState::finishParams() {
       use.axes = otherAxes;
       use.assigned = true;
     }
-    SmallVector<int64_t> cuts;
+    SmallVector<CutAttr> cuts;
     for (auto [d, g] : llvm::enumerate(use.layout.dims))
       if (!g.whole())
-        llvm::append_range(cuts, SmallVector<int64_t>{static_cast<int64_t>(d),
-                                                      use.layout.blocks[d],
-                                                      g.size, g.stride});
+        cuts.push_back(CutAttr::get(b.getContext(), static_cast<int64_t>(d),
+                                    use.layout.blocks[d], groupAttr(g)));
     if (use.mixed) {
       replicatePerUse(get);
       continue;
     }
     Group dp = use.axes.dp;
     bool zero3 = use.axes.dpKind == DataParallelKind::zero3 && !dp.whole();
-    SmallVector<int64_t> flat;
-    if (zero3)
-      flat = dp.attr();
+    DeviceGroupAttr flat = zero3 ? groupAttr(dp) : DeviceGroupAttr();
     RankedTensorType cutType = localType(full, use.layout);
     Value result = get.getResult();
     if (!cuts.empty() || zero3) {
@@ -284,9 +282,11 @@ LogicalResult PartitionState::finishParams() {
     if (zero3)
       gatherZero3(get, dp, cutType);
     else if (!dp.whole()) {
-      int64_t kind = use.axes.dpKind == DataParallelKind::zero2 ? 1 : 0;
+      GradSyncKind kind = use.axes.dpKind == DataParallelKind::zero2
+                              ? GradSyncKind::reduce_scatter
+                              : GradSyncKind::all_reduce;
       get->setAttr(GalvDialect::getGradSyncAttrName(),
-                   b.getDenseI64ArrayAttr({kind, dp.size, dp.stride}));
+                   GradSyncAttr::get(b.getContext(), kind, groupAttr(dp)));
     }
   }
   return success();
@@ -303,7 +303,7 @@ Value PartitionState::vocabStart(int64_t rows, Group g, Type type,
   auto all = ConstantOp::create(
       b, at->getLoc(),
       DenseElementsAttr::get(RankedTensorType::get({g.size}, type), starts));
-  auto mine = ShardSliceOp::create(b, at->getLoc(), all, 0, g.attr());
+  auto mine = ShardSliceOp::create(b, at->getLoc(), all, 0, groupAttr(g));
   stamp(mine, at);
   return mine;
 }

@@ -23,7 +23,8 @@
 
 namespace mlir::galv {
 
-/// A device group within a stage: [size, stride] (see galv.all_reduce).
+/// A device group within a stage as a layout records it (see #galv.group);
+/// size 1, a whole dimension, whatever the stride.
 struct Group {
   int64_t size = 1, stride = 1;
   bool whole() const { return size == 1; }
@@ -31,7 +32,6 @@ struct Group {
     return size == o.size && (size == 1 || stride == o.stride);
   }
   bool operator!=(const Group &o) const { return !(*this == o); }
-  SmallVector<int64_t> attr() const { return {size, stride}; }
 };
 
 /// How a value is split: per dimension, the group it is split over and how
@@ -118,6 +118,10 @@ public:
   }
   static RankedTensorType typeOf(Value v) {
     return cast<RankedTensorType>(v.getType());
+  }
+  /// The #galv.group a collective over `g` carries.
+  DeviceGroupAttr groupAttr(Group g) {
+    return DeviceGroupAttr::get(b.getContext(), g.size, g.stride);
   }
 
   /// A diagnostic at the op's location (without printing the op).

@@ -101,31 +101,28 @@ public:
   run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb);
 
 private:
-  /// This rank's index in the stage-local group [size, stride], and the
-  /// group's plan index.
-  int64_t indexIn(ArrayRef<int64_t> group) {
-    return ((rank - stageFirst) / group[1]) % group[0];
+  /// This rank's position in a stage-local group, and the group's plan
+  /// index.
+  int64_t indexIn(DeviceGroupAttr group) {
+    return group.getPosition(rank - stageFirst);
   }
-  int32_t groupOf(ArrayRef<int64_t> group) {
-    int64_t index = indexIn(group);
+  int32_t groupOf(DeviceGroupAttr group) {
     std::vector<int32_t> ranks;
-    for (int64_t k = 0; k < group[0]; ++k)
-      ranks.push_back(
-          static_cast<int32_t>(rank - index * group[1] + k * group[1]));
+    for (int64_t member : group.getMembers(rank - stageFirst))
+      ranks.push_back(static_cast<int32_t>(stageFirst + member));
     return shared.group(ranks);
   }
   ShardInfo resolve(ShardAttr shard, RankedTensorType full) {
     ShardInfo info;
     info.fullShape.assign(full.getShape().begin(), full.getShape().end());
-    ArrayRef<int64_t> cuts = shard.getCuts();
-    for (size_t i = 0; i + 3 < cuts.size(); i += 4)
-      info.cuts.emplace_back(
-          static_cast<int32_t>(cuts[i]), static_cast<int32_t>(cuts[i + 1]),
-          static_cast<int32_t>(cuts[i + 2]),
-          static_cast<int32_t>(indexIn(cuts.slice(i + 2, 2))));
-    if (shard.getFlat().size() == 2) {
-      info.flatParts = static_cast<int32_t>(shard.getFlat()[0]);
-      info.flatIndex = static_cast<int32_t>(indexIn(shard.getFlat()));
+    for (CutAttr cut : shard.getCuts())
+      info.cuts.emplace_back(static_cast<int32_t>(cut.getAxis()),
+                             static_cast<int32_t>(cut.getBlocks()),
+                             static_cast<int32_t>(cut.getGroup().getSize()),
+                             static_cast<int32_t>(indexIn(cut.getGroup())));
+    if (DeviceGroupAttr flat = shard.getFlat()) {
+      info.flatParts = static_cast<int32_t>(flat.getSize());
+      info.flatIndex = static_cast<int32_t>(indexIn(flat));
     }
     return info;
   }
@@ -200,9 +197,8 @@ LogicalResult Emitter::addInput(func::FuncOp func, BlockArgument arg) {
     full = param.getTensorType();
   } else {
     SmallVector<int64_t> shape(full.getShape());
-    ArrayRef<int64_t> cuts = shard.getCuts();
-    for (size_t k = 0; k + 3 < cuts.size(); k += 4)
-      shape[cuts[k]] *= cuts[k + 2];
+    for (CutAttr cut : shard.getCuts())
+      shape[cut.getAxis()] *= cut.getGroup().getSize();
     full = RankedTensorType::get(shape, full.getElementType());
   }
   tensors[*index].shard = resolve(shard, full);
@@ -335,8 +331,8 @@ LogicalResult Emitter::lowerInstruction(Operation &op, InstrInfo &inst) {
   if (!rule)
     return op.emitError("no plan instruction for '") << op.getName() << "'";
   PlanInstruction lowered;
-  lowered.groupIndex = [&](ArrayRef<int64_t> g) { return groupOf(g); };
-  lowered.positionIn = [&](ArrayRef<int64_t> g) { return indexIn(g); };
+  lowered.groupIndex = [&](DeviceGroupAttr g) { return groupOf(g); };
+  lowered.positionIn = [&](DeviceGroupAttr g) { return indexIn(g); };
   if (failed(rule.lowerToPlan(lowered)))
     return failure();
   inst.opcode = lowered.opcode;

@@ -61,7 +61,7 @@ private:
     RankedTensorType t = stateTypes[k];
     if (!syncs[k].zero2)
       return t;
-    return RankedTensorType::get({syncs[k].padded / syncs[k].group[0]},
+    return RankedTensorType::get({syncs[k].padded / syncs[k].group.getSize()},
                                  t.getElementType());
   }
   Value paramArg(unsigned k) { return body->getArgument(numData + 2 + k); }
@@ -150,7 +150,7 @@ void StepBuilder::createStep() {
           numData + k, GalvDialect::getShardAttrName());
       if (role > 0 && syncs[k].zero2)
         shard = ShardAttr::get(b.getContext(),
-                               shard ? shard.getCuts() : ArrayRef<int64_t>(),
+                               shard ? shard.getCuts() : ArrayRef<CutAttr>(),
                                syncs[k].group);
       if (shard) {
         step.setArgAttr(numData + 2 + role * n + k,

@@ -36,15 +36,10 @@ struct ClipGradientsPass : galv::impl::ClipGradientsBase<ClipGradientsPass> {
     GradSync sync =
         gradSyncOf(f.getResultAttr(result, GalvDialect::getGradSyncAttrName()),
                    cast<RankedTensorType>(f.getArgument(arg).getType()));
-    int64_t pieces = sync.zero2 ? sync.group[0] : 1;
-    if (auto shard = f.getArgAttrOfType<ShardAttr>(
-            arg, GalvDialect::getShardAttrName())) {
-      ArrayRef<int64_t> cuts = shard.getCuts();
-      for (size_t i = 0; i + 3 < cuts.size(); i += 4)
-        pieces *= cuts[i + 2];
-      if (shard.getFlat().size() == 2)
-        pieces *= shard.getFlat()[0];
-    }
+    int64_t pieces = sync.zero2 ? sync.group.getSize() : 1;
+    if (auto shard =
+            f.getArgAttrOfType<ShardAttr>(arg, GalvDialect::getShardAttrName()))
+      pieces *= shard.getNumPieces();
     return pieces;
   }
 };
@@ -101,8 +96,9 @@ void ClipGradientsPass::runOnOperation() {
   Value total;
   for (auto &[stage, sum] : partial) {
     if (perStage > 1)
-      sum = AllReduceOp::create(b, loc, ReduceKind::sum, sum,
-                                ArrayRef<int64_t>{perStage, 1});
+      sum = AllReduceOp::create(
+          b, loc, ReduceKind::sum, sum,
+          DeviceGroupAttr::get(b.getContext(), perStage, /*stride=*/1));
     if (stage != stages - 1)
       sum = StageTransferOp::create(b, loc, sum, stage, stages - 1);
     total = total ? add(total, sum) : sum;

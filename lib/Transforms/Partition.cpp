@@ -89,10 +89,11 @@ static LogicalResult partitionFunction(PartitionState &s) {
                                   " does not split over dp = " +
                                   Twine(otherAxes.dp.size));
         l.dims[0] = otherAxes.dp;
-        func.setArgAttr(
-            arg.getArgNumber(), GalvDialect::getShardAttrName(),
-            ShardAttr::get(func.getContext(),
-                           {0, 1, otherAxes.dp.size, otherAxes.dp.stride}, {}));
+        func.setArgAttr(arg.getArgNumber(), GalvDialect::getShardAttrName(),
+                        ShardAttr::get(func.getContext(),
+                                       CutAttr::get(func.getContext(), 0, 1,
+                                                    s.groupAttr(otherAxes.dp)),
+                                       DeviceGroupAttr()));
       }
     }
     s.setLayout(arg, l);

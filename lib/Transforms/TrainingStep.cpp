@@ -27,13 +27,13 @@ FailureOr<func::FuncOp> mlir::galv::lookupBatchGrad(ModuleOp module,
 GradSync mlir::galv::gradSyncOf(Attribute attr, RankedTensorType param) {
   GradSync sync;
   sync.count = sync.padded = param.getNumElements();
-  auto kind = dyn_cast_or_null<DenseI64ArrayAttr>(attr);
-  if (!kind)
+  auto grad = dyn_cast_or_null<GradSyncAttr>(attr);
+  if (!grad)
     return sync;
-  // [kind, size, stride]: kind 0 all-reduces (DDP), 1 reduce-scatters.
-  sync.zero2 = kind[0] == 1;
-  sync.group.assign(kind.asArrayRef().begin() + 1, kind.asArrayRef().end());
-  sync.padded = llvm::divideCeil(sync.count, sync.group[0]) * sync.group[0];
+  sync.zero2 = grad.getKind() == GradSyncKind::reduce_scatter;
+  sync.group = grad.getGroup();
+  int64_t size = sync.group.getSize();
+  sync.padded = llvm::divideCeil(sync.count, size) * size;
   return sync;
 }
 

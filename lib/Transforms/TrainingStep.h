@@ -41,12 +41,12 @@ FailureOr<func::FuncOp> lookupBatchGrad(ModuleOp module, StringRef pass);
 struct GradSync {
   /// ZeRO-2: reduce-scattered, each rank keeps a flat padded piece.
   bool zero2 = false;
-  /// The data-parallel group `[size, stride]`; empty: not synchronised.
-  SmallVector<int64_t> group;
+  /// The data-parallel group; null: not synchronised.
+  DeviceGroupAttr group;
   /// Elements of the parameter, and rounded up to a multiple of the group.
   int64_t count = 0, padded = 0;
 
-  bool synchronised() const { return !group.empty(); }
+  bool synchronised() const { return static_cast<bool>(group); }
 };
 
 /// The synchronisation a `galv.grad_sync` attribute describes for a

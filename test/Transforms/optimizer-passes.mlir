@@ -21,8 +21,8 @@ galv.parameter @b : tensor<6xf32> trainable
 func.func @loss_grad(%x: tensor<2x4xf32> {onnx.name = "x"})
     -> (tensor<f32>, tensor<4x3xf32> {galv.grad_of = "w"},
         tensor<3xf32> {galv.grad_of = "b"}) {
-  %w = galv.get_parameter @w {galv.grad_sync = array<i64: 0, 2, 1>} : tensor<4x3xf32>
-  %b = galv.get_parameter @b shard #galv.shard<cuts = [0, 1, 2, 1], flat = []> {galv.grad_sync = array<i64: 1, 2, 1>} : tensor<3xf32>
+  %w = galv.get_parameter @w {galv.grad_sync = #galv.grad_sync<all_reduce, group = <size = 2, stride = 1>>} : tensor<4x3xf32>
+  %b = galv.get_parameter @b shard #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>]> {galv.grad_sync = #galv.grad_sync<reduce_scatter, group = <size = 2, stride = 1>>} : tensor<3xf32>
   %y = galv.matmul %x, %w : tensor<2x4xf32>, tensor<4x3xf32> -> tensor<2x3xf32>
   %loss = galv.reduce sum %y axes = [0, 1] : tensor<2x3xf32> -> tensor<f32>
   %gb = galv.tanh %b : tensor<3xf32>
@@ -33,8 +33,8 @@ func.func @loss_grad(%x: tensor<2x4xf32> {onnx.name = "x"})
 // losses and gradients averaged; parameters are arguments that say where
 // they came from.
 // ACC-LABEL: func.func @batch_grad(%arg0: tensor<4x4xf32> {onnx.name = "x"},
-// ACC-SAME: %arg1: tensor<4x3xf32> {galv.grad_sync = array<i64: 0, 2, 1>, galv.param = @w},
-// ACC-SAME: %arg2: tensor<3xf32> {galv.grad_sync = array<i64: 1, 2, 1>, galv.param = @b, galv.shard = #galv.shard<cuts = [0, 1, 2, 1], flat = []>})
+// ACC-SAME: %arg1: tensor<4x3xf32> {galv.grad_sync = #galv.grad_sync<all_reduce, group = <size = 2, stride = 1>>, galv.param = @w},
+// ACC-SAME: %arg2: tensor<3xf32> {galv.grad_sync = #galv.grad_sync<reduce_scatter, group = <size = 2, stride = 1>>, galv.param = @b, galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>]>})
 // ACC-SAME: -> (tensor<f32>, tensor<4x3xf32> {galv.grad_of = "w"}, tensor<3xf32> {galv.grad_of = "b"})
 // ACC-DAG: galv.slice %arg0 [0, 0] [2, 4] [1, 1] {galv.micro_batch = 0 : i64}
 // ACC-DAG: galv.slice %arg0 [2, 0] [4, 4] [1, 1] {galv.micro_batch = 1 : i64}
@@ -48,11 +48,11 @@ func.func @loss_grad(%x: tensor<2x4xf32> {onnx.name = "x"})
 // gradient, padded from 3 to 4 elements; the attribute moves to the result.
 // SYNC-LABEL: func.func @batch_grad(
 // SYNC-SAME: %arg1: tensor<4x3xf32> {galv.param = @w}
-// SYNC-SAME: -> (tensor<f32>, tensor<4x3xf32> {galv.grad_of = "w", galv.grad_sync = array<i64: 0, 2, 1>}, tensor<2xf32> {galv.grad_of = "b", galv.grad_sync = array<i64: 1, 2, 1>})
-// SYNC: %[[W:.*]] = galv.all_reduce sum %arg1 group = [2, 1]
+// SYNC-SAME: -> (tensor<f32>, tensor<4x3xf32> {galv.grad_of = "w", galv.grad_sync = #galv.grad_sync<all_reduce, group = <size = 2, stride = 1>>}, tensor<2xf32> {galv.grad_of = "b", galv.grad_sync = #galv.grad_sync<reduce_scatter, group = <size = 2, stride = 1>>})
+// SYNC: %[[W:.*]] = galv.all_reduce sum %arg1 group = <size = 2, stride = 1>
 // SYNC: %[[FLAT:.*]] = galv.reshape %{{.*}} : tensor<3xf32> -> tensor<3xf32>
 // SYNC: %[[PAD:.*]] = galv.concat %[[FLAT]], %{{.*}} axis = 0 : tensor<3xf32>, tensor<1xf32> -> tensor<4xf32>
-// SYNC: %[[B:.*]] = galv.reduce_scatter %[[PAD]] axis = 0 group = [2, 1] : tensor<4xf32> -> tensor<2xf32>
+// SYNC: %[[B:.*]] = galv.reduce_scatter %[[PAD]] axis = 0 group = <size = 2, stride = 1> : tensor<4xf32> -> tensor<2xf32>
 // SYNC: return %{{.*}}, %[[W]], %[[B]]
 
 // Clipping: the squared norms of the synchronised gradients (@b's is its
@@ -74,10 +74,10 @@ func.func @loss_grad(%x: tensor<2x4xf32> {onnx.name = "x"})
 // STEP-NOT: func.func @batch_grad
 // STEP-LABEL: func.func @train_step(%arg0: tensor<2x4xf32> {galv.name = "x"}, %arg1: tensor<f32> {galv.name = "lr"}, %arg2: tensor<f32> {galv.name = "step"},
 // STEP-SAME: %arg3: tensor<4x3xf32> {galv.name = "param:w"}
-// STEP-SAME: %arg4: tensor<3xf32> {galv.name = "param:b", galv.shard = #galv.shard<cuts = [0, 1, 2, 1], flat = []>}
-// STEP-SAME: %arg6: tensor<2xf32> {galv.name = "adam_m:b", galv.shard = #galv.shard<cuts = [0, 1, 2, 1], flat = [2, 1]>}
-// STEP: galv.shard_slice {{.*}} axis = 0 group = [2, 1] : tensor<4xf32> -> tensor<2xf32>
-// STEP: galv.all_gather {{.*}} axis = 0 group = [2, 1] : tensor<2xf32> -> tensor<4xf32>
+// STEP-SAME: %arg4: tensor<3xf32> {galv.name = "param:b", galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>]>}
+// STEP-SAME: %arg6: tensor<2xf32> {galv.name = "adam_m:b", galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>], flat = <size = 2, stride = 1>>}
+// STEP: galv.shard_slice {{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<4xf32> -> tensor<2xf32>
+// STEP: galv.all_gather {{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<2xf32> -> tensor<4xf32>
 // STEP: galv.slice {{.*}} [0] [3] [1] : tensor<4xf32> -> tensor<3xf32>
 // STEP: return
 

@@ -7,7 +7,7 @@
 
 // CHECK-LABEL: func.func @loss
 // CHECK: %[[N:.*]] = galv.linear {{.*}} -> tensor<2x8x8xf32>
-// CHECK: %[[W:.*]] = galv.all_gather %[[N]] axis = 2 group = [2, 1] {{.*}}: tensor<2x8x8xf32> -> tensor<2x8x16xf32>
+// CHECK: %[[W:.*]] = galv.all_gather %[[N]] axis = 2 group = <size = 2, stride = 1> {{.*}}: tensor<2x8x8xf32> -> tensor<2x8x16xf32>
 // CHECK: galv.log_softmax %[[W]] axis = -1 {{.*}}: tensor<2x8x16xf32>
 // CHECK: galv.argmax %{{.*}} axis = -1 {{.*}}: tensor<1x8x16xf32> -> tensor<1x8xi64>
 

@@ -11,9 +11,9 @@
 // PP: %[[G:.*]] = galv.get_parameter @ln.weight {galv.stage = 0 : i64}
 // PP: galv.layer_norm %{{.*}}, %[[G]] eps
 // PP: %[[T:.*]] = galv.stage_transfer %[[G]] from = 0 to = 1
-// PP: %[[R:.*]] = galv.replicate %[[T]] group = [2, 1] {{{.*}}galv.stage = 1 : i64
+// PP: %[[R:.*]] = galv.replicate %[[T]] group = <size = 2, stride = 1> {{{.*}}galv.stage = 1 : i64
 // PP: galv.layer_norm %{{.*}}, %[[R]] eps
-// PP: %[[F:.*]] = galv.replicate %[[T]] group = [2, 1] {galv.stage = 1 : i64}
+// PP: %[[F:.*]] = galv.replicate %[[T]] group = <size = 2, stride = 1> {galv.stage = 1 : i64}
 // PP: galv.layer_norm %{{.*}}, %[[F]] eps = 1.000000e-05 {galv.stage = 1 : i64}
 
 // Megatron-SP layers sum the norm scale's gradient over their (strided)
@@ -23,19 +23,19 @@
 // RUN: galvatron-opt %s --galv-apply-strategy="world-size=4 tp=2 sp=megatron vocab-tp=2 tp-consec=0" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=SP
 // SP-LABEL: func.func @loss
 // SP: %[[G:.*]] = galv.get_parameter @ln.weight : tensor<16xf32>
-// SP: %[[D:.*]] = galv.replicate %[[G]] group = [2, 1]
-// SP: %[[T:.*]] = galv.replicate %[[D]] group = [2, 2]
+// SP: %[[D:.*]] = galv.replicate %[[G]] group = <size = 2, stride = 1>
+// SP: %[[T:.*]] = galv.replicate %[[D]] group = <size = 2, stride = 2>
 // SP: galv.layer_norm %{{.*}}, %[[T]]
 // SP: galv.layer_norm %{{.*}}, %[[T]]
-// SP: %[[H:.*]] = galv.replicate %[[G]] group = [2, 2] :
+// SP: %[[H:.*]] = galv.replicate %[[G]] group = <size = 2, stride = 2> :
 // SP: galv.layer_norm %{{.*}}, %[[H]]
 
 // CHECK-LABEL: func.func @loss
 // CHECK-NOT: @ln.weight {galv.grad_sync
 // CHECK: %[[G:.*]] = galv.get_parameter @ln.weight : tensor<16xf32>
-// CHECK: %[[L:.*]] = galv.replicate %[[G]] group = [2, 2] {galv.layer = 0
+// CHECK: %[[L:.*]] = galv.replicate %[[G]] group = <size = 2, stride = 2> {galv.layer = 0
 // CHECK: galv.layer_norm %{{.*}}, %[[L]]
-// CHECK: %[[H:.*]] = galv.replicate %[[G]] group = [4, 1] :
+// CHECK: %[[H:.*]] = galv.replicate %[[G]] group = <size = 4, stride = 1> :
 // CHECK: galv.layer_norm %{{.*}}, %[[H]]
 module attributes {galv.weights = "w.safetensors"} {
   galv.parameter @wte : tensor<32x16xf32> trainable

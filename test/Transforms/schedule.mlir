@@ -126,7 +126,7 @@ module attributes {galv.plan = #galv.plan<world_size = 1, pp = 1, pp_division = 
     %w = galv.get_parameter @w : tensor<4xf32>
     %c = galv.constant dense<2.0> : tensor<f32>
     %p = galv.mul %x, %c : tensor<4xf32>, tensor<f32> -> tensor<4xf32>
-    %wr = galv.replicate %w group = [1, 1] : tensor<4xf32>
+    %wr = galv.replicate %w group = <size = 1, stride = 1> : tensor<4xf32>
     %f0 = galv.tanh %p {galv.micro_batch = 0 : i64} : tensor<4xf32>
     %f1 = galv.tanh %p {galv.micro_batch = 1 : i64} : tensor<4xf32>
     %b0 = galv.mul %f0, %wr {galv.backward, galv.micro_batch = 0 : i64} : tensor<4xf32>, tensor<4xf32> -> tensor<4xf32>

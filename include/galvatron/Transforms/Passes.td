@@ -373,12 +373,13 @@ def Partition : Pass<"galv-partition", "::mlir::ModuleOp"> {
     values are regathered and resliced where adjacent layers split them
     differently, and parameters are read as shards (`get_parameter ...
     shard`): ZeRO-3 parameters are flat shards gathered on use, DDP and
-    ZeRO-2 parameters are marked `galv.grad_sync` for galv-sync-gradients. The loss
-    is averaged over data-parallel ranks. Collective groups are
-    `[size, stride]` within a stage; galvatron-translate --emit-plan resolves
-    them per rank. Megatron sequence parallelism splits the activations
-    between layers along the sequence (all-gather before the column-parallel
-    linear, reduce-scatter after the row-parallel one); Ulysses keeps the
+    ZeRO-2 parameters are marked `galv.grad_sync` (a `#galv.grad_sync`)
+    for galv-sync-gradients. The loss is averaged over data-parallel ranks.
+    Collective groups are `#galv.group<size, stride>` within a stage;
+    galvatron-translate --emit-plan resolves them per rank. Megatron
+    sequence parallelism splits the activations between layers along the
+    sequence (all-gather before the column-parallel linear, reduce-scatter
+    after the row-parallel one); Ulysses keeps the
     weights whole on a split sequence and trades it for split heads around
     attention (all-to-all). With `vocab_tp` the embedding table and the head
     are split along the vocabulary, with a vocabulary-parallel
@@ -445,9 +446,10 @@ def SyncGradients : Pass<"galv-sync-gradients", "::mlir::ModuleOp"> {
     galv-adamw refuse gradients still unsynchronised.
 
     ```mlir
-    // before: argument {galv.grad_sync = array<i64: 0, 2, 1>}
-    %s = galv.all_reduce sum %g group = [2, 1] : tensor<8x8xf32>
-    return %loss, %s  // result {galv.grad_sync = array<i64: 0, 2, 1>}
+    // before: argument {galv.grad_sync =
+    //     #galv.grad_sync<all_reduce, group = <size = 2, stride = 1>>}
+    %s = galv.all_reduce sum %g group = <size = 2, stride = 1> : tensor<8x8xf32>
+    return %loss, %s  // result {galv.grad_sync = (the same)}
     ```
   }];
   let dependentDialects = ["::mlir::galv::GalvDialect"];

@@ -32,6 +32,28 @@ func.func @plan() {
   return
 }
 
+// CHECK-LABEL: func.func @parallel
+func.func @parallel() {
+  // CHECK: #galv.group<size = 2, stride = 1>
+  "test.op"() {g = #galv.group<size = 2, stride = 1>} : () -> ()
+  // A cut's group is written stripped or in full; blocks = 1 is elided.
+  // CHECK: #galv.cut<axis = 0, group = <size = 4, stride = 2>>
+  "test.op"() {c = #galv.cut<axis = 0, blocks = 1, group = #galv.group<size = 4, stride = 2>>} : () -> ()
+  // CHECK: #galv.cut<axis = 1, blocks = 3, group = <size = 2, stride = 1>>
+  "test.op"() {c = #galv.cut<group = <size = 2, stride = 1>, blocks = 3, axis = 1>} : () -> ()
+  // CHECK: #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>, <axis = 1, blocks = 3, group = <size = 2, stride = 2>>], flat = <size = 2, stride = 4>>
+  "test.op"() {s = #galv.shard<cuts = [#galv.cut<axis = 0, group = <size = 2, stride = 1>>, <axis = 1, blocks = 3, group = <size = 2, stride = 2>>], flat = <size = 2, stride = 4>>} : () -> ()
+  // Without cuts or without a flat group, that part is elided.
+  // CHECK: #galv.shard<flat = <size = 4, stride = 1>>
+  "test.op"() {s = #galv.shard<cuts = [], flat = <size = 4, stride = 1>>} : () -> ()
+  // CHECK: #galv.shard<cuts = [<axis = 2, group = <size = 8, stride = 1>>]>
+  "test.op"() {s = #galv.shard<cuts = [<axis = 2, group = <size = 8, stride = 1>>]>} : () -> ()
+  // CHECK: #galv.grad_sync<all_reduce, group = <size = 4, stride = 1>>
+  // CHECK-SAME: #galv.grad_sync<reduce_scatter, group = <size = 2, stride = 2>>
+  "test.op"() {a = #galv.grad_sync<all_reduce, group = <size = 4, stride = 1>>, b = #galv.grad_sync<reduce_scatter, group = #galv.group<size = 2, stride = 2>>} : () -> ()
+  return
+}
+
 // CHECK-LABEL: func.func @enums
 func.func @enums() {
   // CHECK: #galv.layer_kind<encoder>

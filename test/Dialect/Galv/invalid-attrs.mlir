@@ -1,4 +1,6 @@
-// Every verifier error of #galv.cost, #galv.strategy and #galv.plan.
+// Every verifier error of #galv.cost, #galv.strategy, #galv.plan, the
+// device groups, cuts, shards and gradient syncs, and the galv attributes
+// on ops and function arguments.
 // RUN: galvatron-opt %s --split-input-file --verify-diagnostics --allow-unregistered-dialect
 
 // expected-error @below {{forward_ms must be a finite non-negative number, got -1}}
@@ -130,3 +132,88 @@
 
 // expected-error @below {{'galv.arena_bytes' must be an integer}}
 "test.op"() {galv.arena_bytes = "big"} : () -> ()
+
+// -----
+
+// expected-error @below {{group size must be at least 1, got 0}}
+"test.op"() {g = #galv.group<size = 0, stride = 1>} : () -> ()
+
+// -----
+
+// expected-error @below {{group stride must be at least 1, got -2}}
+"test.op"() {g = #galv.group<size = 2, stride = -2>} : () -> ()
+
+// -----
+
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  // expected-error @below {{group size must be at least 1, got 0}}
+  %y = galv.all_reduce sum %x group = <size = 0, stride = 1> : tensor<8xf32>
+  return %y : tensor<8xf32>
+}
+
+// -----
+
+// The [size, stride] arrays groups used to be.
+func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+  // expected-error @below {{Invalid attribute `group` in property conversion: array<i64: 2, 1>}}
+  %y = "galv.all_reduce"(%x) <{kind = #galv<reduce_kind sum>, group = array<i64: 2, 1>}> : (tensor<8xf32>) -> tensor<8xf32>
+  return %y : tensor<8xf32>
+}
+
+// -----
+
+// expected-error @below {{cut axis must be non-negative, got -1}}
+"test.op"() {c = #galv.cut<axis = -1, group = <size = 2, stride = 1>>} : () -> ()
+
+// -----
+
+// expected-error @below {{cut blocks must be at least 1, got 0}}
+"test.op"() {c = #galv.cut<axis = 0, blocks = 0, group = <size = 2, stride = 1>>} : () -> ()
+
+// -----
+
+// expected-error @below {{a shard needs a cut or a flat group}}
+"test.op"() {s = #galv.shard<cuts = []>} : () -> ()
+
+// -----
+
+// expected-error @below {{shard cut axes must be increasing, got axis 0 after axis 1}}
+"test.op"() {s = #galv.shard<cuts = [<axis = 1, group = <size = 2, stride = 1>>, <axis = 0, group = <size = 2, stride = 2>>]>} : () -> ()
+
+// -----
+
+// expected-error @below {{expected one of [all_reduce, reduce_scatter] for how the optimizer sums a data-parallel partial gradient, got: all_gather}}
+// expected-error @below {{failed to parse Galv_GradSyncAttr parameter 'kind'}}
+"test.op"() {s = #galv.grad_sync<all_gather, group = <size = 2, stride = 1>>} : () -> ()
+
+// -----
+
+// expected-error @below {{'galv.grad_sync' belongs on a galv.get_parameter}}
+"test.op"() {galv.grad_sync = #galv.grad_sync<all_reduce, group = <size = 2, stride = 1>>} : () -> ()
+
+// -----
+
+// The [kind, size, stride] array a gradient sync used to be.
+galv.parameter @w : tensor<4xf32> trainable
+func.func @f() {
+  // expected-error @below {{'galv.grad_sync' must be a #galv.grad_sync}}
+  %0 = galv.get_parameter @w {galv.grad_sync = array<i64: 0, 2, 1>} : tensor<4xf32>
+  return
+}
+
+// -----
+
+// expected-error @below {{'galv.shard' cut 0 axis 2 is out of range for 'tensor<4x8xf32>'}}
+func.func @f(%x: tensor<4x8xf32> {galv.shard = #galv.shard<cuts = [<axis = 2, group = <size = 2, stride = 1>>]>}) {
+  return
+}
+
+// -----
+
+// expected-error @below {{'galv.shard' must be a #galv.shard}}
+func.func private @f() -> (tensor<4x8xf32> {galv.shard = [0, 1, 2, 1]})
+
+// -----
+
+// expected-error @below {{'galv.grad_sync' must be a #galv.grad_sync}}
+func.func private @f(tensor<4xf32> {galv.grad_sync = array<i64: 0, 2, 1>})

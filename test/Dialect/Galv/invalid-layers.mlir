@@ -27,6 +27,35 @@ func.func @f() {
 
 // -----
 
+galv.parameter @w : tensor<4x8xf32>
+func.func @f() {
+  // expected-error @below {{'galv.get_parameter' op shard cut 0 axis 2 is out of range for 'tensor<4x8xf32>'}}
+  %0 = galv.get_parameter @w shard <cuts = [<axis = 2, group = <size = 2, stride = 1>>]> : tensor<4x4xf32>
+  return
+}
+
+// -----
+
+// A flat (ZeRO) group pads what it flattens, but the cuts before it must
+// still divide their dimensions.
+galv.parameter @w : tensor<4x6xf32>
+func.func @f() {
+  // expected-error @below {{'galv.get_parameter' op shard cut 0 does not divide dimension 1 of 'tensor<4x6xf32>' into 4 equal pieces}}
+  %0 = galv.get_parameter @w shard <cuts = [<axis = 1, group = <size = 4, stride = 1>>], flat = <size = 2, stride = 4>> : tensor<3xf32>
+  return
+}
+
+// -----
+
+galv.parameter @w : tensor<4x6xf32>
+func.func @f() {
+  // expected-error @below {{type 'tensor<4x6xf32>' is not the shard 'tensor<4x3xf32>' of parameter 'w' declared as 'tensor<4x6xf32>'}}
+  %0 = galv.get_parameter @w shard <cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>]> : tensor<4x6xf32>
+  return
+}
+
+// -----
+
 // expected-error @below {{'galv.parameter' op attribute 'type' failed to satisfy constraint: type attribute of statically shaped tensor of any type values}}
 galv.parameter @w : tensor<?xf32>
 

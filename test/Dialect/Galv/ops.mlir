@@ -162,3 +162,42 @@ func.func @stage_program(%x: tensor<2x8xf32>) -> tensor<2x8xf32> attributes {gal
   %2 = galv.copy %x {galv.offsets = array<i64: 128>} : tensor<2x8xf32>
   return %2 : tensor<2x8xf32>
 }
+
+// The collectives of a partitioned program: each names its #galv.group,
+// written without the #galv.group prefix.
+// CHECK-LABEL: func.func @collectives
+func.func @collectives(%x: tensor<4x8xf32>, %h: tensor<2x4x4x8xf32>) {
+  // CHECK: galv.all_reduce sum %{{.*}} group = <size = 2, stride = 1> : tensor<4x8xf32>
+  %0 = galv.all_reduce sum %x group = <size = 2, stride = 1> : tensor<4x8xf32>
+  // CHECK: galv.all_reduce mean %{{.*}} group = <size = 4, stride = 2> : tensor<4x8xf32>
+  %1 = galv.all_reduce mean %x group = <size = 4, stride = 2> : tensor<4x8xf32>
+  // CHECK: galv.all_gather %{{.*}} axis = 0 group = <size = 2, stride = 2> scatter_grad : tensor<4x8xf32> -> tensor<8x8xf32>
+  %2 = galv.all_gather %x axis = 0 group = <size = 2, stride = 2> scatter_grad : tensor<4x8xf32> -> tensor<8x8xf32>
+  // CHECK: galv.reduce_scatter %{{.*}} axis = 1 group = <size = 4, stride = 1> : tensor<4x8xf32> -> tensor<4x2xf32>
+  %3 = galv.reduce_scatter %x axis = 1 group = <size = 4, stride = 1> : tensor<4x8xf32> -> tensor<4x2xf32>
+  // CHECK: galv.all_to_all %{{.*}} split = 1 concat = 2 group = <size = 2, stride = 1> : tensor<2x4x4x8xf32> -> tensor<2x2x8x8xf32>
+  %4 = galv.all_to_all %h split = 1 concat = 2 group = <size = 2, stride = 1> : tensor<2x4x4x8xf32> -> tensor<2x2x8x8xf32>
+  // CHECK: galv.shard_slice %{{.*}} axis = 0 group = <size = 2, stride = 2> : tensor<4x8xf32> -> tensor<2x8xf32>
+  %5 = galv.shard_slice %x axis = 0 group = <size = 2, stride = 2> : tensor<4x8xf32> -> tensor<2x8xf32>
+  // CHECK: galv.replicate %{{.*}} group = <size = 1, stride = 1> : tensor<4x8xf32>
+  %6 = galv.replicate %x group = <size = 1, stride = 1> : tensor<4x8xf32>
+  return
+}
+
+// A partitioned rank's reads: shards on parameters and inputs, and the
+// gradient sync galv-adamw performs.
+galv.parameter @qkv : tensor<8x24xf32> trainable
+// CHECK-LABEL: func.func @shards
+// CHECK-SAME: (%{{.*}}: tensor<2x8xi64> {galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 2>>]>})
+func.func @shards(%ids: tensor<2x8xi64> {galv.shard = #galv.shard<cuts = [<axis = 0, blocks = 1, group = <size = 2, stride = 2>>]>}) {
+  // CHECK: galv.get_parameter @qkv shard <cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>]> {galv.grad_sync = #galv.grad_sync<all_reduce, group = <size = 2, stride = 2>>} : tensor<8x12xf32>
+  %0 = galv.get_parameter @qkv shard <cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>]> {galv.grad_sync = #galv.grad_sync<all_reduce, group = <size = 2, stride = 2>>} : tensor<8x12xf32>
+  // ZeRO-3: the cut piece, flattened over the data-parallel group.
+  // CHECK: galv.get_parameter @qkv shard <cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>], flat = <size = 2, stride = 2>> : tensor<48xf32>
+  %1 = galv.get_parameter @qkv shard <cuts = [<axis = 1, blocks = 3, group = <size = 2, stride = 1>>], flat = <size = 2, stride = 2>> : tensor<48xf32>
+  // CHECK: galv.get_parameter @qkv shard <flat = <size = 4, stride = 1>> : tensor<48xf32>
+  %2 = galv.get_parameter @qkv shard <flat = <size = 4, stride = 1>> : tensor<48xf32>
+  // CHECK: galv.get_parameter @qkv {galv.grad_sync = #galv.grad_sync<reduce_scatter, group = <size = 4, stride = 1>>} : tensor<8x24xf32>
+  %3 = galv.get_parameter @qkv {galv.grad_sync = #galv.grad_sync<reduce_scatter, group = <size = 4, stride = 1>>} : tensor<8x24xf32>
+  return
+}

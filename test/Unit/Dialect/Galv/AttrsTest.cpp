@@ -1,4 +1,4 @@
-//===- AttrsTest.cpp - cost, strategy and plan attributes -----------------===//
+//===- AttrsTest.cpp - cost, strategy, plan and sharding attributes -------===//
 
 #include "Galv/Galv.h"
 
@@ -81,6 +81,56 @@ TEST_F(AttrsTest, PlanDerivedQuantities) {
   EXPECT_FALSE(parse("#galv.plan<world_size = 8, pp = 2, pp_division = [5], "
                      "chunks = 4, global_batch = 32>"));
   EXPECT_NE(errors.find("pp_division has 1 stages but pp is 2"),
+            std::string::npos)
+      << errors;
+}
+
+TEST_F(AttrsTest, DeviceGroupPositionsAndMembers) {
+  // Four ranks two apart in a stage of eight: stage-local rank 6 is last
+  // of {0, 2, 4, 6}, rank 3 second of {1, 3, 5, 7}.
+  auto strided = DeviceGroupAttr::get(&context, 4, 2);
+  EXPECT_EQ(strided.getPosition(6), 3);
+  EXPECT_EQ(strided.getMembers(6), (SmallVector<int64_t>{0, 2, 4, 6}));
+  EXPECT_EQ(strided.getPosition(3), 1);
+  EXPECT_EQ(strided.getMembers(3), (SmallVector<int64_t>{1, 3, 5, 7}));
+  // Consecutive pairs: rank 5 is second of {4, 5}.
+  auto pairs = DeviceGroupAttr::get(&context, 2, 1);
+  EXPECT_EQ(pairs.getPosition(5), 1);
+  EXPECT_EQ(pairs.getMembers(5), (SmallVector<int64_t>{4, 5}));
+  EXPECT_FALSE(parse("#galv.group<size = 0, stride = 1>"));
+  EXPECT_NE(errors.find("group size must be at least 1, got 0"),
+            std::string::npos)
+      << errors;
+}
+
+TEST_F(AttrsTest, ShardPiecesAndLocalType) {
+  auto shard = dyn_cast_or_null<ShardAttr>(
+      parse("#galv.shard<cuts = [<axis = 1, blocks = 3, group = <size = 2, "
+            "stride = 1>>], flat = <size = 5, stride = 2>>"));
+  ASSERT_TRUE(shard) << errors;
+  ASSERT_EQ(shard.getCuts().size(), 1u);
+  CutAttr cut = shard.getCuts()[0];
+  EXPECT_EQ(cut.getAxis(), 1);
+  EXPECT_EQ(cut.getBlocks(), 3);
+  EXPECT_EQ(cut.getGroup(), DeviceGroupAttr::get(&context, 2, 1));
+  EXPECT_EQ(shard.getNumPieces(), 10);
+  // [8, 24] cut to [8, 12], flattened to 96 and padded to 100 over 5 ranks.
+  Type f32 = Float32Type::get(&context);
+  auto full = RankedTensorType::get({8, 24}, f32);
+  EXPECT_EQ(shard.getLocalType(full), RankedTensorType::get({20}, f32));
+  auto emit = [&] { return emitError(UnknownLoc::get(&context)); };
+  EXPECT_TRUE(succeeded(shard.verifyFits(full, emit)));
+  errors.clear();
+  {
+    ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+      errors += diag.str();
+      return success();
+    });
+    EXPECT_TRUE(
+        failed(shard.verifyFits(RankedTensorType::get({8, 9}, f32), emit)));
+  }
+  EXPECT_NE(errors.find("does not divide dimension 1 of 'tensor<8x9xf32>' "
+                        "into 6 equal pieces"),
             std::string::npos)
       << errors;
 }

@@ -141,8 +141,9 @@ TEST_F(RuleTest, CostsAreCountedFromTypes) {
 
 TEST_F(RuleTest, RefusalsSayWhy) {
   auto args = begin({f32({4, 8}), i64({4})});
-  Value reduced = AllReduceOp::create(builder, loc, ReduceKind::sum, args[0],
-                                      ArrayRef<int64_t>{2, 1});
+  Value reduced =
+      AllReduceOp::create(builder, loc, ReduceKind::sum, args[0],
+                          DeviceGroupAttr::get(builder.getContext(), 2, 1));
   PartitionState state(func, plan(), strategy());
   Axes axes = axesOf(strategy());
   EXPECT_TRUE(failed(cast<PartitionOpInterface>(reduced.getDefiningOp())
