@@ -143,3 +143,34 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
   }
   return op->emitError() << "unknown galv attribute '" << name << "'";
 }
+
+/// A step's #galv.role and the galv.parameter its state belongs to; other
+/// argument and result attributes (galv.name, galv.shard) pass.
+static LogicalResult verifyValueAttribute(Operation *op, StringRef what,
+                                          unsigned index, NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (name == GalvDialect::getRoleAttrName() &&
+      !isa<InputRoleAttr>(attr.getValue()))
+    return op->emitError() << what << " " << index << ": '" << name
+                           << "' must be a #galv.role";
+  if (name == GalvDialect::getParamAttrName()) {
+    auto symbol = dyn_cast<FlatSymbolRefAttr>(attr.getValue());
+    if (!symbol ||
+        !SymbolTable::lookupNearestSymbolFrom<ParameterOp>(op, symbol))
+      return op->emitError() << what << " " << index << ": '" << name
+                             << "' must name a galv.parameter";
+  }
+  return success();
+}
+
+LogicalResult GalvDialect::verifyRegionArgAttribute(Operation *op, unsigned,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attr) {
+  return verifyValueAttribute(op, "argument", argIndex, attr);
+}
+
+LogicalResult GalvDialect::verifyRegionResultAttribute(Operation *op, unsigned,
+                                                       unsigned resultIndex,
+                                                       NamedAttribute attr) {
+  return verifyValueAttribute(op, "result", resultIndex, attr);
+}
