@@ -48,10 +48,12 @@ for entry in "${strategies[@]}"; do
     --galv-training-pipeline -o "$plan.mlir"
   "$build/bin/galvatron-translate" --emit-plan --plan-function=train_step \
     "$plan.mlir" -o "$plan.bin"
-  # Per rank: state bytes (param:/adam_ inputs) and arena; keep the largest.
+  # Per rank: state bytes (inputs whose role is Parameter, AdamM or AdamV)
+  # and arena; keep the largest.
   read -r state arena < <("$build/bin/galvatron-translate" --decode-plan "$plan.bin" |
     awk '/^rank/ { if (s > ms) ms = s; s = 0; if ($4 > ma) ma = $4 }
-         / Input / && /(param|adam_m|adam_v):/ { gsub(/[()]/, "", $(NF-1)); s += $(NF-1) }
+         / Input / && / (Parameter|AdamM|AdamV)\(/ && match($0, /\([0-9]+ bytes\)/) {
+           s += substr($0, RSTART + 1, RLENGTH - 8) }
          END { if (s > ms) ms = s; print ms, ma }')
   rm -f "$work"/log*.jsonl
   launch=()

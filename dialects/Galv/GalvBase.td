@@ -102,6 +102,16 @@ def Galv_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getArenaBytesAttrName() {
       return ::llvm::StringLiteral("galv.arena_bytes");
     }
+    /// Function argument / result attribute: the #galv.role of a step's
+    /// input (galv-adamw), which plan.bin gives the runtime.
+    static constexpr ::llvm::StringLiteral getRoleAttrName() {
+      return ::llvm::StringLiteral("galv.role");
+    }
+    /// Function argument / result attribute beside a state #galv.role: the
+    /// galv.parameter (a symbol) the state belongs to.
+    static constexpr ::llvm::StringLiteral getParamAttrName() {
+      return ::llvm::StringLiteral("galv.param");
+    }
   }];
 }
 
@@ -202,6 +212,19 @@ def Galv_LayerKind : I32EnumAttr<"LayerKind",
   let genSpecializedAttr = 0;
 }
 
+def Galv_InputRole : I32EnumAttr<"InputRole",
+    "what a step's input is to the runtime", [
+      I32EnumAttrCase<"data", 0>,
+      I32EnumAttrCase<"learning_rate", 1>,
+      I32EnumAttrCase<"step", 2>,
+      I32EnumAttrCase<"parameter", 3>,
+      I32EnumAttrCase<"adam_m", 4>,
+      I32EnumAttrCase<"adam_v", 5>
+    ]> {
+  let cppNamespace = "::mlir::galv";
+  let genSpecializedAttr = 0;
+}
+
 // Inside op formats these print as a bare keyword (`approximate = tanh`).
 class Galv_EnumAttr<EnumAttrInfo enumInfo, string name>
     : EnumAttr<Galv_Dialect, enumInfo, name>;
@@ -220,6 +243,10 @@ def Galv_GeluApproximationAttr
 def Galv_WeightLayoutAttr : Galv_EnumAttr<Galv_WeightLayout, "weight_layout">;
 // Only ever stands alone in an attribute dictionary: #galv.layer_kind<decoder>.
 def Galv_LayerKindAttr : Galv_EnumAttr<Galv_LayerKind, "layer_kind"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+// An argument or result attribute: `{galv.role = #galv.role<parameter>}`.
+def Galv_InputRoleAttr : Galv_EnumAttr<Galv_InputRole, "role"> {
   let assemblyFormat = "`<` $value `>`";
 }
 

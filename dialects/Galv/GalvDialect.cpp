@@ -146,10 +146,24 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
 /// The galv attributes of a function argument or result. A #galv.shard
 /// describes the piece that value holds: without a flat group every cut is
 /// one of its dimensions. The optimizer passes carry a parameter's
-/// #galv.grad_sync on its argument and on its gradient's result.
-static LogicalResult verifyValueAttr(Operation *op, NamedAttribute attr,
+/// #galv.grad_sync on its argument and on its gradient's result; a step's
+/// #galv.role and galv.param (the galv.parameter its state belongs to) are
+/// what --emit-plan turns into input roles.
+static LogicalResult verifyValueAttr(Operation *op, StringRef what,
+                                     unsigned index, NamedAttribute attr,
                                      Type type) {
   StringRef name = attr.getName().getValue();
+  if (name == GalvDialect::getRoleAttrName() &&
+      !isa<InputRoleAttr>(attr.getValue()))
+    return op->emitError() << what << " " << index << ": '" << name
+                           << "' must be a #galv.role";
+  if (name == GalvDialect::getParamAttrName()) {
+    auto symbol = dyn_cast<FlatSymbolRefAttr>(attr.getValue());
+    if (!symbol ||
+        !SymbolTable::lookupNearestSymbolFrom<ParameterOp>(op, symbol))
+      return op->emitError() << what << " " << index << ": '" << name
+                             << "' must name a galv.parameter";
+  }
   if (name == GalvDialect::getGradSyncAttrName() &&
       !isa<GradSyncAttr>(attr.getValue()))
     return op->emitError() << "'" << name << "' must be a #galv.grad_sync";
@@ -175,16 +189,14 @@ LogicalResult GalvDialect::verifyRegionArgAttribute(Operation *op, unsigned,
                                                     unsigned argIndex,
                                                     NamedAttribute attr) {
   auto func = dyn_cast<FunctionOpInterface>(op);
-  if (!func)
-    return success();
-  return verifyValueAttr(op, attr, func.getArgumentTypes()[argIndex]);
+  return verifyValueAttr(op, "argument", argIndex, attr,
+                         func ? func.getArgumentTypes()[argIndex] : Type());
 }
 
 LogicalResult GalvDialect::verifyRegionResultAttribute(Operation *op, unsigned,
                                                        unsigned resultIndex,
                                                        NamedAttribute attr) {
   auto func = dyn_cast<FunctionOpInterface>(op);
-  if (!func)
-    return success();
-  return verifyValueAttr(op, attr, func.getResultTypes()[resultIndex]);
+  return verifyValueAttr(op, "result", resultIndex, attr,
+                         func ? func.getResultTypes()[resultIndex] : Type());
 }

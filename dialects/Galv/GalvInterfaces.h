@@ -11,13 +11,10 @@
 
 #include "mlir/IR/OpDefinition.h"
 
+#include "galvatron/runtime/plan_generated.h"
+
 #include <cstdint>
 #include <functional>
-#include <vector>
-
-namespace galvatron::plan {
-enum class Opcode : int16_t;
-} // namespace galvatron::plan
 
 namespace mlir::galv {
 class PartitionState;
@@ -45,12 +42,12 @@ OpCost elementwiseCost(Operation *op);
 int64_t operandBytes(Operation *op);
 int64_t resultBytes(Operation *op);
 
-/// A plan.bin instruction as an op lowers to it: opcode and attributes; the
-/// emitter adds operands, results and memory.
+/// A plan.bin instruction as an op lowers to it: opcode and its attribute
+/// table (plan.fbs; none for opcodes without); the emitter adds operands,
+/// results and memory.
 struct PlanInstruction {
   galvatron::plan::Opcode opcode;
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
+  galvatron::plan::InstructionAttrsUnion attrs;
   /// For collectives: the index in Plan.groups of the rank group a
   /// stage-local #galv.group resolves to on the emitted rank, and the
   /// rank's position in it.

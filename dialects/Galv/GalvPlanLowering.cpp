@@ -1,7 +1,7 @@
 //===- GalvPlanLowering.cpp - the plan instruction of each galv op --------===//
 //
-// PlanOpInterface for every galv op: the plan.bin opcode and attributes
-// that run it (attribute layouts per opcode are in runtime/schema/plan.fbs).
+// PlanOpInterface for every galv op: the plan.bin opcode and the attribute
+// table that run it (the tables per opcode are in runtime/schema/plan.fbs).
 // The emitter adds operands, results, memory and the rank's groups.
 //
 //===----------------------------------------------------------------------===//
@@ -12,10 +12,66 @@
 
 using namespace mlir;
 using namespace mlir::galv;
-using O = galvatron::plan::Opcode;
+namespace plan = galvatron::plan;
+using O = plan::Opcode;
 
-static std::vector<int64_t> toVector(ArrayRef<int64_t> a) {
-  return std::vector<int64_t>(a.begin(), a.end());
+/// Sets the opcode and its attribute table.
+template <typename Table>
+static LogicalResult lowered(PlanInstruction &instruction, O opcode,
+                             Table attrs) {
+  instruction.opcode = opcode;
+  instruction.attrs.Set(std::move(attrs));
+  return success();
+}
+
+static plan::Reduction toPlan(ReduceKind kind) {
+  switch (kind) {
+  case ReduceKind::sum:
+    return plan::Reduction::Sum;
+  case ReduceKind::mean:
+    return plan::Reduction::Mean;
+  case ReduceKind::max:
+    return plan::Reduction::Max;
+  case ReduceKind::min:
+    return plan::Reduction::Min;
+  case ReduceKind::prod:
+    return plan::Reduction::Prod;
+  }
+  llvm_unreachable("unknown reduce kind");
+}
+
+static plan::ComparePredicate toPlan(ComparePredicate predicate) {
+  switch (predicate) {
+  case ComparePredicate::eq:
+    return plan::ComparePredicate::Eq;
+  case ComparePredicate::ne:
+    return plan::ComparePredicate::Ne;
+  case ComparePredicate::lt:
+    return plan::ComparePredicate::Lt;
+  case ComparePredicate::le:
+    return plan::ComparePredicate::Le;
+  case ComparePredicate::gt:
+    return plan::ComparePredicate::Gt;
+  case ComparePredicate::ge:
+    return plan::ComparePredicate::Ge;
+  }
+  llvm_unreachable("unknown compare predicate");
+}
+
+static plan::AxisAttrsT axisAttrs(int64_t axis) {
+  plan::AxisAttrsT attrs;
+  attrs.axis = static_cast<int32_t>(axis);
+  return attrs;
+}
+
+static plan::SliceAttrsT sliceAttrs(ArrayRef<int64_t> starts,
+                                    ArrayRef<int64_t> limits,
+                                    ArrayRef<int64_t> steps) {
+  plan::SliceAttrsT attrs;
+  attrs.starts.assign(starts.begin(), starts.end());
+  attrs.limits.assign(limits.begin(), limits.end());
+  attrs.steps.assign(steps.begin(), steps.end());
+  return attrs;
 }
 
 /// Ops the emitter turns into storage or messages, not instructions.
@@ -88,10 +144,9 @@ LogicalResult OrOp::lowerToPlan(PlanInstruction &instruction) {
 }
 
 LogicalResult CompareOp::lowerToPlan(PlanInstruction &instruction) {
-  CompareOp c = *this;
-  instruction.ints = {static_cast<int64_t>(c.getPredicate())};
-  instruction.opcode = O::Compare;
-  return success();
+  plan::CompareAttrsT attrs;
+  attrs.predicate = toPlan(getPredicate());
+  return lowered(instruction, O::Compare, std::move(attrs));
 }
 
 LogicalResult NegOp::lowerToPlan(PlanInstruction &instruction) {
@@ -181,10 +236,11 @@ LogicalResult MatmulOp::lowerToPlan(PlanInstruction &instruction) {
 }
 
 LogicalResult LinearOp::lowerToPlan(PlanInstruction &instruction) {
-  LinearOp l = *this;
-  instruction.ints = {l.getLayout() == WeightLayout::out_in ? 1 : 0};
-  instruction.opcode = O::Linear;
-  return success();
+  plan::LinearAttrsT attrs;
+  attrs.layout = getLayout() == WeightLayout::out_in
+                     ? plan::WeightLayout::OutIn
+                     : plan::WeightLayout::InOut;
+  return lowered(instruction, O::Linear, std::move(attrs));
 }
 
 LogicalResult ReshapeOp::lowerToPlan(PlanInstruction &instruction) {
@@ -193,33 +249,23 @@ LogicalResult ReshapeOp::lowerToPlan(PlanInstruction &instruction) {
 }
 
 LogicalResult TransposeOp::lowerToPlan(PlanInstruction &instruction) {
-  TransposeOp t = *this;
-  instruction.ints = toVector(t.getPermutation());
-  instruction.opcode = O::Transpose;
-  return success();
+  plan::TransposeAttrsT attrs;
+  for (int64_t p : getPermutation())
+    attrs.perm.push_back(static_cast<int32_t>(p));
+  return lowered(instruction, O::Transpose, std::move(attrs));
 }
 
 LogicalResult SliceOp::lowerToPlan(PlanInstruction &instruction) {
-  SliceOp s = *this;
-  instruction.ints = toVector(s.getStarts());
-  llvm::append_range(instruction.ints, s.getLimits());
-  llvm::append_range(instruction.ints, s.getSteps());
-  instruction.opcode = O::Slice;
-  return success();
+  return lowered(instruction, O::Slice,
+                 sliceAttrs(getStarts(), getLimits(), getSteps()));
 }
 
 LogicalResult ConcatOp::lowerToPlan(PlanInstruction &instruction) {
-  ConcatOp c = *this;
-  instruction.ints = {static_cast<int64_t>(c.getAxis())};
-  instruction.opcode = O::Concat;
-  return success();
+  return lowered(instruction, O::Concat, axisAttrs(getAxis()));
 }
 
 LogicalResult SplitOp::lowerToPlan(PlanInstruction &instruction) {
-  SplitOp s = *this;
-  instruction.ints = {static_cast<int64_t>(s.getAxis())};
-  instruction.opcode = O::Split;
-  return success();
+  return lowered(instruction, O::Split, axisAttrs(getAxis()));
 }
 
 LogicalResult ExpandOp::lowerToPlan(PlanInstruction &instruction) {
@@ -228,10 +274,7 @@ LogicalResult ExpandOp::lowerToPlan(PlanInstruction &instruction) {
 }
 
 LogicalResult GatherOp::lowerToPlan(PlanInstruction &instruction) {
-  GatherOp g = *this;
-  instruction.ints = {static_cast<int64_t>(g.getAxis())};
-  instruction.opcode = O::Gather;
-  return success();
+  return lowered(instruction, O::Gather, axisAttrs(getAxis()));
 }
 
 LogicalResult EmbeddingOp::lowerToPlan(PlanInstruction &instruction) {
@@ -240,95 +283,87 @@ LogicalResult EmbeddingOp::lowerToPlan(PlanInstruction &instruction) {
 }
 
 LogicalResult EmbeddingGradOp::lowerToPlan(PlanInstruction &instruction) {
-  EmbeddingGradOp e = *this;
-  instruction.ints = {static_cast<int64_t>(e.getRows())};
-  instruction.opcode = O::EmbeddingGrad;
-  return success();
+  plan::EmbeddingGradAttrsT attrs;
+  attrs.rows = static_cast<int64_t>(getRows());
+  return lowered(instruction, O::EmbeddingGrad, std::move(attrs));
 }
 
 LogicalResult ReduceOp::lowerToPlan(PlanInstruction &instruction) {
-  ReduceOp r = *this;
-  instruction.ints = {static_cast<int64_t>(r.getKind()), r.getKeepdims()};
-  llvm::append_range(instruction.ints, r.getAxes());
-  instruction.opcode = O::Reduce;
-  return success();
+  plan::ReduceAttrsT attrs;
+  attrs.kind = toPlan(getKind());
+  attrs.keepdims = getKeepdims();
+  for (int64_t axis : getAxes())
+    attrs.axes.push_back(static_cast<int32_t>(axis));
+  return lowered(instruction, O::Reduce, std::move(attrs));
 }
 
 LogicalResult SoftmaxOp::lowerToPlan(PlanInstruction &instruction) {
-  SoftmaxOp s = *this;
-  instruction.ints = {static_cast<int64_t>(s.getAxis())};
-  instruction.opcode = O::Softmax;
-  return success();
+  return lowered(instruction, O::Softmax, axisAttrs(getAxis()));
 }
 
 LogicalResult LayerNormOp::lowerToPlan(PlanInstruction &instruction) {
-  LayerNormOp l = *this;
-  instruction.floats = {l.getEpsilon().convertToDouble()};
-  instruction.opcode = O::LayerNorm;
-  return success();
+  plan::NormAttrsT attrs;
+  attrs.eps = getEpsilon().convertToDouble();
+  return lowered(instruction, O::LayerNorm, std::move(attrs));
 }
 
 LogicalResult RmsNormOp::lowerToPlan(PlanInstruction &instruction) {
-  RmsNormOp r = *this;
-  instruction.floats = {r.getEpsilon().convertToDouble()};
-  instruction.opcode = O::RmsNorm;
-  return success();
+  plan::NormAttrsT attrs;
+  attrs.eps = getEpsilon().convertToDouble();
+  return lowered(instruction, O::RmsNorm, std::move(attrs));
 }
 
 LogicalResult RotaryOp::lowerToPlan(PlanInstruction &instruction) {
-  RotaryOp r = *this;
-  instruction.ints = {r.getInterleaved()};
-  instruction.opcode = O::Rotary;
-  return success();
+  plan::RotaryAttrsT attrs;
+  attrs.interleaved = getInterleaved();
+  return lowered(instruction, O::Rotary, std::move(attrs));
 }
 
 LogicalResult AttentionOp::lowerToPlan(PlanInstruction &instruction) {
-  AttentionOp a = *this;
-  instruction.ints = {a.getCausal()};
-  instruction.floats = {a.getScale().convertToDouble()};
-  instruction.opcode = O::Attention;
-  return success();
+  plan::AttentionAttrsT attrs;
+  attrs.causal = getCausal();
+  attrs.scale = getScale().convertToDouble();
+  return lowered(instruction, O::Attention, std::move(attrs));
 }
 
 LogicalResult CrossEntropyOp::lowerToPlan(PlanInstruction &instruction) {
-  CrossEntropyOp c = *this;
-  instruction.ints = {c.getReduction() == ReduceKind::mean,
-                      static_cast<int64_t>(c.getIgnoreIndex())};
-  instruction.opcode = O::CrossEntropy;
-  return success();
+  plan::CrossEntropyAttrsT attrs;
+  attrs.reduction = toPlan(getReduction());
+  attrs.ignore_index = static_cast<int64_t>(getIgnoreIndex());
+  return lowered(instruction, O::CrossEntropy, std::move(attrs));
 }
 
 LogicalResult AllReduceOp::lowerToPlan(PlanInstruction &instruction) {
   AllReduceOp r = *this;
-  instruction.ints = {instruction.groupIndex(r.getGroup()),
-                      static_cast<int64_t>(r.getKind())};
-  instruction.opcode = O::AllReduce;
-  return success();
+  plan::AllReduceAttrsT attrs;
+  attrs.group = static_cast<int32_t>(instruction.groupIndex(r.getGroup()));
+  attrs.reduction = toPlan(r.getKind());
+  return lowered(instruction, O::AllReduce, std::move(attrs));
 }
 
 LogicalResult AllGatherOp::lowerToPlan(PlanInstruction &instruction) {
   AllGatherOp a = *this;
-  instruction.ints = {instruction.groupIndex(a.getGroup()),
-                      static_cast<int64_t>(a.getAxis())};
-  instruction.opcode = O::AllGather;
-  return success();
+  plan::CollectiveAxisAttrsT attrs;
+  attrs.group = static_cast<int32_t>(instruction.groupIndex(a.getGroup()));
+  attrs.axis = static_cast<int32_t>(a.getAxis());
+  return lowered(instruction, O::AllGather, std::move(attrs));
 }
 
 LogicalResult AllToAllOp::lowerToPlan(PlanInstruction &instruction) {
   AllToAllOp a = *this;
-  instruction.ints = {instruction.groupIndex(a.getGroup()),
-                      static_cast<int64_t>(a.getSplitAxis()),
-                      static_cast<int64_t>(a.getConcatAxis())};
-  instruction.opcode = O::AllToAll;
-  return success();
+  plan::AllToAllAttrsT attrs;
+  attrs.group = static_cast<int32_t>(instruction.groupIndex(a.getGroup()));
+  attrs.split_axis = static_cast<int32_t>(a.getSplitAxis());
+  attrs.concat_axis = static_cast<int32_t>(a.getConcatAxis());
+  return lowered(instruction, O::AllToAll, std::move(attrs));
 }
 
 LogicalResult ReduceScatterOp::lowerToPlan(PlanInstruction &instruction) {
   ReduceScatterOp r = *this;
-  instruction.ints = {instruction.groupIndex(r.getGroup()),
-                      static_cast<int64_t>(r.getAxis())};
-  instruction.opcode = O::ReduceScatter;
-  return success();
+  plan::CollectiveAxisAttrsT attrs;
+  attrs.group = static_cast<int32_t>(instruction.groupIndex(r.getGroup()));
+  attrs.axis = static_cast<int32_t>(r.getAxis());
+  return lowered(instruction, O::ReduceScatter, std::move(attrs));
 }
 
 LogicalResult ShardSliceOp::lowerToPlan(PlanInstruction &instruction) {
@@ -340,22 +375,17 @@ LogicalResult ShardSliceOp::lowerToPlan(PlanInstruction &instruction) {
   std::vector<int64_t> starts(dims, 0), limits(type.getShape()), steps(dims, 1);
   starts[axis] = instruction.positionIn(s.getGroup()) * piece;
   limits[axis] = starts[axis] + piece;
-  instruction.ints = starts;
-  llvm::append_range(instruction.ints, limits);
-  llvm::append_range(instruction.ints, steps);
-  instruction.opcode = O::Slice;
-  return success();
+  return lowered(instruction, O::Slice, sliceAttrs(starts, limits, steps));
 }
 
 LogicalResult LogSoftmaxOp::lowerToPlan(PlanInstruction &instruction) {
-  instruction.opcode = O::LogSoftmax;
-  instruction.ints = {static_cast<int64_t>(getAxis())};
-  return success();
+  return lowered(instruction, O::LogSoftmax, axisAttrs(getAxis()));
 }
 
 LogicalResult ArgMaxOp::lowerToPlan(PlanInstruction &instruction) {
-  instruction.opcode = O::ArgMax;
-  instruction.ints = {static_cast<int64_t>(getAxis()), getKeepdims(),
-                      getSelectLastIndex()};
-  return success();
+  plan::ArgMaxAttrsT attrs;
+  attrs.axis = static_cast<int32_t>(getAxis());
+  attrs.keepdims = getKeepdims();
+  attrs.select_last_index = getSelectLastIndex();
+  return lowered(instruction, O::ArgMax, std::move(attrs));
 }

@@ -17,6 +17,7 @@
 using namespace mlir;
 using namespace mlir::galv;
 namespace plan = galvatron::plan;
+namespace rt = galvatron::rt;
 
 namespace {
 
@@ -41,6 +42,10 @@ struct TensorInfo {
   plan::Storage storage;
   uint64_t offset = 0, bytes = 0;
   std::optional<ShardInfo> shard;
+  /// Inputs: what the input is to the runtime, and for state the
+  /// parameter's state-dict name.
+  plan::Role role = plan::Role::Data;
+  std::string paramName;
 };
 
 /// What every rank's program shares: the device groups and constants.
@@ -61,9 +66,36 @@ struct SharedPlan {
 struct InstrInfo {
   plan::Opcode opcode;
   std::vector<int32_t> inputs, outputs;
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
+  plan::InstructionAttrsUnion attrs;
 };
+
+plan::Role toPlan(InputRole role) {
+  switch (role) {
+  case InputRole::data:
+    return plan::Role::Data;
+  case InputRole::learning_rate:
+    return plan::Role::LearningRate;
+  case InputRole::step:
+    return plan::Role::Step;
+  case InputRole::parameter:
+    return plan::Role::Parameter;
+  case InputRole::adam_m:
+    return plan::Role::AdamM;
+  case InputRole::adam_v:
+    return plan::Role::AdamV;
+  }
+  llvm_unreachable("unknown input role");
+}
+
+/// The role and parameter galv-adamw marked an argument or result with
+/// (Data and none when unmarked).
+std::pair<plan::Role, FlatSymbolRefAttr> roleOf(DictionaryAttr attrs) {
+  if (!attrs)
+    return {plan::Role::Data, {}};
+  auto role = attrs.getAs<InputRoleAttr>(GalvDialect::getRoleAttrName());
+  return {role ? toPlan(role.getValue()) : plan::Role::Data,
+          attrs.getAs<FlatSymbolRefAttr>(GalvDialect::getParamAttrName())};
+}
 
 FailureOr<plan::DType> dtypeOf(Type type, Location loc) {
   if (type.isF32())
@@ -127,11 +159,13 @@ private:
     return info;
   }
   /// The pair group with the rank at this rank's position in stage `other`,
-  /// and whether that rank comes after this one: a send's or recv's ints.
-  std::vector<int64_t> peer(int64_t other) {
+  /// and that rank's position in it: a send's or recv's attributes.
+  plan::PeerAttrsT peer(int64_t other) {
     int32_t peer = static_cast<int32_t>(other * perStage + rank - stageFirst);
-    return {shared.group({std::min(rank, peer), std::max(rank, peer)}),
-            peer > rank ? 1 : 0};
+    plan::PeerAttrsT attrs;
+    attrs.group = shared.group({std::min(rank, peer), std::max(rank, peer)});
+    attrs.peer = peer > rank ? 1 : 0;
+    return attrs;
   }
 
   FailureOr<int32_t> newTensor(Value value, plan::Storage storage,
@@ -140,6 +174,7 @@ private:
   LogicalResult lowerOp(Operation &op);
   LogicalResult lowerInstruction(Operation &op, InstrInfo &inst);
   LogicalResult appendConstant(DenseElementsAttr attr, TensorInfo &info);
+  LogicalResult addFeedback(func::FuncOp func);
   flatbuffers::Offset<plan::RankProgram>
   serialise(flatbuffers::FlatBufferBuilder &fbb, uint64_t arenaBytes);
 
@@ -151,6 +186,7 @@ private:
   DenseMap<Value, int32_t> indexOf;
   std::map<std::string, int32_t> weightIndex;
   std::vector<int32_t> inputs, outputs;
+  std::vector<plan::Feedback> feedback;
 };
 
 FailureOr<int32_t> Emitter::newTensor(Value value, plan::Storage storage,
@@ -179,20 +215,26 @@ LogicalResult Emitter::addInput(func::FuncOp func, BlockArgument arg) {
   if (failed(index))
     return failure();
   inputs.push_back(*index);
+  auto [role, symbol] = roleOf(func.getArgAttrDict(i));
+  TensorInfo &info = tensors[*index];
+  info.role = role;
+  if (symbol)
+    info.paramName = symbol.getValue().str();
+  if (rt::isState(role) && !symbol)
+    return func.emitError("argument ")
+           << i << " is training state (" << plan::EnumNameRole(role)
+           << ") but names no parameter ('" << GalvDialect::getParamAttrName()
+           << "')";
   auto shard =
       func.getArgAttrOfType<ShardAttr>(i, GalvDialect::getShardAttrName());
   if (!shard)
     return success();
-  // The full shape: the piece's, uncut (ZeRO pieces name their parameter,
-  // whose declared type is the full one).
+  // The full shape: the piece's, uncut (state pieces belong to their
+  // parameter, whose declared type is the full one).
   RankedTensorType full = cast<RankedTensorType>(arg.getType());
-  StringRef label = name ? name.getValue() : "";
-  size_t colon = label.find(':');
-  auto param = colon == StringRef::npos
-                   ? ParameterOp()
-                   : SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
-                         func, StringAttr::get(func.getContext(),
-                                               label.substr(colon + 1)));
+  auto param =
+      symbol ? SymbolTable::lookupNearestSymbolFrom<ParameterOp>(func, symbol)
+             : ParameterOp();
   if (param) {
     full = param.getTensorType();
   } else {
@@ -315,12 +357,12 @@ LogicalResult Emitter::lowerOp(Operation &op) {
 LogicalResult Emitter::lowerInstruction(Operation &op, InstrInfo &inst) {
   if (auto send = dyn_cast<SendOp>(op)) {
     inst.opcode = plan::Opcode::Send;
-    inst.ints = peer(send.getTo());
+    inst.attrs.Set(peer(send.getTo()));
     return success();
   }
   if (auto recv = dyn_cast<RecvOp>(op)) {
     inst.opcode = plan::Opcode::Recv;
-    inst.ints = peer(recv.getFrom());
+    inst.attrs.Set(peer(recv.getFrom()));
     return success();
   }
   if (isa<CopyOp>(op)) {
@@ -336,8 +378,7 @@ LogicalResult Emitter::lowerInstruction(Operation &op, InstrInfo &inst) {
   if (failed(rule.lowerToPlan(lowered)))
     return failure();
   inst.opcode = lowered.opcode;
-  inst.ints = std::move(lowered.ints);
-  inst.floats = std::move(lowered.floats);
+  inst.attrs = std::move(lowered.attrs);
   return success();
 }
 
@@ -365,7 +406,31 @@ Emitter::run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb) {
     tensors[index].name = name ? name.str() : "output" + std::to_string(i);
     outputs.push_back(index);
   }
+  if (failed(addFeedback(func)))
+    return failure();
   return serialise(fbb, static_cast<uint64_t>(arena.getInt()));
+}
+
+/// A result marked with a state role and parameter becomes, next step, the
+/// input marked alike (galv-adamw marks both).
+LogicalResult Emitter::addFeedback(func::FuncOp func) {
+  for (unsigned i = 0; i < func.getNumResults(); ++i) {
+    auto [role, symbol] = roleOf(func.getResultAttrDict(i));
+    if (!rt::isState(role))
+      continue;
+    std::string param = symbol ? symbol.getValue().str() : "";
+    auto input = llvm::find_if(inputs, [&](int32_t t) {
+      return tensors[t].role == role && tensors[t].paramName == param;
+    });
+    if (input == inputs.end())
+      return func.emitError("result ")
+             << i << " is the new " << plan::EnumNameRole(role) << " of '"
+             << param << "', but no argument of rank " << rank
+             << "'s program holds it";
+    feedback.emplace_back(static_cast<int32_t>(i),
+                          static_cast<int32_t>(input - inputs.begin()));
+  }
+  return success();
 }
 
 flatbuffers::Offset<plan::RankProgram>
@@ -378,15 +443,52 @@ Emitter::serialise(flatbuffers::FlatBufferBuilder &fbb, uint64_t arenaBytes) {
                                       t.shard->flatParts, t.shard->flatIndex);
     tensorOffsets.push_back(plan::CreateTensorDirect(
         fbb, t.name.empty() ? nullptr : t.name.c_str(), t.dtype, &t.shape,
-        t.storage, t.offset, t.bytes, shard));
+        t.storage, t.offset, t.bytes, shard, t.role,
+        t.paramName.empty() ? nullptr : t.paramName.c_str()));
   }
   std::vector<flatbuffers::Offset<plan::Instruction>> instOffsets;
   for (const InstrInfo &inst : instructions)
-    instOffsets.push_back(
-        plan::CreateInstructionDirect(fbb, inst.opcode, &inst.inputs,
-                                      &inst.outputs, &inst.ints, &inst.floats));
+    instOffsets.push_back(plan::CreateInstructionDirect(
+        fbb, inst.opcode, &inst.inputs, &inst.outputs, inst.attrs.type,
+        inst.attrs.Pack(fbb)));
   return plan::CreateRankProgramDirect(fbb, rank, &tensorOffsets, &instOffsets,
-                                       &inputs, &outputs, arenaBytes, stage);
+                                       &inputs, &outputs, arenaBytes, stage,
+                                       &feedback);
+}
+
+/// The rows of an embedding table: its parameter's (the full table), else
+/// its own.
+int64_t tableRows(Value table) {
+  int64_t rows = cast<RankedTensorType>(table.getType()).getDimSize(0);
+  FlatSymbolRefAttr symbol;
+  if (auto get = table.getDefiningOp<GetParameterOp>()) {
+    symbol = get.getNameAttr();
+  } else if (auto arg = dyn_cast<BlockArgument>(table)) {
+    if (auto func = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
+      symbol = func.getArgAttrOfType<FlatSymbolRefAttr>(
+          arg.getArgNumber(), GalvDialect::getParamAttrName());
+  }
+  if (symbol)
+    if (auto param = SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
+            table.getParentRegion()->getParentOp(), symbol))
+      return param.getTensorType().getDimSize(0);
+  return rows;
+}
+
+/// Plan.vocab_size: the largest embedding table's rows (the vocabulary, as
+/// galv-partition takes it), else the classes of a loss's logits, else 0.
+int64_t vocabularySize(ModuleOp module) {
+  int64_t vocab = 0, classes = 0;
+  module.walk([&](Operation *op) {
+    if (auto e = dyn_cast<EmbeddingOp>(op))
+      vocab = std::max(vocab, tableRows(e.getTable()));
+    if (auto ce = dyn_cast<CrossEntropyOp>(op))
+      classes =
+          std::max(classes, cast<RankedTensorType>(ce->getOperand(0).getType())
+                                .getShape()
+                                .back());
+  });
+  return vocab ? vocab : classes;
 }
 
 } // namespace
@@ -440,7 +542,8 @@ LogicalResult mlir::galv::emitPlan(ModuleOp module, StringRef function,
   std::string weightsFile = weights ? weights.str() : "";
   bool shapesOnly = module->hasAttr(GalvDialect::getShapesOnlyAttrName());
   fbb.Finish(plan::CreatePlanDirect(fbb, world, weightsFile.c_str(), &groups,
-                                    &ranks, &shared.constants, shapesOnly),
+                                    &ranks, &shared.constants, shapesOnly,
+                                    vocabularySize(module)),
              plan::PlanIdentifier());
   std::vector<uint8_t> bytes =
       galvatron::rt::wrapPlan(fbb.GetBufferPointer(), fbb.GetSize());

@@ -80,6 +80,7 @@ private:
   Location loc;
   unsigned numData = 0, n = 0;
   SmallVector<StringRef> names;
+  SmallVector<FlatSymbolRefAttr> paramRefs;
   SmallVector<RankedTensorType> stateTypes;
   SmallVector<GradSync> syncs;
   Block *body = nullptr;
@@ -104,6 +105,7 @@ LogicalResult StepBuilder::collect() {
       return batchGrad.emitError("galv-adamw: argument ")
              << arg << " is not a tensor parameter";
     names.push_back(param.getValue());
+    paramRefs.push_back(param);
     stateTypes.push_back(type);
     syncs.push_back(gradSyncOf(batchGrad.getResultAttr(1 + k, syncName), type));
   }
@@ -139,12 +141,29 @@ void StepBuilder::createStep() {
   step.setArgAttr(numData, "galv.name", name("lr"));
   step.setArgAttr(numData + 1, "galv.name", name("step"));
   step.setResultAttr(0, "galv.name", name("loss"));
+  // What each input is to the runtime (which reads roles, not names); a
+  // state result carries its input's role and parameter, so the plan can
+  // feed it back.
+  auto roleAttr = [&](InputRole r) {
+    return InputRoleAttr::get(b.getContext(), r);
+  };
+  StringRef roleName = GalvDialect::getRoleAttrName(),
+            paramName = GalvDialect::getParamAttrName();
+  step.setArgAttr(numData, roleName, roleAttr(InputRole::learning_rate));
+  step.setArgAttr(numData + 1, roleName, roleAttr(InputRole::step));
   const char *roles[] = {"param:", "adam_m:", "adam_v:"};
+  const InputRole stateRoles[] = {InputRole::parameter, InputRole::adam_m,
+                                  InputRole::adam_v};
   for (int role = 0; role < 3; ++role)
     for (unsigned k = 0; k < n; ++k) {
       StringAttr label = name(roles[role] + names[k].str());
       step.setArgAttr(numData + 2 + role * n + k, "galv.name", label);
       step.setResultAttr(1 + role * n + k, "galv.name", label);
+      Attribute stateRole = roleAttr(stateRoles[role]), param = paramRefs[k];
+      step.setArgAttr(numData + 2 + role * n + k, roleName, stateRole);
+      step.setArgAttr(numData + 2 + role * n + k, paramName, param);
+      step.setResultAttr(1 + role * n + k, roleName, stateRole);
+      step.setResultAttr(1 + role * n + k, paramName, param);
       // The runtime cuts the state by these shards and consolidates it.
       auto shard = batchGrad.getArgAttrOfType<ShardAttr>(
           numData + k, GalvDialect::getShardAttrName());

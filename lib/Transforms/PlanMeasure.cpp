@@ -145,8 +145,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
       r.classBytes[kernelClass(inst->opcode())] += bytes;
       continue;
     }
-    int64_t group =
-        inst->ints() && inst->ints()->size() ? inst->ints()->Get(0) : -1;
+    int64_t group = galvatron::rt::groupOf(*inst);
     // The communicator counts what a rank hands over; a receive nothing.
     uint64_t sent = 0;
     if (inst->opcode() != plan::Opcode::Recv && inst->inputs() &&

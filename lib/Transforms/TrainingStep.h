@@ -28,8 +28,9 @@ namespace mlir::galv {
 
 /// The function the optimizer passes build and rewrite.
 constexpr StringLiteral kBatchGradName = "batch_grad";
-/// Argument attribute of @batch_grad: the parameter the argument holds.
-constexpr StringLiteral kParamArgAttrName = "galv.param";
+/// Argument attribute of @batch_grad: the parameter the argument holds (the
+/// same `galv.param` that marks @train_step's state).
+constexpr StringLiteral kParamArgAttrName = GalvDialect::getParamAttrName();
 
 /// The number of data arguments of @batch_grad (parameters follow them).
 unsigned numDataArgs(func::FuncOp batchGrad);

@@ -31,6 +31,9 @@ const char *const kTrainer = "trainer.json";
 const char *const kManifest = "manifest.json";
 const char *const kFormat = "galvatron-checkpoint";
 constexpr int kVersion = 1;
+// The file's own key scheme for the moments in optimizer.safetensors (the
+// trainer knows them by role and parameter, from the plan).
+const std::string kFirstMoment = "adam_m:", kSecondMoment = "adam_v:";
 
 /// What the manifest records of one file.
 struct FileDigest {
@@ -216,16 +219,18 @@ bool Saver::writeFile(const std::string &file,
 /// The four files, the manifest last: it records the others' digests.
 bool Saver::writeFiles(std::string &error) {
   std::map<std::string, SafetensorsView> model, optimizer;
-  for (const auto &[key, t] : state.tensors) {
-    SafetensorsView view{safetensorsDType(t.dtype),
-                         {t.shape.begin(), t.shape.end()},
-                         reinterpret_cast<const char *>(t.bytes.data()),
-                         t.bytes.size()};
-    if (startsWith(key, "param:"))
-      model[key.substr(6)] = std::move(view);
-    else
-      optimizer[key] = std::move(view);
-  }
+  auto view = [](const Tensor &t) {
+    return SafetensorsView{safetensorsDType(t.dtype),
+                           {t.shape.begin(), t.shape.end()},
+                           reinterpret_cast<const char *>(t.bytes.data()),
+                           t.bytes.size()};
+  };
+  for (const auto &[name, t] : state.params)
+    model[name] = view(t);
+  for (const auto &[name, t] : state.adamM)
+    optimizer[kFirstMoment + name] = view(t);
+  for (const auto &[name, t] : state.adamV)
+    optimizer[kSecondMoment + name] = view(t);
   std::string header;
   std::vector<FileChunk> chunks;
   if (!encodeSafetensors(model, {{"format", "pt"}}, header, chunks, error) ||
@@ -605,14 +610,21 @@ bool loadCheckpoint(const std::string &path, CheckpointState &state,
   if (!resolveCheckpoint(path, stepDir, error) ||
       !verifyCheckpoint(stepDir, state.step, error))
     return false;
-  std::map<std::string, Tensor> model, optimizer;
-  if (!loadTensors(stepDir + "/" + kModel, model, error) ||
+  std::map<std::string, Tensor> optimizer;
+  if (!loadTensors(stepDir + "/" + kModel, state.params, error) ||
       !loadTensors(stepDir + "/" + kOptimizer, optimizer, error))
     return false;
-  for (auto &[key, t] : model)
-    state.tensors["param:" + key] = std::move(t);
-  for (auto &[key, t] : optimizer)
-    state.tensors[key] = std::move(t);
+  for (auto &[key, t] : optimizer) {
+    if (startsWith(key, kFirstMoment)) {
+      state.adamM[key.substr(kFirstMoment.size())] = std::move(t);
+    } else if (startsWith(key, kSecondMoment)) {
+      state.adamV[key.substr(kSecondMoment.size())] = std::move(t);
+    } else {
+      error = stepDir + "/" + kOptimizer + " holds '" + key + "', which is " +
+              "neither " + kFirstMoment + "NAME nor " + kSecondMoment + "NAME";
+      return false;
+    }
+  }
   return true;
 }
 

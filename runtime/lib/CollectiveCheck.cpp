@@ -1,8 +1,10 @@
 //===- CollectiveCheck.cpp - ranks agree on their collectives -------------===//
 
 #include "galvatron/runtime/CollectiveCheck.h"
+#include "galvatron/runtime/PlanFile.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace galvatron::rt {
 namespace {
@@ -25,17 +27,30 @@ bool isGroupCollective(plan::Opcode op) {
          op == O::AllToAll || op == O::Broadcast;
 }
 
+/// What the ranks of a group must agree on besides the opcode and the
+/// input: the reduction, axes or root (the group itself is the same).
+std::vector<int64_t> agreedAttributes(const plan::Instruction &inst) {
+  if (const auto *a = inst.attrs_as_AllReduceAttrs())
+    return {static_cast<int64_t>(a->reduction())};
+  if (const auto *a = inst.attrs_as_CollectiveAxisAttrs())
+    return {a->axis()};
+  if (const auto *a = inst.attrs_as_AllToAllAttrs())
+    return {a->split_axis(), a->concat_axis()};
+  if (const auto *a = inst.attrs_as_BroadcastAttrs())
+    return {a->root()};
+  return {};
+}
+
 } // namespace
 
 uint64_t collectiveDigest(const plan::RankProgram &program, int group) {
   Fnv fnv;
   for (const plan::Instruction *inst : *program.instructions()) {
-    if (!isGroupCollective(inst->opcode()) || !inst->ints() ||
-        inst->ints()->size() == 0 || inst->ints()->Get(0) != group)
+    if (!isGroupCollective(inst->opcode()) || groupOf(*inst) != group)
       continue;
     fnv.add(static_cast<int64_t>(inst->opcode()));
-    for (size_t k = 1; k < inst->ints()->size(); ++k)
-      fnv.add(inst->ints()->Get(k));
+    for (int64_t value : agreedAttributes(*inst))
+      fnv.add(value);
     const plan::Tensor *in = program.tensors()->Get(inst->inputs()->Get(0));
     int64_t count = 1;
     if (in->shape())

@@ -87,6 +87,7 @@ std::map<std::string, Tensor> readInputs(const Job &job,
       inputNames.push_back(tensorName(program, index));
   std::map<std::string, Tensor> inputs;
   std::string error;
+  const plan::Tensor *tokens = tokenInput(*job.plan);
   for (size_t i = 0; i < options.inputSpecs.size(); ++i) {
     auto [name, file] = splitSpec(options.inputSpecs[i], i, inputNames);
     if (name.empty())
@@ -99,6 +100,8 @@ std::map<std::string, Tensor> readInputs(const Job &job,
     // Token files are often int32; the plan's ids are int64.
     if (t.dtype == DType::I32)
       t = cast(t, DType::I64);
+    if (tokens && name == tokens->name()->str())
+      checkTokenIds(*job.plan, t, file);
     inputs[name] = std::move(t);
   }
   return inputs;

@@ -23,10 +23,18 @@ namespace galvatron::rt {
 
 namespace {
 
-std::vector<int64_t> ints(const plan::Instruction &inst) {
-  if (!inst.ints())
-    return {};
-  return std::vector<int64_t>(inst.ints()->begin(), inst.ints()->end());
+// Plan reductions convert to the kernels' by value.
+static_assert(static_cast<int>(plan::Reduction::Sum) ==
+                      static_cast<int>(Reduction::Sum) &&
+                  static_cast<int>(plan::Reduction::Prod) ==
+                      static_cast<int>(Reduction::Prod),
+              "plan::Reduction and rt::Reduction differ");
+
+/// An attribute vector as int64s; absent reads as empty.
+template <typename T>
+std::vector<int64_t> int64s(const flatbuffers::Vector<T> *v) {
+  return v ? std::vector<int64_t>(v->begin(), v->end())
+           : std::vector<int64_t>();
 }
 
 class Machine {
@@ -108,8 +116,8 @@ public:
         bool communicates = isCommunication(inst.opcode());
         stats.trace.push_back(
             {plan::EnumNameOpcode(inst.opcode()), static_cast<int32_t>(i),
-             communicates ? static_cast<int32_t>(inst.ints()->Get(0)) : -1,
-             start, nowUs()});
+             communicates ? static_cast<int32_t>(groupOf(inst)) : -1, start,
+             nowUs()});
       }
       for (size_t k = 0; k < results.size(); ++k)
         if (!store(inst.outputs()->Get(k), std::move(results[k])))
@@ -207,27 +215,33 @@ private:
     return true;
   }
 
-  /// One instruction's operands, attributes and first result's plan entry.
+  /// One instruction's operands and first result's plan entry.
   struct Call {
     const plan::Instruction &inst;
     std::vector<Tensor> in;
-    std::vector<int64_t> a;
     const plan::Tensor &out0;
-    double f(size_t k) const {
-      return inst.floats() && k < inst.floats()->size() ? inst.floats()->Get(k)
-                                                        : 0.0;
-    }
   };
   /// What a kernel group made of an instruction.
   enum class Outcome { NotMine, Failed, Done };
 
-  bool need(const Call &c, size_t inputs, size_t attrs) {
-    if (c.in.size() < inputs || c.a.size() < attrs)
+  bool need(const Call &c, size_t inputs) {
+    if (c.in.size() < inputs)
       return fail(std::string("instruction ") +
                   plan::EnumNameOpcode(c.inst.opcode()) + " needs " +
-                  std::to_string(inputs) + " inputs and " +
-                  std::to_string(attrs) + " integer attributes");
+                  std::to_string(inputs) + " inputs");
     return true;
+  }
+  /// The instruction's attribute table of type T; null (and the run fails)
+  /// when it carries another (the verifier refuses such plans).
+  template <typename T> const T *attrs(const Call &c) {
+    const T *table = c.inst.attrs_as<T>();
+    if (!table)
+      fail(std::string("instruction ") + plan::EnumNameOpcode(c.inst.opcode()) +
+           " has no " +
+           plan::EnumNameInstructionAttrs(
+               plan::InstructionAttrsTraits<T>::enum_value) +
+           " table");
+    return table;
   }
 
   static Outcome done(bool ok) { return ok ? Outcome::Done : Outcome::Failed; }
@@ -236,14 +250,13 @@ private:
   Outcome elementwise(const Call &c, std::vector<Tensor> &results) {
     using O = plan::Opcode;
     const auto &in = c.in;
-    const auto &a = c.a;
     static const std::pair<O, Binary> binaries[] = {
         {O::Add, Binary::Add}, {O::Sub, Binary::Sub}, {O::Mul, Binary::Mul},
         {O::Div, Binary::Div}, {O::Pow, Binary::Pow}, {O::Max, Binary::Max},
         {O::Min, Binary::Min}, {O::And, Binary::And}, {O::Or, Binary::Or}};
     for (auto [op, kind] : binaries)
       if (c.inst.opcode() == op) {
-        if (!need(c, 2, 0))
+        if (!need(c, 2))
           return Outcome::Failed;
         results.push_back(binary(kind, in[0], in[1]));
         return Outcome::Done;
@@ -259,7 +272,7 @@ private:
         {O::GeluTanh, Unary::GeluTanh}};
     for (auto [op, kind] : unaries)
       if (c.inst.opcode() == op) {
-        if (!need(c, 1, 0))
+        if (!need(c, 1))
           return Outcome::Failed;
         results.push_back(unary(kind, in[0]));
         return Outcome::Done;
@@ -268,18 +281,22 @@ private:
     case O::Compare: {
       static const Binary kinds[] = {Binary::Eq, Binary::Ne, Binary::Lt,
                                      Binary::Le, Binary::Gt, Binary::Ge};
-      if (!need(c, 2, 1) || a[0] < 0 || a[0] > 5)
-        return done(fail("bad Compare instruction"));
-      results.push_back(binary(kinds[a[0]], in[0], in[1]));
+      const auto *a = attrs<plan::CompareAttrs>(c);
+      if (!a || !need(c, 2))
+        return Outcome::Failed;
+      int p = static_cast<int>(a->predicate());
+      if (p < 0 || p > 5)
+        return done(fail("bad Compare predicate " + std::to_string(p)));
+      results.push_back(binary(kinds[p], in[0], in[1]));
       return Outcome::Done;
     }
     case O::Where:
-      if (!need(c, 3, 0))
+      if (!need(c, 3))
         return Outcome::Failed;
       results.push_back(where(in[0], in[1], in[2]));
       return Outcome::Done;
     case O::Cast:
-      if (!need(c, 1, 0))
+      if (!need(c, 1))
         return Outcome::Failed;
       results.push_back(cast(in[0], toDType(c.out0.dtype())));
       return Outcome::Done;
@@ -292,71 +309,89 @@ private:
   Outcome movement(const Call &c, std::vector<Tensor> &results) {
     using O = plan::Opcode;
     const auto &in = c.in;
-    const auto &a = c.a;
     switch (c.inst.opcode()) {
     case O::Copy:
-      if (!need(c, 1, 0))
+      if (!need(c, 1))
         return Outcome::Failed;
       results.push_back(reshape(in[0], shapeOf(c.out0)));
       return Outcome::Done;
-    case O::Transpose:
-      if (!need(c, 1, static_cast<size_t>(in.empty() ? 0 : in[0].rank())))
+    case O::Transpose: {
+      const auto *a = attrs<plan::TransposeAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(transpose(in[0], a));
+      std::vector<int64_t> perm = int64s(a->perm());
+      if (static_cast<int64_t>(perm.size()) != in[0].rank())
+        return done(fail("Transpose needs one permutation entry per input "
+                         "dimension"));
+      results.push_back(transpose(in[0], perm));
       return Outcome::Done;
+    }
     case O::Slice: {
-      size_t r = in.empty() ? 0 : in[0].rank();
-      if (!need(c, 1, 3 * r))
+      const auto *a = attrs<plan::SliceAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(slice(in[0], {a.begin(), a.begin() + r},
-                              {a.begin() + r, a.begin() + 2 * r},
-                              {a.begin() + 2 * r, a.begin() + 3 * r}));
+      std::vector<int64_t> starts = int64s(a->starts()),
+                           limits = int64s(a->limits()),
+                           steps = int64s(a->steps());
+      size_t r = static_cast<size_t>(in[0].rank());
+      if (starts.size() != r || limits.size() != r || steps.size() != r)
+        return done(fail("Slice needs a start, limit and step per input "
+                         "dimension"));
+      results.push_back(slice(in[0], starts, limits, steps));
       return Outcome::Done;
     }
     case O::Concat: {
-      if (!need(c, 1, 1))
+      const auto *a = attrs<plan::AxisAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
       std::vector<const Tensor *> parts;
       for (const Tensor &t : in)
         parts.push_back(&t);
-      results.push_back(concat(parts, a[0]));
+      results.push_back(concat(parts, a->axis()));
       return Outcome::Done;
     }
     case O::Split: {
-      if (!need(c, 1, 1))
+      const auto *a = attrs<plan::AxisAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
       std::vector<int64_t> sizes;
-      int64_t axis = a[0] < 0 ? a[0] + in[0].rank() : a[0];
+      int64_t axis = a->axis() < 0 ? a->axis() + in[0].rank() : a->axis();
       for (int32_t t : *c.inst.outputs())
         sizes.push_back(program.tensors()->Get(t)->shape()->Get(axis));
       results = split(in[0], axis, sizes);
       return Outcome::Done;
     }
     case O::Expand:
-      if (!need(c, 1, 0))
+      if (!need(c, 1))
         return Outcome::Failed;
       results.push_back(expand(in[0], shapeOf(c.out0)));
       return Outcome::Done;
     case O::Gather: {
-      if (!need(c, 2, 1) || a[0] < -in[0].rank() || a[0] >= in[0].rank())
-        return done(need(c, 2, 1) && fail("Gather axis out of range"));
-      int64_t n = in[0].shape[a[0] < 0 ? a[0] + in[0].rank() : a[0]];
+      const auto *a = attrs<plan::AxisAttrs>(c);
+      if (!a || !need(c, 2))
+        return Outcome::Failed;
+      int64_t axis = a->axis();
+      if (axis < -in[0].rank() || axis >= in[0].rank())
+        return done(fail("Gather axis out of range"));
+      int64_t n = in[0].shape[axis < 0 ? axis + in[0].rank() : axis];
       if (!checkIndices(c.inst, 1, -n, n))
         return Outcome::Failed;
-      results.push_back(gather(in[0], in[1], a[0]));
+      results.push_back(gather(in[0], in[1], axis));
       return Outcome::Done;
     }
     case O::Embedding:
-      if (!need(c, 2, 0) || in[0].rank() != 2 ||
+      if (!need(c, 2) || in[0].rank() != 2 ||
           !checkIndices(c.inst, 1, 0, in[0].shape[0]))
         return Outcome::Failed;
       results.push_back(embedding(in[0], in[1]));
       return Outcome::Done;
-    case O::EmbeddingGrad:
-      if (!need(c, 2, 1) || !checkIndices(c.inst, 1, 0, a[0]))
+    case O::EmbeddingGrad: {
+      const auto *a = attrs<plan::EmbeddingGradAttrs>(c);
+      if (!a || !need(c, 2) || !checkIndices(c.inst, 1, 0, a->rows()))
         return Outcome::Failed;
-      results.push_back(embeddingGrad(in[0], in[1], a[0]));
+      results.push_back(embeddingGrad(in[0], in[1], a->rows()));
       return Outcome::Done;
+    }
     default:
       return Outcome::NotMine;
     }
@@ -366,69 +401,84 @@ private:
   Outcome compute(const Call &c, std::vector<Tensor> &results) {
     using O = plan::Opcode;
     const auto &in = c.in;
-    const auto &a = c.a;
     switch (c.inst.opcode()) {
     case O::Matmul:
-      if (!need(c, 2, 0))
+      if (!need(c, 2))
         return Outcome::Failed;
       results.push_back(matmul(in[0], in[1]));
       return Outcome::Done;
-    case O::Linear:
-      if (!need(c, 2, 1))
+    case O::Linear: {
+      const auto *a = attrs<plan::LinearAttrs>(c);
+      if (!a || !need(c, 2))
         return Outcome::Failed;
-      results.push_back(
-          linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, a[0] != 0));
+      results.push_back(linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr,
+                               a->layout() == plan::WeightLayout::OutIn));
       return Outcome::Done;
-    case O::Reduce:
-      if (!need(c, 1, 2))
+    }
+    case O::Reduce: {
+      const auto *a = attrs<plan::ReduceAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(reduce(static_cast<Reduction>(a[0]), in[0],
-                               {a.begin() + 2, a.end()}, a[1] != 0));
+      results.push_back(reduce(static_cast<Reduction>(a->kind()), in[0],
+                               int64s(a->axes()), a->keepdims()));
       return Outcome::Done;
+    }
     case O::Softmax:
-      if (!need(c, 1, 1))
+    case O::LogSoftmax: {
+      const auto *a = attrs<plan::AxisAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(softmax(in[0], a[0]));
+      results.push_back(c.inst.opcode() == O::Softmax
+                            ? softmax(in[0], a->axis())
+                            : logSoftmax(in[0], a->axis()));
       return Outcome::Done;
-    case O::LogSoftmax:
-      if (!need(c, 1, 1))
-        return Outcome::Failed;
-      results.push_back(logSoftmax(in[0], a[0]));
-      return Outcome::Done;
-    case O::ArgMax:
-      if (!need(c, 1, 3))
-        return Outcome::Failed;
-      results.push_back(argMax(in[0], a[0], a[1] != 0, a[2] != 0));
-      return Outcome::Done;
-    case O::LayerNorm:
-      if (!need(c, 2, 0))
+    }
+    case O::ArgMax: {
+      const auto *a = attrs<plan::ArgMaxAttrs>(c);
+      if (!a || !need(c, 1))
         return Outcome::Failed;
       results.push_back(
-          layerNorm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, c.f(0)));
+          argMax(in[0], a->axis(), a->keepdims(), a->select_last_index()));
       return Outcome::Done;
-    case O::RmsNorm:
-      if (!need(c, 2, 0))
+    }
+    case O::LayerNorm:
+    case O::RmsNorm: {
+      const auto *a = attrs<plan::NormAttrs>(c);
+      if (!a || !need(c, 2))
         return Outcome::Failed;
-      results.push_back(rmsNorm(in[0], in[1], c.f(0)));
+      results.push_back(c.inst.opcode() == O::LayerNorm
+                            ? layerNorm(in[0], in[1],
+                                        in.size() > 2 ? &in[2] : nullptr,
+                                        a->eps())
+                            : rmsNorm(in[0], in[1], a->eps()));
       return Outcome::Done;
-    case O::Rotary:
-      if (!need(c, 3, 1))
+    }
+    case O::Rotary: {
+      const auto *a = attrs<plan::RotaryAttrs>(c);
+      if (!a || !need(c, 3))
         return Outcome::Failed;
-      results.push_back(rotary(in[0], in[1], in[2], a[0] != 0));
+      results.push_back(rotary(in[0], in[1], in[2], a->interleaved()));
       return Outcome::Done;
-    case O::Attention:
-      if (!need(c, 3, 1))
+    }
+    case O::Attention: {
+      const auto *a = attrs<plan::AttentionAttrs>(c);
+      if (!a || !need(c, 3))
         return Outcome::Failed;
       results.push_back(attention(in[0], in[1], in[2],
-                                  in.size() > 3 ? &in[3] : nullptr, a[0] != 0,
-                                  c.f(0)));
+                                  in.size() > 3 ? &in[3] : nullptr, a->causal(),
+                                  a->scale()));
       return Outcome::Done;
-    case O::CrossEntropy:
-      if (!need(c, 2, 2) || in[0].rank() < 1 ||
-          !checkIndices(c.inst, 1, 0, in[0].shape.back(), a[1]))
+    }
+    case O::CrossEntropy: {
+      const auto *a = attrs<plan::CrossEntropyAttrs>(c);
+      if (!a || !need(c, 2) || in[0].rank() < 1 ||
+          !checkIndices(c.inst, 1, 0, in[0].shape.back(), a->ignore_index()))
         return Outcome::Failed;
-      results.push_back(crossEntropy(in[0], in[1], a[0] != 0, a[1]));
+      results.push_back(crossEntropy(in[0], in[1],
+                                     a->reduction() == plan::Reduction::Mean,
+                                     a->ignore_index()));
       return Outcome::Done;
+    }
     default:
       return Outcome::NotMine;
     }
@@ -436,8 +486,7 @@ private:
 
   bool execute(int64_t index, const plan::Instruction &inst,
                std::vector<Tensor> &results) {
-    Call c{
-        inst, {}, ints(inst), *program.tensors()->Get(inst.outputs()->Get(0))};
+    Call c{inst, {}, *program.tensors()->Get(inst.outputs()->Get(0))};
     for (int32_t t : *inst.inputs())
       c.in.push_back(load(t));
     for (auto group :
@@ -447,56 +496,63 @@ private:
         return outcome == Outcome::Done;
     }
     if (isCommunication(inst.opcode()))
-      return communicate(index, inst, c.in, c.a, c.out0, results);
+      return communicate(index, c, results);
     return fail(std::string("no kernel for instruction ") +
                 plan::EnumNameOpcode(inst.opcode()));
   }
 
-  /// Communication instructions: ints[0] is the group, the rest as
-  /// plan.fbs lists them.
-  bool communicate(int64_t index, const plan::Instruction &inst,
-                   std::vector<Tensor> &in, const std::vector<int64_t> &a,
-                   const plan::Tensor &out0, std::vector<Tensor> &results) {
+  /// Communication instructions: the group and the rest of each
+  /// collective's attribute table, as plan.fbs lists them.
+  bool communicate(int64_t index, const Call &c, std::vector<Tensor> &results) {
     using O = plan::Opcode;
+    const plan::Instruction &inst = c.inst;
+    const plan::Tensor &out0 = c.out0;
     const char *name = plan::EnumNameOpcode(inst.opcode());
+    std::string what =
+        "instruction " + std::to_string(index) + " (" + name + ")";
     size_t inputs = inst.opcode() == O::Recv ? 0 : 1;
-    size_t attrs = inst.opcode() == O::AllReduce  ? 1
-                   : inst.opcode() == O::AllToAll ? 3
-                                                  : 2;
-    if (in.size() < inputs || a.size() < attrs)
-      return fail("instruction " + std::to_string(index) + " (" + name +
-                  ") needs " + std::to_string(inputs) + " inputs and " +
-                  std::to_string(attrs) + " integer attributes");
-    int group = static_cast<int>(a[0]);
+    int64_t group = groupOf(inst);
+    if (c.in.size() < inputs || group < 0)
+      return fail(what + " needs " + std::to_string(inputs) +
+                  " inputs and its " +
+                  plan::EnumNameInstructionAttrs(attrsTypeOf(inst.opcode())) +
+                  " table");
+    const std::vector<Tensor> &in = c.in;
+    int g = static_cast<int>(group);
     Tensor out;
     std::string why;
     bool ok = true;
     switch (inst.opcode()) {
     case O::AllReduce: {
-      int64_t kind = a.size() > 1 ? a[1] : 0;
-      if (kind < 0 || kind > 4)
-        return fail("instruction " + std::to_string(index) +
-                    " (AllReduce) has reduction " + std::to_string(kind) +
+      auto kind = inst.attrs_as_AllReduceAttrs()->reduction();
+      if (kind < plan::Reduction::MIN || kind > plan::Reduction::MAX)
+        return fail(what + " has reduction " +
+                    std::to_string(static_cast<int>(kind)) +
                     "; 0 to 4 are sum, mean, max, min, prod");
-      ok = comm.allReduce(group, static_cast<Reduction>(kind), in[0], out, why);
+      ok = comm.allReduce(g, static_cast<Reduction>(kind), in[0], out, why);
       break;
     }
     case O::AllGather:
-      ok = comm.allGather(group, a[1], in[0], out, why);
+      ok = comm.allGather(g, inst.attrs_as_CollectiveAxisAttrs()->axis(), in[0],
+                          out, why);
       break;
     case O::ReduceScatter:
-      ok = comm.reduceScatter(group, a[1], in[0], out, why);
+      ok = comm.reduceScatter(g, inst.attrs_as_CollectiveAxisAttrs()->axis(),
+                              in[0], out, why);
       break;
-    case O::AllToAll:
-      ok = comm.allToAll(group, a[1], a[2], in[0], out, why);
+    case O::AllToAll: {
+      const auto *a = inst.attrs_as_AllToAllAttrs();
+      ok = comm.allToAll(g, a->split_axis(), a->concat_axis(), in[0], out, why);
       break;
+    }
     case O::Broadcast:
-      ok = comm.broadcast(group, static_cast<int>(a[1]), in[0], out, why);
+      ok = comm.broadcast(g, inst.attrs_as_BroadcastAttrs()->root(), in[0], out,
+                          why);
       break;
     case O::Send:
       // The output passes the input on (ordering what reads it after the
       // send); an output of another size is a token and reads as zeros.
-      ok = comm.send(group, static_cast<int>(a[1]), in[0], why);
+      ok = comm.send(g, inst.attrs_as_PeerAttrs()->peer(), in[0], why);
       out = numElements(shapeOf(out0)) == in[0].size() &&
                     toDType(out0.dtype()) == in[0].dtype
                 ? reshape(in[0], shapeOf(out0))
@@ -504,17 +560,15 @@ private:
       break;
     case O::Recv:
       out = Tensor(toDType(out0.dtype()), shapeOf(out0));
-      ok = comm.recv(group, static_cast<int>(a[1]), out, why);
+      ok = comm.recv(g, inst.attrs_as_PeerAttrs()->peer(), out, why);
       break;
     default:
       break;
     }
     if (!ok)
-      return fail("instruction " + std::to_string(index) + " (" + name +
-                  "): " + why);
+      return fail(what + ": " + why);
     if (out.shape != shapeOf(out0))
-      return fail("instruction " + std::to_string(index) + " (" + name +
-                  ") gives " + shapeString(out.shape) +
+      return fail(what + " gives " + shapeString(out.shape) +
                   ", but its output tensor is " + shapeString(shapeOf(out0)));
     results.push_back(std::move(out));
     return true;

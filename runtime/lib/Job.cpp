@@ -57,6 +57,39 @@ const plan::Tensor *findNamed(const plan::RankProgram &program,
   return nullptr;
 }
 
+const plan::Tensor *tokenInput(const plan::Plan &plan) {
+  for (int r = 0; r < plan.world_size(); ++r) {
+    const plan::RankProgram *program = findRankProgram(plan, r);
+    if (program && program->inputs())
+      for (int32_t index : *program->inputs()) {
+        const plan::Tensor *t = program->tensors()->Get(index);
+        if (t->role() == plan::Role::Data)
+          return t;
+      }
+  }
+  return nullptr;
+}
+
+void checkTokenIds(const plan::Plan &plan, const Tensor &ids,
+                   const std::string &file) {
+  int64_t vocab = plan.vocab_size();
+  if (vocab <= 0)
+    return;
+  if (ids.dtype != DType::I64 && ids.dtype != DType::I32)
+    fatal(file + ": token ids must be integers, not " + dtypeName(ids.dtype));
+  for (int64_t i = 0; i < ids.size(); ++i) {
+    int64_t v = ids.dtype == DType::I64
+                    ? ids.i64()[i]
+                    : reinterpret_cast<const int32_t *>(ids.bytes.data())[i];
+    // An id past the vocabulary would read outside the embedding table, or
+    // (vocabulary-parallel) silently embed as zeros.
+    if (v < 0 || v >= vocab)
+      fatal(file + ": token " + std::to_string(v) + " at position " +
+            std::to_string(i) + " is outside the vocabulary [0, " +
+            std::to_string(vocab) + ")");
+  }
+}
+
 std::pair<std::string, std::string>
 splitSpec(const std::string &spec, size_t index,
           const std::vector<std::string> &names) {

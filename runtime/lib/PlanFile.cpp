@@ -98,6 +98,75 @@ bool isCommunication(plan::Opcode opcode) {
   }
 }
 
+plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode) {
+  using O = plan::Opcode;
+  using A = plan::InstructionAttrs;
+  switch (opcode) {
+  case O::Compare:
+    return A::CompareAttrs;
+  case O::Linear:
+    return A::LinearAttrs;
+  case O::Transpose:
+    return A::TransposeAttrs;
+  case O::Slice:
+    return A::SliceAttrs;
+  case O::Concat:
+  case O::Split:
+  case O::Gather:
+  case O::Softmax:
+  case O::LogSoftmax:
+    return A::AxisAttrs;
+  case O::ArgMax:
+    return A::ArgMaxAttrs;
+  case O::Reduce:
+    return A::ReduceAttrs;
+  case O::LayerNorm:
+  case O::RmsNorm:
+    return A::NormAttrs;
+  case O::Rotary:
+    return A::RotaryAttrs;
+  case O::Attention:
+    return A::AttentionAttrs;
+  case O::CrossEntropy:
+    return A::CrossEntropyAttrs;
+  case O::EmbeddingGrad:
+    return A::EmbeddingGradAttrs;
+  case O::AllReduce:
+    return A::AllReduceAttrs;
+  case O::AllGather:
+  case O::ReduceScatter:
+    return A::CollectiveAxisAttrs;
+  case O::AllToAll:
+    return A::AllToAllAttrs;
+  case O::Broadcast:
+    return A::BroadcastAttrs;
+  case O::Send:
+  case O::Recv:
+    return A::PeerAttrs;
+  default:
+    return A::NONE;
+  }
+}
+
+int64_t groupOf(const plan::Instruction &inst) {
+  if (const auto *a = inst.attrs_as_AllReduceAttrs())
+    return a->group();
+  if (const auto *a = inst.attrs_as_CollectiveAxisAttrs())
+    return a->group();
+  if (const auto *a = inst.attrs_as_AllToAllAttrs())
+    return a->group();
+  if (const auto *a = inst.attrs_as_BroadcastAttrs())
+    return a->group();
+  if (const auto *a = inst.attrs_as_PeerAttrs())
+    return a->group();
+  return -1;
+}
+
+bool isState(plan::Role role) {
+  return role == plan::Role::Parameter || role == plan::Role::AdamM ||
+         role == plan::Role::AdamV;
+}
+
 /// A collective's output shape follows from its input's, the group size and
 /// its axes (plan.fbs states the semantics); checked here so that a plan
 /// the compiler got wrong fails before anything runs.
@@ -107,20 +176,28 @@ static bool checkCollective(
     int64_t n, std::string &error) {
   using O = plan::Opcode;
   O op = inst.opcode();
-  std::vector<int64_t> a(inst.ints()->begin(), inst.ints()->end());
-  size_t attrs = op == O::AllReduce ? 1 : op == O::AllToAll ? 3 : 2;
-  if (a.size() < attrs)
-    return error = "needs " + std::to_string(attrs) + " integer attributes",
-           false;
+  // A position in the group: a Broadcast's root, a Send's or Recv's peer.
+  int64_t position = -1;
+  if (const auto *b = inst.attrs_as_BroadcastAttrs())
+    position = b->root();
+  if (const auto *p = inst.attrs_as_PeerAttrs())
+    position = p->peer();
   if (op == O::Send || op == O::Recv || op == O::Broadcast) {
-    if (a[1] < 0 || a[1] >= n)
+    if (position < 0 || position >= n)
       return error = std::string(op == O::Broadcast ? "root " : "peer ") +
-                     std::to_string(a[1]) +
+                     std::to_string(position) +
                      " is not a position in a group of " + std::to_string(n),
              false;
     if (op != O::Broadcast)
       return true;
   }
+  if (const auto *r = inst.attrs_as_AllReduceAttrs())
+    if (r->reduction() < plan::Reduction::MIN ||
+        r->reduction() > plan::Reduction::MAX)
+      return error = "reduction " +
+                     std::to_string(static_cast<int>(r->reduction())) +
+                     " is none of sum, mean, max, min, prod",
+             false;
   if (inst.inputs()->size() < 1)
     return error = "needs an input", false;
   auto shapeOf = [&](int32_t index) {
@@ -135,7 +212,13 @@ static bool checkCollective(
     return x >= 0 && x < rank;
   };
   if (op == O::AllGather || op == O::ReduceScatter || op == O::AllToAll) {
-    int64_t first = a[1], second = op == O::AllToAll ? a[2] : a[1];
+    int64_t first, second;
+    if (const auto *a = inst.attrs_as_AllToAllAttrs()) {
+      first = a->split_axis();
+      second = a->concat_axis();
+    } else {
+      first = second = inst.attrs_as_CollectiveAxisAttrs()->axis();
+    }
     if (!axis(first) || !axis(second))
       return error = "an axis is out of range for " + shapeString(in), false;
     if (op == O::AllGather) {
@@ -175,8 +258,107 @@ static bool checkAlignment(const plan::RankProgram &rank) {
         (t->shard() && !aligned(t->shard()->full_shape())))
       return false;
   for (const plan::Instruction *inst : *rank.instructions())
-    if (!aligned(inst->ints()) || !aligned(inst->floats()))
-      return false;
+    if (const plan::SliceAttrs *slice = inst->attrs_as_SliceAttrs())
+      if (!aligned(slice->starts()) || !aligned(slice->limits()) ||
+          !aligned(slice->steps()))
+        return false;
+  return true;
+}
+
+/// The instruction carries its opcode's attribute table (plan.fbs), so
+/// that the executor and the verifier read the fields they expect.
+static bool checkAttrsTable(const plan::Instruction &inst, std::string &error) {
+  plan::InstructionAttrs want = attrsTypeOf(inst.opcode());
+  plan::InstructionAttrs got = inst.attrs_type();
+  auto tableName = [](plan::InstructionAttrs type) {
+    const char *name = plan::EnumNameInstructionAttrs(type);
+    return type == plan::InstructionAttrs::NONE ? std::string("no attributes")
+           : *name
+               ? std::string(name)
+               : "attribute table " + std::to_string(static_cast<int>(type));
+  };
+  if (got != want)
+    return error = "carries " + tableName(got) + ", but " +
+                   plan::EnumNameOpcode(inst.opcode()) + " takes " +
+                   tableName(want),
+           false;
+  if (want != plan::InstructionAttrs::NONE && !inst.attrs())
+    return error = "names " + tableName(want) + " but holds no table", false;
+  return true;
+}
+
+/// Roles belong to inputs: the state names its parameter, and the
+/// schedule's learning rate and step are f32 scalars (the trainer feeds
+/// them so).
+static bool checkRoles(const plan::RankProgram &rank, std::string &error) {
+  std::vector<bool> input(rank.tensors()->size(), false);
+  if (rank.inputs())
+    for (int32_t index : *rank.inputs())
+      input[index] = true;
+  for (size_t i = 0; i < rank.tensors()->size(); ++i) {
+    const plan::Tensor *t = rank.tensors()->Get(i);
+    plan::Role role = t->role();
+    std::string name = "tensor " + std::to_string(i);
+    if (role < plan::Role::MIN || role > plan::Role::MAX)
+      return error = name + " has an unknown role " +
+                     std::to_string(static_cast<int>(role)),
+             false;
+    if (role == plan::Role::Data)
+      continue;
+    std::string roleName = plan::EnumNameRole(role);
+    if (!input[i] || t->storage() != plan::Storage::Input)
+      return error = name + " has role " + roleName + " but is no input", false;
+    if (isState(role) && (!t->param_name() || !t->param_name()->size()))
+      return error = "input '" + t->name()->str() + "' (" + roleName +
+                     ") names no parameter",
+             false;
+    if (!isState(role) &&
+        (t->dtype() != plan::DType::F32 || t->shape()->size() != 0))
+      return error = "input '" + t->name()->str() + "' (" + roleName +
+                     ") must be an f32 scalar",
+             false;
+  }
+  return true;
+}
+
+/// Each feedback pair joins an output to a state input of the same type
+/// and shape, and no state input is fed back twice. (One fed by none keeps
+/// its value: a pipeline stage that only hands a parameter on.)
+static bool checkFeedback(const plan::RankProgram &rank, std::string &error) {
+  size_t inputs = rank.inputs() ? rank.inputs()->size() : 0;
+  size_t outputs = rank.outputs() ? rank.outputs()->size() : 0;
+  std::vector<int> fed(inputs, 0);
+  if (rank.feedback())
+    for (size_t k = 0; k < rank.feedback()->size(); ++k) {
+      const plan::Feedback *f = rank.feedback()->Get(k);
+      std::string pair = "feedback " + std::to_string(k) + " (output " +
+                         std::to_string(f->output()) + " -> input " +
+                         std::to_string(f->input()) + ")";
+      if (f->output() < 0 || static_cast<size_t>(f->output()) >= outputs ||
+          f->input() < 0 || static_cast<size_t>(f->input()) >= inputs)
+        return error = pair + " is out of range", false;
+      const plan::Tensor *out =
+          rank.tensors()->Get(rank.outputs()->Get(f->output()));
+      const plan::Tensor *in =
+          rank.tensors()->Get(rank.inputs()->Get(f->input()));
+      if (!isState(in->role()))
+        return error = pair + " feeds an input that is not training state",
+               false;
+      if (out->dtype() != in->dtype() ||
+          !std::equal(out->shape()->begin(), out->shape()->end(),
+                      in->shape()->begin(), in->shape()->end()))
+        return error = pair + " joins tensors of different types", false;
+      ++fed[f->input()];
+    }
+  for (size_t i = 0; i < inputs; ++i) {
+    const plan::Tensor *t = rank.tensors()->Get(rank.inputs()->Get(i));
+    if (fed[i] > 1)
+      return error = "state input '" + t->name()->str() + "' (" +
+                     plan::EnumNameRole(t->role()) + " of '" +
+                     t->param_name()->str() + "') is fed back by " +
+                     std::to_string(fed[i]) + " outputs",
+             false;
+  }
   return true;
 }
 
@@ -251,38 +433,38 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
   };
   if (!inRange(rank.inputs()) || !inRange(rank.outputs()))
     return error = where + "an input or output index is out of range", false;
+  if (!checkRoles(rank, error) || !checkFeedback(rank, error)) {
+    error = where + error;
+    return false;
+  }
   for (size_t i = 0; i < rank.instructions()->size(); ++i) {
     const plan::Instruction *inst = rank.instructions()->Get(i);
-    if (!inRange(inst->inputs()) || !inRange(inst->outputs()) ||
-        !inst->inputs() || !inst->outputs() || inst->outputs()->size() == 0)
-      return error = where + "instruction " + std::to_string(i) + " (" +
-                     plan::EnumNameOpcode(inst->opcode()) +
-                     ") refers to tensors out of range",
-             false;
     const char *name = plan::EnumNameOpcode(inst->opcode());
-    if (!name || !*name)
+    std::string what = "instruction " + std::to_string(i) + " (" + name + ")";
+    if (!*name)
       return error = where + "instruction " + std::to_string(i) +
                      " has an unknown opcode",
              false;
+    if (!inRange(inst->inputs()) || !inRange(inst->outputs()) ||
+        !inst->inputs() || !inst->outputs() || inst->outputs()->size() == 0)
+      return error = where + what + " refers to tensors out of range", false;
+    if (!checkAttrsTable(*inst, error))
+      return error = where + what + " " + error, false;
     // Communication names a device group that must exist and hold the rank.
     if (isCommunication(inst->opcode())) {
-      int64_t group =
-          inst->ints() && inst->ints()->size() ? inst->ints()->Get(0) : -1;
+      int64_t group = groupOf(*inst);
       if (!p.groups() || group < 0 ||
           group >= static_cast<int64_t>(p.groups()->size()))
-        return error = where + "instruction " + std::to_string(i) + " (" +
-                       name + ") names no valid device group",
-               false;
+        return error = where + what + " names no valid device group", false;
       const auto *ranks = p.groups()->Get(group)->ranks();
       if (!ranks ||
           std::find(ranks->begin(), ranks->end(), rank.rank()) == ranks->end())
-        return error = where + "instruction " + std::to_string(i) + " (" +
-                       name + ") uses group " + std::to_string(group) +
+        return error = where + what + " uses group " + std::to_string(group) +
                        ", which does not contain this rank",
                false;
       if (!checkCollective(*inst, *tensors, ranks->size(), error)) {
-        error = where + "instruction " + std::to_string(i) + " (" + name +
-                ") over group " + std::to_string(group) + ": " + error;
+        error = where + what + " over group " + std::to_string(group) + ": " +
+                error;
         return false;
       }
     } else if (std::any_of(inst->outputs()->begin(), inst->outputs()->end(),
@@ -292,12 +474,9 @@ static bool checkRank(const plan::Plan &p, const plan::RankProgram &rank,
                            })) {
       // Results are written to the arena; anything else would be lost or
       // overwrite an input, a weight or a constant.
-      return error = where + "instruction " + std::to_string(i) + " (" + name +
-                     ") writes a tensor outside the arena",
-             false;
+      return error = where + what + " writes a tensor outside the arena", false;
     } else if (!checkInstruction(*inst, *tensors, error)) {
-      error = where + "instruction " + std::to_string(i) + " (" + name +
-              "): " + error;
+      error = where + what + ": " + error;
       return false;
     }
   }
@@ -313,7 +492,8 @@ const plan::Plan *verifyPlan(const std::vector<uint8_t> &bytes,
   if (version != kPlanFormatVersion)
     return error = "plan format version " + std::to_string(version) +
                    " is not the version " + std::to_string(kPlanFormatVersion) +
-                   " this runtime reads",
+                   " this runtime reads: re-emit the plan with this "
+                   "galvatron-translate (--emit-plan)",
            nullptr;
   const uint8_t *payload = bytes.data() + kPlanHeaderBytes;
   size_t size = bytes.size() - kPlanHeaderBytes;
@@ -330,6 +510,10 @@ const plan::Plan *verifyPlan(const std::vector<uint8_t> &bytes,
   if (!p->ranks() || p->ranks()->size() == 0 || p->world_size() < 1 ||
       static_cast<int>(p->ranks()->size()) != p->world_size())
     return error = "the plan needs one program per rank of its world size",
+           nullptr;
+  if (p->vocab_size() < 0)
+    return error = "the plan's vocabulary size " +
+                   std::to_string(p->vocab_size()) + " is negative",
            nullptr;
   // Groups name distinct ranks of the world; programs cover each rank once.
   if (p->groups())

@@ -5,7 +5,8 @@
 // crafted file): every compute instruction is checked against what its
 // kernel assumes (operand and attribute counts, axes and permutations in
 // range, shapes that follow from the inputs), so that the kernels never
-// index outside their tensors. Collectives are checked in PlanFile.cpp.
+// index outside their tensors. PlanFile.cpp has checked first that the
+// instruction carries its opcode's attribute table, and checks collectives.
 //
 //===----------------------------------------------------------------------===//
 
@@ -31,8 +32,6 @@ public:
       in.push_back(shapeOf(t));
     for (int32_t t : *inst.outputs())
       out.push_back(shapeOf(t));
-    if (inst.ints())
-      a.assign(inst.ints()->begin(), inst.ints()->end());
   }
 
   bool check();
@@ -52,12 +51,17 @@ private:
     error = why;
     return false;
   }
-  bool need(size_t inputs, size_t attrs, size_t outputs = 1) {
-    if (in.size() < inputs || a.size() < attrs || out.size() != outputs)
-      return fail("needs " + std::to_string(inputs) + " inputs, " +
-                  std::to_string(attrs) + " integer attributes and " +
+  bool need(size_t inputs, size_t outputs = 1) {
+    if (in.size() < inputs || out.size() != outputs)
+      return fail("needs " + std::to_string(inputs) + " inputs and " +
                   std::to_string(outputs) + " outputs");
     return true;
+  }
+  /// An attribute vector as int64s; absent reads as empty.
+  template <typename T>
+  static std::vector<int64_t> values(const flatbuffers::Vector<T> *v) {
+    return v ? std::vector<int64_t>(v->begin(), v->end())
+             : std::vector<int64_t>();
   }
   /// Normalises `axis` of a rank-`rank` tensor, or fails.
   bool axis(int64_t value, size_t rank, int64_t &result) {
@@ -96,11 +100,11 @@ private:
   const flatbuffers::Vector<flatbuffers::Offset<plan::Tensor>> &tensors;
   std::string &error;
   std::vector<Shape> in, out;
-  std::vector<int64_t> a;
 };
 
 bool InstructionChecker::checkTranspose() {
-  if (!need(1, in.empty() ? 0 : in[0].size()) || a.size() != in[0].size())
+  std::vector<int64_t> a = values(inst.attrs_as_TransposeAttrs()->perm());
+  if (!need(1) || a.size() != in[0].size())
     return fail("needs a permutation of the input's dimensions");
   std::vector<bool> seen(a.size(), false);
   Shape expected;
@@ -115,12 +119,16 @@ bool InstructionChecker::checkTranspose() {
 }
 
 bool InstructionChecker::checkSlice() {
+  const plan::SliceAttrs &attrs = *inst.attrs_as_SliceAttrs();
+  std::vector<int64_t> starts = values(attrs.starts()),
+                       limits = values(attrs.limits()),
+                       steps = values(attrs.steps());
   size_t r = in.empty() ? 0 : in[0].size();
-  if (!need(1, 3 * r) || a.size() != 3 * r)
+  if (!need(1) || starts.size() != r || limits.size() != r || steps.size() != r)
     return fail("needs starts, limits and steps for every dimension");
   Shape expected;
   for (size_t d = 0; d < r; ++d) {
-    int64_t start = a[d], limit = a[r + d], step = a[2 * r + d];
+    int64_t start = starts[d], limit = limits[d], step = steps[d];
     if (step < 1 || start < 0 || limit > in[0][d] || start > limit)
       return fail("slice [" + std::to_string(start) + ", " +
                   std::to_string(limit) + ") step " + std::to_string(step) +
@@ -133,7 +141,8 @@ bool InstructionChecker::checkSlice() {
 
 bool InstructionChecker::checkSplit() {
   int64_t d;
-  if (!need(1, 1, out.size()) || out.empty() || !axis(a[0], in[0].size(), d))
+  if (!need(1, out.size()) || out.empty() ||
+      !axis(inst.attrs_as_AxisAttrs()->axis(), in[0].size(), d))
     return false;
   int64_t total = 0;
   for (const Shape &piece : out) {
@@ -151,38 +160,41 @@ bool InstructionChecker::checkSplit() {
 }
 
 bool InstructionChecker::checkReduce() {
-  if (!need(1, 2) || a[0] < 0 || a[0] > 4)
-    return fail("needs a reduction kind (0-4), keepdims and axes");
+  const plan::ReduceAttrs &attrs = *inst.attrs_as_ReduceAttrs();
+  if (!need(1) || attrs.kind() < plan::Reduction::MIN ||
+      attrs.kind() > plan::Reduction::MAX)
+    return fail("needs a reduction kind (sum, mean, max, min, prod)");
   std::vector<bool> reduced(in[0].size(), false);
-  for (size_t k = 2; k < a.size(); ++k) {
-    if (a[k] < 0 || a[k] >= static_cast<int64_t>(in[0].size()) || reduced[a[k]])
+  for (int64_t k : values(attrs.axes())) {
+    if (k < 0 || k >= static_cast<int64_t>(in[0].size()) || reduced[k])
       return fail("reduction axes must be distinct dimensions of the input");
-    reduced[a[k]] = true;
+    reduced[k] = true;
   }
   Shape expected;
   for (size_t d = 0; d < in[0].size(); ++d)
     if (!reduced[d])
       expected.push_back(in[0][d]);
-    else if (a[1])
+    else if (attrs.keepdims())
       expected.push_back(1);
   return outputIs(expected);
 }
 
 bool InstructionChecker::checkArgMax() {
+  const plan::ArgMaxAttrs &attrs = *inst.attrs_as_ArgMaxAttrs();
   int64_t d;
-  if (!need(1, 3) || !axis(a[0], in[0].size(), d))
+  if (!need(1) || !axis(attrs.axis(), in[0].size(), d))
     return false;
   Shape expected;
   for (size_t k = 0; k < in[0].size(); ++k)
     if (static_cast<int64_t>(k) != d)
       expected.push_back(in[0][k]);
-    else if (a[1])
+    else if (attrs.keepdims())
       expected.push_back(1);
   return outputIs(expected);
 }
 
 bool InstructionChecker::checkMatmul() {
-  if (!need(2, 0) || in[0].size() < 2 || in[1].size() < 2 ||
+  if (!need(2) || in[0].size() < 2 || in[1].size() < 2 ||
       in[0].back() != in[1][in[1].size() - 2])
     return fail("operands are not [..., M, K] x [..., K, N]");
   Shape batch;
@@ -207,15 +219,23 @@ bool InstructionChecker::check() {
   case O::Min:
   case O::And:
   case O::Or:
-    return need(2, 0) && broadcast(in[0], in[1], expected) &&
-           outputIs(expected);
-  case O::Compare:
-    if (!need(2, 1) || a[0] < 0 || a[0] > 5)
-      return fail("needs a predicate 0-5");
+    return need(2) && broadcast(in[0], in[1], expected) && outputIs(expected);
+  case O::Compare: {
+    plan::ComparePredicate p = inst.attrs_as_CompareAttrs()->predicate();
+    if (!need(2) || p < plan::ComparePredicate::MIN ||
+        p > plan::ComparePredicate::MAX)
+      return fail("needs a predicate (eq, ne, lt, le, gt, ge)");
     return broadcast(in[0], in[1], expected) && outputIs(expected);
+  }
+  case O::Linear: {
+    plan::WeightLayout l = inst.attrs_as_LinearAttrs()->layout();
+    if (l < plan::WeightLayout::MIN || l > plan::WeightLayout::MAX)
+      return fail("needs a weight layout (InOut or OutIn)");
+    return need(2);
+  }
   case O::Where: {
     Shape values;
-    return need(3, 0) && broadcast(in[1], in[2], values) &&
+    return need(3) && broadcast(in[1], in[2], values) &&
            broadcast(in[0], values, expected) && outputIs(expected);
   }
   case O::Transpose:
@@ -228,7 +248,7 @@ bool InstructionChecker::check() {
   case O::Gather:
   case O::Softmax:
   case O::LogSoftmax:
-    return need(1, 1) && axis(a[0], in[0].size(), d);
+    return need(1) && axis(inst.attrs_as_AxisAttrs()->axis(), in[0].size(), d);
   case O::Reduce:
     return checkReduce();
   case O::ArgMax:
@@ -237,21 +257,28 @@ bool InstructionChecker::check() {
     return checkMatmul();
   case O::Copy:
   case O::Cast:
-    if (!need(1, 0) || count(in[0]) != count(out[0]))
+    if (!need(1) || count(in[0]) != count(out[0]))
       return fail("input and output hold different element counts");
     return true;
   case O::Embedding:
-    if (!need(2, 0) || in[0].size() != 2)
+    if (!need(2) || in[0].size() != 2)
       return fail("needs a [rows, features] table and ids");
     expected = in[1];
     expected.push_back(in[0][1]);
     return outputIs(expected);
   case O::EmbeddingGrad:
-    if (!need(2, 1) || out[0].size() != 2 || a[0] != out[0][0])
+    if (!need(2) || out[0].size() != 2 ||
+        inst.attrs_as_EmbeddingGradAttrs()->rows() != out[0][0])
       return fail("needs [rows, features] output with rows = its attribute");
     return true;
+  case O::CrossEntropy: {
+    plan::Reduction r = inst.attrs_as_CrossEntropyAttrs()->reduction();
+    if (r != plan::Reduction::Sum && r != plan::Reduction::Mean)
+      return fail("needs a reduction of sum or mean");
+    return need(2);
+  }
   default:
-    return need(1, 0);
+    return need(1);
   }
 }
 

@@ -19,19 +19,46 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace galvatron::rt {
 
 namespace {
 
-bool startsWith(const std::string &s, const std::string &prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
+/// A piece of training state, as the plan names it: its role (parameter or
+/// moment) and the parameter's state-dict name.
+struct StateKey {
+  plan::Role role;
+  std::string param;
+  bool operator<(const StateKey &other) const {
+    return std::tie(role, param) < std::tie(other.role, other.param);
+  }
+  /// "w (AdamM)", for messages.
+  std::string label() const {
+    return param + " (" + plan::EnumNameRole(role) + ")";
+  }
+};
+
+StateKey stateKeyOf(const plan::Tensor &t) {
+  return {t.role(), t.param_name() ? t.param_name()->str() : ""};
 }
 
-bool isState(const std::string &name) {
-  return startsWith(name, "param:") || startsWith(name, "adam_m:") ||
-         startsWith(name, "adam_v:");
+/// Whether input position `input` of `program` is fed back from an output.
+bool fedBack(const plan::RankProgram &program, size_t input) {
+  if (program.feedback())
+    for (const plan::Feedback *f : *program.feedback())
+      if (static_cast<size_t>(f->input()) == input)
+        return true;
+  return false;
+}
+
+/// The checkpoint's tensors of one role.
+std::map<std::string, Tensor> &section(CheckpointState &state,
+                                       plan::Role role) {
+  return role == plan::Role::Parameter ? state.params
+         : role == plan::Role::AdamM   ? state.adamM
+                                       : state.adamV;
 }
 
 double peakRssMb() {
@@ -127,14 +154,27 @@ private:
   const std::map<std::string, Tensor> &weights;
   const std::map<std::string, Tensor> &fixedInputs;
   const TrainOptions &options;
-  /// This rank's state (param:, adam_m:, adam_v:) and its plan tensors.
-  std::map<std::string, Tensor> state;
-  std::map<std::string, const plan::Tensor *> stateTensors;
+  /// This rank's state inputs (by the plan's roles) and their values.
+  struct StateInput {
+    StateKey key;
+    const plan::Tensor *tensor;
+    std::string name;
+    Tensor value;
+  };
+  std::vector<StateInput> state;
+  /// The output that becomes each state input next step (plan feedback).
+  std::vector<std::pair<std::string, size_t>> feedback;
+  /// This rank's learning-rate and step inputs.
+  std::vector<std::string> lrInputs, stepCountInputs;
   /// This rank's data inputs at their whole shapes, in plan order.
   std::vector<std::pair<std::string, Shape>> data;
   /// What the whole job reads: state and data inputs of every rank, the
-  /// batch's whole shape, and the vocabulary the loss's logits span.
-  std::set<std::string> stateNames, dataNames;
+  /// batch's whole shape, and the plan's vocabulary.
+  std::set<StateKey> stateKeys;
+  /// The state some rank updates (others may hold a copy they only hand
+  /// on, which a checkpoint must not take).
+  std::set<StateKey> updatedKeys;
+  std::set<std::string> dataNames;
   Shape batchShape;
   int64_t vocab = 0;
   /// The first step this run takes (after a resumed checkpoint's).
@@ -168,46 +208,64 @@ int Trainer::run() {
   return options.expectLosses.empty() ? 0 : checkLosses();
 }
 
-/// This rank's state inputs (cut from the whole weights) and data inputs.
+/// This rank's inputs by role: state (cut from the whole weights, moments
+/// from zero), the schedule's learning rate and step, and data.
 void Trainer::collectInputs() {
   const plan::RankProgram &program = *job.program;
-  for (int32_t index : *program.inputs()) {
-    const plan::Tensor &t = *program.tensors()->Get(index);
+  std::map<int32_t, size_t> stateAt; // input position -> state entry
+  for (size_t pos = 0; pos < program.inputs()->size(); ++pos) {
+    const plan::Tensor &t = *program.tensors()->Get(program.inputs()->Get(pos));
     std::string name = t.name()->str();
-    if (startsWith(name, "param:")) {
-      auto it = weights.find(name.substr(6));
-      if (it == weights.end())
-        fatal("no initial weight for '" + name.substr(6) + "'");
-      state[name] = pieceOf(t, it->second, "weight '" + name.substr(6) + "'");
-      stateTensors[name] = &t;
-    } else if (startsWith(name, "adam_m:") || startsWith(name, "adam_v:")) {
-      state[name] = Tensor::zeros(DType::F32, shapeOf(t));
-      stateTensors[name] = &t;
-    } else if (name != "lr" && name != "step") {
+    switch (t.role()) {
+    case plan::Role::Data:
       data.push_back({name, fullShapeOf(t)});
+      break;
+    case plan::Role::LearningRate:
+      lrInputs.push_back(name);
+      break;
+    case plan::Role::Step:
+      stepCountInputs.push_back(name);
+      break;
+    default: {
+      StateKey key = stateKeyOf(t);
+      Tensor value;
+      if (key.role == plan::Role::Parameter) {
+        auto it = weights.find(key.param);
+        if (it == weights.end())
+          fatal("no initial weight for '" + key.param + "'");
+        value = pieceOf(t, it->second, "weight '" + key.param + "'");
+      } else {
+        value = Tensor::zeros(toDType(t.dtype()), shapeOf(t));
+      }
+      stateAt[static_cast<int32_t>(pos)] = state.size();
+      state.push_back({key, &t, name, std::move(value)});
+    }
     }
   }
+  // The verifier saw each state input fed back exactly once.
+  if (program.feedback())
+    for (const plan::Feedback *f : *program.feedback())
+      feedback.push_back(
+          {tensorName(program, program.outputs()->Get(f->output())),
+           stateAt.at(f->input())});
 }
 
 void Trainer::surveyJob() {
-  for (const plan::RankProgram *other : *job.plan->ranks()) {
-    for (int32_t index : *other->inputs()) {
-      std::string name = tensorName(*other, index);
-      if (isState(name)) {
-        stateNames.insert(name);
-      } else if (name != "lr" && name != "step") {
-        dataNames.insert(name);
-        if (batchShape.empty())
-          batchShape = fullShapeOf(*other->tensors()->Get(index));
+  for (const plan::RankProgram *other : *job.plan->ranks())
+    for (size_t pos = 0; pos < other->inputs()->size(); ++pos) {
+      const plan::Tensor &t = *other->tensors()->Get(other->inputs()->Get(pos));
+      if (isState(t.role())) {
+        stateKeys.insert(stateKeyOf(t));
+        if (fedBack(*other, pos))
+          updatedKeys.insert(stateKeyOf(t));
+      } else if (t.role() == plan::Role::Data) {
+        dataNames.insert(t.name()->str());
       }
     }
-    for (const plan::Instruction *inst : *other->instructions())
-      if (inst->opcode() == plan::Opcode::CrossEntropy) {
-        Shape logits =
-            fullShapeOf(*other->tensors()->Get(inst->inputs()->Get(0)));
-        vocab = logits.empty() ? 0 : logits.back();
-      }
-  }
+  // The batch: the token ids' whole shape.
+  if (const plan::Tensor *tokens = tokenInput(*job.plan))
+    batchShape = fullShapeOf(*tokens);
+  vocab = job.plan->vocab_size();
 }
 
 /// Whole tensors on every rank, each cutting its shards, from a checkpoint
@@ -220,12 +278,14 @@ void Trainer::resume() {
   if (saved.step > options.steps)
     fatal("--resume: " + stepDir + " is at step " + std::to_string(saved.step) +
           ", past --steps " + std::to_string(options.steps));
-  for (auto &[name, t] : stateTensors) {
-    auto it = saved.tensors.find(name);
-    if (it == saved.tensors.end())
-      fatal("--resume: " + stepDir + " has no '" +
-            (startsWith(name, "param:") ? name.substr(6) : name) + "'");
-    state[name] = pieceOf(*t, it->second, "--resume: '" + name + "'");
+  for (StateInput &s : state) {
+    std::map<std::string, Tensor> &tensors = section(saved, s.key.role);
+    auto it = tensors.find(s.key.param);
+    if (it == tensors.end())
+      fatal("--resume: " + stepDir + " has no " +
+            (s.key.role == plan::Role::Parameter ? "'" + s.key.param + "'"
+                                                 : s.key.label()));
+    s.value = pieceOf(*s.tensor, it->second, "--resume: " + s.key.label());
   }
   first = saved.step + 1;
   if (job.lead())
@@ -247,12 +307,8 @@ void Trainer::prepareTokens() {
       fatal(error);
     if (tokens.dtype == DType::I32)
       tokens = cast(tokens, DType::I64);
-    // Ids past the vocabulary would silently change the loss.
-    for (int64_t i = 0; vocab > 0 && i < tokens.size(); ++i)
-      if (tokens.i64()[i] < 0 || tokens.i64()[i] >= vocab)
-        fatal(options.dataPath + ": token " + std::to_string(tokens.i64()[i]) +
-              " at position " + std::to_string(i) +
-              " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    // Every window the steps take comes from here: checked once, whole.
+    checkTokenIds(*job.plan, tokens, options.dataPath);
     if (batchShape.size() != 2 || tokens.size() < batchShape[1] + 1)
       fatal("--data needs more tokens than one sequence of " +
             (batchShape.size() == 2 ? std::to_string(batchShape[1]) : "?"));
@@ -260,8 +316,8 @@ void Trainer::prepareTokens() {
   }
   if (!streaming)
     return;
-  // Synthetic data: uniform token ids below the vocabulary size, which the
-  // loss's logits give; a fixed seed keeps runs (and ranks) alike.
+  // Synthetic data: uniform token ids below the plan's vocabulary size; a
+  // fixed seed keeps runs (and ranks) alike.
   if (vocab < 1 || batchShape.size() != 2)
     fatal("training needs --data tokens.npy or --input " +
           (dataNames.empty() ? std::string("DATA") : *dataNames.begin()) +
@@ -292,7 +348,9 @@ void Trainer::logFailed() const {
 }
 
 std::map<std::string, Tensor> Trainer::stepInputs(int step) const {
-  std::map<std::string, Tensor> inputs = state;
+  std::map<std::string, Tensor> inputs;
+  for (const StateInput &s : state)
+    inputs[s.name] = s.value;
   for (size_t k = 0; k < data.size(); ++k) {
     const auto &[name, shape] = data[k];
     // Token ids stream into the first data input; the others come from
@@ -318,8 +376,10 @@ std::map<std::string, Tensor> Trainer::stepInputs(int step) const {
   Tensor lrT(DType::F32, {}), stepT(DType::F32, {});
   lrT.f32()[0] = static_cast<float>(lr);
   stepT.f32()[0] = static_cast<float>(step);
-  inputs["lr"] = lrT;
-  inputs["step"] = stepT;
+  for (const std::string &name : lrInputs)
+    inputs[name] = lrT;
+  for (const std::string &name : stepCountInputs)
+    inputs[name] = stepT;
   return inputs;
 }
 
@@ -353,9 +413,8 @@ void Trainer::runStep(int step) {
           "'s program has no 'loss' output");
   double loss = lossIt->second.at(0);
   losses.push_back(loss);
-  for (auto &[name, t] : outputs)
-    if (name != "loss")
-      state[name] = std::move(t);
+  for (const auto &[output, index] : feedback)
+    state[index].value = std::move(outputs.at(output));
   report(step, loss, learningRate(options, step), ms, stats);
   bool due = !options.checkpointDir.empty() &&
              ((options.saveEvery > 0 && step % options.saveEvery == 0) ||
@@ -377,30 +436,54 @@ void Trainer::report(int step, double loss, double lr, double ms,
   }
   if (!log)
     return;
-  std::fprintf(log,
-               "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, "
-               "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
-               "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu, "
-               "\"tensor_bytes\": %llu, \"comm_bytes\": %s}\n",
-               step, loss, lr, tokensPerSecond, ms, peakRssMb(),
-               static_cast<unsigned long long>(stats.arenaBytes),
-               static_cast<unsigned long long>(stats.boundBytes +
-                                               stats.peakLiveBytes),
-               commBytesJson(stats.commBytes).c_str());
+  std::fprintf(
+      log,
+      "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, "
+      "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
+      "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu, "
+      "\"tensor_bytes\": %llu, \"comm_bytes\": %s}\n",
+      step, loss, lr, tokensPerSecond, ms, peakRssMb(),
+      static_cast<unsigned long long>(stats.arenaBytes),
+      static_cast<unsigned long long>(stats.boundBytes + stats.peakLiveBytes),
+      commBytesJson(stats.commBytes).c_str());
   if (std::fflush(log) != 0 || std::ferror(log))
     logFailed();
 }
 
 /// One checkpoint, as one rank writes it: rank 0 gathers the shards.
 void Trainer::save(int step) {
+  // Gathered by label, each rank finding the input of that role and
+  // parameter in its program, if it updates it (or nobody does).
+  std::map<std::string, StateKey> keys;
+  std::vector<std::string> labels;
+  for (const StateKey &key : stateKeys) {
+    keys[key.label()] = key;
+    labels.push_back(key.label());
+  }
+  std::map<std::string, Tensor> mine;
+  for (const StateInput &s : state)
+    mine[s.key.label()] = s.value;
+  std::map<std::string, Tensor> gathered = consolidate(
+      job, labels,
+      [&](const plan::RankProgram &r, const std::string &label) {
+        const StateKey &key = keys.at(label);
+        bool updated = updatedKeys.count(key);
+        for (size_t pos = 0; pos < r.inputs()->size(); ++pos) {
+          const plan::Tensor *t = r.tensors()->Get(r.inputs()->Get(pos));
+          if (t->role() == key.role && t->param_name() &&
+              t->param_name()->str() == key.param &&
+              (!updated || fedBack(r, pos)))
+            return t;
+        }
+        return static_cast<const plan::Tensor *>(nullptr);
+      },
+      mine, "checkpoint");
   CheckpointState whole;
   whole.step = step;
-  whole.tensors = consolidate(
-      job, {stateNames.begin(), stateNames.end()},
-      [](const plan::RankProgram &r, const std::string &name) {
-        return findNamed(r, r.inputs(), name);
-      },
-      state, "checkpoint");
+  for (auto &[label, t] : gathered) {
+    const StateKey &key = keys.at(label);
+    section(whole, key.role)[key.param] = std::move(t);
+  }
   std::string error, warning;
   if (job.lead()) {
     CheckpointSaveOptions saveOptions;

@@ -8,7 +8,7 @@
 
 // CHECK: group [0, 1]
 // CHECK-NEXT: rank 0: arena 224 bytes, 11 tensors, 10 instructions, stage 0
-// CHECK-NEXT: %0 Input F32[2x4] 'x' (32 bytes)
+// CHECK-NEXT: %0 Input F32[2x4] 'x' Data (32 bytes)
 // CHECK-NEXT: %1 Arena F32[2x4] @0 (32 bytes)
 // CHECK-NEXT: %2 Arena F32[1] @64 (4 bytes)
 // CHECK-NEXT: %3 Arena F32[2x4] @64 (32 bytes)
@@ -20,14 +20,14 @@
 // CHECK-NEXT: %9 Arena F32[2x4] 'loss' @0 (32 bytes)
 // CHECK-NEXT: %10 Arena F32[2x4] 'grad' @64 (32 bytes)
 // CHECK-NEXT: %1 = Tanh %0
-// CHECK-NEXT: %2 = Send %1 ints[1, 1]
+// CHECK-NEXT: %2 = Send %1 {group = 1, peer = 1}
 // CHECK-NEXT: %3 = Tanh %0
-// CHECK-NEXT: %4 = Send %3 ints[1, 1]
-// CHECK-NEXT: %5 = Recv ints[1, 1]
+// CHECK-NEXT: %4 = Send %3 {group = 1, peer = 1}
+// CHECK-NEXT: %5 = Recv {group = 1, peer = 1}
 // CHECK-NEXT: %6 = Mul %5, %1
-// CHECK-NEXT: %7 = Recv ints[1, 1]
+// CHECK-NEXT: %7 = Recv {group = 1, peer = 1}
 // CHECK-NEXT: %8 = Mul %7, %3
-// CHECK-NEXT: %9 = Recv ints[1, 1]
+// CHECK-NEXT: %9 = Recv {group = 1, peer = 1}
 // CHECK-NEXT: %10 = Add %6, %8
 // CHECK-NEXT: rank 1: arena 196 bytes, 10 tensors, 10 instructions, stage 1
 // CHECK-NEXT: %0 Arena F32[2x4] @0 (32 bytes)
@@ -40,16 +40,16 @@
 // CHECK-NEXT: %7 Arena F32[1] @192 (4 bytes)
 // CHECK-NEXT: %8 Arena F32[2x4] 'loss' @0 (32 bytes)
 // CHECK-NEXT: %9 Arena F32[1] @64 (4 bytes)
-// CHECK-NEXT: %0 = Recv ints[1, 0]
+// CHECK-NEXT: %0 = Recv {group = 1, peer = 0}
 // CHECK-NEXT: %1 = Exp %0
 // CHECK-NEXT: %2 = Neg %1
-// CHECK-NEXT: %3 = Send %2 ints[1, 0]
-// CHECK-NEXT: %4 = Recv ints[1, 0]
+// CHECK-NEXT: %3 = Send %2 {group = 1, peer = 0}
+// CHECK-NEXT: %4 = Recv {group = 1, peer = 0}
 // CHECK-NEXT: %5 = Exp %4
 // CHECK-NEXT: %6 = Neg %5
-// CHECK-NEXT: %7 = Send %6 ints[1, 0]
+// CHECK-NEXT: %7 = Send %6 {group = 1, peer = 0}
 // CHECK-NEXT: %8 = Add %1, %5
-// CHECK-NEXT: %9 = Send %8 ints[1, 0]
+// CHECK-NEXT: %9 = Send %8 {group = 1, peer = 0}
 
 module attributes {galv.plan = #galv.plan<world_size = 2, pp = 2, pp_division = [1, 1], chunks = 2, global_batch = 2, schedule = pipedream_flush>} {
   func.func @train_step(%x: tensor<2x4xf32> {galv.name = "x"}) -> (tensor<2x4xf32> {galv.name = "loss"}, tensor<2x4xf32> {galv.name = "grad"}) {

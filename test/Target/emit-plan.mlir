@@ -13,12 +13,12 @@
 // UNPLACED: error: no arena size (run galv-plan-memory)
 // MISSING: error: --emit-plan needs a func.func @train_step
 
-// CHECK: plan format 3, world size 1, weights 'w.safetensors', 4 constant bytes
+// CHECK: plan format 4, world size 1, weights 'w.safetensors', 4 constant bytes, vocab size 0
 // CHECK-NEXT: group [0]
 // The chain a -> b -> c -> d needs two 1 KiB slots at a time: the arena holds
 // two, and c reuses a's slot once a is dead.
 // CHECK-NEXT: rank 0: arena 2048 bytes, 8 tensors, 5 instructions
-// CHECK-NEXT: %0 Input F32[16x16] 'x' (1024 bytes)
+// CHECK-NEXT: %0 Input F32[16x16] 'x' Data (1024 bytes)
 // CHECK-NEXT: %1 Weight F32[16] 'g' (64 bytes)
 // CHECK-NEXT: %2 Constant F32[] @0 (4 bytes)
 // CHECK-NEXT: %3 Arena F32[16x16] @0 (1024 bytes)
@@ -26,9 +26,9 @@
 // CHECK-NEXT: %5 Arena F32[16x16] @0 (1024 bytes)
 // CHECK-NEXT: %6 Arena F32[256] @1024 (1024 bytes)
 // CHECK-NEXT: %7 Arena F32[16x16] 'output0' @0 (1024 bytes)
-// CHECK-NEXT: %3 = RmsNorm %0, %1 floats[1.000000e-06]
+// CHECK-NEXT: %3 = RmsNorm %0, %1 {eps = 1.000000e-06}
 // CHECK-NEXT: %4 = Mul %3, %2
-// CHECK-NEXT: %5 = Transpose %4 ints[1, 0]
+// CHECK-NEXT: %5 = Transpose %4 {perm = [1, 0]}
 // CHECK-NEXT: %6 = Copy %5
 // CHECK-NEXT: %7 = Copy %6
 module attributes {galv.weights = "w.safetensors"} {

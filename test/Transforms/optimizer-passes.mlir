@@ -72,10 +72,11 @@ func.func @loss_grad(%x: tensor<2x4xf32> {onnx.name = "x"})
 // rank's flat piece (2 of the 4 padded elements), updates that piece of the
 // parameter and gathers the new parameter back.
 // STEP-NOT: func.func @batch_grad
-// STEP-LABEL: func.func @train_step(%arg0: tensor<2x4xf32> {galv.name = "x"}, %arg1: tensor<f32> {galv.name = "lr"}, %arg2: tensor<f32> {galv.name = "step"},
-// STEP-SAME: %arg3: tensor<4x3xf32> {galv.name = "param:w"}
-// STEP-SAME: %arg4: tensor<3xf32> {galv.name = "param:b", galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>]>}
-// STEP-SAME: %arg6: tensor<2xf32> {galv.name = "adam_m:b", galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>], flat = <size = 2, stride = 1>>}
+// The runtime reads each input's role and parameter, not its name.
+// STEP-LABEL: func.func @train_step(%arg0: tensor<2x4xf32> {galv.name = "x"}, %arg1: tensor<f32> {galv.name = "lr", galv.role = #galv.role<learning_rate>}, %arg2: tensor<f32> {galv.name = "step", galv.role = #galv.role<step>},
+// STEP-SAME: %arg3: tensor<4x3xf32> {galv.name = "param:w", galv.param = @w, galv.role = #galv.role<parameter>}
+// STEP-SAME: %arg4: tensor<3xf32> {galv.name = "param:b", galv.param = @b, galv.role = #galv.role<parameter>, galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>]>}
+// STEP-SAME: %arg6: tensor<2xf32> {galv.name = "adam_m:b", galv.param = @b, galv.role = #galv.role<adam_m>, galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>], flat = <size = 2, stride = 1>>}
 // STEP: galv.shard_slice {{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<4xf32> -> tensor<2xf32>
 // STEP: galv.all_gather {{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<2xf32> -> tensor<4xf32>
 // STEP: galv.slice {{.*}} [0] [3] [1] : tensor<4xf32> -> tensor<3xf32>

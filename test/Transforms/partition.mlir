@@ -106,7 +106,7 @@
 // ZeRO-2: the flat gradient is reduce-scattered, this rank's half of the
 // parameter updated (its moments are halves), then gathered back.
 // ZERO2-LABEL: func.func @train_step
-// ZERO2-SAME: tensor<1536xf32> {galv.name = "adam_m:transformer.h.0.attn.c_attn.weight", galv.shard = #galv.shard<flat = <size = 2, stride = 1>>}
+// ZERO2-SAME: tensor<1536xf32> {galv.name = "adam_m:transformer.h.0.attn.c_attn.weight", galv.param = @transformer.h.0.attn.c_attn.weight, galv.role = #galv.role<adam_m>, galv.shard = #galv.shard<flat = <size = 2, stride = 1>>}
 // ZERO2: galv.reduce_scatter %{{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<4096xf32> -> tensor<2048xf32>
 // ZERO2: galv.shard_slice %{{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<4096xf32> -> tensor<2048xf32>
 // ZERO2: galv.all_gather %{{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<2048xf32> -> tensor<4096xf32>
@@ -124,9 +124,17 @@
 
 // decode-plan shows each rank's piece: rank 1 of 4 (tp 2 x dp 2, ZeRO-2)
 // holds the second half of every QKV block, and a flat half of that as
-// Adam state.
+// Adam state; each input's role (state by parameter), the outputs fed back
+// as inputs, and the vocabulary the token ids index.
 // RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=4 tp=2 dp-type=zero2" --galv-training-pipeline | galvatron-translate --emit-plan --plan-function=train_step | galvatron-translate --decode-plan | FileCheck %s --check-prefix=DECODE
+// DECODE: plan format 4, world size 4, {{.*}}, vocab size 128
 // DECODE-LABEL: rank 1: arena
 // DECODE-SAME: stage 0
-// DECODE: 'param:transformer.h.0.attn.c_attn.weight' (6144 bytes) of [32x96] axis 1 piece 1/2 per block
-// DECODE: 'adam_m:transformer.h.0.attn.c_attn.weight' (3072 bytes) of [32x96] axis 1 piece 1/2 per block flat piece 0/2
+// DECODE: Input I64[1x8] 'input_ids' Data (64 bytes) of [4x8] axis 0 piece 1/4
+// DECODE: Input F32[] 'lr' LearningRate (4 bytes)
+// DECODE: Input F32[] 'step' Step (4 bytes)
+// DECODE: 'param:transformer.h.0.attn.c_attn.weight' Parameter('transformer.h.0.attn.c_attn.weight') (6144 bytes) of [32x96] axis 1 piece 1/2 per block
+// DECODE: 'adam_m:transformer.h.0.attn.c_attn.weight' AdamM('transformer.h.0.attn.c_attn.weight') (3072 bytes) of [32x96] axis 1 piece 1/2 per block flat piece 0/2
+// DECODE: = AllReduce {{.*}} {group = {{[0-9]+}}, reduction = Sum}
+// DECODE: = ReduceScatter {{.*}} {group = {{[0-9]+}}, axis = 0}
+// DECODE: feedback {{([0-9]+->[0-9]+ )+}}(output -> input)

@@ -486,7 +486,13 @@ def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
     new state back in. Every argument and result is named by `galv.name`:
     the data inputs keep their ONNX names, then `lr`, `step`,
     `param:<name>`, `adam_m:<name>`, `adam_v:<name>`; the results are `loss`
-    and the new state under the same names. `lr` and `step` (from 1) are
+    and the new state under the same names. The names are for people: what
+    each argument is to the runtime is its `galv.role`
+    (`#galv.role<learning_rate>`, `step`, `parameter`, `adam_m`, `adam_v`;
+    data inputs have none) and, for state, `galv.param` (the
+    `galv.parameter` it belongs to). A state result carries its argument's
+    role and parameter, which --emit-plan turns into the plan's input roles
+    and feedback pairs. `lr` and `step` (from 1) are
     scalars the runtime supplies, so the learning-rate schedule lives in the
     runtime.
   }];

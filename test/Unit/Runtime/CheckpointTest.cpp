@@ -30,9 +30,9 @@ CheckpointState stateAt(int step) {
     w.f32()[i] = step * 10.0f + i;
     m.f32()[i] = -step * 0.5f;
   }
-  state.tensors["param:w"] = w;
-  state.tensors["adam_m:w"] = m;
-  state.tensors["adam_v:w"] = m;
+  state.params["w"] = w;
+  state.adamM["w"] = m;
+  state.adamV["w"] = m;
   return state;
 }
 
@@ -67,8 +67,11 @@ TEST(Checkpoint, SavesResolvesAndLoads) {
   ASSERT_TRUE(loadCheckpoint(root, back, stepDir, error)) << error;
   EXPECT_EQ(stepDir, root + "/step-000003");
   EXPECT_EQ(back.step, 3);
-  ASSERT_EQ(back.tensors.size(), 3u);
-  EXPECT_EQ(back.tensors["param:w"].bytes, stateAt(3).tensors["param:w"].bytes);
+  ASSERT_EQ(back.params.size(), 1u);
+  ASSERT_EQ(back.adamM.size(), 1u);
+  ASSERT_EQ(back.adamV.size(), 1u);
+  EXPECT_EQ(back.params["w"].bytes, stateAt(3).params["w"].bytes);
+  EXPECT_EQ(back.adamV["w"].bytes, stateAt(3).adamV["w"].bytes);
   fs::remove_all(root);
 }
 

@@ -22,7 +22,13 @@
 
 using namespace galvatron;
 using namespace galvatron::rt;
+using galvatron::testing::allReduce;
+using galvatron::testing::allToAll;
+using galvatron::testing::Attrs;
+using galvatron::testing::broadcastFrom;
 using galvatron::testing::buildPlan;
+using galvatron::testing::collectiveAxis;
+using galvatron::testing::peer;
 using galvatron::testing::ProgramBuilder;
 using O = plan::Opcode;
 
@@ -37,7 +43,11 @@ Communicator *comm = nullptr;
 int me = 0;
 
 constexpr plan::DType F32 = plan::DType::F32;
-constexpr int64_t kSum = 0, kMean = 1, kMax = 2, kMin = 3, kProd = 4;
+constexpr plan::Reduction kSum = plan::Reduction::Sum,
+                          kMean = plan::Reduction::Mean,
+                          kMax = plan::Reduction::Max,
+                          kMin = plan::Reduction::Min,
+                          kProd = plan::Reduction::Prod;
 
 /// 10 r + i at flat index i.
 Tensor rankValues(int r, Shape shape, DType dtype = DType::F32) {
@@ -81,20 +91,27 @@ void expectValues(const Tensor &t, const Shape &shape,
     EXPECT_EQ(t.at(i), want[i]) << "element " << i << " on rank " << me;
 }
 
-/// One collective per rank: y = op(x) over `group(r)`, with `ints` after the
-/// group.
-std::function<ProgramBuilder(int)> single(O op, Shape in, Shape out,
-                                          const std::function<int(int)> &group,
-                                          std::vector<int64_t> ints,
-                                          plan::DType dtype = F32) {
+/// One collective per rank: y = op(x) with the attributes `attrs(r)`.
+std::function<ProgramBuilder(int)>
+single(O op, Shape in, Shape out, const std::function<Attrs(int)> &attrs,
+       plan::DType dtype = F32) {
   return [=](int r) {
     ProgramBuilder b(r);
     int32_t x = b.input("x", dtype, in);
-    std::vector<int64_t> attrs = {group(r)};
-    attrs.insert(attrs.end(), ints.begin(), ints.end());
-    b.output(b.op(op, {x}, out, dtype, attrs), "y");
+    b.output(b.op(op, {x}, out, dtype, attrs(r)), "y");
     return b;
   };
+}
+
+/// An AllReduce's attributes over `group(r)`.
+std::function<Attrs(int)> summing(const std::function<int(int)> &group,
+                                  plan::Reduction kind) {
+  return [=](int r) { return allReduce(group(r), kind); };
+}
+/// An AllGather's or ReduceScatter's attributes over `group(r)`.
+std::function<Attrs(int)> alongAxis(const std::function<int(int)> &group,
+                                    int32_t axis) {
+  return [=](int r) { return collectiveAxis(group(r), axis); };
 }
 
 int pairs(int r) { return r < 2 ? k01 : k23; }
@@ -103,8 +120,8 @@ int all(int) { return kAll; }
 
 TEST(Collectives, AllReduceSumOverConsecutivePairs) {
   RunStats stats;
-  auto out =
-      run(single(O::AllReduce, {2, 2}, {2, 2}, pairs, {kSum}), {2, 2}, &stats);
+  auto out = run(single(O::AllReduce, {2, 2}, {2, 2}, summing(pairs, kSum)),
+                 {2, 2}, &stats);
   // {0,1}: x0 + x1 = 10 + 2i; {2,3}: 50 + 2i.
   if (me < 2)
     expectValues(out["y"], {2, 2}, {10, 12, 14, 16});
@@ -115,8 +132,8 @@ TEST(Collectives, AllReduceSumOverConsecutivePairs) {
 }
 
 TEST(Collectives, AllReduceMeanOverStridedPairs) {
-  auto out =
-      run(single(O::AllReduce, {2, 2}, {2, 2}, strided, {kMean}), {2, 2});
+  auto out = run(single(O::AllReduce, {2, 2}, {2, 2}, summing(strided, kMean)),
+                 {2, 2});
   // {0,2}: (x0 + x2) / 2 = 10 + i; {1,3}: 20 + i.
   if (me % 2 == 0)
     expectValues(out["y"], {2, 2}, {10, 11, 12, 13});
@@ -129,9 +146,12 @@ TEST(Collectives, AllReduceMaxMinProd) {
       [](int r) {
         ProgramBuilder b(r);
         int32_t x = b.input("x", F32, {4});
-        b.output(b.op(O::AllReduce, {x}, {4}, F32, {kAll, kMax}), "max");
-        b.output(b.op(O::AllReduce, {x}, {4}, F32, {kAll, kMin}), "min");
-        b.output(b.op(O::AllReduce, {x}, {4}, F32, {pairs(r), kProd}), "prod");
+        b.output(b.op(O::AllReduce, {x}, {4}, F32, allReduce(kAll, kMax)),
+                 "max");
+        b.output(b.op(O::AllReduce, {x}, {4}, F32, allReduce(kAll, kMin)),
+                 "min");
+        b.output(b.op(O::AllReduce, {x}, {4}, F32, allReduce(pairs(r), kProd)),
+                 "prod");
         return b;
       },
       {4});
@@ -145,7 +165,8 @@ TEST(Collectives, AllReduceMaxMinProd) {
 }
 
 TEST(Collectives, AllGatherAxis0OverConsecutivePairs) {
-  auto out = run(single(O::AllGather, {2, 2}, {4, 2}, pairs, {0}), {2, 2});
+  auto out =
+      run(single(O::AllGather, {2, 2}, {4, 2}, alongAxis(pairs, 0)), {2, 2});
   if (me < 2)
     expectValues(out["y"], {4, 2}, {0, 1, 2, 3, 10, 11, 12, 13});
   else
@@ -153,7 +174,8 @@ TEST(Collectives, AllGatherAxis0OverConsecutivePairs) {
 }
 
 TEST(Collectives, AllGatherAxis1OverStridedPairs) {
-  auto out = run(single(O::AllGather, {2, 2}, {2, 4}, strided, {1}), {2, 2});
+  auto out =
+      run(single(O::AllGather, {2, 2}, {2, 4}, alongAxis(strided, 1)), {2, 2});
   // Rows of x_a then x_b side by side.
   if (me % 2 == 0)
     expectValues(out["y"], {2, 4}, {0, 1, 20, 21, 2, 3, 22, 23});
@@ -165,7 +187,7 @@ TEST(Collectives, AllGatherFollowsTheGroupsOrder) {
   // {1,0}: rank 1 is position 0, so its piece comes first. Ranks 2 and 3
   // gather over {2,3} with the negative axis -1.
   auto out = run(single(O::AllGather, {2, 2}, {2, 4},
-                        [](int r) { return r < 2 ? k10 : k23; }, {-1}),
+                        alongAxis([](int r) { return r < 2 ? k10 : k23; }, -1)),
                  {2, 2});
   if (me < 2)
     expectValues(out["y"], {2, 4}, {10, 11, 0, 1, 12, 13, 2, 3});
@@ -175,15 +197,16 @@ TEST(Collectives, AllGatherFollowsTheGroupsOrder) {
 
 TEST(Collectives, AllGatherMiddleAxisOverAll) {
   // x [2, 1, 2] = 10 r + 2 a + c; y[a][k][c] = 10 k + 2 a + c.
-  auto out =
-      run(single(O::AllGather, {2, 1, 2}, {2, 4, 2}, all, {1}), {2, 1, 2});
+  auto out = run(single(O::AllGather, {2, 1, 2}, {2, 4, 2}, alongAxis(all, 1)),
+                 {2, 1, 2});
   expectValues(out["y"], {2, 4, 2},
                {0, 1, 10, 11, 20, 21, 30, 31, 2, 3, 12, 13, 22, 23, 32, 33});
 }
 
 TEST(Collectives, ReduceScatterAxis0OverAll) {
   // Sum of x [4, 2] over the four ranks: 60 + 4i; rank k keeps row k.
-  auto out = run(single(O::ReduceScatter, {4, 2}, {1, 2}, all, {0}), {4, 2});
+  auto out =
+      run(single(O::ReduceScatter, {4, 2}, {1, 2}, alongAxis(all, 0)), {4, 2});
   const std::vector<std::vector<double>> rows = {
       {60, 64}, {68, 72}, {76, 80}, {84, 88}};
   expectValues(out["y"], {1, 2}, rows[me]);
@@ -192,7 +215,8 @@ TEST(Collectives, ReduceScatterAxis0OverAll) {
 TEST(Collectives, ReduceScatterAxis1OverPairs) {
   // x [2, 4]; {0,1} sums to 10 + 2i, {2,3} to 50 + 2i; position 0 keeps
   // columns 0-1, position 1 columns 2-3.
-  auto out = run(single(O::ReduceScatter, {2, 4}, {2, 2}, pairs, {1}), {2, 4});
+  auto out = run(single(O::ReduceScatter, {2, 4}, {2, 2}, alongAxis(pairs, 1)),
+                 {2, 4});
   const std::vector<std::vector<double>> want = {
       {10, 12, 18, 20}, {14, 16, 22, 24}, {50, 52, 58, 60}, {54, 56, 62, 64}};
   expectValues(out["y"], {2, 2}, want[me]);
@@ -200,7 +224,9 @@ TEST(Collectives, ReduceScatterAxis1OverPairs) {
 
 TEST(Collectives, AllToAllSplitRowsConcatColumnsOverAll) {
   // Rank k receives row k of every rank's x [4, 2], side by side.
-  auto out = run(single(O::AllToAll, {4, 2}, {1, 8}, all, {0, 1}), {4, 2});
+  auto out = run(single(O::AllToAll, {4, 2}, {1, 8},
+                        [](int) { return allToAll(kAll, 0, 1); }),
+                 {4, 2});
   double k = 2 * me;
   expectValues(out["y"], {1, 8},
                {k, k + 1, 10 + k, 11 + k, 20 + k, 21 + k, 30 + k, 31 + k});
@@ -209,7 +235,9 @@ TEST(Collectives, AllToAllSplitRowsConcatColumnsOverAll) {
 TEST(Collectives, AllToAllSplitColumnsConcatRowsOverStridedPairs) {
   // x [2, 4]; position p receives columns 2p, 2p+1 of both members' x,
   // stacked in position order.
-  auto out = run(single(O::AllToAll, {2, 4}, {4, 2}, strided, {1, 0}), {2, 4});
+  auto out = run(single(O::AllToAll, {2, 4}, {4, 2},
+                        [](int r) { return allToAll(strided(r), 1, 0); }),
+                 {2, 4});
   const std::vector<std::vector<double>> want = {
       {0, 1, 4, 5, 20, 21, 24, 25},     // rank 0, position 0 of {0,2}
       {10, 11, 14, 15, 30, 31, 34, 35}, // rank 1, position 0 of {1,3}
@@ -224,10 +252,11 @@ TEST(Collectives, Broadcast) {
         ProgramBuilder b(r);
         int32_t x = b.input("x", F32, {4});
         // Root = position 1 of all four: rank 1.
-        b.output(b.op(O::Broadcast, {x}, {4}, F32, {kAll, 1}), "all");
+        b.output(b.op(O::Broadcast, {x}, {4}, F32, broadcastFrom(kAll, 1)),
+                 "all");
         // Position 0 of {1,0} is rank 1; position 1 of {2,3} is rank 3.
         b.output(b.op(O::Broadcast, {x}, {4}, F32,
-                      {r < 2 ? k10 : k23, r < 2 ? 0 : 1}),
+                      broadcastFrom(r < 2 ? k10 : k23, r < 2 ? 0 : 1)),
                  "pair");
         return b;
       },
@@ -249,16 +278,17 @@ TEST(Collectives, SendAndReceiveBothWays) {
       [n](int r) {
         ProgramBuilder b(r);
         int32_t x = b.input("x", F32, {n});
-        int group = pairs(r), peer = r % 2 == 0 ? 1 : 0;
+        int group = pairs(r), position = r % 2 == 0 ? 1 : 0;
         int32_t twice = b.op(O::Add, {x, x}, {n}, F32);
-        b.op(O::Send, {x}, {n}, F32, {group, peer});
-        b.op(O::Send, {twice}, {n}, F32, {group, peer});
-        b.output(b.op(O::Recv, {}, {n}, F32, {group, peer}), "first");
-        b.output(b.op(O::Recv, {}, {n}, F32, {group, peer}), "second");
+        b.op(O::Send, {x}, {n}, F32, peer(group, position));
+        b.op(O::Send, {twice}, {n}, F32, peer(group, position));
+        b.output(b.op(O::Recv, {}, {n}, F32, peer(group, position)), "first");
+        b.output(b.op(O::Recv, {}, {n}, F32, peer(group, position)), "second");
         // And over the strided pairs, one message each way.
         int other = strided(r), otherPeer = r < 2 ? 1 : 0;
-        b.op(O::Send, {x}, {n}, F32, {other, otherPeer});
-        b.output(b.op(O::Recv, {}, {n}, F32, {other, otherPeer}), "strided");
+        b.op(O::Send, {x}, {n}, F32, peer(other, otherPeer));
+        b.output(b.op(O::Recv, {}, {n}, F32, peer(other, otherPeer)),
+                 "strided");
         return b;
       },
       {n}, &stats);
@@ -281,9 +311,11 @@ TEST(Collectives, IntegerGatherAndSum) {
       [](int r) {
         ProgramBuilder b(r);
         int32_t x = b.input("x", plan::DType::I64, {2});
-        b.output(b.op(O::AllGather, {x}, {8}, plan::DType::I64, {kAll, 0}),
+        b.output(b.op(O::AllGather, {x}, {8}, plan::DType::I64,
+                      collectiveAxis(kAll, 0)),
                  "gathered");
-        b.output(b.op(O::AllReduce, {x}, {2}, plan::DType::I64, {kAll, kSum}),
+        b.output(b.op(O::AllReduce, {x}, {2}, plan::DType::I64,
+                      allReduce(kAll, kSum)),
                  "sum");
         return b;
       },
@@ -295,7 +327,7 @@ TEST(Collectives, IntegerGatherAndSum) {
 
 TEST(Collectives, LargeAllReduce) {
   const int64_t n = 1 << 20;
-  auto out = run(single(O::AllReduce, {n}, {n}, all, {kSum}), {n});
+  auto out = run(single(O::AllReduce, {n}, {n}, summing(all, kSum)), {n});
   // sum over r of (10 r + i) = 60 + 4i: check a few, exactly (below 2^24).
   for (int64_t i : {int64_t(0), int64_t(12345), n - 1})
     EXPECT_EQ(out["y"].f32()[i], 60 + 4 * i);

@@ -7,15 +7,19 @@
 // numbers exactly (small integers and quarters, so no sum depends on its
 // order), plus their weights and data:
 //
-//   toy-train-{1,2}.bin  a @train_step-shaped plan. Two ranks split the batch
-//                        (input_ids rows), cut param:w / adam_m:w by rows,
-//                        adam_v:w flat, and param:b / adam_*:b flat with
-//                        padding ([3] in two pieces of 2). The loss is
+//   toy-train-{1,2}.bin  a @train_step-shaped plan (inputs by role, state
+//                        fed back). Two ranks split the batch (input_ids
+//                        rows), cut parameter w and its first moment by
+//                        rows, its second moment flat, and b and both its
+//                        moments flat with padding ([3] in two pieces of
+//                        2). The vocabulary is 16 ids. The loss is
 //                        mean(column sums of the batch) + sum(w), with both
 //                        sums all-reduced; the update is w -= lr * w,
 //                        b += lr, m/v += lr or step.
 //   toy-forward-{1,2}.bin  y = tanh(x * w) (x, w and y cut by rows) and
 //                        s = sum(x), all-reduced.
+//   mismatched-2.bin     two ranks whose collectives disagree
+//   mismatched-attrs-1.bin  a Softmax carrying a Send's attribute table
 //   toy.safetensors      w [4, 2] = 1..8, b [3] = 1, 2, 3
 //   x.npy                [4, 2] = 0..7 / 4;  tokens.npy  64 token ids
 //
@@ -31,14 +35,19 @@
 #include <cstring>
 
 using namespace galvatron;
+using galvatron::testing::allReduce;
 using galvatron::testing::buildPlan;
 using galvatron::testing::ProgramBuilder;
+using galvatron::testing::reduceOver;
 using galvatron::testing::ShardSpec;
 using O = plan::Opcode;
+using R = plan::Reduction;
 
 namespace {
 
 constexpr plan::DType F32 = plan::DType::F32;
+/// The toy training plan's vocabulary: tokens.npy holds ids below it.
+constexpr int64_t kVocab = 16;
 
 /// Rows of `full` in `n` pieces, piece `r` (no shard when n == 1).
 std::optional<ShardSpec> rows(std::vector<int64_t> full, int n, int r) {
@@ -76,49 +85,57 @@ std::vector<uint8_t> trainPlan(int n) {
     ProgramBuilder b(r);
     struct State {
       std::string name;
+      plan::Role role;
+      std::string param;
       std::optional<ShardSpec> shard;
       int32_t tensor;
     };
-    std::vector<State> state = {{"param:w", rows({4, 2}, n, r), -1},
-                                {"param:b", flat({3}, n, r), -1},
-                                {"adam_m:w", rows({4, 2}, n, r), -1},
-                                {"adam_v:w", flat({4, 2}, n, r), -1},
-                                {"adam_m:b", flat({3}, n, r), -1},
-                                {"adam_v:b", flat({3}, n, r), -1}};
+    const plan::Role P = plan::Role::Parameter, M = plan::Role::AdamM,
+                     V = plan::Role::AdamV;
+    std::vector<State> state = {{"param:w", P, "w", rows({4, 2}, n, r), -1},
+                                {"param:b", P, "b", flat({3}, n, r), -1},
+                                {"adam_m:w", M, "w", rows({4, 2}, n, r), -1},
+                                {"adam_v:w", V, "w", flat({4, 2}, n, r), -1},
+                                {"adam_m:b", M, "b", flat({3}, n, r), -1},
+                                {"adam_v:b", V, "b", flat({3}, n, r), -1}};
     std::vector<std::vector<int64_t>> fullShapes = {{4, 2}, {3}, {4, 2},
                                                     {4, 2}, {3}, {3}};
     for (size_t i = 0; i < state.size(); ++i)
       state[i].tensor =
           b.input(state[i].name, F32, local(fullShapes[i], state[i].shard),
-                  state[i].shard);
-    int32_t lr = b.input("lr", F32, {});
-    int32_t step = b.input("step", F32, {});
+                  state[i].role, state[i].param, state[i].shard);
+    int32_t lr = b.input("lr", F32, {}, plan::Role::LearningRate);
+    int32_t step = b.input("step", F32, {}, plan::Role::Step);
     auto idsShard = rows({2, 4}, n, r);
     int32_t ids = b.input("input_ids", plan::DType::I64,
                           local({2, 4}, idsShard), idsShard);
-    int64_t group = n == 1 ? 0 : 0; // [0] or [0, 1]
+    int32_t group = 0; // [0] or [0, 1]
     int32_t xf = b.op(O::Cast, {ids}, local({2, 4}, idsShard), F32);
-    int32_t columns = b.op(O::Reduce, {xf}, {4}, F32, {0, 0, 0});
-    int32_t total = b.op(O::AllReduce, {columns}, {4}, F32, {group, 0});
-    int32_t mean = b.op(O::Reduce, {total}, {}, F32, {1, 0, 0});
+    int32_t columns = b.op(O::Reduce, {xf}, {4}, F32, reduceOver(R::Sum, {0}));
+    int32_t total = b.op(O::AllReduce, {columns}, {4}, F32, allReduce(group));
+    int32_t mean = b.op(O::Reduce, {total}, {}, F32, reduceOver(R::Mean, {0}));
     int32_t w = state[0].tensor;
     std::vector<int64_t> wShape = local({4, 2}, state[0].shard);
-    int32_t wPart = b.op(O::Reduce, {w}, {}, F32, {0, 0, 0, 1});
-    int32_t wSum = b.op(O::AllReduce, {wPart}, {}, F32, {group, 0});
+    int32_t wPart = b.op(O::Reduce, {w}, {}, F32, reduceOver(R::Sum, {0, 1}));
+    int32_t wSum = b.op(O::AllReduce, {wPart}, {}, F32, allReduce(group));
     b.output(b.op(O::Add, {mean, wSum}, {}, F32), "loss");
     int32_t scaled = b.op(O::Mul, {w, lr}, wShape, F32);
-    b.output(b.op(O::Sub, {w, scaled}, wShape, F32), "param:w", state[0].shard);
+    int32_t newW = b.op(O::Sub, {w, scaled}, wShape, F32);
+    b.output(newW, "param:w", state[0].shard);
+    b.feedBack(newW, w);
     const int32_t bumps[] = {-1, lr, lr, step, step, lr};
-    for (size_t i = 1; i < state.size(); ++i)
-      b.output(b.op(O::Add, {state[i].tensor, bumps[i]},
-                    local(fullShapes[i], state[i].shard), F32),
-               state[i].name, state[i].shard);
+    for (size_t i = 1; i < state.size(); ++i) {
+      int32_t next = b.op(O::Add, {state[i].tensor, bumps[i]},
+                          local(fullShapes[i], state[i].shard), F32);
+      b.output(next, state[i].name, state[i].shard);
+      b.feedBack(next, state[i].tensor);
+    }
     programs.push_back(std::move(b));
   }
   std::vector<std::vector<int32_t>> groups = {{0}};
   if (n == 2)
     groups = {{0, 1}};
-  return buildPlan(groups, programs, "toy.safetensors");
+  return buildPlan(groups, programs, "toy.safetensors", kVocab);
 }
 
 std::vector<uint8_t> forwardPlan(int n) {
@@ -131,8 +148,8 @@ std::vector<uint8_t> forwardPlan(int n) {
     int32_t w = b.weight("w", F32, shape, shard);
     int32_t xw = b.op(O::Mul, {x, w}, shape, F32);
     b.output(b.op(O::Tanh, {xw}, shape, F32), "y", shard);
-    int32_t part = b.op(O::Reduce, {x}, {}, F32, {0, 0, 0, 1});
-    b.output(b.op(O::AllReduce, {part}, {}, F32, {0, 0}), "s");
+    int32_t part = b.op(O::Reduce, {x}, {}, F32, reduceOver(R::Sum, {0, 1}));
+    b.output(b.op(O::AllReduce, {part}, {}, F32, allReduce(0)), "s");
     programs.push_back(std::move(b));
   }
   std::vector<std::vector<int32_t>> groups = {{0}};
@@ -149,10 +166,20 @@ std::vector<uint8_t> mismatchedPlan() {
     ProgramBuilder b(r);
     int64_t n = r == 0 ? 4 : 8;
     int32_t x = b.input("x", F32, {n});
-    b.output(b.op(O::AllReduce, {x}, {n}, F32, {0, 0}), "y");
+    b.output(b.op(O::AllReduce, {x}, {n}, F32, allReduce(0)), "y");
     programs.push_back(std::move(b));
   }
   return buildPlan({{0, 1}}, programs);
+}
+
+/// One rank whose Softmax carries a Send's attribute table: the verifier
+/// must refuse it before anything runs.
+std::vector<uint8_t> mismatchedAttrsPlan() {
+  ProgramBuilder b(0);
+  int32_t x = b.input("x", F32, {2, 3});
+  b.output(b.op(O::Softmax, {x}, {2, 3}, F32, galvatron::testing::peer(0, 0)),
+           "y");
+  return buildPlan({{0}}, {b});
 }
 
 void write(const std::string &path, const std::vector<uint8_t> &bytes) {
@@ -186,6 +213,7 @@ int main(int argc, char **argv) {
     write(dir + "/toy-forward-" + std::to_string(n) + ".bin", forwardPlan(n));
   }
   write(dir + "/mismatched-2.bin", mismatchedPlan());
+  write(dir + "/mismatched-attrs-1.bin", mismatchedAttrsPlan());
   std::string error;
   if (!writeSafetensors(dir + "/toy.safetensors",
                         {{"w", f32({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8})},

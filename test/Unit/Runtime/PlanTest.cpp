@@ -17,8 +17,7 @@ using namespace galvatron::rt;
 namespace {
 
 /// A one-rank plan: y = AllReduce(x) over `groupRanks`, then Tanh.
-std::vector<uint8_t> makePlan(std::vector<int32_t> groupRanks,
-                              plan::Opcode op = plan::Opcode::AllReduce) {
+std::vector<uint8_t> makePlan(std::vector<int32_t> groupRanks) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<int64_t> shape = {2, 2};
   std::vector<flatbuffers::Offset<plan::Tensor>> tensors = {
@@ -29,9 +28,11 @@ std::vector<uint8_t> makePlan(std::vector<int32_t> groupRanks,
       plan::CreateTensorDirect(fbb, "y", plan::DType::F32, &shape,
                                plan::Storage::Arena, 64, 16)};
   std::vector<int32_t> in0 = {0}, out0 = {1}, in1 = {1}, out1 = {2};
-  std::vector<int64_t> ints = {0, 0};
   std::vector<flatbuffers::Offset<plan::Instruction>> instructions = {
-      plan::CreateInstructionDirect(fbb, op, &in0, &out0, &ints),
+      plan::CreateInstructionDirect(
+          fbb, plan::Opcode::AllReduce, &in0, &out0,
+          plan::InstructionAttrs::AllReduceAttrs,
+          plan::CreateAllReduceAttrs(fbb, 0, plan::Reduction::Sum).Union()),
       plan::CreateInstructionDirect(fbb, plan::Opcode::Tanh, &in1, &out1)};
   std::vector<int32_t> inputs = {0}, outputs = {2};
   std::vector<flatbuffers::Offset<plan::RankProgram>> ranks = {
@@ -67,9 +68,18 @@ TEST(Plan, GroupsMustNameRanksOfTheWorld) {
   EXPECT_EQ(error, "device group 0 names rank 1, outside the world size 1");
 }
 
+using galvatron::testing::allReduce;
+using galvatron::testing::argMaxOver;
+using galvatron::testing::Attrs;
+using galvatron::testing::axis;
 using galvatron::testing::buildPlan;
+using galvatron::testing::collectiveAxis;
+using galvatron::testing::peer;
+using galvatron::testing::permutation;
 using galvatron::testing::ProgramBuilder;
+using galvatron::testing::reduceOver;
 using galvatron::testing::ShardSpec;
+using galvatron::testing::sliceOf;
 
 /// Two ranks, each all-reducing its x over group 0 = [0, 1].
 std::vector<uint8_t> twoRankPlan() {
@@ -77,8 +87,9 @@ std::vector<uint8_t> twoRankPlan() {
   for (int r = 0; r < 2; ++r) {
     ProgramBuilder b(r);
     int32_t x = b.input("x", plan::DType::F32, {2});
-    b.output(b.op(plan::Opcode::AllReduce, {x}, {2}, plan::DType::F32, {0, 0}),
-             "y");
+    b.output(
+        b.op(plan::Opcode::AllReduce, {x}, {2}, plan::DType::F32, allReduce(0)),
+        "y");
     programs.push_back(std::move(b));
   }
   return buildPlan({{0, 1}}, programs);
@@ -91,7 +102,7 @@ TEST(Plan, CollectiveOverAGroupWithoutTheRankIsRefused) {
     int32_t x = b.input("x", plan::DType::F32, {2});
     // Rank 0 names group 0 = [1].
     b.output(b.op(plan::Opcode::AllReduce, {x}, {2}, plan::DType::F32,
-                  {r == 0 ? 0 : 1, 0}),
+                  allReduce(r == 0 ? 0 : 1)),
              "y");
     programs.push_back(std::move(b));
   }
@@ -122,9 +133,9 @@ TEST(Plan, CollectiveShapesAreVerified) {
     ProgramBuilder b(r);
     int32_t x = b.input("x", plan::DType::F32, {2, 3});
     // Gathering [2, 3] over two ranks along axis 1 gives [2, 6], not [4, 3].
-    b.output(
-        b.op(plan::Opcode::AllGather, {x}, {4, 3}, plan::DType::F32, {0, 1}),
-        "y");
+    b.output(b.op(plan::Opcode::AllGather, {x}, {4, 3}, plan::DType::F32,
+                  collectiveAxis(0, 1)),
+             "y");
     programs.push_back(std::move(b));
   }
   std::vector<uint8_t> bytes = buildPlan({{0, 1}}, programs);
@@ -182,10 +193,11 @@ TEST(Plan, BindCutsWholeTensors) {
 TEST(Plan, SendToSelfAndByteCounts) {
   ProgramBuilder b(0);
   int32_t x = b.input("x", plan::DType::F32, {3});
-  int32_t sent = b.op(plan::Opcode::Send, {x}, {3}, plan::DType::F32, {0, 0});
-  int32_t got = b.op(plan::Opcode::Recv, {}, {3}, plan::DType::F32, {0, 0});
+  int32_t sent =
+      b.op(plan::Opcode::Send, {x}, {3}, plan::DType::F32, peer(0, 0));
+  int32_t got = b.op(plan::Opcode::Recv, {}, {3}, plan::DType::F32, peer(0, 0));
   int32_t sum =
-      b.op(plan::Opcode::AllReduce, {got}, {3}, plan::DType::F32, {0, 0});
+      b.op(plan::Opcode::AllReduce, {got}, {3}, plan::DType::F32, allReduce(0));
   b.output(sent, "sent");
   b.output(sum, "y");
   std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
@@ -214,11 +226,12 @@ TEST(Plan, SendToSelfAndByteCounts) {
 
 TEST(Plan, VersionIsChecked) {
   std::vector<uint8_t> bytes = makePlan({0});
-  bytes[8] = 1; // a version-1 plan, from before shards
+  bytes[8] = 3; // a version-3 plan, from before typed attributes
   std::string error;
   EXPECT_FALSE(verifyPlan(bytes, error));
-  EXPECT_EQ(error, "plan format version 1 is not the version 3 this runtime "
-                   "reads");
+  EXPECT_EQ(error, "plan format version 3 is not the version 4 this runtime "
+                   "reads: re-emit the plan with this galvatron-translate "
+                   "(--emit-plan)");
 }
 
 TEST(Plan, CorruptionIsDetected) {
@@ -238,11 +251,11 @@ TEST(Plan, CorruptionIsDetected) {
 namespace {
 /// A one-rank plan of one instruction on input x.
 std::string verifyOne(plan::Opcode opcode, std::vector<int64_t> xShape,
-                      std::vector<int64_t> outShape, std::vector<int64_t> ints,
+                      std::vector<int64_t> outShape, Attrs attrs,
                       plan::DType outType = plan::DType::F32) {
   ProgramBuilder b(0);
   int32_t x = b.input("x", plan::DType::F32, std::move(xShape));
-  b.output(b.op(opcode, {x}, std::move(outShape), outType, std::move(ints)),
+  b.output(b.op(opcode, {x}, std::move(outShape), outType, std::move(attrs)),
            "y");
   std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
   std::string error;
@@ -254,33 +267,42 @@ std::string verifyOne(plan::Opcode opcode, std::vector<int64_t> xShape,
 // refused before a kernel could index outside a tensor.
 TEST(Plan, InstructionsAreVerifiedAgainstTheirKernels) {
   using O = plan::Opcode;
-  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, {1, 0}), "");
-  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, {99, 0}),
+  using R = plan::Reduction;
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, permutation({1, 0})), "");
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, permutation({99, 0})),
             "rank 0: instruction 0 (Transpose): permutation is not a "
             "permutation of 0..1");
-  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, {0, 0}),
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, permutation({0, 0})),
             "rank 0: instruction 0 (Transpose): permutation is not a "
             "permutation of 0..1");
-  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {2, 3}, {1, 0}),
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {2, 3}, permutation({1, 0})),
             "rank 0: instruction 0 (Transpose): output shape does not follow "
             "from the inputs");
-  EXPECT_EQ(verifyOne(O::Slice, {4, 3}, {2, 3}, {1, 0, 3, 3, 1, 1}), "");
-  EXPECT_EQ(verifyOne(O::Slice, {4, 3}, {2, 3}, {3, 0, 5, 3, 1, 1}),
-            "rank 0: instruction 0 (Slice): slice [3, 5) step 1 does not fit "
-            "dimension 0 of 4");
-  EXPECT_EQ(verifyOne(O::Softmax, {4, 3}, {4, 3}, {2}),
+  EXPECT_EQ(
+      verifyOne(O::Slice, {4, 3}, {2, 3}, sliceOf({1, 0}, {3, 3}, {1, 1})), "");
+  EXPECT_EQ(
+      verifyOne(O::Slice, {4, 3}, {2, 3}, sliceOf({3, 0}, {5, 3}, {1, 1})),
+      "rank 0: instruction 0 (Slice): slice [3, 5) step 1 does not fit "
+      "dimension 0 of 4");
+  EXPECT_EQ(verifyOne(O::Slice, {4, 3}, {2, 3}, sliceOf({1}, {3}, {1})),
+            "rank 0: instruction 0 (Slice): needs starts, limits and steps "
+            "for every dimension");
+  EXPECT_EQ(verifyOne(O::Softmax, {4, 3}, {4, 3}, axis(2)),
             "rank 0: instruction 0 (Softmax): axis 2 is out of range for "
             "rank 2");
-  EXPECT_EQ(verifyOne(O::Split, {4, 3}, {3, 3}, {0}),
+  EXPECT_EQ(verifyOne(O::Split, {4, 3}, {3, 3}, axis(0)),
             "rank 0: instruction 0 (Split): pieces add up to 3, not 4");
-  EXPECT_EQ(verifyOne(O::Split, {4, 3}, {4, 3}, {7}),
+  EXPECT_EQ(verifyOne(O::Split, {4, 3}, {4, 3}, axis(7)),
             "rank 0: instruction 0 (Split): axis 7 is out of range for "
             "rank 2");
-  EXPECT_EQ(verifyOne(O::Reduce, {4, 3}, {4}, {0, 0, 1, 1}),
+  EXPECT_EQ(verifyOne(O::Reduce, {4, 3}, {4}, reduceOver(R::Sum, {1, 1})),
             "rank 0: instruction 0 (Reduce): reduction axes must be distinct "
             "dimensions of the input");
-  EXPECT_EQ(verifyOne(O::ArgMax, {4, 3}, {4}, {1, 0, 0}, plan::DType::I64), "");
-  EXPECT_EQ(verifyOne(O::ArgMax, {4, 3}, {3}, {1, 0, 0}, plan::DType::I64),
+  EXPECT_EQ(verifyOne(O::ArgMax, {4, 3}, {4}, argMaxOver(1, false, false),
+                      plan::DType::I64),
+            "");
+  EXPECT_EQ(verifyOne(O::ArgMax, {4, 3}, {3}, argMaxOver(1, false, false),
+                      plan::DType::I64),
             "rank 0: instruction 0 (ArgMax): output shape does not follow "
             "from the inputs");
   EXPECT_EQ(verifyOne(O::Copy, {4, 3}, {5, 3}, {}),
@@ -289,6 +311,76 @@ TEST(Plan, InstructionsAreVerifiedAgainstTheirKernels) {
   EXPECT_EQ(verifyOne(O::Embedding, {4, 3}, {4, 3}, {}),
             "rank 0: instruction 0 (Embedding): needs a [rows, features] "
             "table and ids");
+}
+
+// Each opcode carries its own attribute table, or none: another table would
+// have its fields read as the wrong ones.
+TEST(Plan, MismatchedAttributeTablesAreRefused) {
+  using O = plan::Opcode;
+  EXPECT_EQ(verifyOne(O::Transpose, {2, 3}, {3, 2}, axis(1)),
+            "rank 0: instruction 0 (Transpose) carries AxisAttrs, but "
+            "Transpose takes TransposeAttrs");
+  EXPECT_EQ(verifyOne(O::Softmax, {4, 3}, {4, 3}, {}),
+            "rank 0: instruction 0 (Softmax) carries no attributes, but "
+            "Softmax takes AxisAttrs");
+  EXPECT_EQ(verifyOne(O::Tanh, {4, 3}, {4, 3}, axis(0)),
+            "rank 0: instruction 0 (Tanh) carries AxisAttrs, but Tanh takes "
+            "no attributes");
+  // A collective with another collective's table names no group it reads.
+  EXPECT_EQ(verifyOne(O::AllReduce, {4, 3}, {4, 3}, collectiveAxis(0, 0)),
+            "rank 0: instruction 0 (AllReduce) carries CollectiveAxisAttrs, "
+            "but AllReduce takes AllReduceAttrs");
+  EXPECT_EQ(verifyOne(O::Send, {4, 3}, {4, 3}, allReduce(0)),
+            "rank 0: instruction 0 (Send) carries AllReduceAttrs, but Send "
+            "takes PeerAttrs");
+}
+
+// Roles and feedback: the trainer relies on them instead of names.
+TEST(Plan, RolesAndFeedbackAreVerified) {
+  auto verify = [](const ProgramBuilder &b) {
+    std::string error;
+    std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+    return verifyPlan(bytes, error) ? "" : error;
+  };
+  using R = plan::Role;
+  {
+    ProgramBuilder b(0);
+    int32_t w = b.input("param:w", plan::DType::F32, {2}, R::Parameter, "w");
+    int32_t next = b.op(plan::Opcode::Neg, {w}, {2}, plan::DType::F32);
+    b.output(next, "param:w");
+    EXPECT_EQ(verify(b), ""); // a state input may pass unchanged
+    b.feedBack(next, w);
+    EXPECT_EQ(verify(b), "");
+    int32_t again = b.op(plan::Opcode::Abs, {w}, {2}, plan::DType::F32);
+    b.output(again, "again");
+    b.feedBack(again, w);
+    EXPECT_EQ(verify(b), "rank 0: state input 'param:w' (Parameter of 'w') "
+                         "is fed back by 2 outputs");
+  }
+  {
+    ProgramBuilder b(0);
+    int32_t w = b.input("w", plan::DType::F32, {2}, R::AdamM);
+    b.output(b.op(plan::Opcode::Neg, {w}, {2}, plan::DType::F32), "y");
+    EXPECT_EQ(verify(b), "rank 0: input 'w' (AdamM) names no parameter");
+  }
+  {
+    ProgramBuilder b(0);
+    int32_t lr = b.input("lr", plan::DType::F32, {1}, R::LearningRate);
+    b.output(b.op(plan::Opcode::Neg, {lr}, {1}, plan::DType::F32), "y");
+    EXPECT_EQ(verify(b),
+              "rank 0: input 'lr' (LearningRate) must be an f32 scalar");
+  }
+  {
+    // A state output of another shape cannot replace its input.
+    ProgramBuilder b(0);
+    int32_t w = b.input("param:w", plan::DType::F32, {2}, R::Parameter, "w");
+    int32_t sum = b.op(plan::Opcode::Reduce, {w}, {}, plan::DType::F32,
+                       reduceOver(plan::Reduction::Sum, {0}));
+    b.output(sum, "s");
+    b.feedBack(sum, w);
+    EXPECT_EQ(verify(b), "rank 0: feedback 0 (output 0 -> input 0) joins "
+                         "tensors of different types");
+  }
 }
 
 // Found by the plan fuzzer: a shard's full shape whose element count

@@ -30,11 +30,12 @@
 
 namespace galvatron::rt {
 
-/// The training state of a checkpoint: "param:NAME", "adam_m:NAME" and
-/// "adam_v:NAME" whole tensors, and the step it was saved after.
+/// The training state of a checkpoint, whole tensors by the parameter's
+/// state-dict name: the parameters and both Adam moments, and the step it
+/// was saved after.
 struct CheckpointState {
   int step = 0;
-  std::map<std::string, Tensor> tensors;
+  std::map<std::string, Tensor> params, adamM, adamV;
 };
 
 /// For tests of the save protocol: called with the save's step before each

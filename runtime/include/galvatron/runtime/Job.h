@@ -68,6 +68,17 @@ const plan::Tensor *findNamed(const plan::RankProgram &program,
                               const flatbuffers::Vector<int32_t> *indices,
                               const std::string &name);
 
+/// The token ids: the first Data input of the lowest rank that has one
+/// (the pipeline's first stage), or null.
+const plan::Tensor *tokenInput(const plan::Plan &plan);
+
+/// Ends the job when a token id in `ids` (read from
+/// `file`) lies outside the plan's vocabulary [0, vocab_size), naming the
+/// file, the position and the value; a plan without a vocabulary checks
+/// nothing.
+void checkTokenIds(const plan::Plan &plan, const Tensor &ids,
+                   const std::string &file);
+
 /// "NAME=file" names its binding; a bare "file" takes the `index`-th of
 /// `names` (the plan's inputs or outputs in order), or "" past their end.
 std::pair<std::string, std::string>

@@ -15,7 +15,9 @@ namespace galvatron::rt {
 /// The plan.bin format version this runtime reads and the compiler writes.
 /// 2: tensors carry shards, rank programs their pipeline stage.
 /// 3: LogSoftmax and ArgMax opcodes (later opcodes renumbered).
-constexpr uint32_t kPlanFormatVersion = 3;
+/// 4: typed attribute tables per opcode instead of ints / floats; input
+///    roles, feedback pairs and the vocabulary size.
+constexpr uint32_t kPlanFormatVersion = 4;
 /// "GALVPLAN" + u32 version + u32 CRC-32 of the FlatBuffer that follows.
 constexpr size_t kPlanHeaderBytes = 16;
 
@@ -25,8 +27,18 @@ uint32_t crc32(const uint8_t *data, size_t size);
 DType toDType(plan::DType dtype);
 Shape shapeOf(const plan::Tensor &tensor);
 
-/// Whether `opcode` communicates (its ints[0] names a device group).
+/// Whether `opcode` communicates (its attributes name a device group).
 bool isCommunication(plan::Opcode opcode);
+
+/// The attribute table `opcode` carries (NONE: it takes no attributes).
+plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode);
+
+/// The index in Plan.groups that a communication instruction's attributes
+/// name, or -1 (not communication, or no attributes).
+int64_t groupOf(const plan::Instruction &inst);
+
+/// Whether an input of `role` is training state (parameter or moment).
+bool isState(plan::Role role);
 
 /// Prepends the header to a finished FlatBuffer.
 std::vector<uint8_t> wrapPlan(const uint8_t *flatbuffer, size_t size);

@@ -1,9 +1,10 @@
 //===- Trainer.h - train a @train_step plan ---------------------*- C++ -*-===//
 //
-// The training loop galvatron-run --steps runs: the plan's state inputs
-// (param:, adam_m:, adam_v:) are fed back from its outputs after every step,
-// `lr` and `step` come from the schedule, batches from a token file (or
-// synthetic tokens), and rank 0 logs and checkpoints.
+// The training loop galvatron-run --steps runs, by the roles the plan gives
+// its inputs: the state (Parameter, AdamM, AdamV) is fed back from the
+// outputs the plan's feedback pairs name after every step, LearningRate and
+// Step come from the schedule, Data from a token file (or synthetic tokens
+// below the plan's vocabulary), and rank 0 logs and checkpoints.
 //
 //===----------------------------------------------------------------------===//
 
