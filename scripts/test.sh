@@ -28,10 +28,11 @@ asan=$build-asan
 start=$(date +%s)
 BUILD_DIR=$asan BUILD_TYPE=Debug SANITIZE=address,undefined \
   DEBUG_FLAGS="-O1 -g1" "$root/scripts/build.sh"
-# - detect_leaks=0: Open MPI and OpenBLAS keep allocations until exit that
-#   LeakSanitizer reports from every MPI process (libopen-pal, hwloc), and
-#   galvatron's code frees everything through owners (RAII), so leak reports
-#   would be all noise.
+# - detect_leaks=0: every MPI process exits with LeakSanitizer reports of
+#   Open MPI's own allocations (libpmix, libopen-pal, and MCA plugins that
+#   are unloaded by then, so their frames cannot be named, and so not
+#   suppressed either); galvatron's code frees through owners (RAII), and
+#   galvatron-opt runs report no leak.
 # - allow_user_poisoning=0: LLVM's headers poison and unpoison allocator
 #   memory when compiled with ASan, but libLLVM.so and libMLIR.so are not
 #   instrumented, so memory they hand out would read as poisoned.
