@@ -32,6 +32,8 @@ steps=${STEPS:-4}
 # one 4-rank MPI job.
 srun_mpi=${SRUN_MPI:-pmix}
 
+# The daemons live in /usr/sbin, which a user's PATH may lack.
+PATH=$PATH:/usr/sbin:/sbin
 missing=()
 for tool in slurmctld slurmd srun sinfo scancel munged munge unmunge python3; do
   command -v "$tool" >/dev/null || missing+=("$tool")
