@@ -9,6 +9,7 @@ PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   nlohmann-json3-dev libflatbuffers-dev flatbuffers-compiler
   libopenmpi-dev openmpi-bin libopenblas-dev
+  slurmctld slurmd slurm-client munge
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev libzstd-dev libedit-dev libcurl4-openssl-dev libxml2-dev
 )

@@ -26,6 +26,19 @@ llvm_config.add_tool_substitutions(["not", "count", "split-file"],
 llvm_config.with_environment("PATH", config.galvatron_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
+# %memory_limit caps the memory of the commands after it on the RUN line, so
+# that a tool reading without end fails instead of filling the machine. An
+# AddressSanitizer build reserves terabytes of shadow address space, which a
+# virtual-memory ulimit forbids, so there ASan's own cap on one allocation
+# does it (an allocation above it is a report, and so a failure).
+if "address" in getattr(config, "galvatron_sanitizers", ""):
+    config.available_features.add("asan")
+    config.substitutions.append(
+        ("%memory_limit",
+         'export ASAN_OPTIONS="$ASAN_OPTIONS:max_allocation_size_mb=4000";'))
+else:
+    config.substitutions.append(("%memory_limit", "ulimit -v 4000000;"))
+
 # Multi-rank tests run under MPI (REQUIRES: mpi); %mpirun carries the flags
 # this machine needs (test/CMakeLists.txt).
 if getattr(config, "galvatron_mpirun", ""):

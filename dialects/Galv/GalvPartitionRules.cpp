@@ -784,7 +784,11 @@ LogicalResult CrossEntropyOp::partition(PartitionState &s, const Axes &axes) {
   if (rows != lb.dims)
     return s.fail(ce, "logits and labels are split differently");
   // The mean (or sum) of this rank's rows, combined over the groups
-  // the rows are split over (means of equal-sized pieces).
+  // the rows are split over (means of equal-sized pieces). The vocabulary-
+  // parallel form replaces (and erases) `ce`: what the all-reduces need of
+  // it is read first.
+  Location loc = ce.getLoc();
+  auto reduction = ce.getReduction();
   Value result = ce.getResult();
   if (vocabSplit) {
     result = vocabParallelCrossEntropy(ce, s, axes);
@@ -800,8 +804,8 @@ LogicalResult CrossEntropyOp::partition(PartitionState &s, const Axes &axes) {
   for (Group g : rows)
     if (!g.whole() && !llvm::is_contained(seen, g)) {
       seen.push_back(g);
-      combined = AllReduceOp::create(s.b, ce.getLoc(), ce.getReduction(),
-                                     combined, s.groupAttr(g));
+      combined =
+          AllReduceOp::create(s.b, loc, reduction, combined, s.groupAttr(g));
       s.define(combined, typeOf(result), Layout::whole(0));
     }
   for (OpOperand *use : uses)

@@ -1,4 +1,11 @@
 //===- Kernels.cpp - CPU reference kernels --------------------------------===//
+//
+// The executor and the compiler check what these kernels assume (shapes that
+// agree, axes and indices in range) before calling them; the asserts below
+// restate those assumptions in Debug builds (NDEBUG undefined) and cost
+// nothing in Release.
+//
+//===----------------------------------------------------------------------===//
 
 #include "galvatron/runtime/Kernels.h"
 
@@ -9,9 +16,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
+#include <optional>
 
 namespace galvatron::rt {
 
@@ -70,6 +80,60 @@ void forEachBroadcast(const Shape &out, const Shape *const (&ins)[N],
 
 bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 
+// Predicates for the asserts (unused in Release builds).
+
+/// Whether the tensor's bytes are exactly its shape's elements.
+[[maybe_unused]] bool holds(const Tensor &t) {
+  for (int64_t d : t.shape)
+    if (d < 0)
+      return false;
+  return t.bytes.size() == static_cast<size_t>(t.size()) * dtypeSize(t.dtype);
+}
+
+[[maybe_unused]] bool isF32(const Tensor &t) {
+  return t.dtype == DType::F32 && holds(t);
+}
+
+/// Whether `axis` names a dimension of a rank-`rank` tensor, counting from
+/// the end when negative.
+[[maybe_unused]] bool validAxis(int64_t axis, int64_t rank) {
+  return axis >= -rank && axis < rank;
+}
+
+/// Whether `in` broadcasts to `out` (numpy rules: trailing dimensions equal
+/// or 1).
+[[maybe_unused]] bool broadcastsTo(const Shape &in, const Shape &out) {
+  if (in.size() > out.size())
+    return false;
+  size_t offset = out.size() - in.size();
+  for (size_t d = 0; d < in.size(); ++d)
+    if (in[d] != 1 && in[d] != out[d + offset])
+      return false;
+  return true;
+}
+
+/// Whether every index of `indices` (but `skip`) lies in [lo, hi).
+[[maybe_unused]] bool indicesIn(const Tensor &indices, int64_t lo, int64_t hi,
+                                std::optional<int64_t> skip = {}) {
+  for (int64_t i = 0, n = indices.size(); i < n; ++i) {
+    int64_t index = indices.intAt(i);
+    if ((index < lo || index >= hi) && index != skip)
+      return false;
+  }
+  return true;
+}
+
+/// Whether `perm` holds each of 0 .. size - 1 once.
+[[maybe_unused]] bool isPermutation(const std::vector<int64_t> &perm) {
+  std::vector<bool> seen(perm.size(), false);
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(perm.size()) || seen[p])
+      return false;
+    seen[p] = true;
+  }
+  return true;
+}
+
 /// Below this many elements a loop stays on one thread: starting a parallel
 /// region costs more than it saves.
 constexpr int64_t kParallelElements = 1 << 14;
@@ -117,18 +181,21 @@ Shape broadcastShape(const Shape &a, const Shape &b) {
   for (size_t i = 0; i < rank; ++i) {
     int64_t x = i < a.size() ? a[a.size() - 1 - i] : 1;
     int64_t y = i < b.size() ? b[b.size() - 1 - i] : 1;
+    assert((x == y || x == 1 || y == 1) && "shapes do not broadcast");
     out[rank - 1 - i] = x == 1 ? y : x;
   }
   return out;
 }
 
 Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
+  assert(holds(a) && holds(b) && "binary operand bytes do not match its shape");
   Shape shape = broadcastShape(a.shape, b.shape);
   bool compare = kind >= Binary::Eq;
   bool logical = kind == Binary::And || kind == Binary::Or;
   Tensor out(compare || logical ? DType::Bool : a.dtype, shape);
   const Shape *ins[2] = {&a.shape, &b.shape};
   if (a.dtype == DType::F32 && !compare && !logical) {
+    assert(b.dtype == DType::F32 && "f32 arithmetic on a non-f32 operand");
     const float *x = a.f32(), *y = b.f32();
     float *o = out.f32();
     auto apply = [kind](float p, float q) {
@@ -272,6 +339,7 @@ static float geluTanh(float x) {
 }
 
 Tensor unary(Unary kind, const Tensor &x) {
+  assert(holds(x) && "unary operand bytes do not match its shape");
   Tensor out(x.dtype, x.shape);
   int64_t n = x.size();
   if (x.dtype != DType::F32) {
@@ -352,6 +420,8 @@ Tensor unary(Unary kind, const Tensor &x) {
 
 Tensor where(const Tensor &condition, const Tensor &onTrue,
              const Tensor &onFalse) {
+  assert(holds(condition) && holds(onTrue) && holds(onFalse) &&
+         onTrue.dtype == onFalse.dtype && "where: mismatched operands");
   Shape shape = broadcastShape(condition.shape,
                                broadcastShape(onTrue.shape, onFalse.shape));
   Tensor out(onTrue.dtype, shape);
@@ -367,6 +437,7 @@ Tensor where(const Tensor &condition, const Tensor &onTrue,
 }
 
 Tensor cast(const Tensor &x, DType to) {
+  assert(holds(x) && "cast operand bytes do not match its shape");
   Tensor out(to, x.shape);
   for (int64_t i = 0; i < x.size(); ++i) {
     if (isFloat(x.dtype))
@@ -384,6 +455,10 @@ Tensor cast(const Tensor &x, DType to) {
 }
 
 Tensor matmul(const Tensor &a, const Tensor &b) {
+  assert(isF32(a) && isF32(b) && a.rank() >= 2 && b.rank() >= 2 &&
+         "matmul takes f32 operands of rank 2 or more");
+  assert(a.shape.back() == b.shape[b.rank() - 2] &&
+         "matmul contraction dimensions differ");
   int64_t m = a.shape[a.rank() - 2], k = a.shape.back(), n = b.shape.back();
   Shape batchA(a.shape.begin(), a.shape.end() - 2);
   Shape batchB(b.shape.begin(), b.shape.end() - 2);
@@ -411,8 +486,14 @@ Tensor matmul(const Tensor &a, const Tensor &b) {
 
 Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
               bool outIn) {
+  assert(isF32(x) && isF32(w) && x.rank() >= 1 && w.rank() == 2 &&
+         "linear takes f32 x [..., K] and w of rank 2");
   int64_t k = x.shape.back();
   int64_t n = outIn ? w.shape[0] : w.shape[1];
+  assert(k == (outIn ? w.shape[1] : w.shape[0]) &&
+         "linear contraction dimensions differ");
+  assert((!bias || (isF32(*bias) && bias->size() == n)) &&
+         "linear bias is not f32 [N]");
   int64_t m = x.size() / std::max<int64_t>(k, 1);
   Shape shape = x.shape;
   shape.back() = n;
@@ -427,6 +508,7 @@ Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
 }
 
 Tensor reshape(const Tensor &x, const Shape &shape) {
+  assert(numElements(shape) == x.size() && "reshape changes the element count");
   Tensor out = x;
   out.shape = shape;
   return out;
@@ -451,6 +533,9 @@ static Tensor gatherCopy(const Tensor &x, const Shape &shape, Source source) {
 }
 
 Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm) {
+  assert(holds(x) && static_cast<int64_t>(perm.size()) == x.rank() &&
+         "transpose permutation length differs from the rank");
+  assert(isPermutation(perm) && "transpose takes a permutation of the axes");
   Shape shape;
   for (int64_t p : perm)
     shape.push_back(x.shape[p]);
@@ -466,9 +551,15 @@ Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm) {
 Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
              const std::vector<int64_t> &limits,
              const std::vector<int64_t> &steps) {
+  assert(holds(x) && static_cast<int64_t>(starts.size()) == x.rank() &&
+         limits.size() == starts.size() && steps.size() == starts.size() &&
+         "slice bounds do not match the rank");
   Shape shape;
-  for (size_t d = 0; d < starts.size(); ++d)
+  for (size_t d = 0; d < starts.size(); ++d) {
+    assert(steps[d] > 0 && 0 <= starts[d] && starts[d] <= limits[d] &&
+           limits[d] <= x.shape[d] && "slice bounds out of range");
     shape.push_back((limits[d] - starts[d] + steps[d] - 1) / steps[d]);
+  }
   std::vector<int64_t> strides = stridesOf(x.shape);
   return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
     int64_t s = 0;
@@ -479,13 +570,23 @@ Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
 }
 
 Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis) {
+  assert(!inputs.empty() && "concat of nothing");
   const Tensor &first = *inputs[0];
+  assert(validAxis(axis, first.rank()) && "concat axis out of range");
   if (axis < 0)
     axis += first.rank();
   Shape shape = first.shape;
   shape[axis] = 0;
-  for (const Tensor *t : inputs)
+  for (const Tensor *t : inputs) {
+    assert(holds(*t) && t->dtype == first.dtype && t->rank() == first.rank() &&
+           "concat inputs differ in dtype or rank");
+    assert(std::equal(t->shape.begin(), t->shape.begin() + axis,
+                      first.shape.begin()) &&
+           std::equal(t->shape.begin() + axis + 1, t->shape.end(),
+                      first.shape.begin() + axis + 1) &&
+           "concat inputs differ off the axis");
     shape[axis] += t->shape[axis];
+  }
   Tensor out(first.dtype, shape);
   size_t width = dtypeSize(first.dtype);
   int64_t outer = 1;
@@ -504,8 +605,12 @@ Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis) {
 
 std::vector<Tensor> split(const Tensor &x, int64_t axis,
                           const std::vector<int64_t> &sizes) {
+  assert(validAxis(axis, x.rank()) && "split axis out of range");
   if (axis < 0)
     axis += x.rank();
+  assert(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) ==
+             x.shape[axis] &&
+         "split sizes do not add up to the dimension");
   std::vector<Tensor> out;
   int64_t offset = 0;
   for (int64_t size : sizes) {
@@ -520,6 +625,8 @@ std::vector<Tensor> split(const Tensor &x, int64_t axis,
 }
 
 Tensor expand(const Tensor &x, const Shape &shape) {
+  assert(holds(x) && broadcastsTo(x.shape, shape) &&
+         "expand to a shape the input does not broadcast to");
   std::vector<int64_t> strides = broadcastStrides(x.shape, shape);
   return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
     int64_t s = 0;
@@ -530,8 +637,12 @@ Tensor expand(const Tensor &x, const Shape &shape) {
 }
 
 Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis) {
+  assert(holds(data) && holds(indices) && validAxis(axis, data.rank()) &&
+         "gather axis out of range");
   if (axis < 0)
     axis += data.rank();
+  assert(indicesIn(indices, -data.shape[axis], data.shape[axis]) &&
+         "gather index out of range");
   Shape shape(data.shape.begin(), data.shape.begin() + axis);
   shape.insert(shape.end(), indices.shape.begin(), indices.shape.end());
   shape.insert(shape.end(), data.shape.begin() + axis + 1, data.shape.end());
@@ -555,11 +666,17 @@ Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis) {
 }
 
 Tensor embedding(const Tensor &table, const Tensor &ids) {
+  assert(table.rank() == 2 && indicesIn(ids, 0, table.shape[0]) &&
+         "embedding id outside the table");
   return gather(table, ids, 0);
 }
 
 Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
+  assert(isF32(grad) && grad.rank() >= 1 && holds(ids) && rows >= 0 &&
+         "embedding gradient is not f32 [..., D]");
   int64_t d = grad.shape.back();
+  assert(grad.size() == ids.size() * d &&
+         "embedding gradient rows differ from the ids");
   Tensor out = Tensor::zeros(DType::F32, {rows, d});
   for (int64_t i = 0, n = ids.size(); i < n; ++i) {
     int64_t row = ids.intAt(i);
@@ -575,9 +692,12 @@ Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
 
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
               bool keepDims) {
+  assert(holds(x) && "reduce operand bytes do not match its shape");
   Shape kept = x.shape, shape;
-  for (int64_t a : axes)
+  for (int64_t a : axes) {
+    assert(a >= 0 && a < x.rank() && "reduce axis out of range");
     kept[a] = 1;
+  }
   for (int64_t d = 0; d < x.rank(); ++d) {
     bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
     if (!reduced || keepDims)
@@ -618,6 +738,8 @@ Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
 /// tensor of `x`'s shape.
 template <typename LineFn>
 static Tensor mapLines(const Tensor &x, int64_t axis, LineFn line) {
+  assert(isF32(x) && validAxis(axis, x.rank()) &&
+         "softmax takes f32 and an axis in range");
   if (axis < 0)
     axis += x.rank();
   Tensor out(DType::F32, x.shape);
@@ -687,6 +809,7 @@ static double valueAt(const Tensor &x, int64_t i) {
 }
 
 Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast) {
+  assert(holds(x) && validAxis(axis, x.rank()) && "argmax axis out of range");
   if (axis < 0)
     axis += x.rank();
   Shape shape;
@@ -722,6 +845,10 @@ Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast) {
 
 Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
                  double eps) {
+  assert(isF32(x) && x.rank() >= 1 && isF32(scale) &&
+         scale.size() == x.shape.back() &&
+         (!bias || (isF32(*bias) && bias->size() == x.shape.back())) &&
+         "layer norm scale or bias differs from the last dimension");
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
   Tensor out(DType::F32, x.shape);
 #pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
@@ -744,6 +871,9 @@ Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
 }
 
 Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
+  assert(isF32(x) && x.rank() >= 1 && isF32(scale) &&
+         scale.size() == x.shape.back() &&
+         "RMS norm scale differs from the last dimension");
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
   Tensor out(DType::F32, x.shape);
 #pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
@@ -762,7 +892,12 @@ Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
 
 Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
               bool interleaved) {
+  assert(isF32(x) && isF32(cos) && isF32(sin) && x.rank() >= 1 &&
+         cos.rank() >= 1 && cos.shape == sin.shape &&
+         "rotary takes f32 x and cos, sin of one shape");
   int64_t dim = x.shape.back(), rotated = cos.shape.back();
+  assert(rotated % 2 == 0 && rotated <= dim &&
+         "rotary rotates an even part of the last dimension");
   Shape table = x.shape;
   table.back() = rotated;
   Tensor c = expand(cos, table), s = expand(sin, table);
@@ -787,8 +922,18 @@ Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
 
 Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
                  const Tensor *mask, bool causal, double scale) {
+  assert(isF32(q) && isF32(k) && isF32(v) && q.rank() == 4 && k.rank() == 4 &&
+         v.rank() == 4 && "attention takes f32 q, k, v of rank 4");
   int64_t b = q.shape[0], h = q.shape[1], sq = q.shape[2], d = q.shape[3];
   int64_t hkv = k.shape[1], sk = k.shape[2], dv = v.shape[3];
+  assert(k.shape[0] == b && v.shape[0] == b && "attention batches differ");
+  assert(hkv > 0 && h % hkv == 0 && v.shape[1] == hkv &&
+         "attention heads do not group into key/value heads");
+  assert(k.shape[3] == d && v.shape[2] == sk &&
+         "attention key or value shapes differ from the query's");
+  assert((!mask || (holds(*mask) && (mask->dtype == DType::Bool ||
+                                     mask->dtype == DType::F32))) &&
+         "attention mask is neither bool nor f32");
   int64_t group = h / hkv;
   Tensor out(DType::F32, {b, h, sq, dv});
   Tensor fullMask;
@@ -843,7 +988,13 @@ Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
 
 Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
                     int64_t ignoreIndex) {
+  assert(isF32(logits) && logits.rank() >= 1 && holds(labels) &&
+         "cross-entropy takes f32 logits [..., V]");
   int64_t classes = logits.shape.back(), rows = labels.size();
+  assert(logits.size() == rows * classes &&
+         "cross-entropy logits rows differ from the labels");
+  assert(indicesIn(labels, 0, classes, ignoreIndex) &&
+         "cross-entropy label out of range");
   // Per-row losses first, summed in row order, so the result does not depend
   // on the thread count.
   std::vector<double> rowLoss(rows, 0.0);

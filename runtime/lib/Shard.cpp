@@ -12,6 +12,7 @@
 #include "galvatron/runtime/Shard.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 namespace galvatron::rt {
@@ -51,6 +52,11 @@ bool cutShape(const Shape &in, const plan::DimCut &cut, Shape &out,
 /// validated): whole to piece when `fromWhole`, else piece back into whole.
 void blockCopy(const Shape &shape, size_t width, const plan::DimCut &cut,
                const uint8_t *from, uint8_t *to, bool fromWhole) {
+  assert(cut.axis() >= 0 && cut.axis() < static_cast<int64_t>(shape.size()) &&
+         cut.blocks() >= 1 && cut.parts() >= 1 && cut.index() >= 0 &&
+         cut.index() < cut.parts() &&
+         shape[cut.axis()] % (int64_t(cut.blocks()) * cut.parts()) == 0 &&
+         "block copy under an unvalidated cut");
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < cut.axis(); ++i)
     outer *= shape[i];
@@ -71,6 +77,10 @@ void blockCopy(const Shape &shape, size_t width, const plan::DimCut &cut,
 }
 
 Tensor applyCut(const Tensor &in, const plan::DimCut &cut, const Shape &out) {
+  assert(in.bytes.size() ==
+             static_cast<size_t>(in.size()) * dtypeSize(in.dtype) &&
+         numElements(out) * cut.parts() == in.size() &&
+         "cut of a tensor that does not match the cut's shapes");
   Tensor result(in.dtype, out);
   blockCopy(in.shape, dtypeSize(in.dtype), cut, in.bytes.data(),
             result.bytes.data(), true);
@@ -136,7 +146,8 @@ bool cutShard(const Tensor &full, const plan::Shard &shard, Tensor &piece,
   if (shard.cuts())
     for (const plan::DimCut *cut : *shard.cuts()) {
       Shape out;
-      cutShape(t.shape, *cut, out, error);
+      [[maybe_unused]] bool valid = cutShape(t.shape, *cut, out, error);
+      assert(valid && "a cut shardShape accepted fails on the full tensor");
       t = applyCut(t, *cut, out);
     }
   if (shard.flat_parts() > 1) {
@@ -144,6 +155,7 @@ bool cutShard(const Tensor &full, const plan::Shard &shard, Tensor &piece,
     int64_t count = t.size(), chunk = local[0];
     int64_t begin = std::min(count, shard.flat_index() * chunk);
     int64_t end = std::min(count, begin + chunk);
+    assert(local.size() == 1 && end - begin <= chunk && "flat cut overruns");
     piece = Tensor::zeros(t.dtype, local);
     std::memcpy(piece.bytes.data(), t.bytes.data() + begin * width,
                 (end - begin) * width);
@@ -176,7 +188,9 @@ bool placeShard(const Tensor &piece, const plan::Shard &shard, Tensor &full,
   size_t readUpTo = flat ? cuts.size() : cuts.size() - (cuts.empty() ? 0 : 1);
   for (size_t k = 1; k <= readUpTo; ++k) {
     Shape out;
-    cutShape(at(k - 1).shape, *cuts[k - 1], out, error);
+    [[maybe_unused]] bool valid =
+        cutShape(at(k - 1).shape, *cuts[k - 1], out, error);
+    assert(valid && "a cut shardShape accepted fails on the full tensor");
     chain[k] = applyCut(at(k - 1), *cuts[k - 1], out);
   }
   Tensor &last = at(cuts.size());
@@ -185,11 +199,14 @@ bool placeShard(const Tensor &piece, const plan::Shard &shard, Tensor &full,
     int64_t count = last.size(), chunk = local[0];
     int64_t begin = std::min(count, shard.flat_index() * chunk);
     int64_t end = std::min(count, begin + chunk);
+    assert(static_cast<size_t>((end - begin) * width) <= piece.bytes.size() &&
+           "flat piece smaller than its place");
     std::memcpy(last.bytes.data() + begin * width, piece.bytes.data(),
                 (end - begin) * width);
   } else if (!cuts.empty()) {
     last = piece;
   } else {
+    assert(piece.bytes.size() == full.bytes.size() && "whole piece differs");
     std::memcpy(full.bytes.data(), piece.bytes.data(), piece.bytes.size());
     return true;
   }

@@ -3,6 +3,7 @@
 #include "galvatron/runtime/Tensor.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 namespace galvatron::rt {
@@ -51,9 +52,20 @@ std::string shapeString(const Shape &shape) {
   return s + "]";
 }
 
+namespace {
+/// Whether element `i` lies inside the tensor's bytes (for the asserts).
+[[maybe_unused]] bool inBounds(const Tensor &t, int64_t i) {
+  return i >= 0 && static_cast<size_t>(i) < t.bytes.size() / dtypeSize(t.dtype);
+}
+} // namespace
+
 Tensor::Tensor(DType dtype, Shape shape)
     : dtype(dtype), shape(std::move(shape)),
-      bytes(numElements(this->shape) * dtypeSize(dtype)) {}
+      bytes(numElements(this->shape) * dtypeSize(dtype)) {
+  assert(std::all_of(this->shape.begin(), this->shape.end(),
+                     [](int64_t d) { return d >= 0; }) &&
+         "negative dimension");
+}
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {
   Tensor t(dtype, std::move(shape));
@@ -62,6 +74,7 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
 }
 
 double Tensor::at(int64_t i) const {
+  assert(inBounds(*this, i) && "element index out of range");
   switch (dtype) {
   case DType::F32:
     return f32()[i];
@@ -78,6 +91,7 @@ double Tensor::at(int64_t i) const {
 }
 
 int64_t Tensor::intAt(int64_t i) const {
+  assert(inBounds(*this, i) && "element index out of range");
   switch (dtype) {
   case DType::I64:
     return i64()[i];
@@ -91,6 +105,7 @@ int64_t Tensor::intAt(int64_t i) const {
 }
 
 void Tensor::set(int64_t i, double value) {
+  assert(inBounds(*this, i) && "element index out of range");
   switch (dtype) {
   case DType::F32:
     f32()[i] = static_cast<float>(value);

@@ -46,6 +46,26 @@ TEST(Kernels, BatchedMatmulBroadcastsAgainstNaiveLoops) {
         }
 }
 
+#ifndef NDEBUG
+// Debug builds: a kernel called against its assumptions stops at an assert
+// naming it (Release builds compile the asserts out; the executor checks
+// plans and inputs before any kernel runs).
+TEST(KernelsDeathTest, AssertsStopCallsAgainstTheirAssumptions) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Tensor table = random({4, 2}, 6);
+  Tensor ids = Tensor::zeros(DType::I64, {3});
+  ids.i64()[1] = 4;
+  EXPECT_DEATH(embedding(table, ids), "embedding id outside the table");
+  EXPECT_DEATH(gather(table, ids, 0), "gather index out of range");
+  EXPECT_DEATH(matmul(random({2, 3}, 7), random({2, 3}, 8)),
+               "matmul contraction dimensions differ");
+  EXPECT_DEATH(softmax(table, 2), "axis in range");
+  EXPECT_DEATH(binary(Binary::Add, random({2, 3}, 9), random({2, 4}, 10)),
+               "shapes do not broadcast");
+  EXPECT_DEATH(transpose(table, {0, 0}), "permutation");
+}
+#endif
+
 TEST(Kernels, LinearLayoutsAgree) {
   Tensor x = random({2, 3, 4}, 3), w = random({5, 4}, 4), bias = random({5}, 5);
   Tensor outIn = linear(x, w, &bias, /*outIn=*/true);
