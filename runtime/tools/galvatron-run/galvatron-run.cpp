@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -61,18 +62,30 @@ int parseCount(const std::string &flag, const std::string &text) {
   return static_cast<int>(n);
 }
 
+/// A flag's non-negative real value, refused (on every rank) when it is not
+/// a finite number.
+double parseReal(const std::string &flag, const std::string &text) {
+  char *end = nullptr;
+  errno = 0;
+  double x = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(x) || x < 0)
+    rt::fatalEverywhere(flag + " needs a non-negative number, not '" + text +
+                        "'");
+  return x;
+}
+
 /// Training flags; false when `arg` is none of them.
 bool parseTrainFlag(const std::string &arg,
                     const std::function<std::string()> &value,
                     rt::TrainOptions &train) {
   if (arg == "--steps")
-    train.steps = std::atoi(value().c_str());
+    train.steps = parseCount(arg, value());
   else if (arg == "--lr")
-    train.lr = std::atof(value().c_str());
+    train.lr = parseReal(arg, value());
   else if (arg == "--min-lr")
-    train.minLr = std::atof(value().c_str());
+    train.minLr = parseReal(arg, value());
   else if (arg == "--warmup")
-    train.warmup = std::atoi(value().c_str());
+    train.warmup = parseCount(arg, value());
   else if (arg == "--cosine")
     train.cosine = true;
   else if (arg == "--data")
@@ -82,7 +95,7 @@ bool parseTrainFlag(const std::string &arg,
   else if (arg == "--checkpoint-dir")
     train.checkpointDir = value();
   else if (arg == "--save-every")
-    train.saveEvery = std::atoi(value().c_str());
+    train.saveEvery = parseCount(arg, value());
   else if (arg == "--keep")
     train.keep = parseCount(arg, value());
   else if (arg == "--resume")
@@ -110,19 +123,19 @@ rt::DriverOptions parseFlags(int argc, char **argv) {
     else if (arg == "--expect")
       options.expectSpecs.push_back(value());
     else if (arg == "--rtol")
-      options.rtol = std::atof(value().c_str());
+      options.rtol = parseReal(arg, value());
     else if (arg == "--weights")
       options.weightsPath = value();
     else if (arg == "--rank")
-      options.chosenRank = std::atoi(value().c_str());
+      options.chosenRank = parseCount(arg, value());
     else if (arg == "--stats")
       options.stats = true;
     else if (arg == "--comm-timeout")
-      options.commTimeout = std::atof(value().c_str());
+      options.commTimeout = parseReal(arg, value());
     else if (arg == "--trace")
       options.traceDir = value();
     else if (arg == "--trace-steps")
-      options.traceSteps = std::max(1, std::atoi(value().c_str()));
+      options.traceSteps = std::max(1, parseCount(arg, value()));
     else if (parseTrainFlag(arg, value, options.train))
       continue;
     else if (arg == "-h" || arg == "--help")
