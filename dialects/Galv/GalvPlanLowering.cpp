@@ -146,7 +146,7 @@ LogicalResult OrOp::lowerToPlan(PlanInstruction &instruction) {
 LogicalResult CompareOp::lowerToPlan(PlanInstruction &instruction) {
   plan::CompareAttrsT attrs;
   attrs.predicate = toPlan(getPredicate());
-  return lowered(instruction, O::Compare, std::move(attrs));
+  return lowered(instruction, O::Compare, attrs);
 }
 
 LogicalResult NegOp::lowerToPlan(PlanInstruction &instruction) {
@@ -240,7 +240,7 @@ LogicalResult LinearOp::lowerToPlan(PlanInstruction &instruction) {
   attrs.layout = getLayout() == WeightLayout::out_in
                      ? plan::WeightLayout::OutIn
                      : plan::WeightLayout::InOut;
-  return lowered(instruction, O::Linear, std::move(attrs));
+  return lowered(instruction, O::Linear, attrs);
 }
 
 LogicalResult ReshapeOp::lowerToPlan(PlanInstruction &instruction) {
@@ -285,7 +285,7 @@ LogicalResult EmbeddingOp::lowerToPlan(PlanInstruction &instruction) {
 LogicalResult EmbeddingGradOp::lowerToPlan(PlanInstruction &instruction) {
   plan::EmbeddingGradAttrsT attrs;
   attrs.rows = static_cast<int64_t>(getRows());
-  return lowered(instruction, O::EmbeddingGrad, std::move(attrs));
+  return lowered(instruction, O::EmbeddingGrad, attrs);
 }
 
 LogicalResult ReduceOp::lowerToPlan(PlanInstruction &instruction) {
@@ -304,33 +304,33 @@ LogicalResult SoftmaxOp::lowerToPlan(PlanInstruction &instruction) {
 LogicalResult LayerNormOp::lowerToPlan(PlanInstruction &instruction) {
   plan::NormAttrsT attrs;
   attrs.eps = getEpsilon().convertToDouble();
-  return lowered(instruction, O::LayerNorm, std::move(attrs));
+  return lowered(instruction, O::LayerNorm, attrs);
 }
 
 LogicalResult RmsNormOp::lowerToPlan(PlanInstruction &instruction) {
   plan::NormAttrsT attrs;
   attrs.eps = getEpsilon().convertToDouble();
-  return lowered(instruction, O::RmsNorm, std::move(attrs));
+  return lowered(instruction, O::RmsNorm, attrs);
 }
 
 LogicalResult RotaryOp::lowerToPlan(PlanInstruction &instruction) {
   plan::RotaryAttrsT attrs;
   attrs.interleaved = getInterleaved();
-  return lowered(instruction, O::Rotary, std::move(attrs));
+  return lowered(instruction, O::Rotary, attrs);
 }
 
 LogicalResult AttentionOp::lowerToPlan(PlanInstruction &instruction) {
   plan::AttentionAttrsT attrs;
   attrs.causal = getCausal();
   attrs.scale = getScale().convertToDouble();
-  return lowered(instruction, O::Attention, std::move(attrs));
+  return lowered(instruction, O::Attention, attrs);
 }
 
 LogicalResult CrossEntropyOp::lowerToPlan(PlanInstruction &instruction) {
   plan::CrossEntropyAttrsT attrs;
   attrs.reduction = toPlan(getReduction());
   attrs.ignore_index = static_cast<int64_t>(getIgnoreIndex());
-  return lowered(instruction, O::CrossEntropy, std::move(attrs));
+  return lowered(instruction, O::CrossEntropy, attrs);
 }
 
 LogicalResult AllReduceOp::lowerToPlan(PlanInstruction &instruction) {
@@ -338,7 +338,7 @@ LogicalResult AllReduceOp::lowerToPlan(PlanInstruction &instruction) {
   plan::AllReduceAttrsT attrs;
   attrs.group = static_cast<int32_t>(instruction.groupIndex(r.getGroup()));
   attrs.reduction = toPlan(r.getKind());
-  return lowered(instruction, O::AllReduce, std::move(attrs));
+  return lowered(instruction, O::AllReduce, attrs);
 }
 
 LogicalResult AllGatherOp::lowerToPlan(PlanInstruction &instruction) {
@@ -346,7 +346,7 @@ LogicalResult AllGatherOp::lowerToPlan(PlanInstruction &instruction) {
   plan::CollectiveAxisAttrsT attrs;
   attrs.group = static_cast<int32_t>(instruction.groupIndex(a.getGroup()));
   attrs.axis = static_cast<int32_t>(a.getAxis());
-  return lowered(instruction, O::AllGather, std::move(attrs));
+  return lowered(instruction, O::AllGather, attrs);
 }
 
 LogicalResult AllToAllOp::lowerToPlan(PlanInstruction &instruction) {
@@ -355,7 +355,7 @@ LogicalResult AllToAllOp::lowerToPlan(PlanInstruction &instruction) {
   attrs.group = static_cast<int32_t>(instruction.groupIndex(a.getGroup()));
   attrs.split_axis = static_cast<int32_t>(a.getSplitAxis());
   attrs.concat_axis = static_cast<int32_t>(a.getConcatAxis());
-  return lowered(instruction, O::AllToAll, std::move(attrs));
+  return lowered(instruction, O::AllToAll, attrs);
 }
 
 LogicalResult ReduceScatterOp::lowerToPlan(PlanInstruction &instruction) {
@@ -363,7 +363,7 @@ LogicalResult ReduceScatterOp::lowerToPlan(PlanInstruction &instruction) {
   plan::CollectiveAxisAttrsT attrs;
   attrs.group = static_cast<int32_t>(instruction.groupIndex(r.getGroup()));
   attrs.axis = static_cast<int32_t>(r.getAxis());
-  return lowered(instruction, O::ReduceScatter, std::move(attrs));
+  return lowered(instruction, O::ReduceScatter, attrs);
 }
 
 LogicalResult ShardSliceOp::lowerToPlan(PlanInstruction &instruction) {
@@ -387,5 +387,5 @@ LogicalResult ArgMaxOp::lowerToPlan(PlanInstruction &instruction) {
   attrs.axis = static_cast<int32_t>(getAxis());
   attrs.keepdims = getKeepdims();
   attrs.select_last_index = getSelectLastIndex();
-  return lowered(instruction, O::ArgMax, std::move(attrs));
+  return lowered(instruction, O::ArgMax, attrs);
 }

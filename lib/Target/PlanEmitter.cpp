@@ -415,7 +415,10 @@ Emitter::run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb) {
 /// input marked alike (galv-adamw marks both).
 LogicalResult Emitter::addFeedback(func::FuncOp func) {
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
-    auto [role, symbol] = roleOf(func.getResultAttrDict(i));
+    // Named copies: lambdas below capture them (bindings only from C++20).
+    auto roleAndSymbol = roleOf(func.getResultAttrDict(i));
+    auto role = roleAndSymbol.first;
+    auto symbol = roleAndSymbol.second;
     if (!rt::isState(role))
       continue;
     std::string param = symbol ? symbol.getValue().str() : "";

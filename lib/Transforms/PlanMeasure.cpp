@@ -46,7 +46,7 @@ CollectiveNames collectiveNames(plan::Opcode opcode) {
 std::string groupKey(const plan::Plan &p, int64_t group) {
   std::string key;
   if (p.groups() && group >= 0 && group < p.groups()->size())
-    if (auto ranks = p.groups()->Get(group)->ranks())
+    if (const auto *ranks = p.groups()->Get(group)->ranks())
       for (int r : *ranks)
         key += (key.empty() ? "" : ",") + std::to_string(r);
   return key;
@@ -138,7 +138,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
         continue;
       }
       double bytes = 0;
-      for (auto list : {inst->inputs(), inst->outputs()})
+      for (const auto *list : {inst->inputs(), inst->outputs()})
         if (list)
           for (int32_t t : *list)
             bytes += rank.tensors()->Get(t)->bytes();
@@ -159,7 +159,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     c.op = names.priced;
     c.group = r.collectiveGroups.back();
     if (p.groups() && group >= 0 && group < p.groups()->size())
-      if (auto ranks = p.groups()->Get(group)->ranks())
+      if (const auto *ranks = p.groups()->Get(group)->ranks())
         for (size_t i = 1; i < ranks->size(); ++i)
           c.consecutive =
               c.consecutive && ranks->Get(i) == ranks->Get(i - 1) + 1;

@@ -94,7 +94,10 @@ public:
               (t.shard() ? " (a shard of " +
                                shapeString(shardFullShape(*t.shard())) + ")"
                          : std::string()));
-        values[i] = given == &piece ? std::move(piece) : *given;
+        if (given == &piece)
+          values[i] = std::move(piece);
+        else
+          values[i] = *given;
         stats.boundBytes += values[i].bytes.size();
       } else if (t.storage() == plan::Storage::Constant) {
         values[i] = Tensor(toDType(t.dtype()), shapeOf(t));

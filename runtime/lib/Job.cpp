@@ -33,9 +33,16 @@ void fatalEverywhere(const std::string &message, int code) {
 
 bool testHook(const char *variable, int rank, int step) {
   const char *spec = std::getenv(variable);
-  int r = -1, s = -1;
-  return spec && std::sscanf(spec, "%d:%d", &r, &s) == 2 && r == rank &&
-         s == step;
+  if (!spec)
+    return false;
+  // "RANK:STEP", both whole numbers.
+  char *end = nullptr;
+  long r = std::strtol(spec, &end, 10);
+  if (end == spec || *end != ':')
+    return false;
+  const char *second = end + 1;
+  long s = std::strtol(second, &end, 10);
+  return end != second && *end == '\0' && r == rank && s == step;
 }
 
 Shape fullShapeOf(const plan::Tensor &tensor) {

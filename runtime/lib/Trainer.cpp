@@ -14,6 +14,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -69,7 +70,7 @@ double peakRssMb() {
   double mb = 0;
   while (std::fgets(line, sizeof(line), f))
     if (std::strncmp(line, "VmHWM:", 6) == 0)
-      mb = std::atof(line + 6) / 1024.0;
+      mb = std::strtod(line + 6, nullptr) / 1024.0;
   std::fclose(f);
   return mb;
 }
@@ -108,7 +109,12 @@ CheckpointFaultHook checkpointTestHook() {
     fatalEverywhere("GALVATRON_TEST_CHECKPOINT: expected 'trace' or "
                     "kill|enospc|eio:STEP:POINT, not '" +
                     text + "'");
-  int step = std::atoi(text.substr(colon + 1, second - colon - 1).c_str());
+  std::string stepText = text.substr(colon + 1, second - colon - 1);
+  char *end = nullptr;
+  long step = std::strtol(stepText.c_str(), &end, 10);
+  if (stepText.empty() || *end != '\0')
+    fatalEverywhere("GALVATRON_TEST_CHECKPOINT: step '" + stepText +
+                    "' is not a whole number");
   std::string point = text.substr(second + 1);
   return [=](int saving, const std::string &at) {
     if (saving != step || at != point)
@@ -436,16 +442,16 @@ void Trainer::report(int step, double loss, double lr, double ms,
   }
   if (!log)
     return;
-  std::fprintf(
-      log,
-      "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, "
-      "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
-      "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu, "
-      "\"tensor_bytes\": %llu, \"comm_bytes\": %s}\n",
-      step, loss, lr, tokensPerSecond, ms, peakRssMb(),
-      static_cast<unsigned long long>(stats.arenaBytes),
-      static_cast<unsigned long long>(stats.boundBytes + stats.peakLiveBytes),
-      commBytesJson(stats.commBytes).c_str());
+  std::fprintf(log,
+               "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, "
+               "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
+               "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu, "
+               "\"tensor_bytes\": %llu, \"comm_bytes\": %s}\n",
+               step, loss, lr, tokensPerSecond, ms, peakRssMb(),
+               static_cast<unsigned long long>(stats.arenaBytes),
+               static_cast<unsigned long long>(stats.boundBytes) +
+                   stats.peakLiveBytes,
+               commBytesJson(stats.commBytes).c_str());
   if (std::fflush(log) != 0 || std::ferror(log))
     logFailed();
 }

@@ -1,15 +1,13 @@
 //===- galvatron-translate.cpp - translations in and out of galv ----------===//
 //
-// --import-onnx brings a model in; --galv-layer-summary prints a readable table
-// of a model's layers. Plan emission registers here when it lands.
+// --import-onnx brings a model in, --emit-plan writes plan.bin and
+// --decode-plan reads it back, --galv-layer-summary prints a table of a
+// model's layers (all registered by InitAllGalvatron.h).
 //
 //===----------------------------------------------------------------------===//
 
-#include "Galv/Galv.h"
-#include "galvatron/Import/ONNX.h"
+#include "galvatron/InitAllGalvatron.h"
 #include "galvatron/Support/FileChecks.h"
-#include "galvatron/Target/LayerSummary.h"
-#include "galvatron/Target/Plan.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -71,27 +69,12 @@ std::string findOutputOverInput(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-  mlir::galv::registerONNXImportTranslation();
-  mlir::galv::registerPlanTranslations();
+  mlir::galv::registerAllGalvatronTranslations();
   std::string error = findOutputOverInput(argc, argv);
   if (!error.empty()) {
     llvm::errs() << "galvatron-translate: error: " << error << "\n";
     return 1;
   }
-  mlir::TranslateFromMLIRRegistration summary(
-      "galv-layer-summary",
-      "print a table of the layer instances: type, stage, strategy, "
-      "parameters",
-      [](mlir::Operation *op, llvm::raw_ostream &os) -> mlir::LogicalResult {
-        auto module = llvm::dyn_cast<mlir::ModuleOp>(op);
-        if (!module)
-          return op->emitError("expected a builtin.module");
-        return mlir::galv::printLayerSummary(module, os);
-      },
-      [](mlir::DialectRegistry &registry) {
-        registry.insert<mlir::galv::GalvDialect, mlir::func::FuncDialect>();
-      });
-
   return mlir::failed(
       mlir::mlirTranslateMain(argc, argv, "galvatron translation driver\n"));
 }
