@@ -79,7 +79,6 @@ private:
   OpBuilder b;
   Location loc;
   unsigned numData = 0, n = 0;
-  SmallVector<StringRef> names;
   SmallVector<FlatSymbolRefAttr> paramRefs;
   SmallVector<RankedTensorType> stateTypes;
   SmallVector<GradSync> syncs;
@@ -89,14 +88,13 @@ private:
 };
 
 LogicalResult StepBuilder::collect() {
+  if (failed(checkSynchronised(batchGrad, "galv-adamw")))
+    return failure();
   numData = numDataArgs(batchGrad);
   n = batchGrad.getNumArguments() - numData;
   StringRef syncName = GalvDialect::getGradSyncAttrName();
   for (unsigned k = 0; k < n; ++k) {
     unsigned arg = numData + k;
-    if (batchGrad.getArgAttr(arg, syncName))
-      return batchGrad.emitError("galv-adamw: the gradient of argument ")
-             << arg << " is not synchronised yet (run galv-sync-gradients)";
     auto param =
         batchGrad.getArgAttrOfType<FlatSymbolRefAttr>(arg, kParamArgAttrName);
     auto type =
@@ -104,7 +102,6 @@ LogicalResult StepBuilder::collect() {
     if (!param || !type)
       return batchGrad.emitError("galv-adamw: argument ")
              << arg << " is not a tensor parameter";
-    names.push_back(param.getValue());
     paramRefs.push_back(param);
     stateTypes.push_back(type);
     syncs.push_back(gradSyncOf(batchGrad.getResultAttr(1 + k, syncName), type));
@@ -156,7 +153,7 @@ void StepBuilder::createStep() {
                                   InputRole::adam_v};
   for (int role = 0; role < 3; ++role)
     for (unsigned k = 0; k < n; ++k) {
-      StringAttr label = name(roles[role] + names[k].str());
+      StringAttr label = name(roles[role] + paramRefs[k].getValue().str());
       step.setArgAttr(numData + 2 + role * n + k, "galv.name", label);
       step.setResultAttr(1 + role * n + k, "galv.name", label);
       Attribute stateRole = roleAttr(stateRoles[role]), param = paramRefs[k];

@@ -50,20 +50,16 @@ void ClipGradientsPass::runOnOperation() {
     module.emitError("galv-clip-gradients: clip-norm must be positive");
     return signalPassFailure();
   }
-  if (module.lookupSymbol("train_step") && !module.lookupSymbol(kBatchGradName))
-    return;
   FailureOr<func::FuncOp> batchGrad =
       lookupBatchGrad(module, "galv-clip-gradients");
   if (failed(batchGrad))
     return signalPassFailure();
   func::FuncOp f = *batchGrad;
+  if (!f)
+    return;
+  if (failed(checkSynchronised(f, "galv-clip-gradients")))
+    return signalPassFailure();
   unsigned numData = numDataArgs(f);
-  for (unsigned arg = numData; arg < f.getNumArguments(); ++arg)
-    if (f.getArgAttr(arg, GalvDialect::getGradSyncAttrName())) {
-      f.emitError("galv-clip-gradients: the gradient of argument ")
-          << arg << " is not synchronised yet (run galv-sync-gradients)";
-      return signalPassFailure();
-    }
 
   auto plan =
       module->getAttrOfType<PlanConfigAttr>(GalvDialect::getPlanAttrName());

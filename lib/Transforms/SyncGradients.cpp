@@ -27,13 +27,12 @@ namespace {
 struct SyncGradientsPass : galv::impl::SyncGradientsBase<SyncGradientsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (module.lookupSymbol("train_step") &&
-        !module.lookupSymbol(kBatchGradName))
-      return;
     FailureOr<func::FuncOp> batchGrad =
         lookupBatchGrad(module, "galv-sync-gradients");
     if (failed(batchGrad))
       return signalPassFailure();
+    if (!*batchGrad)
+      return;
     func::FuncOp f = *batchGrad;
     StringRef syncName = GalvDialect::getGradSyncAttrName();
     unsigned numData = numDataArgs(f);

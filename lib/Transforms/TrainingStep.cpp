@@ -16,12 +16,25 @@ unsigned mlir::galv::numDataArgs(func::FuncOp batchGrad) {
 FailureOr<func::FuncOp> mlir::galv::lookupBatchGrad(ModuleOp module,
                                                     StringRef pass) {
   auto batchGrad = module.lookupSymbol<func::FuncOp>(kBatchGradName);
+  if (!batchGrad && module.lookupSymbol("train_step"))
+    return func::FuncOp();
   if (!batchGrad || batchGrad.isExternal()) {
     module.emitError(pass) << " needs func.func @" << kBatchGradName
                            << " (run galv-accumulate-micro-batches)";
     return failure();
   }
   return batchGrad;
+}
+
+LogicalResult mlir::galv::checkSynchronised(func::FuncOp batchGrad,
+                                            StringRef pass) {
+  for (unsigned arg = numDataArgs(batchGrad); arg < batchGrad.getNumArguments();
+       ++arg)
+    if (batchGrad.getArgAttr(arg, GalvDialect::getGradSyncAttrName()))
+      return batchGrad.emitError(pass)
+             << ": the gradient of argument " << arg
+             << " is not synchronised yet (run galv-sync-gradients)";
+  return success();
 }
 
 GradSync mlir::galv::gradSyncOf(Attribute attr, RankedTensorType param) {

@@ -35,8 +35,13 @@ constexpr StringLiteral kParamArgAttrName = GalvDialect::getParamAttrName();
 /// The number of data arguments of @batch_grad (parameters follow them).
 unsigned numDataArgs(func::FuncOp batchGrad);
 
-/// @batch_grad, or an error on the module naming the pass that needs it.
+/// @batch_grad; a null function when @train_step was built from it already
+/// (nothing left to do); an error naming `pass` when there is neither.
 FailureOr<func::FuncOp> lookupBatchGrad(ModuleOp module, StringRef pass);
+
+/// An error naming `pass` when a parameter argument of @batch_grad still
+/// carries `galv.grad_sync` (galv-sync-gradients has not run).
+LogicalResult checkSynchronised(func::FuncOp batchGrad, StringRef pass);
 
 /// How one gradient is synchronised over its data-parallel group.
 struct GradSync {
