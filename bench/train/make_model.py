@@ -1,9 +1,10 @@
 """A GPT-2-small-shaped model scaled to a 2-core machine for the training
-benchmark: 4 layers, hidden 256, 4 heads, vocabulary 8192, context 128.
-Writes model.onnx (dynamo exporter, batch x sequence fixed at export), the
-state dict as weights.safetensors, and tokens.npy (random ids, fixed seed).
+benchmark: by default 4 layers, hidden 256, 4 heads, vocabulary 8192,
+context SEQ. Writes model.onnx (dynamo exporter, batch x sequence fixed at
+export), the state dict as weights.safetensors, and tokens.npy (random ids,
+fixed seed).
 
-usage: python3 bench/train/make_model.py OUT_DIR [BATCH SEQ]
+usage: python3 bench/train/make_model.py OUT_DIR [BATCH SEQ [LAYERS HIDDEN HEADS]]
 """
 import os
 import sys
@@ -19,8 +20,9 @@ class LogitsOnly(GPT2LMHeadModel):
         return super().forward(input_ids=input_ids, use_cache=False).logits
 
 
-def config():
-    c = GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=128,
+def config(seq=128, layers=4, hidden=256, heads=4):
+    c = GPT2Config(n_layer=layers, n_embd=hidden, n_head=heads,
+                   n_positions=seq,
                    vocab_size=8192, resid_pdrop=0.0, embd_pdrop=0.0,
                    attn_pdrop=0.0)
     c._attn_implementation = "eager"
@@ -31,9 +33,10 @@ def main():
     out = sys.argv[1]
     batch, seq = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 \
         else (4, 128)
+    shape = tuple(map(int, sys.argv[4:7])) if len(sys.argv) > 6 else ()
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
-    model = LogitsOnly(config()).eval()
+    model = LogitsOnly(config(seq, *shape)).eval()
     ids = torch.zeros(batch, seq, dtype=torch.int64)
     torch.onnx.export(model, (ids,), os.path.join(out, "model.onnx"),
                       dynamo=True, opset_version=18,

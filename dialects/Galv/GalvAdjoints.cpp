@@ -119,6 +119,10 @@ LogicalResult CompareOp::buildAdjoint(AdjointBuilder &, ArrayRef<Value>) {
   return success();
 }
 
+LogicalResult AdamWUpdateOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value>) {
+  return ab.refuse(*this, "it is an optimizer step, built after autodiff");
+}
+
 LogicalResult EmbeddingGradOp::buildAdjoint(AdjointBuilder &ab,
                                             ArrayRef<Value>) {
   return ab.refuse(*this, "it is itself a gradient (second derivatives are "
@@ -433,6 +437,9 @@ LogicalResult SplitOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
 
 LogicalResult MatmulOp::buildAdjoint(AdjointBuilder &ab,
                                      ArrayRef<Value> grads) {
+  if (getTransposeLhs() || getTransposeRhs())
+    return ab.refuse(*this, "it has transpose flags (run galv-fold-transposes "
+                            "after galv-autodiff)");
   Value g = grads.empty() ? Value() : grads[0];
   if (ab.needs((*this)->getOperand(0)))
     ab.accumulate((*this)->getOperand(0),

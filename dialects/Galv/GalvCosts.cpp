@@ -90,6 +90,7 @@ GALV_ELEMENTWISE_COST(SiluOp)
 GALV_ELEMENTWISE_COST(GeluOp)
 GALV_ELEMENTWISE_COST(WhereOp)
 GALV_ELEMENTWISE_COST(EmbeddingGradOp)
+GALV_ELEMENTWISE_COST(AdamWUpdateOp)
 #undef GALV_ELEMENTWISE_COST
 
 #define GALV_MOVEMENT_COST(Op)                                                 \
@@ -123,7 +124,9 @@ OpCost ReplicateOp::getCost() { return {}; }
 OpCost MatmulOp::getCost() {
   RankedTensorType lhs = typeOf(getLhs()), out = typeOf(getResult());
   OpCost cost = movementCost(*this);
-  cost.flops = 2.0 * out.getNumElements() * lhs.getShape().back();
+  int64_t k = getTransposeLhs() ? lhs.getDimSize(lhs.getRank() - 2)
+                                : lhs.getShape().back();
+  cost.flops = 2.0 * out.getNumElements() * k;
   return cost;
 }
 

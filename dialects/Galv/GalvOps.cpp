@@ -179,7 +179,11 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
     return emitOptionalError(loc, "operands must have rank >= 2, got ",
                              lhs.getRank(), " and ", rhs.getRank());
   ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
-  int64_t k = l.back(), kr = r[r.size() - 2];
+  bool tl = adaptor.getTransposeLhs(), tr = adaptor.getTransposeRhs();
+  int64_t m = tl ? l.back() : l[l.size() - 2];
+  int64_t k = tl ? l[l.size() - 2] : l.back();
+  int64_t kr = tr ? r.back() : r[r.size() - 2];
+  int64_t n = tr ? r[r.size() - 2] : r.back();
   if (k != kr)
     return emitOptionalError(loc, "contracting dimensions differ: ", k, " vs ",
                              kr);
@@ -189,8 +193,8 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
                              shapeString(l.drop_back(2)), " and ",
                              shapeString(r.drop_back(2)), " do not broadcast");
   SmallVector<int64_t> shape = *batch;
-  shape.push_back(l[l.size() - 2]);
-  shape.push_back(r.back());
+  shape.push_back(m);
+  shape.push_back(n);
   inferred.push_back(RankedTensorType::get(shape, lhs.getElementType()));
   return success();
 }
@@ -540,6 +544,13 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
   SmallVector<int64_t> shape(ids.getShape());
   shape.push_back(table.getDimSize(1));
   inferred.push_back(RankedTensorType::get(shape, table.getElementType()));
+  return success();
+}
+
+LogicalResult AdamWUpdateOp::verify() {
+  if (getLr().getType().getRank() != 0)
+    return emitOpError() << "lr and step must be scalars, got "
+                         << getLr().getType();
   return success();
 }
 

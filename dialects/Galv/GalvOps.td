@@ -212,12 +212,18 @@ def Galv_MatmulOp : Galv_ComputeOp<"matmul",
   let description = [{
     `[..., M, K] x [..., K, N] -> [..., M, N]`; both operands have rank >= 2
     and the leading (batch) dimensions broadcast as in numpy.
+    `transpose_lhs` / `transpose_rhs` read that operand with its last two
+    dimensions swapped (`[..., K, M]`, `[..., N, K]`), as GEMM's transpose
+    flags do; galv-fold-transposes sets them in place of explicit
+    transposes once partitioning and autodiff are done.
 
     ```mlir
     %s = galv.matmul %q, %kt : tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32> -> tensor<2x4x8x8xf32>
+    %dw = galv.matmul %x, %dy {transpose_lhs} : tensor<512x64xf32>, tensor<512x256xf32> -> tensor<64x256xf32>
     ```
   }];
-  let arguments = (ins Galv_FloatTensor:$lhs, Galv_FloatTensor:$rhs);
+  let arguments = (ins Galv_FloatTensor:$lhs, Galv_FloatTensor:$rhs,
+                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
   let results = (outs Galv_FloatTensor:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
@@ -532,6 +538,39 @@ def Galv_EmbeddingGradOp : Galv_ComputeOp<"embedding_grad", [Pure]> {
   let assemblyFormat = [{
     $grad `[` $ids `]` `rows` `=` $rows attr-dict `:` type($grad) `,`
     type($ids) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galv_AdamWUpdateOp : Galv_ComputeOp<"adamw_update", [Pure,
+    AllTypesMatch<["param", "grad", "m", "v", "new_param", "new_m", "new_v"]>,
+    AllTypesMatch<["lr", "step"]>]> {
+  let summary = "one AdamW step of one parameter, fused";
+  let description = [{
+    `param`, `grad`, the moments `m`, `v` (one shape), the learning rate
+    `lr` and the step number `step` (scalars, from 1) -> the new parameter
+    and moments, as torch.optim.AdamW computes them:
+    `m' = b1 m + (1 - b1) g`, `v' = b2 v + (1 - b2) g^2`,
+    `p' = p (1 - lr wd) - lr (m' / (1 - b1^step)) / (sqrt(v' / (1 - b2^step)) + eps)`.
+    galv-adamw emits it (or the same arithmetic as separate elementwise ops
+    with `fused=false`); it comes after partitioning and autodiff, so it
+    has neither a partition rule nor a gradient.
+
+    ```mlir
+    %p2, %m2, %v2 = galv.adamw_update %p, %g, %m, %v, %lr, %t beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.01 : tensor<64x64xf32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$param, Galv_FloatTensor:$grad,
+                       Galv_FloatTensor:$m, Galv_FloatTensor:$v,
+                       Galv_FloatTensor:$lr, Galv_FloatTensor:$step,
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$epsilon,
+                       F64Attr:$weight_decay);
+  let results = (outs Galv_FloatTensor:$new_param, Galv_FloatTensor:$new_m,
+                      Galv_FloatTensor:$new_v);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $m `,` $v `,` $lr `,` $step `beta1` `=` $beta1 `,`
+    `beta2` `=` $beta2 `,` `eps` `=` $epsilon `,` `weight_decay` `=`
+    $weight_decay attr-dict `:` type($param) `,` type($lr)
   }];
   let hasVerifier = 1;
 }

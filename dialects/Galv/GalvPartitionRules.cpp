@@ -149,6 +149,11 @@ GALV_REFUSED_RULE(StageBroadcastOp)
 GALV_REFUSED_RULE(ReplicateOp)
 #undef GALV_REFUSED_RULE
 
+LogicalResult AdamWUpdateOp::partition(PartitionState &s, const Axes &) {
+  return s.fail(*this, "'galv.adamw_update' appears only in a training step "
+                       "built after partitioning");
+}
+
 LogicalResult EmbeddingGradOp::partition(PartitionState &s, const Axes &) {
   return s.fail(*this, "'galv.embedding_grad' appears only in the backward "
                        "pass, which galv-autodiff builds after partitioning");
@@ -657,10 +662,26 @@ LogicalResult ConcatOp::partition(PartitionState &s, const Axes &axes) {
   for (unsigned i = 0; i < c->getNumOperands(); ++i)
     if (failed(requireWhole(c, i, axis, s, axes)))
       return failure();
+  // The split operands set the layout; a whole operand (a constant, such
+  // as the ignored label the loss appends) is cut to match, which costs no
+  // communication.
   Layout first = s.layoutOf(c->getOperand(0));
   for (Value v : c->getOperands())
-    if (s.layoutOf(v).dims != first.dims)
+    if (s.layoutOf(v).anySplit()) {
+      first = s.layoutOf(v);
+      break;
+    }
+  for (unsigned i = 0; i < c->getNumOperands(); ++i) {
+    Value v = c->getOperand(i);
+    if (s.layoutOf(v).dims == first.dims)
+      continue;
+    if (s.layoutOf(v).anySplit())
       return s.fail(c, "concatenated values are split differently");
+    for (auto [d, g] : llvm::enumerate(first.dims))
+      if (!g.whole())
+        v = s.sliceDim(v, d, g, c);
+    c->setOperand(i, v);
+  }
   s.setLayout(c.getResult(), first);
   return success();
 }
@@ -838,6 +859,9 @@ LogicalResult ReduceOp::partition(PartitionState &s, const Axes &axes) {
 
 LogicalResult MatmulOp::partition(PartitionState &s, const Axes &axes) {
   MatmulOp m = *this;
+  if (m.getTransposeLhs() || m.getTransposeRhs())
+    return s.fail(m, "a matmul with transpose flags is not partitioned: run "
+                     "galv-fold-transposes after galv-partition");
   s.conform(m, 0, axes);
   s.conform(m, 1, axes);
   Value lhs = m->getOperand(0), rhs = m->getOperand(1);

@@ -231,8 +231,10 @@ LogicalResult CastOp::lowerToPlan(PlanInstruction &instruction) {
 }
 
 LogicalResult MatmulOp::lowerToPlan(PlanInstruction &instruction) {
-  instruction.opcode = O::Matmul;
-  return success();
+  plan::MatmulAttrsT attrs;
+  attrs.transpose_lhs = getTransposeLhs();
+  attrs.transpose_rhs = getTransposeRhs();
+  return lowered(instruction, O::Matmul, attrs);
 }
 
 LogicalResult LinearOp::lowerToPlan(PlanInstruction &instruction) {
@@ -280,6 +282,15 @@ LogicalResult GatherOp::lowerToPlan(PlanInstruction &instruction) {
 LogicalResult EmbeddingOp::lowerToPlan(PlanInstruction &instruction) {
   instruction.opcode = O::Embedding;
   return success();
+}
+
+LogicalResult AdamWUpdateOp::lowerToPlan(PlanInstruction &instruction) {
+  plan::AdamWAttrsT attrs;
+  attrs.beta1 = getBeta1().convertToDouble();
+  attrs.beta2 = getBeta2().convertToDouble();
+  attrs.epsilon = getEpsilon().convertToDouble();
+  attrs.weight_decay = getWeightDecay().convertToDouble();
+  return lowered(instruction, O::AdamWUpdate, attrs);
 }
 
 LogicalResult EmbeddingGradOp::lowerToPlan(PlanInstruction &instruction) {

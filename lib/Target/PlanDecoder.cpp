@@ -57,6 +57,13 @@ void printAttrs(llvm::raw_ostream &os, const plan::Instruction &inst) {
        << ", ignore_index = " << a->ignore_index();
   } else if (const auto *a = inst.attrs_as_EmbeddingGradAttrs()) {
     os << " {rows = " << a->rows();
+  } else if (const auto *a = inst.attrs_as_AdamWAttrs()) {
+    os << " {beta1 = " << a->beta1() << ", beta2 = " << a->beta2()
+       << ", epsilon = " << a->epsilon()
+       << ", weight_decay = " << a->weight_decay();
+  } else if (const auto *a = inst.attrs_as_MatmulAttrs()) {
+    os << " {transpose_lhs = " << boolName(a->transpose_lhs())
+       << ", transpose_rhs = " << boolName(a->transpose_rhs());
   } else if (const auto *a = inst.attrs_as_AllReduceAttrs()) {
     os << " {group = " << a->group()
        << ", reduction = " << plan::EnumNameReduction(a->reduction());

@@ -29,6 +29,7 @@ namespace {
 /// The optimizer settings of the pass.
 struct Settings {
   double beta1, beta2, epsilon, weightDecay;
+  bool fused;
 };
 
 class StepBuilder {
@@ -209,13 +210,26 @@ void StepBuilder::update() {
     if (sync.zero2)
       p = ShardSliceOp::create(b, loc, flatPadded(b, loc, p, sync), 0,
                                sync.group);
-    Value m = add(mul(mArg(k), constant(beta1)), mul(g, constant(1 - beta1)));
-    Value v =
-        add(mul(vArg(k), constant(beta2)), mul(mul(g, g), constant(1 - beta2)));
-    Value denom =
-        add(SqrtOp::create(b, loc, div(v, bc2)), constant(settings.epsilon));
-    Value update = mul(div(div(m, bc1), denom), lr);
-    Value next = sub(mul(p, decay), update);
+    Value next, m, v;
+    if (settings.fused) {
+      Type type = p.getType();
+      auto fused = AdamWUpdateOp::create(
+          b, loc, type, type, type, p, g, mArg(k), vArg(k), lr, t,
+          b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
+          b.getF64FloatAttr(settings.epsilon),
+          b.getF64FloatAttr(settings.weightDecay));
+      next = fused.getNewParam();
+      m = fused.getNewM();
+      v = fused.getNewV();
+    } else {
+      m = add(mul(mArg(k), constant(beta1)), mul(g, constant(1 - beta1)));
+      v = add(mul(vArg(k), constant(beta2)),
+              mul(mul(g, g), constant(1 - beta2)));
+      Value denom =
+          add(SqrtOp::create(b, loc, div(v, bc2)), constant(settings.epsilon));
+      Value update = mul(div(div(m, bc1), denom), lr);
+      next = sub(mul(p, decay), update);
+    }
     if (sync.zero2) {
       next = AllGatherOp::create(b, loc, next, 0, sync.group,
                                  /*scatter_grad=*/false);
@@ -251,7 +265,7 @@ struct AdamWPass : galv::impl::AdamWBase<AdamWPass> {
     FailureOr<func::FuncOp> batchGrad = lookupBatchGrad(module, "galv-adamw");
     if (failed(batchGrad))
       return signalPassFailure();
-    Settings settings{beta1, beta2, epsilon, weightDecay};
+    Settings settings{beta1, beta2, epsilon, weightDecay, fused};
     if (failed(StepBuilder(module, *batchGrad, settings).build()))
       return signalPassFailure();
   }

@@ -63,17 +63,26 @@ struct AppendLossPass : galv::impl::AppendLossBase<AppendLossPass> {
     Operation *ret = body.getTerminator();
     builder.setInsertionPoint(ret);
     Location loc = forward.getLoc();
-    int64_t b = ids.getDimSize(0), s = ids.getDimSize(1),
-            v = logits.getDimSize(2);
-    // Predictions at 0 .. S-2, targets at 1 .. S-1.
-    Value predictions = SliceOp::create(
-        builder, loc, ret->getOperand(0), ArrayRef<int64_t>{0, 0, 0},
-        ArrayRef<int64_t>{b, s - 1, v}, ArrayRef<int64_t>{1, 1, 1});
-    Value targets = SliceOp::create(
+    int64_t b = ids.getDimSize(0), s = ids.getDimSize(1);
+    // Position t predicts token t+1. The labels are the ids shifted left
+    // with the last position ignored, rather than the logits sliced to
+    // 0 .. S-2: same loss and mean (the ignored position is not counted),
+    // but no copy of the [B, S-1, V] logits and none of their gradient.
+    constexpr int64_t kIgnoreIndex = -100;
+    Value shifted = SliceOp::create(
         builder, loc, body.getArgument(0), ArrayRef<int64_t>{0, 1},
         ArrayRef<int64_t>{b, s}, ArrayRef<int64_t>{1, 1});
-    Value value = CrossEntropyOp::create(builder, loc, predictions, targets,
-                                         ReduceKind::mean, -100);
+    auto lastType = RankedTensorType::get({b, 1}, ids.getElementType());
+    Value last = ConstantOp::create(
+        builder, loc,
+        DenseElementsAttr::get(lastType,
+                               APInt(ids.getElementTypeBitWidth(), kIgnoreIndex,
+                                     /*isSigned=*/true)));
+    Value targets =
+        ConcatOp::create(builder, loc, ValueRange{shifted, last}, 1);
+    Value value =
+        CrossEntropyOp::create(builder, loc, ret->getOperand(0), targets,
+                               ReduceKind::mean, kIgnoreIndex);
     ret->setOperands(value);
   }
 };

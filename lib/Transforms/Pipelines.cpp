@@ -69,8 +69,11 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   adamw.beta2 = options.beta2;
   adamw.epsilon = options.epsilon;
   adamw.weightDecay = options.weightDecay;
+  adamw.fused = options.fusedAdamW;
   pm.addPass(createAdamW(adamw));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (options.foldTransposes)
+    pm.addPass(createFoldTransposes());
   buildPlanPipeline(pm, "train_step");
 }

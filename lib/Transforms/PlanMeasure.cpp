@@ -107,6 +107,10 @@ double contractionFlops(const plan::RankProgram &rank,
   int64_t k = in0.shape() && in0.shape()->size()
                   ? in0.shape()->Get(in0.shape()->size() - 1)
                   : 1;
+  // A transposed left operand is [..., K, M].
+  const auto *matmul = inst.attrs_as_MatmulAttrs();
+  if (matmul && matmul->transpose_lhs() && in0.shape()->size() >= 2)
+    k = in0.shape()->Get(in0.shape()->size() - 2);
   if (inst.opcode() == plan::Opcode::Attention && in0.shape() &&
       in0.shape()->size() >= 2) {
     // q k^T and p v: 2 x 2 x (B H S) x S x D.

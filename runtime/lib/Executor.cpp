@@ -12,6 +12,7 @@
 
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Kernels.h"
+#include "galvatron/runtime/OptimizerKernels.h"
 #include "galvatron/runtime/PlanFile.h"
 #include "galvatron/runtime/Shard.h"
 
@@ -405,11 +406,14 @@ private:
     using O = plan::Opcode;
     const auto &in = c.in;
     switch (c.inst.opcode()) {
-    case O::Matmul:
-      if (!need(c, 2))
+    case O::Matmul: {
+      const auto *a = attrs<plan::MatmulAttrs>(c);
+      if (!a || !need(c, 2))
         return Outcome::Failed;
-      results.push_back(matmul(in[0], in[1]));
+      results.push_back(
+          matmul(in[0], in[1], a->transpose_lhs(), a->transpose_rhs()));
       return Outcome::Done;
+    }
     case O::Linear: {
       const auto *a = attrs<plan::LinearAttrs>(c);
       if (!a || !need(c, 2))
@@ -470,6 +474,15 @@ private:
       results.push_back(attention(in[0], in[1], in[2],
                                   in.size() > 3 ? &in[3] : nullptr, a->causal(),
                                   a->scale()));
+      return Outcome::Done;
+    }
+    case O::AdamWUpdate: {
+      const auto *a = attrs<plan::AdamWAttrs>(c);
+      if (!a || !need(c, 6))
+        return Outcome::Failed;
+      results = adamwUpdate(
+          {a->beta1(), a->beta2(), a->epsilon(), a->weight_decay()}, in[0],
+          in[1], in[2], in[3], in[4].f32()[0], in[5].f32()[0]);
       return Outcome::Done;
     }
     case O::CrossEntropy: {

@@ -141,16 +141,17 @@ constexpr int64_t kParallelElements = 1 << 14;
 /// GEMMs up to this many multiply-adds are not worth splitting across threads.
 constexpr int64_t kSmallGemm = int64_t(256) * 256 * 256;
 
-/// C = alpha * A * op(B) + beta * C, row-major, A never transposed.
+/// C = alpha * op(A) * op(B) + beta * C, row-major.
 /// OpenMP owns the threads: OpenBLAS runs on one thread (two spinning thread
 /// pools on the same cores slow each other down), and a large GEMM is split
-/// into row blocks, one per OpenMP thread. Inside a parallel region it runs
-/// on the calling thread.
-void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
-          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-          float *c, int64_t ldc) {
+/// into row blocks of C, one per OpenMP thread. Inside a parallel region it
+/// runs on the calling thread.
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+          float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+          float beta, float *c, int64_t ldc) {
   static const bool singleThreadedBlas = (openblas_set_num_threads(1), true);
   (void)singleThreadedBlas;
+  CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
   CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
   int64_t blocks = 1;
 #ifdef _OPENMP
@@ -158,8 +159,8 @@ void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
     blocks = std::min<int64_t>(omp_get_max_threads(), (m + 31) / 32);
 #endif
   if (blocks <= 1) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, m, n, k, alpha, a, lda, b, ldb,
-                beta, c, ldc);
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
     return;
   }
   int64_t rowsPerBlock = (m + blocks - 1) / blocks;
@@ -167,10 +168,20 @@ void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
   for (int64_t block = 0; block < blocks; ++block) {
     int64_t first = block * rowsPerBlock;
     int64_t rows = std::min(rowsPerBlock, m - first);
+    // Row `first` of op(A) starts at row `first` of A, or at its column
+    // `first` when A is stored transposed.
     if (rows > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, rows, n, k, alpha,
-                  a + first * lda, lda, b, ldb, beta, c + first * ldc, ldc);
+      cblas_sgemm(CblasRowMajor, ta, tb, rows, n, k, alpha,
+                  a + first * (transA ? 1 : lda), lda, b, ldb, beta,
+                  c + first * ldc, ldc);
   }
+}
+
+/// C = alpha * A * op(B) + beta * C with A read as stored.
+void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
+          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+          float *c, int64_t ldc) {
+  gemm(false, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 } // namespace
@@ -454,12 +465,13 @@ Tensor cast(const Tensor &x, DType to) {
   return out;
 }
 
-Tensor matmul(const Tensor &a, const Tensor &b) {
+Tensor matmul(const Tensor &a, const Tensor &b, bool transA, bool transB) {
   assert(isF32(a) && isF32(b) && a.rank() >= 2 && b.rank() >= 2 &&
          "matmul takes f32 operands of rank 2 or more");
-  assert(a.shape.back() == b.shape[b.rank() - 2] &&
-         "matmul contraction dimensions differ");
-  int64_t m = a.shape[a.rank() - 2], k = a.shape.back(), n = b.shape.back();
+  int64_t ar = a.shape[a.rank() - 2], ac = a.shape.back();
+  int64_t br = b.shape[b.rank() - 2], bc = b.shape.back();
+  int64_t m = transA ? ac : ar, k = transA ? ar : ac, n = transB ? br : bc;
+  assert(k == (transB ? bc : br) && "matmul contraction dimensions differ");
   Shape batchA(a.shape.begin(), a.shape.end() - 2);
   Shape batchB(b.shape.begin(), b.shape.end() - 2);
   Shape batch = broadcastShape(batchA, batchB);
@@ -479,8 +491,8 @@ Tensor matmul(const Tensor &a, const Tensor &b) {
 #pragma omp parallel for if (count > 1 && m * n * k <= kSmallGemm)             \
     schedule(static)
   for (int64_t p = 0; p < count; ++p)
-    gemm(false, m, n, k, 1.0f, a.f32() + offsets[p][0] * m * k, k,
-         b.f32() + offsets[p][1] * k * n, n, 0.0f, out.f32() + p * m * n, n);
+    gemm(transA, transB, m, n, k, 1.0f, a.f32() + offsets[p][0] * m * k, ac,
+         b.f32() + offsets[p][1] * k * n, bc, 0.0f, out.f32() + p * m * n, n);
   return out;
 }
 

@@ -131,6 +131,10 @@ plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode) {
     return A::CrossEntropyAttrs;
   case O::EmbeddingGrad:
     return A::EmbeddingGradAttrs;
+  case O::Matmul:
+    return A::MatmulAttrs;
+  case O::AdamWUpdate:
+    return A::AdamWAttrs;
   case O::AllReduce:
     return A::AllReduceAttrs;
   case O::AllGather:

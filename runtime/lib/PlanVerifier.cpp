@@ -194,15 +194,20 @@ bool InstructionChecker::checkArgMax() {
 }
 
 bool InstructionChecker::checkMatmul() {
-  if (!need(2) || in[0].size() < 2 || in[1].size() < 2 ||
-      in[0].back() != in[1][in[1].size() - 2])
+  const plan::MatmulAttrs &a = *inst.attrs_as_MatmulAttrs();
+  if (!need(2) || in[0].size() < 2 || in[1].size() < 2)
+    return fail("operands are not [..., M, K] x [..., K, N]");
+  // The last two dimensions, as read (after the transpose flags).
+  auto rows = [](const Shape &s, bool t) { return s[s.size() - (t ? 1 : 2)]; };
+  auto cols = [](const Shape &s, bool t) { return s[s.size() - (t ? 2 : 1)]; };
+  if (cols(in[0], a.transpose_lhs()) != rows(in[1], a.transpose_rhs()))
     return fail("operands are not [..., M, K] x [..., K, N]");
   Shape batch;
   if (!broadcast(Shape(in[0].begin(), in[0].end() - 2),
                  Shape(in[1].begin(), in[1].end() - 2), batch))
     return false;
-  batch.push_back(in[0][in[0].size() - 2]);
-  batch.push_back(in[1].back());
+  batch.push_back(rows(in[0], a.transpose_lhs()));
+  batch.push_back(cols(in[1], a.transpose_rhs()));
   return outputIs(batch);
 }
 
@@ -270,6 +275,13 @@ bool InstructionChecker::check() {
     if (!need(2) || out[0].size() != 2 ||
         inst.attrs_as_EmbeddingGradAttrs()->rows() != out[0][0])
       return fail("needs [rows, features] output with rows = its attribute");
+    return true;
+  case O::AdamWUpdate:
+    if (!need(6, 3) || in[1] != in[0] || in[2] != in[0] || in[3] != in[0] ||
+        !in[4].empty() || !in[5].empty() || out[0] != in[0] ||
+        out[1] != in[0] || out[2] != in[0])
+      return fail("needs param, grad, m, v of one shape, scalar lr and step, "
+                  "and outputs of the param's shape");
     return true;
   case O::CrossEntropy: {
     plan::Reduction r = inst.attrs_as_CrossEntropyAttrs()->reduction();

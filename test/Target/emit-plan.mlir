@@ -13,7 +13,7 @@
 // UNPLACED: error: no arena size (run galv-plan-memory)
 // MISSING: error: --emit-plan needs a func.func @train_step
 
-// CHECK: plan format 4, world size 1, weights 'w.safetensors', 4 constant bytes, vocab size 0
+// CHECK: plan format 5, world size 1, weights 'w.safetensors', 4 constant bytes, vocab size 0
 // CHECK-NEXT: group [0]
 // The chain a -> b -> c -> d needs two 1 KiB slots at a time: the arena holds
 // two, and c reuses a's slot once a is dead.

@@ -5,9 +5,10 @@
 // named by galv.grad_of. A frozen parameter gets no gradient.
 // CHECK-LABEL: func.func @loss(
 // CHECK-SAME: -> tensor<f32>
-// CHECK: galv.slice %{{.*}} [0, 0, 0] [2, 3, 8] [1, 1, 1]
-// CHECK: galv.slice %{{.*}} [0, 1] [2, 4] [1, 1]
-// CHECK: galv.cross_entropy
+// CHECK: %[[SHIFTED:.*]] = galv.slice %{{.*}} [0, 1] [2, 4] [1, 1]
+// CHECK: %[[IGNORED:.*]] = galv.constant dense<-100> : tensor<2x1xi64>
+// CHECK: %[[LABELS:.*]] = galv.concat %[[SHIFTED]], %[[IGNORED]] axis = 1
+// CHECK: galv.cross_entropy %{{.*}}, %[[LABELS]] : tensor<2x4x8xf32>, tensor<2x4xi64>
 // CHECK-LABEL: func.func @loss_grad(
 // CHECK-SAME: -> (tensor<f32>, tensor<8x4xf32> {galv.grad_of = "emb"}, tensor<8xf32> {galv.grad_of = "bias"})
 galv.parameter @emb : tensor<8x4xf32> trainable

@@ -7,6 +7,8 @@
 // RUN:   --galv-clip-gradients=clip-norm=0.5 | FileCheck %s --check-prefix=CLIP
 // RUN: galvatron-opt %s --galv-accumulate-micro-batches --galv-sync-gradients \
 // RUN:   --galv-adamw | FileCheck %s --check-prefix=STEP
+// RUN: galvatron-opt %s --galv-accumulate-micro-batches --galv-sync-gradients \
+// RUN:   --galv-adamw=fused=false | FileCheck %s --check-prefix=UNFUSED
 // RUN: not galvatron-opt %s --galv-accumulate-micro-batches --galv-adamw 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=UNSYNCED
 // RUN: not galvatron-opt %s --galv-accumulate-micro-batches --galv-clip-gradients 2>&1 \
@@ -77,10 +79,19 @@ func.func @loss_grad(%x: tensor<2x4xf32> {onnx.name = "x"})
 // STEP-SAME: %arg3: tensor<4x3xf32> {galv.name = "param:w", galv.param = @w, galv.role = #galv.role<parameter>}
 // STEP-SAME: %arg4: tensor<3xf32> {galv.name = "param:b", galv.param = @b, galv.role = #galv.role<parameter>, galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>]>}
 // STEP-SAME: %arg6: tensor<2xf32> {galv.name = "adam_m:b", galv.param = @b, galv.role = #galv.role<adam_m>, galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 1>>], flat = <size = 2, stride = 1>>}
+// STEP: %[[P:.*]], %[[M:.*]], %[[V:.*]] = galv.adamw_update %arg3, %{{.*}}, %arg5, %arg7, %arg1, %arg2 beta1 = 9.000000e-01, beta2 = 0.99899999999999999, eps = 1.000000e-08, weight_decay = 1.000000e-02 : tensor<4x3xf32>, tensor<f32>
 // STEP: galv.shard_slice {{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<4xf32> -> tensor<2xf32>
+// STEP: galv.adamw_update {{.*}} : tensor<2xf32>, tensor<f32>
 // STEP: galv.all_gather {{.*}} axis = 0 group = <size = 2, stride = 1> : tensor<2xf32> -> tensor<4xf32>
 // STEP: galv.slice {{.*}} [0] [3] [1] : tensor<4xf32> -> tensor<3xf32>
-// STEP: return
+// STEP: return %{{.*}}, %[[P]], %{{.*}}, %[[M]], %{{.*}}, %[[V]], %{{.*}} :
+
+// Unfused: the same update as elementwise ops, no fused op.
+// UNFUSED-LABEL: func.func @train_step
+// UNFUSED-NOT: galv.adamw_update
+// UNFUSED: galv.sqrt
+// UNFUSED-NOT: galv.adamw_update
+// UNFUSED: return
 
 // UNSYNCED: error: galv-adamw: the gradient of argument 1 is not synchronised yet (run galv-sync-gradients)
 // CLIP-UNSYNCED: error: galv-clip-gradients: the gradient of argument 1 is not synchronised yet (run galv-sync-gradients)

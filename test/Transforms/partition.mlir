@@ -35,7 +35,7 @@
 // then the mean over ranks.
 // TP: galv.all_gather {{.*}} axis = 0 group = <size = 2, stride = 2> {{.*}}: tensor<2x8x32xf32> -> tensor<4x8x32xf32>
 // TP: galv.shard_slice {{.*}} axis = 0 group = <size = 4, stride = 1> {{.*}}: tensor<4x8x32xf32> -> tensor<1x8x32xf32>
-// TP: %[[CE:.*]] = galv.cross_entropy {{.*}} : tensor<1x7x128xf32>, tensor<1x7xi64> -> tensor<f32>
+// TP: %[[CE:.*]] = galv.cross_entropy {{.*}} : tensor<1x8x128xf32>, tensor<1x8xi64> -> tensor<f32>
 // TP: %[[LOSS:.*]] = galv.all_reduce mean %[[CE]] group = <size = 4, stride = 1>
 // TP: return %[[LOSS]]
 
@@ -98,9 +98,9 @@
 // VOCAB: galv.embedding {{.*}} : tensor<64x32xf32>, tensor<4x8xi64> -> tensor<4x8x32xf32>
 // VOCAB: galv.all_reduce sum %{{.*}} group = <size = 2, stride = 1> : tensor<4x8x32xf32>
 // VOCAB: galv.linear {{.*}} -> tensor<4x8x64xf32>
-// VOCAB: galv.all_reduce max %{{.*}} group = <size = 2, stride = 1> : tensor<28x1xf32>
-// VOCAB: galv.all_reduce sum %{{.*}} group = <size = 2, stride = 1> : tensor<28x1xf32>
-// VOCAB: galv.all_reduce sum %{{.*}} group = <size = 2, stride = 1> : tensor<28x1xf32>
+// VOCAB: galv.all_reduce max %{{.*}} group = <size = 2, stride = 1> : tensor<32x1xf32>
+// VOCAB: galv.all_reduce sum %{{.*}} group = <size = 2, stride = 1> : tensor<32x1xf32>
+// VOCAB: galv.all_reduce sum %{{.*}} group = <size = 2, stride = 1> : tensor<32x1xf32>
 // VOCAB-NOT: galv.cross_entropy
 
 // ZeRO-2: the flat gradient is reduce-scattered, this rank's half of the
@@ -127,7 +127,7 @@
 // Adam state; each input's role (state by parameter), the outputs fed back
 // as inputs, and the vocabulary the token ids index.
 // RUN: galvatron-opt %t.mlir --galv-apply-strategy="world-size=4 tp=2 dp-type=zero2" --galv-training-pipeline | galvatron-translate --emit-plan --plan-function=train_step | galvatron-translate --decode-plan | FileCheck %s --check-prefix=DECODE
-// DECODE: plan format 4, world size 4, {{.*}}, vocab size 128
+// DECODE: plan format 5, world size 4, {{.*}}, vocab size 128
 // DECODE-LABEL: rank 1: arena
 // DECODE-SAME: stage 0
 // DECODE: Input I64[1x8] 'input_ids' Data (64 bytes) of [4x8] axis 0 piece 1/4

@@ -19,7 +19,7 @@
 // RUN: galvatron-opt %S/annotate-costs.mlir --galv-apply-strategy="world-size=2 config=%t.config.json megatron-sp=1" | FileCheck %s --check-prefix=TIGHT
 // RUN: galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=5.5e-6 report=%t.verified.md" | FileCheck %s --check-prefix=VERIFIED
 // RUN: FileCheck %s --check-prefix=VERIFIED-REPORT < %t.verified.md
-// RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=5e-6" 2>&1 | FileCheck %s --check-prefix=EXACT
+// RUN: not galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=4.5e-6" 2>&1 | FileCheck %s --check-prefix=EXACT
 // apply=0 reports without applying; chunk counts are then free.
 // RUN: galvatron-opt %S/annotate-costs.mlir --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-search="world-size=2 memory-gb=1 global-batch=8 chunks=1,2 apply=0 report=%t.apply0.json" | FileCheck %s --check-prefix=NOAPPLY
 // RUN: FileCheck %s --check-prefix=NOAPPLY-REPORT < %t.apply0.json

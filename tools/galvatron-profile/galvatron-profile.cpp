@@ -16,6 +16,7 @@
 #include "Measure.h"
 #include "galvatron/CostModel/GalvatronCostModel.h"
 #include "galvatron/CostModel/Hardware.h"
+#include "galvatron/runtime/BlasTarget.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -287,6 +288,7 @@ int showOrList(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
+  galvatron::rt::restartWithFastBlasIfNeeded(argv);
   if (argc >= 2 &&
       (std::string(argv[1]) == "show" || std::string(argv[1]) == "presets"))
     return showOrList(argc, argv);

@@ -45,6 +45,14 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Micro-batches per step (gradient accumulation); the "
                      "imported batch size is the micro-batch size"),
       llvm::cl::init(1)};
+  Option<bool> fusedAdamW{
+      *this, "fused-adamw",
+      llvm::cl::desc("One fused galv.adamw_update per parameter"),
+      llvm::cl::init(true)};
+  Option<bool> foldTransposes{
+      *this, "fold-transposes",
+      llvm::cl::desc("Fold transposes into GEMM flags (galv-fold-transposes)"),
+      llvm::cl::init(true)};
 };
 
 /// The layers inlined, then the loss, partitioning, reverse-mode gradients

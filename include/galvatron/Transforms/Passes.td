@@ -408,6 +408,19 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def FoldTransposes : Pass<"galv-fold-transposes", "::mlir::ModuleOp"> {
+  let summary = "Transposes of the last two dimensions become GEMM flags";
+  let description = [{
+    A `galv.transpose` that swaps only the last two dimensions of a
+    `galv.matmul` operand is folded into the matmul's `transpose_lhs` /
+    `transpose_rhs` flag, which the kernels pass to GEMM, so the transposed
+    copy is never written. Transposes left without users are erased. Runs
+    after partitioning and autodiff (their rules read unflagged matmuls);
+    the training pipeline runs it last before planning.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
 def AccumulateMicroBatches
     : Pass<"galv-accumulate-micro-batches", "::mlir::ModuleOp"> {
   let summary = "The batch's gradient: @loss_grad over the micro-batches";
@@ -494,7 +507,8 @@ def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
     role and parameter, which --emit-plan turns into the plan's input roles
     and feedback pairs. `lr` and `step` (from 1) are
     scalars the runtime supplies, so the learning-rate schedule lives in the
-    runtime.
+    runtime. Each parameter's update is one `galv.adamw_update` (one pass
+    over its four arrays) unless `fused=false`.
   }];
   let dependentDialects = ["::mlir::galv::GalvDialect",
                            "::mlir::func::FuncDialect"];
@@ -505,7 +519,10 @@ def AdamW : Pass<"galv-adamw", "::mlir::ModuleOp"> {
     Option<"epsilon", "eps", "double", /*default=*/"1e-8",
            "Added to the denominator">,
     Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
-           "Decoupled weight decay">
+           "Decoupled weight decay">,
+    Option<"fused", "fused", "bool", /*default=*/"true",
+           "One galv.adamw_update per parameter (false: the same arithmetic "
+           "as separate elementwise ops)">
   ];
 }
 

@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "galvatron/runtime/BlasTarget.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Driver.h"
 #include "galvatron/runtime/Kernels.h"
@@ -155,6 +156,7 @@ rt::DriverOptions parseFlags(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
+  rt::restartWithFastBlasIfNeeded(argv);
   std::string error;
   if (!rt::mpi::init(&argc, &argv, error)) {
     rt::printError(error);

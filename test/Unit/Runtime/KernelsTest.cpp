@@ -2,6 +2,7 @@
 
 #include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/Npy.h"
+#include "galvatron/runtime/OptimizerKernels.h"
 
 #include <cmath>
 #include <cstdio>
@@ -44,6 +45,84 @@ TEST(Kernels, BatchedMatmulBroadcastsAgainstNaiveLoops) {
                  b.f32()[(h * 5 + k) * 6 + j];
           EXPECT_NEAR(c.f32()[((n * 3 + h) * 4 + i) * 6 + j], s, 1e-5);
         }
+}
+
+// Transpose flags read an operand as its last two dimensions swapped: the
+// same result as an explicit transpose, on GEMMs small enough for one thread
+// and large enough to be split into row blocks (odd sizes, so the blocks are
+// uneven), with broadcast batches.
+TEST(Kernels, MatmulTransposeFlagsEqualExplicitTransposes) {
+  struct Case {
+    Shape a, b; // as stored
+    bool transA, transB;
+  };
+  const Case cases[] = {
+      {{3, 7, 5}, {3, 7, 4}, true, false},
+      {{2, 5, 7}, {1, 6, 7}, false, true},
+      {{7, 5}, {6, 7}, true, true},
+      {{513, 129}, {513, 301}, true, false}, // split across threads
+      {{129, 513}, {301, 513}, false, true},
+  };
+  unsigned seed = 40;
+  for (const Case &c : cases) {
+    Tensor a = random(c.a, seed++), b = random(c.b, seed++);
+    auto swapLast = [](const Tensor &t) {
+      std::vector<int64_t> perm;
+      for (int64_t d = 0; d < t.rank(); ++d)
+        perm.push_back(d);
+      std::swap(perm[t.rank() - 2], perm[t.rank() - 1]);
+      return transpose(t, perm);
+    };
+    Tensor expected =
+        matmul(c.transA ? swapLast(a) : a, c.transB ? swapLast(b) : b);
+    Tensor flagged = matmul(a, b, c.transA, c.transB);
+    ASSERT_EQ(flagged.shape, expected.shape);
+    EXPECT_LT(maxDiff(flagged, expected), 1e-4)
+        << shapeString(c.a) << " x " << shapeString(c.b);
+  }
+}
+
+// The fused AdamW step equals galv-adamw's unfused arithmetic (the same
+// elementwise kernels, instruction by instruction) at steps 1 and 7, over a
+// size that is not a multiple of any vector width and one large enough to
+// be split across threads.
+TEST(Kernels, FusedAdamWEqualsItsElementwiseComposition) {
+  const AdamWSettings s{0.9, 0.999, 1e-8, 0.01};
+  auto scalar = [](double v) {
+    Tensor t(DType::F32, {});
+    t.f32()[0] = static_cast<float>(v);
+    return t;
+  };
+  for (int64_t n : {int64_t(37), int64_t(70001)})
+    for (float step : {1.0f, 7.0f}) {
+      Tensor p = random({n}, 50), g = random({n}, 51), m = random({n}, 52);
+      Tensor v = unary(Unary::Abs, random({n}, 53));
+      float lr = 3e-3f;
+      std::vector<Tensor> fused = adamwUpdate(s, p, g, m, v, lr, step);
+      auto mul = [](const Tensor &a, const Tensor &b) {
+        return binary(Binary::Mul, a, b);
+      };
+      auto add = [](const Tensor &a, const Tensor &b) {
+        return binary(Binary::Add, a, b);
+      };
+      auto div = [](const Tensor &a, const Tensor &b) {
+        return binary(Binary::Div, a, b);
+      };
+      Tensor t = scalar(step), lrT = scalar(lr);
+      Tensor bc1 = binary(Binary::Sub, scalar(1),
+                          unary(Unary::Exp, mul(t, scalar(std::log(0.9)))));
+      Tensor bc2 = binary(Binary::Sub, scalar(1),
+                          unary(Unary::Exp, mul(t, scalar(std::log(0.999)))));
+      Tensor decay = binary(Binary::Sub, scalar(1), mul(lrT, scalar(0.01)));
+      Tensor m2 = add(mul(m, scalar(0.9)), mul(g, scalar(1 - 0.9)));
+      Tensor v2 = add(mul(v, scalar(0.999)), mul(mul(g, g), scalar(1 - 0.999)));
+      Tensor denom = add(unary(Unary::Sqrt, div(v2, bc2)), scalar(1e-8));
+      Tensor p2 = binary(Binary::Sub, mul(p, decay),
+                         mul(div(div(m2, bc1), denom), lrT));
+      EXPECT_LT(maxDiff(fused[1], m2), 1e-6) << n;
+      EXPECT_LT(maxDiff(fused[2], v2), 1e-6) << n;
+      EXPECT_LT(maxDiff(fused[0], p2), 1e-6) << n;
+    }
 }
 
 #ifndef NDEBUG

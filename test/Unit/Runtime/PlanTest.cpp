@@ -165,7 +165,9 @@ TEST(Plan, BindCutsWholeTensors) {
                       ShardSpec{{2, 2}, {plan::DimCut(0, 1, 2, 1)}});
   int32_t w = b.weight("w", plan::DType::F32, {2, 1},
                        ShardSpec{{2, 2}, {plan::DimCut(1, 1, 2, 0)}});
-  b.output(b.op(plan::Opcode::Matmul, {x, w}, {1, 1}, plan::DType::F32), "y");
+  b.output(b.op(plan::Opcode::Matmul, {x, w}, {1, 1}, plan::DType::F32,
+                galvatron::testing::matmulAttrs()),
+           "y");
   std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
   std::string error;
   const plan::Plan *p = verifyPlan(bytes, error);
@@ -229,7 +231,7 @@ TEST(Plan, VersionIsChecked) {
   bytes[8] = 3; // a version-3 plan, from before typed attributes
   std::string error;
   EXPECT_FALSE(verifyPlan(bytes, error));
-  EXPECT_EQ(error, "plan format version 3 is not the version 4 this runtime "
+  EXPECT_EQ(error, "plan format version 3 is not the version 5 this runtime "
                    "reads: re-emit the plan with this galvatron-translate "
                    "(--emit-plan)");
 }

@@ -88,6 +88,12 @@ inline Attrs reduceOver(plan::Reduction kind, std::vector<int32_t> axes,
   return attrsOf(std::move(t));
 }
 /// Concat, Split, Gather, Softmax, LogSoftmax.
+inline Attrs matmulAttrs(bool transposeLhs = false, bool transposeRhs = false) {
+  plan::MatmulAttrsT t;
+  t.transpose_lhs = transposeLhs;
+  t.transpose_rhs = transposeRhs;
+  return attrsOf(t);
+}
 inline Attrs axis(int32_t a) {
   plan::AxisAttrsT t;
   t.axis = a;

@@ -62,8 +62,10 @@ Tensor where(const Tensor &condition, const Tensor &onTrue,
              const Tensor &onFalse);
 Tensor cast(const Tensor &x, DType to);
 
-/// [..., M, K] x [..., K, N] with broadcast batch dimensions.
-Tensor matmul(const Tensor &a, const Tensor &b);
+/// [..., M, K] x [..., K, N] with broadcast batch dimensions; `transA` /
+/// `transB` read that operand's last two dimensions swapped.
+Tensor matmul(const Tensor &a, const Tensor &b, bool transA = false,
+              bool transB = false);
 /// x [..., K]; w [N, K] when `outIn`, else [K, N]; optional bias [N].
 Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias, bool outIn);
 

@@ -17,7 +17,8 @@ namespace galvatron::rt {
 /// 3: LogSoftmax and ArgMax opcodes (later opcodes renumbered).
 /// 4: typed attribute tables per opcode instead of ints / floats; input
 ///    roles, feedback pairs and the vocabulary size.
-constexpr uint32_t kPlanFormatVersion = 4;
+/// 5: Matmul transpose flags; fused backward and optimizer opcodes.
+constexpr uint32_t kPlanFormatVersion = 5;
 /// "GALVPLAN" + u32 version + u32 CRC-32 of the FlatBuffer that follows.
 constexpr size_t kPlanHeaderBytes = 16;
 
