@@ -101,6 +101,26 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"log_softmax_first",
              "%y = galv.log_softmax %x axis = 0 : tensor<3x5xf32>"},
         Case{"softmax", "%y = galv.softmax %x axis = 1 : tensor<3x5xf32>"},
+        Case{"softmax_negative_axis",
+             "%y = galv.softmax %x axis = -1 : tensor<3x5xf32>"},
+        Case{"concat_negative_axis",
+             "%a = galv.slice %x [0, 0] [3, 2] [1, 1] : tensor<3x5xf32> -> "
+             "tensor<3x2xf32>\n"
+             "    %b = galv.slice %x [0, 2] [3, 5] [1, 1] : tensor<3x5xf32> -> "
+             "tensor<3x3xf32>\n"
+             "    %y = galv.concat %b, %a axis = -1 : tensor<3x3xf32>, "
+             "tensor<3x2xf32> -> tensor<3x5xf32>"},
+        // Falcon's keys out of a fused projection: a gather along a later
+        // axis, with repeated and negative indices.
+        Case{"gather_columns",
+             "%i = galv.constant dense<[4, -1, 0, 2, 0]> : tensor<5xi64>\n"
+             "    %y = galv.gather %x[%i] axis = -1 : tensor<3x5xf32>, "
+             "tensor<5xi64> -> tensor<3x5xf32>"},
+        Case{"gather_rows_2d_indices",
+             "%i = galv.constant dense<[[-1], [0], [0]]> : tensor<3x1xi64>\n"
+             "    %g = galv.gather %x[%i] axis = 0 : tensor<3x5xf32>, "
+             "tensor<3x1xi64> -> tensor<3x1x5xf32>\n"
+             "    %y = galv.reshape %g : tensor<3x1x5xf32> -> tensor<3x5xf32>"},
         Case{"gelu_tanh",
              "%y = galv.gelu %x approximate = tanh : tensor<3x5xf32>"},
         Case{"gelu", "%y = galv.gelu %x : tensor<3x5xf32>"},
