@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Galv/Adjoint.h"
 #include "Galv/Galv.h"
 #include "galvatron/Eval/Evaluator.h"
 #include "galvatron/Transforms/Passes.h"
@@ -91,6 +92,41 @@ TEST_P(AdjointTest, MatchesCentralDifferences) {
     EXPECT_NEAR(g.f32()[i], numeric, 2e-3 * std::max(1.0, std::fabs(numeric)))
         << GetParam().name << " element " << i;
   }
+}
+
+// A rule that builds an op its operands do not fit gets an error at the
+// forward op, not an LLVM abort (as OpTy::create would).
+TEST(AdjointBuilderTest, RejectedOperandsAreDiagnostics) {
+  MLIRContext context;
+  context.loadDialect<GalvDialect, func::FuncDialect>();
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(R"(
+    func.func @f(%x: tensor<2x3x4x5xf32>) -> tensor<2x3x4x5xf32> {
+      %y = galv.softmax %x axis = -1 : tensor<2x3x4x5xf32> loc("attn")
+      return %y : tensor<2x3x4x5xf32>
+    })",
+                                                             &context);
+  ASSERT_TRUE(module);
+  auto func = cast<func::FuncOp>(module->getBody()->front());
+  Operation *softmax = &func.getBody().front().front();
+  std::string message;
+  std::optional<Location> at;
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    message = diag.str();
+    at = diag.getLocation();
+    return success();
+  });
+  OpBuilder b(softmax);
+  AdjointBuilder ab(b, func.getLoc());
+  ab.forward = softmax;
+  auto reduce = ab.create<ReduceOp>(ReduceKind::sum, softmax->getResult(0),
+                                    ArrayRef<int64_t>{-1}, true);
+  EXPECT_TRUE(failed(reduce));
+  EXPECT_EQ(message, "axis -1 is out of range for rank 4");
+  EXPECT_EQ(at, softmax->getLoc());
+  // Nothing was left behind: the function is as it was.
+  EXPECT_EQ(std::distance(func.getBody().front().begin(),
+                          func.getBody().front().end()),
+            2);
 }
 
 INSTANTIATE_TEST_SUITE_P(
