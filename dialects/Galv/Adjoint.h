@@ -11,6 +11,7 @@
 #ifndef GALV_ADJOINT_H
 #define GALV_ADJOINT_H
 
+#include "Galv/Builders.h"
 #include "Galv/Galv.h"
 
 #include "mlir/IR/Builders.h"
@@ -31,6 +32,13 @@ public:
   void accumulate(Value v, Value g);
   /// The refusal of an op without a derivative.
   LogicalResult refuse(Operation *op, const Twine &why);
+  /// An op of inferred result type; when its operands do not fit (a rule's
+  /// bug) the error names the forward op instead of aborting.
+  template <typename OpTy, typename... Args>
+  FailureOr<OpTy> create(Args &&...args) {
+    return createInferred<OpTy>(b, loc, forward ? forward->getLoc() : loc, 1,
+                                std::forward<Args>(args)...);
+  }
 
   // Small builders at the builder's insertion point.
   static RankedTensorType typeOf(Value v) {
@@ -59,6 +67,8 @@ public:
 
   OpBuilder &b;
   Location loc;
+  /// The op whose adjoint is being built.
+  Operation *forward = nullptr;
   DenseMap<Value, Value> adjoints;
   DenseSet<Value> requiresGrad;
   /// ZeRO-3 parameters gathered again for the backward, to their forward

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Galv/Adjoint.h"
+#include "Galv/Builders.h"
 
 #include <cmath>
 
@@ -400,7 +401,10 @@ LogicalResult SliceOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
       pieces.push_back(ab.zerosLike(
           RankedTensorType::get(shape, ab.typeOf(g).getElementType())));
     }
-    padded = ConcatOp::create(ab.b, ab.loc, pieces, d);
+    auto concat = ab.create<ConcatOp>(pieces, d);
+    if (failed(concat))
+      return failure();
+    padded = *concat;
   }
   ab.accumulate((*this)->getOperand(0), padded);
   return success();
@@ -418,9 +422,12 @@ LogicalResult ConcatOp::buildAdjoint(AdjointBuilder &ab,
     starts[axis] = offset;
     limits[axis] = offset + ab.typeOf(input).getDimSize(axis);
     offset = limits[axis];
-    if (ab.needs(input))
-      ab.accumulate(input,
-                    SliceOp::create(ab.b, ab.loc, g, starts, limits, steps));
+    if (!ab.needs(input))
+      continue;
+    auto slice = ab.create<SliceOp>(g, starts, limits, steps);
+    if (failed(slice))
+      return failure();
+    ab.accumulate(input, *slice);
   }
   return success();
 }
@@ -430,8 +437,10 @@ LogicalResult SplitOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
   SmallVector<Value> pieces;
   for (auto [i, result] : llvm::enumerate(s.getResults()))
     pieces.push_back(grads[i] ? grads[i] : ab.zerosLike(ab.typeOf(result)));
-  ab.accumulate((*this)->getOperand(0),
-                ConcatOp::create(ab.b, ab.loc, pieces, s.getAxis()));
+  auto concat = ab.create<ConcatOp>(pieces, s.getAxis());
+  if (failed(concat))
+    return failure();
+  ab.accumulate((*this)->getOperand(0), *concat);
   return success();
 }
 
@@ -499,16 +508,59 @@ LogicalResult EmbeddingOp::buildAdjoint(AdjointBuilder &ab,
   return success();
 }
 
+/// Scatter-adds the gathered slices back: the gathered axis moves to the
+/// front, every other data axis flattens into a row, and the row gradient
+/// (galv.embedding_grad) moves back.
 LogicalResult GatherOp::buildAdjoint(AdjointBuilder &ab,
                                      ArrayRef<Value> grads) {
   Value g = grads.empty() ? Value() : grads[0];
   GatherOp gather = *this;
   RankedTensorType data = ab.typeOf(gather.getData());
-  if (gather.getAxis() != 0 || data.getRank() != 2)
-    return ab.refuse(*this, "only row gathers from a matrix");
-  ab.accumulate(gather.getData(), EmbeddingGradOp::create(ab.b, ab.loc, data, g,
-                                                          gather.getIndices(),
-                                                          data.getDimSize(0)));
+  if (!g || !ab.needs(gather.getData()))
+    return success();
+  int64_t rank = data.getRank();
+  int64_t axis = normalizedAxis(gather.getAxis(), rank);
+  int64_t n = data.getDimSize(axis);
+  int64_t q = ab.typeOf(gather.getIndices()).getRank();
+  // g is data[:axis] + indices + data[axis+1:]: index dimensions first.
+  SmallVector<int64_t> toFront, rest;
+  for (int64_t d = 0; d < q; ++d)
+    toFront.push_back(axis + d);
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != axis) {
+      toFront.push_back(d < axis ? d : d + q - 1);
+      rest.push_back(data.getDimSize(d));
+    }
+  Value front = g;
+  if (!llvm::equal(toFront, llvm::seq<int64_t>(0, toFront.size()))) {
+    auto moved = ab.create<TransposeOp>(g, toFront);
+    if (failed(moved))
+      return failure();
+    front = *moved;
+  }
+  int64_t rowSize = data.getNumElements() / std::max<int64_t>(n, 1);
+  int64_t count = ab.typeOf(gather.getIndices()).getNumElements();
+  Value ids = ab.reshape(
+      nonNegativeIndices(ab.b, ab.loc, gather.getIndices(), n), {count});
+  auto tableType = RankedTensorType::get({n, rowSize}, data.getElementType());
+  Value table = EmbeddingGradOp::create(
+      ab.b, ab.loc, tableType, ab.reshape(front, {count, rowSize}), ids, n);
+  SmallVector<int64_t> unflat = {n};
+  llvm::append_range(unflat, rest);
+  Value grad = ab.reshape(table, unflat);
+  if (axis != 0) {
+    SmallVector<int64_t> back;
+    for (int64_t d = 1; d <= axis; ++d)
+      back.push_back(d);
+    back.push_back(0);
+    for (int64_t d = axis + 1; d < rank; ++d)
+      back.push_back(d);
+    auto moved = ab.create<TransposeOp>(grad, back);
+    if (failed(moved))
+      return failure();
+    grad = *moved;
+  }
+  ab.accumulate(gather.getData(), grad);
   return success();
 }
 
@@ -538,9 +590,11 @@ LogicalResult SoftmaxOp::buildAdjoint(AdjointBuilder &ab,
   SoftmaxOp s = *this;
   Value y = s.getResult();
   int64_t axis = normalizedAxis(s.getAxis(), ab.typeOf(y).getRank());
-  Value dot = ReduceOp::create(ab.b, ab.loc, ReduceKind::sum, ab.mul(g, y),
-                               ArrayRef<int64_t>{axis}, true);
-  ab.accumulate((*this)->getOperand(0), ab.mul(y, ab.sub(g, dot)));
+  auto dot = ab.create<ReduceOp>(ReduceKind::sum, ab.mul(g, y),
+                                 ArrayRef<int64_t>{axis}, true);
+  if (failed(dot))
+    return failure();
+  ab.accumulate((*this)->getOperand(0), ab.mul(y, ab.sub(g, *dot)));
   return success();
 }
 
@@ -780,10 +834,12 @@ LogicalResult LogSoftmaxOp::buildAdjoint(AdjointBuilder &ab,
                                          ArrayRef<Value> grads) {
   Value g = grads[0], y = getResult();
   int64_t axis = normalizedAxis(getAxis(), ab.typeOf(y).getRank());
-  Value total = ReduceOp::create(ab.b, ab.loc, ReduceKind::sum, g,
-                                 ArrayRef<int64_t>{axis}, true);
+  auto total =
+      ab.create<ReduceOp>(ReduceKind::sum, g, ArrayRef<int64_t>{axis}, true);
+  if (failed(total))
+    return failure();
   ab.accumulate(getInput(),
-                ab.sub(g, ab.mul(ExpOp::create(ab.b, ab.loc, y), total)));
+                ab.sub(g, ab.mul(ExpOp::create(ab.b, ab.loc, y), *total)));
   return success();
 }
 

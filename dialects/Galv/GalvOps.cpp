@@ -1,5 +1,6 @@
 //===- GalvOps.cpp - galv op verifiers, shape inference and folders -------===//
 
+#include "Galv/Builders.h"
 #include "Galv/Galv.h"
 
 #include "mlir/IR/Builders.h"
@@ -411,6 +412,25 @@ LogicalResult SplitOp::inferReturnTypes(MLIRContext *,
     inferred.push_back(RankedTensorType::get(shape, input.getElementType()));
   }
   return success();
+}
+
+Value mlir::galv::nonNegativeIndices(OpBuilder &b, Location loc, Value indices,
+                                     int64_t size) {
+  DenseIntElementsAttr known;
+  if (matchPattern(indices, m_Constant(&known)) &&
+      llvm::none_of(known.getValues<APInt>(),
+                    [](const APInt &v) { return v.isNegative(); }))
+    return indices;
+  Type element = cast<RankedTensorType>(indices.getType()).getElementType();
+  auto scalar = [&](int64_t v) -> Value {
+    auto type = RankedTensorType::get({}, element);
+    return ConstantOp::create(
+        b, loc, DenseElementsAttr::get(type, b.getIntegerAttr(element, v)));
+  };
+  Value negative =
+      CompareOp::create(b, loc, ComparePredicate::lt, indices, scalar(0));
+  Value shifted = AddOp::create(b, loc, indices, scalar(size));
+  return WhereOp::create(b, loc, negative, shifted, indices);
 }
 
 LogicalResult GatherOp::inferReturnTypes(MLIRContext *,

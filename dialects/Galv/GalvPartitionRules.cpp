@@ -658,7 +658,7 @@ LogicalResult SliceOp::partition(PartitionState &s, const Axes &axes) {
 
 LogicalResult ConcatOp::partition(PartitionState &s, const Axes &axes) {
   ConcatOp c = *this;
-  int64_t axis = c.getAxis();
+  int64_t axis = normalizedAxis(c.getAxis(), s.global(c.getResult()).getRank());
   for (unsigned i = 0; i < c->getNumOperands(); ++i)
     if (failed(requireWhole(c, i, axis, s, axes)))
       return failure();
@@ -688,17 +688,31 @@ LogicalResult ConcatOp::partition(PartitionState &s, const Axes &axes) {
 
 LogicalResult GatherOp::partition(PartitionState &s, const Axes &axes) {
   GatherOp g = *this;
-  // Gathering from a split table (a mask flattened with its batch)
-  // needs the whole table.
   Value data = s.conform(g, 0, axes);
-  for (auto [d, gr] : llvm::enumerate(s.layoutOf(data).dims))
-    if (!gr.whole())
+  Value ids = s.conform(g, 1, axes);
+  int64_t rank = s.global(data).getRank();
+  int64_t axis = normalizedAxis(g.getAxis(), rank);
+  Layout li = s.layoutOf(ids);
+  // Split ids (a mask flattened with its batch) gather from the whole
+  // table; whole ids (a constant selection, as of a head out of a fused
+  // projection) keep the data's other dimensions as they are split.
+  Layout before = s.layoutOf(data);
+  for (auto [d, gr] : llvm::enumerate(before.dims))
+    if (!gr.whole() && (li.anySplit() || static_cast<int64_t>(d) == axis))
       data = s.wholeAlong(data, d, g);
   g->setOperand(0, data);
-  Value ids = s.conform(g, 1, axes);
-  Layout li = s.layoutOf(ids);
-  int64_t axis = normalizedAxis(g.getAxis(), s.global(data).getRank());
+  Layout ld = s.layoutOf(data);
+  int64_t q = li.dims.size();
   Layout out = Layout::whole(s.global(g.getResult()).getRank());
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d == axis)
+      continue;
+    int64_t at = d < axis ? d : d + q - 1;
+    out.dims[at] = ld.dims[d];
+    out.blocks[at] = ld.blocks[d];
+    if (ld.batchDim == d)
+      out.batchDim = at;
+  }
   for (auto [d, gr] : llvm::enumerate(li.dims))
     out.dims[axis + d] = gr;
   if (li.batchDim >= 0)

@@ -47,8 +47,9 @@ static std::string argName(func::FuncOp func, unsigned i) {
   return "input" + std::to_string(i);
 }
 static std::string resultName(func::FuncOp func, unsigned i) {
-  if (auto name = func.getResultAttrOfType<StringAttr>(i, "galv.name"))
-    return name.str();
+  for (StringRef key : {"galv.name", "onnx.name"})
+    if (auto name = func.getResultAttrOfType<StringAttr>(i, key))
+      return name.str();
   return "output" + std::to_string(i);
 }
 

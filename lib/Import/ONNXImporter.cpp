@@ -112,6 +112,11 @@ private:
                            RawTensor &raw, RankedTensorType &type);
   HostTensor toHost(const RawTensor &raw, RankedTensorType type);
   LogicalResult declareInput(const onnx::ValueInfoProto &info);
+  int64_t staticDim(const onnx::ValueInfoProto &info, int index, int64_t size);
+  /// Why --batch-size / --seq-len went unused, while no dynamic dimension
+  /// took them (see staticDim).
+  std::string unusedSize[2];
+  bool usedSize[2] = {false, false};
   FailureOr<int64_t> resolveDim(const onnx::ValueInfoProto &info, int index,
                                 const onnx::TensorShapeProto::Dimension &dim);
 
@@ -437,11 +442,41 @@ HostTensor Importer::toHost(const RawTensor &raw, RankedTensorType type) {
 // Graph inputs
 //===----------------------------------------------------------------------===//
 
+/// Remembers the first static dimension 0 (1) that differs from
+/// --batch-size (--seq-len): if no dynamic dimension takes the size, the
+/// export cannot be resized and the request is refused, not ignored.
+int64_t Importer::staticDim(const onnx::ValueInfoProto &info, int index,
+                            int64_t size) {
+  int64_t asked = index == 0   ? options.batchSize
+                  : index == 1 ? options.seqLen
+                               : 0;
+  if (asked <= 0 || asked == size || !unusedSize[index].empty())
+    return size;
+  llvm::raw_string_ostream os(unusedSize[index]);
+  os << (index == 0 ? "--batch-size " : "--seq-len ") << asked
+     << " cannot apply: input '" << info.name() << "' has the static shape ";
+  llvm::interleave(
+      info.type().tensor_type().shape().dim(), os,
+      [&](const onnx::TensorShapeProto::Dimension &d) {
+        if (d.has_dim_value())
+          os << d.dim_value();
+        else
+          os << (d.dim_param().empty() ? "?" : d.dim_param());
+      },
+      "x");
+  os << " (dimension " << index << " is " << size
+     << "); re-export the model with dynamic batch and sequence axes "
+        "(torch.onnx.export(..., dynamic_axes={'"
+     << info.name()
+     << "': {0: 'batch', 1: 'seq'}}), or dynamic_shapes with dynamo=True)";
+  return size;
+}
+
 FailureOr<int64_t>
 Importer::resolveDim(const onnx::ValueInfoProto &info, int index,
                      const onnx::TensorShapeProto::Dimension &dim) {
   if (dim.has_dim_value() && dim.dim_value() > 0)
-    return dim.dim_value();
+    return staticDim(info, index, dim.dim_value());
   std::string name = dim.has_dim_param() ? dim.dim_param() : "";
   auto it = options.namedDims.find(name);
   if (!name.empty() && it != options.namedDims.end())
@@ -452,10 +487,14 @@ Importer::resolveDim(const onnx::ValueInfoProto &info, int index,
                   index == 0 && !StringRef(lower).contains("len"));
   bool isSeq = !isBatch && (StringRef(lower).contains("seq") ||
                             StringRef(lower).contains("len") || index == 1);
-  if (isBatch && options.batchSize > 0)
+  if (isBatch && options.batchSize > 0) {
+    usedSize[0] = true;
     return options.batchSize;
-  if (isSeq && options.seqLen > 0)
+  }
+  if (isSeq && options.seqLen > 0) {
+    usedSize[1] = true;
     return options.seqLen;
+  }
   auto diag = emitError(fileLoc())
               << "input '" << info.name() << "' dimension " << index;
   if (!name.empty())
@@ -946,6 +985,11 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
     if (failed(declareInput(input)))
       return nullptr;
   }
+  for (int i = 0; i < 2; ++i)
+    if (!usedSize[i] && !unusedSize[i].empty()) {
+      emitError(fileLoc()) << unusedSize[i];
+      return nullptr;
+    }
 
   for (const auto &node : graph.node())
     for (const std::string &name : node.input())
@@ -984,6 +1028,9 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
   for (BlockArgument arg : body->getArguments())
     if (auto name = dyn_cast<NameLoc>(arg.getLoc()))
       func.setArgAttr(arg.getArgNumber(), "onnx.name", name.getName());
+  // And of the outputs: runners write them out by name (--output logits=).
+  for (auto [i, output] : llvm::enumerate(graph.output()))
+    func.setResultAttr(i, "onnx.name", builder.getStringAttr(output.name()));
   if (failed(mlir::verify(module)))
     return nullptr;
   timings.graphSeconds = seconds(graphStart);

@@ -167,6 +167,29 @@ Value OpContext::reshapeTo(Value value, ArrayRef<int64_t> shape) {
   return ReshapeOp::create(builder, loc, type, value);
 }
 
+Value OpContext::moveAxis(Value value, int64_t from, int64_t to) {
+  if (from == to)
+    return value;
+  SmallVector<int64_t> perm;
+  for (int64_t d = 0, rank = typeOf(value).getRank(); d < rank; ++d)
+    if (d != from)
+      perm.push_back(d);
+  perm.insert(perm.begin() + to, from);
+  return TransposeOp::create(builder, loc, value, perm);
+}
+
+Value OpContext::sumWhere(Value mask, Value values) {
+  Type element = typeOf(values).getElementType();
+  Value zero = ConstantOp::create(
+      builder, loc,
+      DenseElementsAttr::get(RankedTensorType::get({}, element),
+                             builder.getZeroAttr(element)));
+  Value kept = WhereOp::create(builder, loc, mask, values, zero);
+  int64_t last = typeOf(kept).getRank() - 1;
+  return ReduceOp::create(builder, loc, ReduceKind::sum, kept,
+                          ArrayRef<int64_t>{last}, false);
+}
+
 //===----------------------------------------------------------------------===//
 // OpTable
 //===----------------------------------------------------------------------===//

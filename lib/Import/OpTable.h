@@ -19,6 +19,8 @@
 
 #include "HostTensor.h"
 
+#include "Galv/Builders.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/StringMap.h"
@@ -160,23 +162,18 @@ public:
   /// aborting on) operands it rejects.
   template <typename OpTy, typename... Args>
   FailureOr<OpTy> createInferred(unsigned numResults, Args &&...args) {
-    SmallVector<Type> placeholder(numResults, builder.getNoneType());
-    auto op = OpTy::create(builder, loc, TypeRange(placeholder),
-                           std::forward<Args>(args)...);
-    SmallVector<Type> types;
-    if (failed(OpTy::inferReturnTypes(getContext(), loc, op->getOperands(),
-                                      op->getDiscardableAttrDictionary(),
-                                      op->getPropertiesStorage(),
-                                      op->getRegions(), types))) {
-      op->erase();
-      return failure();
-    }
-    for (auto [result, type] : llvm::zip(op->getResults(), types))
-      result.setType(type);
-    return op;
+    return galv::createInferred<OpTy>(builder, loc, loc, numResults,
+                                      std::forward<Args>(args)...);
   }
   /// `value` reshaped to `shape` (itself when the shape is unchanged).
   Value reshapeTo(Value value, ArrayRef<int64_t> shape);
+  /// `value` with dimension `from` moved to position `to`, the others in
+  /// order (itself when from == to).
+  Value moveAxis(Value value, int64_t from, int64_t to);
+  /// The sum over the last axis of `values` where `mask` (broadcast to it)
+  /// holds: how CumSum and GatherElements run, one selected term per sum
+  /// for a gather.
+  Value sumWhere(Value mask, Value values);
 
 private:
   ImporterServices &importer;

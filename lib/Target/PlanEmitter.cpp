@@ -403,6 +403,8 @@ Emitter::run(func::FuncOp func, flatbuffers::FlatBufferBuilder &fbb) {
       return func.emitError("result ")
              << i << " is not a buffer of its own (run galv-schedule)";
     auto name = func.getResultAttrOfType<StringAttr>(i, "galv.name");
+    if (!name)
+      name = func.getResultAttrOfType<StringAttr>(i, "onnx.name");
     tensors[index].name = name ? name.str() : "output" + std::to_string(i);
     outputs.push_back(index);
   }

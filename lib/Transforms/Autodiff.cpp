@@ -45,6 +45,7 @@ private:
     auto rule = dyn_cast<AdjointOpInterface>(op);
     if (!rule)
       return refuse(op, "");
+    forward = op;
     return rule.buildAdjoint(*this, grads);
   }
 };

@@ -202,9 +202,12 @@ func::FuncOp StageBuilder::createFunction(Operation *insertAfter) {
   for (auto [k, i] : llvm::enumerate(results)) {
     if (DictionaryAttr attrs = source.getResultAttrDict(i))
       func.setResultAttrs(k, attrs);
-    if (!source.getResultAttrOfType<StringAttr>(i, "galv.name"))
-      func.setResultAttr(k, "galv.name",
-                         builder.getStringAttr("output" + Twine(i)));
+    StringAttr name = source.getResultAttrOfType<StringAttr>(i, "galv.name");
+    if (!name)
+      name = source.getResultAttrOfType<StringAttr>(i, "onnx.name");
+    func.setResultAttr(k, "galv.name",
+                       name ? name
+                            : builder.getStringAttr("output" + Twine(i)));
   }
   Block *entry = func.addEntryBlock();
   for (auto [k, i] : llvm::enumerate(args))

@@ -13,6 +13,7 @@
 #include "../FoldRules.h"
 #include "../OpTable.h"
 
+#include "Galv/Builders.h"
 #include "Galv/Galv.h"
 #include "llvm/Support/CheckedArithmetic.h"
 
@@ -375,6 +376,56 @@ static LogicalResult importGather(OpContext &ctx) {
   return ctx.result(*created);
 }
 
+/// GatherElements: output element p is data at p with p[axis] replaced by
+/// indices[p]. At run time each output element selects its index out of
+/// the data's axis (indices == iota) and sums the one selected term.
+static LogicalResult importGatherElements(OpContext &ctx) {
+  auto data = ctx.in(0), indices = ctx.in(1);
+  auto axisAttr = ctx.intAttr("axis");
+  if (failed(data) || failed(indices) || failed(axisAttr))
+    return failure();
+  RankedTensorType dataType = typeOf(*data), indexType = typeOf(*indices);
+  Type element = indexType.getElementType();
+  if (!element.isSignlessInteger() || element.isInteger(1))
+    return ctx.error() << ctx.describe() << " needs integer indices";
+  if (dataType.getElementType().isInteger(1))
+    return ctx.error() << ctx.describe() << " does not gather booleans";
+  int64_t rank = dataType.getRank(), axis = axisAttr->value_or(0);
+  if (rank < 1 || indexType.getRank() != rank || axis < -rank || axis >= rank)
+    return ctx.error() << ctx.describe() << " needs indices of the data's rank "
+                       << rank << " and an axis in range";
+  axis = normAxis(axis, rank);
+  int64_t n = dataType.getDimSize(axis);
+  // The data's other dimensions are cut to the indices' extent.
+  SmallVector<int64_t> starts(rank, 0), limits(indexType.getShape()),
+      steps(rank, 1);
+  limits[axis] = n;
+  for (int64_t d = 0; d < rank; ++d)
+    if (limits[d] > dataType.getDimSize(d))
+      return ctx.error() << ctx.describe() << ": indices dimension " << d
+                         << " exceeds the data's";
+  Value cut = *data;
+  if (ArrayRef<int64_t>(limits) != dataType.getShape())
+    cut = SliceOp::create(ctx.builder, ctx.loc, *data, starts, limits, steps);
+  // [indices..., n]: the data's axis last, a unit dimension in its place.
+  SmallVector<int64_t> lined(indexType.getShape());
+  lined[axis] = 1;
+  lined.push_back(n);
+  Value values = ctx.reshapeTo(ctx.moveAxis(cut, axis, rank - 1), lined);
+  SmallVector<int64_t> column(indexType.getShape());
+  column.push_back(1);
+  SmallVector<APInt> iota;
+  for (int64_t k = 0; k < n; ++k)
+    iota.push_back(APInt(element.getIntOrFloatBitWidth(), k));
+  Value range = ConstantOp::create(
+      ctx.builder, ctx.loc,
+      DenseElementsAttr::get(RankedTensorType::get({n}, element), iota));
+  Value index = nonNegativeIndices(ctx.builder, ctx.loc, *indices, n);
+  Value hit = CompareOp::create(ctx.builder, ctx.loc, ComparePredicate::eq,
+                                ctx.reshapeTo(index, column), range);
+  return ctx.result(ctx.sumWhere(hit, values));
+}
+
 /// With constant indices (masks built from position ranges), GatherND is a
 /// Gather along the flattened leading dimensions.
 static LogicalResult importGatherND(OpContext &ctx) {
@@ -432,6 +483,7 @@ void mlir::galv::onnx_import::registerDataMovementOps(OpTable &table) {
   table.add("Expand", importExpand, 2);
   table.add("Gather", importGather, 2);
   table.add("GatherND", importGatherND, 2);
+  table.add("GatherElements", importGatherElements, 2);
 }
 
 //===----------------------------------------------------------------------===//
@@ -581,6 +633,36 @@ static bool foldGather(Folder &f) {
     if (idx < 0)
       idx += data[axis];
     return (outerPos * data[axis] + idx) * inner + innerPos;
+  });
+}
+
+static bool foldGatherElements(Folder &f) {
+  const HostTensor &data = *f.in[0], &indices = *f.in[1];
+  int64_t rank = data.shape.size();
+  int64_t axis = f.attrs.getInt("axis").value_or(0);
+  if (!f.axisOk(axis, rank))
+    return false;
+  if (static_cast<int64_t>(indices.shape.size()) != rank)
+    return f.fail("GatherElements indices differ in rank from the data");
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != axis && indices.shape[d] > data.shape[d])
+      return f.fail("GatherElements indices exceed the data");
+  int64_t n = data.shape[axis];
+  for (int64_t k = 0; k < indices.size(); ++k)
+    if (indices.getInt(k) < -n || indices.getInt(k) >= n)
+      return f.fail("index " + Twine(indices.getInt(k)) + " out of range");
+  return f.gatherElements(indices.shape, [&](int64_t i) {
+    int64_t source = 0, stride = 1, rest = i;
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      int64_t coord = rest % indices.shape[d];
+      rest /= indices.shape[d];
+      if (d == axis)
+        coord =
+            indices.getInt(i) < 0 ? indices.getInt(i) + n : indices.getInt(i);
+      source += coord * stride;
+      stride *= data.shape[d];
+    }
+    return source;
   });
 }
 
@@ -813,6 +895,7 @@ void mlir::galv::onnx_import::registerDataMovementFolds(FoldTable &table) {
   table.addVariadic("Concat", foldConcat);
   table.add("Gather", foldGather, 2);
   table.add("GatherND", foldGatherND, 2);
+  table.add("GatherElements", foldGatherElements, 2);
   table.add("Slice", foldSlice, 3);
   table.add("Transpose", foldTranspose);
   table.add("Expand", foldExpand, 2);

@@ -74,6 +74,17 @@ static LogicalResult importCompare(OpContext &ctx) {
       CompareOp::create(ctx.builder, ctx.loc, predicate, *lhs, *rhs));
 }
 
+/// IsNaN(x) is x != x (Hugging Face's attention masks guard with it).
+static LogicalResult importIsNaN(OpContext &ctx) {
+  auto x = ctx.in(0);
+  if (failed(x))
+    return failure();
+  if (!isa<FloatType>(typeOf(*x).getElementType()))
+    return ctx.error() << ctx.describe() << " needs a floating-point input";
+  return ctx.result(
+      CompareOp::create(ctx.builder, ctx.loc, ComparePredicate::ne, *x, *x));
+}
+
 template <typename OpTy> static LogicalResult importUnary(OpContext &ctx) {
   auto x = ctx.in(0);
   if (failed(x))
@@ -181,6 +192,7 @@ void mlir::galv::onnx_import::registerElementwiseOps(OpTable &table) {
   table.add("GreaterOrEqual", importCompare<ComparePredicate::ge>, 2);
   table.add("Neg", importUnary<NegOp>, 1);
   table.add("Not", importUnary<NotOp>, 1);
+  table.add("IsNaN", importIsNaN, 1);
   table.add("Abs", importUnary<AbsOp>, 1);
   table.add("Exp", importUnary<ExpOp>, 1);
   table.add("Log", importUnary<LogOp>, 1);
@@ -356,6 +368,12 @@ void mlir::galv::onnx_import::registerElementwiseFolds(FoldTable &table) {
   table.add("GreaterOrEqual", foldBinary<std::greater_equal<>, true>, 2);
   table.add("And", foldBinary<std::logical_and<>, true>, 2);
   table.add("Or", foldBinary<std::logical_or<>, true>, 2);
+  table.add("IsNaN", [](Folder &f) {
+    return f.elementwise(
+        IntegerType::get(f.context, 1),
+        [](ArrayRef<F> a) -> F { return std::isnan(a[0]); },
+        [](ArrayRef<I>) -> I { return 0; }, 1);
+  });
   // Unary ops on any element type.
   table.add("Not", [](Folder &f) {
     return f.elementwise(

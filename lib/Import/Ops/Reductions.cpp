@@ -1,8 +1,8 @@
 //===- Reductions.cpp - ONNX reductions and normalisation to galv ---------===//
 //
 // ReduceSum/Mean/Max/Min/Prod, Softmax, LogSoftmax, ArgMax and
-// LayerNormalization: ops that work along axes. The reductions (and
-// CumSum, only ever folded) are also evaluated on constants.
+// LayerNormalization and CumSum: ops that work along axes. The reductions
+// and CumSum are also evaluated on constants.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,6 +58,48 @@ template <typename OpTy> static LogicalResult importSoftmax(OpContext &ctx) {
   if (failed(ctx.checkResult(created)))
     return failure();
   return ctx.result(created);
+}
+
+/// CumSum on values known only at run time (RoBERTa's position ids come
+/// from the input ids): line element j sums the elements i <= j (i < j
+/// exclusive, mirrored in reverse) of an [n, n] spread of its line, so
+/// O(n^2) work per line, meant for position computations.
+static LogicalResult importCumSum(OpContext &ctx) {
+  auto x = ctx.in(0);
+  auto axisIn = ctx.constIn(1);
+  auto exclusive = ctx.intAttr("exclusive"), reverse = ctx.intAttr("reverse");
+  if (failed(x) || failed(axisIn) || failed(exclusive) || failed(reverse))
+    return failure();
+  RankedTensorType type = typeOf(*x);
+  int64_t rank = type.getRank();
+  if (axisIn->size() != 1 || rank < 1 || (*axisIn)[0] < -rank ||
+      (*axisIn)[0] >= rank)
+    return ctx.error() << ctx.describe() << " needs one axis in [" << -rank
+                       << ", " << rank << ")";
+  if (type.getElementType().isInteger(1))
+    return ctx.error() << ctx.describe() << " does not sum booleans";
+  int64_t axis = normAxis((*axisIn)[0], rank), n = type.getDimSize(axis);
+  Value line = ctx.moveAxis(*x, axis, rank - 1);
+  SmallVector<int64_t> shape(typeOf(line).getShape());
+  shape.insert(shape.end() - 1, 1);
+  SmallVector<int64_t> square(typeOf(line).getShape());
+  square.push_back(n);
+  Value spread =
+      ExpandOp::create(ctx.builder, ctx.loc,
+                       RankedTensorType::get(square, type.getElementType()),
+                       ctx.reshapeTo(line, shape));
+  bool excl = exclusive->value_or(0) != 0, rev = reverse->value_or(0) != 0;
+  SmallVector<bool> mask;
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < n; ++i)
+      mask.push_back(rev ? (excl ? i > j : i >= j) : (excl ? i < j : i <= j));
+  Value maskValue = ConstantOp::create(
+      ctx.builder, ctx.loc,
+      DenseElementsAttr::get(
+          RankedTensorType::get({n, n}, ctx.builder.getI1Type()),
+          ArrayRef<bool>(mask)));
+  Value sums = ctx.sumWhere(maskValue, spread);
+  return ctx.result(ctx.moveAxis(sums, rank - 1, axis));
 }
 
 static LogicalResult importArgMax(OpContext &ctx) {
@@ -122,6 +164,7 @@ void mlir::galv::onnx_import::registerReductionOps(OpTable &table) {
   table.add("Softmax", importSoftmax<SoftmaxOp>, 1);
   table.add("LogSoftmax", importSoftmax<LogSoftmaxOp>, 1);
   table.add("ArgMax", importArgMax, 1);
+  table.add("CumSum", importCumSum, 2);
   table.add("LayerNormalization", importLayerNorm, 2);
 }
 

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Galv/Adjoint.h"
 #include "Galv/Galv.h"
 #include "galvatron/Eval/Evaluator.h"
 #include "galvatron/Transforms/Passes.h"
@@ -93,6 +94,41 @@ TEST_P(AdjointTest, MatchesCentralDifferences) {
   }
 }
 
+// A rule that builds an op its operands do not fit gets an error at the
+// forward op, not an LLVM abort (as OpTy::create would).
+TEST(AdjointBuilderTest, RejectedOperandsAreDiagnostics) {
+  MLIRContext context;
+  context.loadDialect<GalvDialect, func::FuncDialect>();
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(R"(
+    func.func @f(%x: tensor<2x3x4x5xf32>) -> tensor<2x3x4x5xf32> {
+      %y = galv.softmax %x axis = -1 : tensor<2x3x4x5xf32> loc("attn")
+      return %y : tensor<2x3x4x5xf32>
+    })",
+                                                             &context);
+  ASSERT_TRUE(module);
+  auto func = cast<func::FuncOp>(module->getBody()->front());
+  Operation *softmax = &func.getBody().front().front();
+  std::string message;
+  std::optional<Location> at;
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    message = diag.str();
+    at = diag.getLocation();
+    return success();
+  });
+  OpBuilder b(softmax);
+  AdjointBuilder ab(b, func.getLoc());
+  ab.forward = softmax;
+  auto reduce = ab.create<ReduceOp>(ReduceKind::sum, softmax->getResult(0),
+                                    ArrayRef<int64_t>{-1}, true);
+  EXPECT_TRUE(failed(reduce));
+  EXPECT_EQ(message, "axis -1 is out of range for rank 4");
+  EXPECT_EQ(at, softmax->getLoc());
+  // Nothing was left behind: the function is as it was.
+  EXPECT_EQ(std::distance(func.getBody().front().begin(),
+                          func.getBody().front().end()),
+            2);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Ops, AdjointTest,
     ::testing::Values(
@@ -101,6 +137,26 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"log_softmax_first",
              "%y = galv.log_softmax %x axis = 0 : tensor<3x5xf32>"},
         Case{"softmax", "%y = galv.softmax %x axis = 1 : tensor<3x5xf32>"},
+        Case{"softmax_negative_axis",
+             "%y = galv.softmax %x axis = -1 : tensor<3x5xf32>"},
+        Case{"concat_negative_axis",
+             "%a = galv.slice %x [0, 0] [3, 2] [1, 1] : tensor<3x5xf32> -> "
+             "tensor<3x2xf32>\n"
+             "    %b = galv.slice %x [0, 2] [3, 5] [1, 1] : tensor<3x5xf32> -> "
+             "tensor<3x3xf32>\n"
+             "    %y = galv.concat %b, %a axis = -1 : tensor<3x3xf32>, "
+             "tensor<3x2xf32> -> tensor<3x5xf32>"},
+        // Falcon's keys out of a fused projection: a gather along a later
+        // axis, with repeated and negative indices.
+        Case{"gather_columns",
+             "%i = galv.constant dense<[4, -1, 0, 2, 0]> : tensor<5xi64>\n"
+             "    %y = galv.gather %x[%i] axis = -1 : tensor<3x5xf32>, "
+             "tensor<5xi64> -> tensor<3x5xf32>"},
+        Case{"gather_rows_2d_indices",
+             "%i = galv.constant dense<[[-1], [0], [0]]> : tensor<3x1xi64>\n"
+             "    %g = galv.gather %x[%i] axis = 0 : tensor<3x5xf32>, "
+             "tensor<3x1xi64> -> tensor<3x1x5xf32>\n"
+             "    %y = galv.reshape %g : tensor<3x1x5xf32> -> tensor<3x5xf32>"},
         Case{"gelu_tanh",
              "%y = galv.gelu %x approximate = tanh : tensor<3x5xf32>"},
         Case{"gelu", "%y = galv.gelu %x : tensor<3x5xf32>"},
