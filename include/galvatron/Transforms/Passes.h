@@ -45,6 +45,11 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Micro-batches per step (gradient accumulation); the "
                      "imported batch size is the micro-batch size"),
       llvm::cl::init(1)};
+  Option<bool> fusedBackward{
+      *this, "fused-backward",
+      llvm::cl::desc("Fused gradient ops for the loss and the norms (false: "
+                     "the decomposed chains, as a baseline)"),
+      llvm::cl::init(true)};
 };
 
 /// The layers inlined, then the loss, partitioning, reverse-mode gradients
