@@ -169,8 +169,12 @@ void crossEntropyGrad(const float *logits, const int64_t *labels, int64_t rows,
   int64_t counted = 0;
   for (int64_t r = 0; r < rows; ++r)
     counted += labels[r] != ignoreIndex;
-  // d loss / d logit, before the softmax and the label: the same for all.
-  double unit = !mean ? dloss : counted ? double(dloss) / counted : 0.0;
+  // Sum: dloss per row; mean: dloss over the rows that count (none: 0).
+  float divisor = mean ? static_cast<float>(counted) : 1.0f;
+  if (mean && !counted) {
+    dloss = 0.0f;
+    divisor = 1.0f;
+  }
 #pragma omp parallel for if (rows * classes >= kParallelElements)              \
     schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
@@ -190,11 +194,17 @@ void crossEntropyGrad(const float *logits, const int64_t *labels, int64_t rows,
 #pragma omp simd reduction(+ : sum)
     for (int64_t c = 0; c < classes; ++c)
       sum += out[c];
-    float k = static_cast<float>(unit / sum);
+    // Rounded in the decomposed rule's order (the softmax, less the
+    // one-hot, divided by the count, times dloss): no rounding error is
+    // shared by a whole row, as one scale factor per row would share it.
+    double inverse = 1.0 / sum;
 #pragma omp simd
     for (int64_t c = 0; c < classes; ++c)
-      out[c] *= k;
-    out[label] -= static_cast<float>(unit);
+      out[c] = static_cast<float>(out[c] * inverse);
+    out[label] -= 1.0f;
+#pragma omp simd
+    for (int64_t c = 0; c < classes; ++c)
+      out[c] = out[c] / divisor * dloss;
   }
 }
 
