@@ -69,6 +69,10 @@ public:
   Location loc;
   /// The op whose adjoint is being built.
   Operation *forward = nullptr;
+  /// Rules with a fused gradient op (cross-entropy, the norms) emit it;
+  /// false: the same gradient as a chain of forward ops (galv-autodiff's
+  /// fused-backward option, to measure what each fusion gains).
+  bool fusedBackward = true;
   DenseMap<Value, Value> adjoints;
   DenseSet<Value> requiresGrad;
   /// ZeRO-3 parameters gathered again for the backward, to their forward

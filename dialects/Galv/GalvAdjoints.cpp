@@ -74,6 +74,12 @@ LogicalResult CrossEntropyOp::buildAdjoint(AdjointBuilder &ab,
                                            ArrayRef<Value> grads) {
   Value logits = getLogits(), labels = getLabels();
   RankedTensorType lt = ab.typeOf(logits);
+  if (ab.fusedBackward) {
+    ab.accumulate(logits, CrossEntropyGradOp::create(
+                              ab.b, ab.loc, lt, logits, labels, grads[0],
+                              getReductionAttr(), getIgnoreIndexAttr()));
+    return success();
+  }
   int64_t classes = lt.getShape().back();
   int64_t rows = lt.getNumElements() / classes;
   Value probs =
@@ -124,11 +130,17 @@ LogicalResult AdamWUpdateOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value>) {
   return ab.refuse(*this, "it is an optimizer step, built after autodiff");
 }
 
-LogicalResult EmbeddingGradOp::buildAdjoint(AdjointBuilder &ab,
-                                            ArrayRef<Value>) {
-  return ab.refuse(*this, "it is itself a gradient (second derivatives are "
-                          "not supported)");
-}
+// Gradients themselves: no second derivatives.
+#define GALV_GRADIENT_RULE(Op)                                                 \
+  LogicalResult Op::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value>) {        \
+    return ab.refuse(*this, "it is itself a gradient (second derivatives "     \
+                            "are not supported)");                             \
+  }
+GALV_GRADIENT_RULE(EmbeddingGradOp)
+GALV_GRADIENT_RULE(CrossEntropyGradOp)
+GALV_GRADIENT_RULE(LayerNormGradOp)
+GALV_GRADIENT_RULE(RmsNormGradOp)
+#undef GALV_GRADIENT_RULE
 
 LogicalResult AddOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
   Value g = grads.empty() ? Value() : grads[0];
@@ -602,7 +614,20 @@ LogicalResult LayerNormOp::buildAdjoint(AdjointBuilder &ab,
                                         ArrayRef<Value> grads) {
   Value g = grads.empty() ? Value() : grads[0];
   LayerNormOp ln = *this;
-  Value x = ln.getInput();
+  Value x = ln.getInput(), scale = ln.getScale(), bias = ln.getBias();
+  bool needsBias = bias && ab.needs(bias);
+  if (ab.fusedBackward) {
+    if (!ab.needs(x) && !ab.needs(scale) && !needsBias)
+      return success();
+    RankedTensorType st = ab.typeOf(scale);
+    auto fused = LayerNormGradOp::create(ab.b, ab.loc, ab.typeOf(x), st, st, x,
+                                         scale, g, ln.getEpsilonAttr());
+    ab.accumulate(x, fused.getDinput());
+    ab.accumulate(scale, fused.getDscale());
+    if (needsBias)
+      ab.accumulate(bias, fused.getDbias());
+    return success();
+  }
   double eps = ln.getEpsilon().convertToDouble();
   Value centred = ab.sub(x, ab.meanLast(x));
   Value rstd = RsqrtOp::create(ab.b, ab.loc,
@@ -625,8 +650,8 @@ LogicalResult LayerNormOp::buildAdjoint(AdjointBuilder &ab,
   };
   if (ab.needs(ln.getScale()))
     ab.accumulate(ln.getScale(), columnSum(ab.mul(g, xhat)));
-  if (ln.getBias() && ab.needs(ln.getBias()))
-    ab.accumulate(ln.getBias(), columnSum(g));
+  if (needsBias)
+    ab.accumulate(bias, columnSum(g));
   return success();
 }
 
@@ -635,6 +660,17 @@ LogicalResult RmsNormOp::buildAdjoint(AdjointBuilder &ab,
   Value g = grads.empty() ? Value() : grads[0];
   RmsNormOp rms = *this;
   Value x = rms.getInput();
+  if (ab.fusedBackward) {
+    Value scale = rms.getScale();
+    if (!ab.needs(x) && !ab.needs(scale))
+      return success();
+    auto fused =
+        RmsNormGradOp::create(ab.b, ab.loc, ab.typeOf(x), ab.typeOf(scale), x,
+                              scale, g, rms.getEpsilonAttr());
+    ab.accumulate(x, fused.getDinput());
+    ab.accumulate(scale, fused.getDscale());
+    return success();
+  }
   double eps = rms.getEpsilon().convertToDouble();
   Value r = RsqrtOp::create(
       ab.b, ab.loc,

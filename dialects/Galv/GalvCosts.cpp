@@ -146,6 +146,12 @@ OpCost RmsNormOp::getCost() { return perInputElement(*this, 5); }
 OpCost RotaryOp::getCost() { return perInputElement(*this, 3); }
 // Softmax of the logits, then the picked log-probability.
 OpCost CrossEntropyOp::getCost() { return perInputElement(*this, 5); }
+// Max, exponential, sum, scale and the label's subtraction per logit.
+OpCost CrossEntropyGradOp::getCost() { return perInputElement(*this, 5); }
+// The row statistics again, xhat, two row sums of the scaled gradient, dx,
+// and the column sums for the scale (and bias).
+OpCost LayerNormGradOp::getCost() { return perInputElement(*this, 14); }
+OpCost RmsNormGradOp::getCost() { return perInputElement(*this, 10); }
 
 OpCost AttentionOp::getCost() {
   // Scores q k^T and the weighted sum p v (two multiply-adds per score and

@@ -527,26 +527,24 @@ static LogicalResult verifyNormWeight(Operation *op, StringRef name,
   return success();
 }
 
-LogicalResult LayerNormOp::verify() {
-  if (failed(verifyNormWeight(*this, "scale", getInput().getType(),
-                              getScale().getType())))
+/// A norm's (or its gradient's) scale and epsilon.
+template <typename NormOp> static LogicalResult verifyNorm(NormOp op) {
+  if (failed(verifyNormWeight(op, "scale", op.getInput().getType(),
+                              op.getScale().getType())))
     return failure();
-  if (getBias() && failed(verifyNormWeight(*this, "bias", getInput().getType(),
-                                           getBias().getType())))
-    return failure();
-  if (getEpsilon().convertToDouble() < 0.0)
-    return emitOpError() << "epsilon must be non-negative";
+  if (op.getEpsilon().convertToDouble() < 0.0)
+    return op.emitOpError() << "epsilon must be non-negative";
   return success();
 }
 
-LogicalResult RmsNormOp::verify() {
-  if (failed(verifyNormWeight(*this, "scale", getInput().getType(),
-                              getScale().getType())))
+LogicalResult LayerNormOp::verify() {
+  if (getBias() && failed(verifyNormWeight(*this, "bias", getInput().getType(),
+                                           getBias().getType())))
     return failure();
-  if (getEpsilon().convertToDouble() < 0.0)
-    return emitOpError() << "epsilon must be non-negative";
-  return success();
+  return verifyNorm(*this);
 }
+
+LogicalResult RmsNormOp::verify() { return verifyNorm(*this); }
 
 //===----------------------------------------------------------------------===//
 // Transformer ops
@@ -696,6 +694,29 @@ CrossEntropyOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                              stringifyEnum(adaptor.getReduction()));
   }
 }
+
+LogicalResult CrossEntropyGradOp::verify() {
+  RankedTensorType logits = getLogits().getType();
+  RankedTensorType labels = getLabels().getType();
+  if (logits.getRank() < 1 ||
+      logits.getShape().drop_back() != labels.getShape())
+    return emitOpError() << "labels shape " << shapeString(labels.getShape())
+                         << " must be the logits shape "
+                         << shapeString(logits.getShape())
+                         << " without its last (class) dimension";
+  if (getReduction() != ReduceKind::mean && getReduction() != ReduceKind::sum)
+    return emitOpError() << "reduction must be mean or sum, got "
+                         << stringifyEnum(getReduction());
+  RankedTensorType dloss = getDloss().getType();
+  if (dloss.getRank() != 0 || dloss.getElementType() != logits.getElementType())
+    return emitOpError() << "dloss must be "
+                         << RankedTensorType::get({}, logits.getElementType())
+                         << ", got " << dloss;
+  return success();
+}
+
+LogicalResult LayerNormGradOp::verify() { return verifyNorm(*this); }
+LogicalResult RmsNormGradOp::verify() { return verifyNorm(*this); }
 
 //===----------------------------------------------------------------------===//
 // Parameters

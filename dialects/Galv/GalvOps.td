@@ -653,6 +653,86 @@ def Galv_CrossEntropyOp : Galv_ComputeOp<"cross_entropy",
 }
 
 //===----------------------------------------------------------------------===//
+// Fused backward ops (galv-autodiff emits them; fused-backward=false gives
+// the same gradients as chains of the ops above)
+//===----------------------------------------------------------------------===//
+
+def Galv_CrossEntropyGradOp : Galv_ComputeOp<"cross_entropy_grad",
+    [Pure, AllTypesMatch<["logits", "result"]>]> {
+  let summary = "gradient of galv.cross_entropy with respect to the logits";
+  let description = [{
+    `(softmax(logits) - one_hot(labels)) * dloss`, divided by the number of
+    positions whose label is not `ignore_index` when `reduction = mean`;
+    rows of ignored positions are zero. `dloss` is the loss's rank-0
+    adjoint. One pass over each row of `logits [..., V]`.
+
+    ```mlir
+    %d = galv.cross_entropy_grad %logits, %labels, %dl : tensor<2x8x1000xf32>, tensor<2x8xi64>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$logits, Galv_IntTensor:$labels,
+      Galv_FloatTensor:$dloss,
+      DefaultValuedAttr<Galv_ReduceKindAttr,
+                        "::mlir::galv::ReduceKind::mean">:$reduction,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $dloss (`reduction` `=` `` $reduction^)?
+    (`ignore_index` `=` $ignore_index^)? attr-dict `:` type($logits) `,`
+    type($labels) `,` type($dloss)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galv_LayerNormGradOp : Galv_ComputeOp<"layer_norm_grad",
+    [Pure, AllTypesMatch<["input", "dinput", "grad"]>,
+     AllTypesMatch<["scale", "dscale", "dbias"]>]> {
+  let summary = "gradients of galv.layer_norm";
+  let description = [{
+    From the forward's `input [..., D]` and `scale [D]` and the result's
+    adjoint `grad`: the input's adjoint, and the scale's and bias's (sums
+    over every row of `grad * xhat` and of `grad`). Mean and reciprocal
+    standard deviation are recomputed per row.
+
+    ```mlir
+    %dx, %dg, %db = galv.layer_norm_grad %x, %g, %dy eps = 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$scale,
+                       Galv_FloatTensor:$grad, F64Attr:$epsilon);
+  let results = (outs Galv_FloatTensor:$dinput, Galv_FloatTensor:$dscale,
+                      Galv_FloatTensor:$dbias);
+  let assemblyFormat = [{
+    $input `,` $scale `,` $grad `eps` `=` $epsilon attr-dict `:`
+    type($input) `,` type($scale)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galv_RmsNormGradOp : Galv_ComputeOp<"rms_norm_grad",
+    [Pure, AllTypesMatch<["input", "dinput", "grad"]>,
+     AllTypesMatch<["scale", "dscale"]>]> {
+  let summary = "gradients of galv.rms_norm";
+  let description = [{
+    From the forward's `input [..., D]` and `scale [D]` and the result's
+    adjoint `grad`: the input's adjoint and the scale's (the sum over every
+    row of `grad * x / rms`). The RMS is recomputed per row.
+
+    ```mlir
+    %dx, %dg = galv.rms_norm_grad %x, %g, %dy eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$scale,
+                       Galv_FloatTensor:$grad, F64Attr:$epsilon);
+  let results = (outs Galv_FloatTensor:$dinput, Galv_FloatTensor:$dscale);
+  let assemblyFormat = [{
+    $input `,` $scale `,` $grad `eps` `=` $epsilon attr-dict `:`
+    type($input) `,` type($scale)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Communication (the partitioned, per-rank program)
 //===----------------------------------------------------------------------===//
 

@@ -135,29 +135,35 @@ LogicalResult SoftmaxOp::partition(PartitionState &s, const Axes &axes) {
 // Ops made by partitioning or differentiation
 //===----------------------------------------------------------------------===//
 
-#define GALV_REFUSED_RULE(Op)                                                  \
-  LogicalResult Op::partition(PartitionState &s, const Axes &) {               \
-    return refuseMadeByPartitioning(*this, s);                                 \
-  }
-GALV_REFUSED_RULE(AllReduceOp)
-GALV_REFUSED_RULE(AllGatherOp)
-GALV_REFUSED_RULE(ReduceScatterOp)
-GALV_REFUSED_RULE(AllToAllOp)
-GALV_REFUSED_RULE(ShardSliceOp)
-GALV_REFUSED_RULE(StageTransferOp)
-GALV_REFUSED_RULE(StageBroadcastOp)
-GALV_REFUSED_RULE(ReplicateOp)
-#undef GALV_REFUSED_RULE
-
 LogicalResult AdamWUpdateOp::partition(PartitionState &s, const Axes &) {
   return s.fail(*this, "'galv.adamw_update' appears only in a training step "
                        "built after partitioning");
 }
 
-LogicalResult EmbeddingGradOp::partition(PartitionState &s, const Axes &) {
-  return s.fail(*this, "'galv.embedding_grad' appears only in the backward "
-                       "pass, which galv-autodiff builds after partitioning");
+/// Ops only galv-autodiff makes, after partitioning.
+static LogicalResult refuseBackwardOnly(Operation *op, PartitionState &s) {
+  return s.fail(op, "'" + op->getName().getStringRef() +
+                        "' appears only in the backward pass, which "
+                        "galv-autodiff builds after partitioning");
 }
+
+#define GALV_REFUSED_RULE(Op, refusal)                                         \
+  LogicalResult Op::partition(PartitionState &s, const Axes &) {               \
+    return refusal(*this, s);                                                  \
+  }
+GALV_REFUSED_RULE(AllReduceOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(AllGatherOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(ReduceScatterOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(AllToAllOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(ShardSliceOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(StageTransferOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(StageBroadcastOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(ReplicateOp, refuseMadeByPartitioning)
+GALV_REFUSED_RULE(EmbeddingGradOp, refuseBackwardOnly)
+GALV_REFUSED_RULE(CrossEntropyGradOp, refuseBackwardOnly)
+GALV_REFUSED_RULE(LayerNormGradOp, refuseBackwardOnly)
+GALV_REFUSED_RULE(RmsNormGradOp, refuseBackwardOnly)
+#undef GALV_REFUSED_RULE
 
 //===----------------------------------------------------------------------===//
 // Contractions, parameters, data movement, Transformer ops

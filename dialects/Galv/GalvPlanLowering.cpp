@@ -312,16 +312,26 @@ LogicalResult SoftmaxOp::lowerToPlan(PlanInstruction &instruction) {
   return lowered(instruction, O::Softmax, axisAttrs(getAxis()));
 }
 
-LogicalResult LayerNormOp::lowerToPlan(PlanInstruction &instruction) {
+static plan::NormAttrsT normAttrs(APFloat epsilon) {
   plan::NormAttrsT attrs;
-  attrs.eps = getEpsilon().convertToDouble();
-  return lowered(instruction, O::LayerNorm, attrs);
+  attrs.eps = epsilon.convertToDouble();
+  return attrs;
+}
+
+LogicalResult LayerNormOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowered(instruction, O::LayerNorm, normAttrs(getEpsilon()));
 }
 
 LogicalResult RmsNormOp::lowerToPlan(PlanInstruction &instruction) {
-  plan::NormAttrsT attrs;
-  attrs.eps = getEpsilon().convertToDouble();
-  return lowered(instruction, O::RmsNorm, attrs);
+  return lowered(instruction, O::RmsNorm, normAttrs(getEpsilon()));
+}
+
+LogicalResult LayerNormGradOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowered(instruction, O::LayerNormGrad, normAttrs(getEpsilon()));
+}
+
+LogicalResult RmsNormGradOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowered(instruction, O::RmsNormGrad, normAttrs(getEpsilon()));
 }
 
 LogicalResult RotaryOp::lowerToPlan(PlanInstruction &instruction) {
@@ -337,11 +347,22 @@ LogicalResult AttentionOp::lowerToPlan(PlanInstruction &instruction) {
   return lowered(instruction, O::Attention, attrs);
 }
 
-LogicalResult CrossEntropyOp::lowerToPlan(PlanInstruction &instruction) {
+static plan::CrossEntropyAttrsT crossEntropyAttrs(ReduceKind reduction,
+                                                  int64_t ignoreIndex) {
   plan::CrossEntropyAttrsT attrs;
-  attrs.reduction = toPlan(getReduction());
-  attrs.ignore_index = static_cast<int64_t>(getIgnoreIndex());
-  return lowered(instruction, O::CrossEntropy, attrs);
+  attrs.reduction = toPlan(reduction);
+  attrs.ignore_index = ignoreIndex;
+  return attrs;
+}
+
+LogicalResult CrossEntropyOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowered(instruction, O::CrossEntropy,
+                 crossEntropyAttrs(getReduction(), getIgnoreIndex()));
+}
+
+LogicalResult CrossEntropyGradOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowered(instruction, O::CrossEntropyGrad,
+                 crossEntropyAttrs(getReduction(), getIgnoreIndex()));
 }
 
 LogicalResult AllReduceOp::lowerToPlan(PlanInstruction &instruction) {

@@ -83,6 +83,9 @@ const char *kernelClass(plan::Opcode opcode) {
   case O::LogSoftmax:
   case O::LayerNorm:
   case O::RmsNorm:
+  case O::CrossEntropyGrad:
+  case O::LayerNormGrad:
+  case O::RmsNormGrad:
   case O::Rotary:
     return "normalisation";
   default:

@@ -11,6 +11,7 @@
 #include "galvatron/runtime/Executor.h"
 
 #include "galvatron/runtime/Comm.h"
+#include "galvatron/runtime/FusedKernels.h"
 #include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/OptimizerKernels.h"
 #include "galvatron/runtime/PlanFile.h"
@@ -493,6 +494,44 @@ private:
       results.push_back(crossEntropy(in[0], in[1],
                                      a->reduction() == plan::Reduction::Mean,
                                      a->ignore_index()));
+      return Outcome::Done;
+    }
+    default:
+      return fused(c, results);
+    }
+  }
+
+  /// The fused backward kernels (their shapes are the plan verifier's).
+  Outcome fused(const Call &c, std::vector<Tensor> &results) {
+    using O = plan::Opcode;
+    const auto &in = c.in;
+    // The three operands are f32 (but for the loss's labels).
+    auto floats = [&](bool labels) {
+      for (size_t k = 0; k < 3; ++k)
+        if (!(labels && k == 1) && in[k].dtype != DType::F32)
+          return fail(std::string(plan::EnumNameOpcode(c.inst.opcode())) +
+                      " takes f32 operands");
+      return true;
+    };
+    switch (c.inst.opcode()) {
+    case O::CrossEntropyGrad: {
+      const auto *a = attrs<plan::CrossEntropyAttrs>(c);
+      if (!a || !need(c, 3) || in[0].rank() < 1 || !floats(true) ||
+          !checkIndices(c.inst, 1, 0, in[0].shape.back(), a->ignore_index()))
+        return Outcome::Failed;
+      results.push_back(crossEntropyGrad(
+          in[0], in[1], in[2], a->reduction() == plan::Reduction::Mean,
+          a->ignore_index()));
+      return Outcome::Done;
+    }
+    case O::LayerNormGrad:
+    case O::RmsNormGrad: {
+      const auto *a = attrs<plan::NormAttrs>(c);
+      if (!a || !need(c, 3) || !floats(false))
+        return Outcome::Failed;
+      results = c.inst.opcode() == O::LayerNormGrad
+                    ? layerNormGrad(in[0], in[1], in[2], a->eps())
+                    : rmsNormGrad(in[0], in[1], in[2], a->eps());
       return Outcome::Done;
     }
     default:

@@ -122,12 +122,15 @@ plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode) {
     return A::ReduceAttrs;
   case O::LayerNorm:
   case O::RmsNorm:
+  case O::LayerNormGrad:
+  case O::RmsNormGrad:
     return A::NormAttrs;
   case O::Rotary:
     return A::RotaryAttrs;
   case O::Attention:
     return A::AttentionAttrs;
   case O::CrossEntropy:
+  case O::CrossEntropyGrad:
     return A::CrossEntropyAttrs;
   case O::EmbeddingGrad:
     return A::EmbeddingGradAttrs;

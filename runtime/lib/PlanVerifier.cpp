@@ -95,6 +95,8 @@ private:
   bool checkReduce();
   bool checkArgMax();
   bool checkMatmul();
+  bool checkCrossEntropy();
+  bool checkNormGrad(size_t outputs);
 
   const plan::Instruction &inst;
   const flatbuffers::Vector<flatbuffers::Offset<plan::Tensor>> &tensors;
@@ -211,6 +213,31 @@ bool InstructionChecker::checkMatmul() {
   return outputIs(batch);
 }
 
+/// Logits [..., V] and labels [...]; the gradient also takes the loss's
+/// rank-0 adjoint and gives the logits' shape.
+bool InstructionChecker::checkCrossEntropy() {
+  plan::Reduction r = inst.attrs_as_CrossEntropyAttrs()->reduction();
+  if (r != plan::Reduction::Sum && r != plan::Reduction::Mean)
+    return fail("needs a reduction of sum or mean");
+  if (inst.opcode() == O::CrossEntropy)
+    return need(2);
+  if (!need(3) || in[0].empty() ||
+      Shape(in[0].begin(), in[0].end() - 1) != in[1] || count(in[2]) != 1)
+    return fail("needs logits [..., V], labels [...] and a scalar");
+  return outputIs(in[0]);
+}
+
+/// x [..., D], scale [D] and dy like x give dx like x and [D] sums.
+bool InstructionChecker::checkNormGrad(size_t outputs) {
+  if (!need(3, outputs) || in[0].empty() || in[1] != Shape{in[0].back()} ||
+      in[2] != in[0])
+    return fail("needs x [..., D], scale [D] and a gradient shaped like x");
+  for (size_t k = 1; k < outputs; ++k)
+    if (out[k] != in[1])
+      return fail("scale gradients must be shaped like the scale");
+  return outputIs(in[0]);
+}
+
 bool InstructionChecker::check() {
   Shape expected;
   int64_t d;
@@ -283,12 +310,13 @@ bool InstructionChecker::check() {
       return fail("needs param, grad, m, v of one shape, scalar lr and step, "
                   "and outputs of the param's shape");
     return true;
-  case O::CrossEntropy: {
-    plan::Reduction r = inst.attrs_as_CrossEntropyAttrs()->reduction();
-    if (r != plan::Reduction::Sum && r != plan::Reduction::Mean)
-      return fail("needs a reduction of sum or mean");
-    return need(2);
-  }
+  case O::CrossEntropy:
+  case O::CrossEntropyGrad:
+    return checkCrossEntropy();
+  case O::LayerNormGrad:
+    return checkNormGrad(3);
+  case O::RmsNormGrad:
+    return checkNormGrad(2);
   default:
     return need(1);
   }

@@ -53,6 +53,11 @@ struct TrainingPipelineOptions
       *this, "fold-transposes",
       llvm::cl::desc("Fold transposes into GEMM flags (galv-fold-transposes)"),
       llvm::cl::init(true)};
+  Option<bool> fusedBackward{
+      *this, "fused-backward",
+      llvm::cl::desc("Fused gradient ops for the loss and the norms (false: "
+                     "the decomposed chains, as a baseline)"),
+      llvm::cl::init(true)};
 };
 
 /// The layers inlined, then the loss, partitioning, reverse-mode gradients

@@ -404,6 +404,12 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
     rule (or rule limits, such as strided slices) are reported at their
     location.
   }];
+  let options = [
+    Option<"fusedBackward", "fused-backward", "bool", /*default=*/"true",
+           "Differentiate cross-entropy, layer norm and RMS norm with one "
+           "fused gradient op each (false: chains of elementwise and reduce "
+           "ops, as a baseline)">
+  ];
   let dependentDialects = ["::mlir::galv::GalvDialect",
                            "::mlir::func::FuncDialect"];
 }

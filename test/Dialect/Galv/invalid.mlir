@@ -565,3 +565,51 @@ func.func @embedding_grad_result(%g: tensor<2x8x64xf32>, %i: tensor<2x8xi64>) {
   %0 = galv.embedding_grad %g[%i] rows = 10 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<11x64xf32>
   return
 }
+
+// -----
+
+func.func @cross_entropy_grad_labels(%l: tensor<2x8x10xf32>, %y: tensor<2x7xi64>, %d: tensor<f32>) {
+  // expected-error @below {{labels shape [2, 7] must be the logits shape [2, 8, 10] without its last (class) dimension}}
+  %0 = galv.cross_entropy_grad %l, %y, %d : tensor<2x8x10xf32>, tensor<2x7xi64>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_grad_dloss(%l: tensor<2x8x10xf32>, %y: tensor<2x8xi64>, %d: tensor<1xf32>) {
+  // expected-error @below {{dloss must be 'tensor<f32>', got 'tensor<1xf32>'}}
+  %0 = galv.cross_entropy_grad %l, %y, %d : tensor<2x8x10xf32>, tensor<2x8xi64>, tensor<1xf32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_grad_reduction(%l: tensor<2x8x10xf32>, %y: tensor<2x8xi64>, %d: tensor<f32>) {
+  // expected-error @below {{reduction must be mean or sum, got max}}
+  %0 = galv.cross_entropy_grad %l, %y, %d reduction = max : tensor<2x8x10xf32>, tensor<2x8xi64>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @layer_norm_grad_scale(%x: tensor<2x4xf32>, %g: tensor<3xf32>) {
+  // expected-error @below {{scale must be 'tensor<4xf32>' to match the normalised dimension, got 'tensor<3xf32>'}}
+  %0:3 = galv.layer_norm_grad %x, %g, %x eps = 1.0e-05 : tensor<2x4xf32>, tensor<3xf32>
+  return
+}
+
+// -----
+
+func.func @rms_norm_grad_eps(%x: tensor<2x4xf32>, %g: tensor<4xf32>) {
+  // expected-error @below {{epsilon must be non-negative}}
+  %0:2 = galv.rms_norm_grad %x, %g, %x eps = -1.0 : tensor<2x4xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @rms_norm_grad_types(%x: tensor<2x4xf32>, %g: tensor<4xf32>, %dy: tensor<2x5xf32>) {
+  // expected-error @below {{all of {input, dinput, grad} have same type}}
+  %0:2 = "galv.rms_norm_grad"(%x, %g, %dy) {epsilon = 1.0e-05 : f64} : (tensor<2x4xf32>, tensor<4xf32>, tensor<2x5xf32>) -> (tensor<2x4xf32>, tensor<4xf32>)
+  return
+}

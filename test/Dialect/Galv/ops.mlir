@@ -122,6 +122,10 @@ func.func @reductions(%x: tensor<2x8x64xf32>, %g: tensor<64xf32>, %b: tensor<64x
   %7 = galv.layer_norm %x, %g eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
   // CHECK: galv.rms_norm %{{.*}}, %{{.*}} eps = 9.9999999999999995E-7 : tensor<2x8x64xf32>, tensor<64xf32>
   %8 = galv.rms_norm %x, %g eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
+  // CHECK: %{{.*}}, %{{.*}}, %{{.*}} = galv.layer_norm_grad %{{.*}}, %{{.*}}, %{{.*}} eps = 1.000000e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+  %9:3 = galv.layer_norm_grad %x, %g, %6 eps = 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+  // CHECK: %{{.*}}, %{{.*}} = galv.rms_norm_grad %{{.*}}, %{{.*}}, %{{.*}} eps = 9.9999999999999995E-7 : tensor<2x8x64xf32>, tensor<64xf32>
+  %10:2 = galv.rms_norm_grad %x, %g, %8 eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
   return
 }
 
@@ -146,6 +150,10 @@ func.func @transformer(%table: tensor<1000x64xf32>, %ids: tensor<2x8xi64>, %q: t
   %6 = galv.cross_entropy %logits, %ids : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
   // CHECK: galv.cross_entropy %{{.*}}, %{{.*}} reduction = sum ignore_index = 0 : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
   %7 = galv.cross_entropy %logits, %ids reduction = sum ignore_index = 0 : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
+  // CHECK: galv.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x8x1000xf32>, tensor<2x8xi64>, tensor<f32>
+  %dl = galv.cross_entropy_grad %logits, %ids, %6 : tensor<2x8x1000xf32>, tensor<2x8xi64>, tensor<f32>
+  // CHECK: galv.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} reduction = sum ignore_index = 0 : tensor<2x8x1000xf32>, tensor<2x8xi64>, tensor<f32>
+  %ds = galv.cross_entropy_grad %logits, %ids, %7 reduction = sum ignore_index = 0 : tensor<2x8x1000xf32>, tensor<2x8xi64>, tensor<f32>
   return
 }
 

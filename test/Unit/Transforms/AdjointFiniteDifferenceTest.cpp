@@ -33,6 +33,9 @@ struct Case {
   const char *name;
   /// The op applied to %x (tensor<3x5xf32>), its result named %y.
   const char *body;
+  /// The fused gradient op galv-autodiff emits for it by default (checked
+  /// both ways: present with fused-backward, absent without).
+  const char *fusedOp = nullptr;
 };
 
 std::string moduleFor(const Case &c) {
@@ -66,15 +69,29 @@ double lossAt(ModuleOp module, const rt::Tensor &x, const rt::Tensor &c) {
 
 class AdjointTest : public ::testing::TestWithParam<Case> {};
 
-TEST_P(AdjointTest, MatchesCentralDifferences) {
+/// Whether the module holds an op named `name`.
+bool holds(ModuleOp module, StringRef name) {
+  bool found = false;
+  module.walk(
+      [&](Operation *op) { found |= op->getName().getStringRef() == name; });
+  return found;
+}
+
+void checkAgainstDifferences(const Case &testCase, bool fused) {
+  SCOPED_TRACE(fused ? "fused-backward=true" : "fused-backward=false");
   MLIRContext context;
   context.loadDialect<GalvDialect, func::FuncDialect>();
   OwningOpRef<ModuleOp> module =
-      parseSourceString<ModuleOp>(moduleFor(GetParam()), &context);
+      parseSourceString<ModuleOp>(moduleFor(testCase), &context);
   ASSERT_TRUE(module);
   PassManager pm(&context);
-  pm.addPass(createAutodiff());
+  AutodiffOptions options;
+  options.fusedBackward = fused;
+  pm.addPass(createAutodiff(options));
   ASSERT_TRUE(succeeded(pm.run(*module)));
+  if (testCase.fusedOp) {
+    EXPECT_EQ(holds(*module, testCase.fusedOp), fused) << testCase.fusedOp;
+  }
 
   std::mt19937 rng(7);
   rt::Tensor x = randomTensor(rng, 2.0f), c = randomTensor(rng, 1.0f);
@@ -90,7 +107,7 @@ TEST_P(AdjointTest, MatchesCentralDifferences) {
     double numeric =
         (lossAt(*module, plus, c) - lossAt(*module, minus, c)) / (2 * h);
     EXPECT_NEAR(g.f32()[i], numeric, 2e-3 * std::max(1.0, std::fabs(numeric)))
-        << GetParam().name << " element " << i;
+        << testCase.name << " element " << i;
   }
 }
 
@@ -128,6 +145,21 @@ TEST(AdjointBuilderTest, RejectedOperandsAreDiagnostics) {
                           func.getBody().front().end()),
             2);
 }
+
+TEST_P(AdjointTest, MatchesCentralDifferences) {
+  for (bool fused : {true, false})
+    checkAgainstDifferences(GetParam(), fused);
+}
+
+// A norm whose scale (and bias) are rows of %x too, so that one gradient
+// checks every result of the fused gradient op.
+#define GALV_NORM_WEIGHTS                                                      \
+  "%sc0 = galv.slice %x [0, 0] [1, 5] [1, 1] : tensor<3x5xf32> -> "            \
+  "tensor<1x5xf32>\n"                                                          \
+  "    %sc = galv.reshape %sc0 : tensor<1x5xf32> -> tensor<5xf32>\n"           \
+  "    %bi0 = galv.slice %x [1, 0] [2, 5] [1, 1] : tensor<3x5xf32> -> "        \
+  "tensor<1x5xf32>\n"                                                          \
+  "    %bi = galv.reshape %bi0 : tensor<1x5xf32> -> tensor<5xf32>\n    "
 
 INSTANTIATE_TEST_SUITE_P(
     Ops, AdjointTest,
@@ -173,9 +205,38 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"max_of_halves",
              "%z = galv.constant dense<0.5> : tensor<f32>\n"
              "    %y = galv.max %x, %z : tensor<3x5xf32>, tensor<f32> -> "
-             "tensor<3x5xf32>"}),
+             "tensor<3x5xf32>"},
+        Case{"layer_norm",
+             GALV_NORM_WEIGHTS
+             "%y = galv.layer_norm %x, %sc, %bi eps = 1.0e-05 "
+             ": tensor<3x5xf32>, tensor<5xf32>, "
+             "tensor<5xf32>",
+             "galv.layer_norm_grad"},
+        Case{"layer_norm_no_bias",
+             GALV_NORM_WEIGHTS "%y = galv.layer_norm %x, %sc eps = 1.0e-05 : "
+                               "tensor<3x5xf32>, tensor<5xf32>",
+             "galv.layer_norm_grad"},
+        Case{"rms_norm",
+             GALV_NORM_WEIGHTS "%y = galv.rms_norm %x, %sc eps = 1.0e-06 : "
+                               "tensor<3x5xf32>, tensor<5xf32>",
+             "galv.rms_norm_grad"},
+        // The loss broadcast back to [3, 5]; one label ignored.
+        Case{"cross_entropy_mean",
+             "%l = galv.constant dense<[1, -100, 4]> : tensor<3xi64>\n"
+             "    %e = galv.cross_entropy %x, %l : tensor<3x5xf32>, "
+             "tensor<3xi64> -> tensor<f32>\n"
+             "    %y = galv.expand %e : tensor<f32> -> tensor<3x5xf32>",
+             "galv.cross_entropy_grad"},
+        Case{"cross_entropy_sum",
+             "%l = galv.constant dense<[1, 4, 0]> : tensor<3xi64>\n"
+             "    %e = galv.cross_entropy %x, %l reduction = sum "
+             "ignore_index = 4 : tensor<3x5xf32>, tensor<3xi64> -> "
+             "tensor<f32>\n"
+             "    %y = galv.expand %e : tensor<f32> -> tensor<3x5xf32>",
+             "galv.cross_entropy_grad"}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return std::string(info.param.name);
     });
+#undef GALV_NORM_WEIGHTS
 
 } // namespace

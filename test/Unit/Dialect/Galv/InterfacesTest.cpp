@@ -140,7 +140,7 @@ TEST_F(RuleTest, CostsAreCountedFromTypes) {
 }
 
 TEST_F(RuleTest, RefusalsSayWhy) {
-  auto args = begin({f32({4, 8}), i64({4})});
+  auto args = begin({f32({4, 8}), i64({4}), f32({}), f32({8})});
   Value reduced =
       AllReduceOp::create(builder, loc, ReduceKind::sum, args[0],
                           DeviceGroupAttr::get(builder.getContext(), 2, 1));
@@ -161,6 +161,36 @@ TEST_F(RuleTest, RefusalsSayWhy) {
                           "itself a gradient"),
             std::string::npos)
       << messages;
+
+  // The fused gradients: built by autodiff after partitioning, and not
+  // differentiated again; each lowers to its plan instruction.
+  auto eps = builder.getF64FloatAttr(1e-5);
+  SmallVector<Operation *> fused = {
+      CrossEntropyGradOp::create(
+          builder, loc, f32({4, 8}), args[0], args[1], args[2],
+          ReduceKindAttr::get(&context, ReduceKind::mean),
+          builder.getI64IntegerAttr(-100)),
+      LayerNormGradOp::create(builder, loc, f32({4, 8}), f32({8}), f32({8}),
+                              args[0], args[3], args[0], eps),
+      RmsNormGradOp::create(builder, loc, f32({4, 8}), f32({8}), args[0],
+                            args[3], args[0], eps)};
+  for (Operation *op : fused) {
+    std::string name = op->getName().getStringRef().str();
+    messages.clear();
+    EXPECT_TRUE(failed(cast<PartitionOpInterface>(op).partition(state, axes)));
+    EXPECT_NE(messages.find("'" + name + "' appears only in the backward"),
+              std::string::npos)
+        << messages;
+    EXPECT_TRUE(failed(cast<AdjointOpInterface>(op).buildAdjoint(
+        ab, ArrayRef<Value>{args[0]})));
+    EXPECT_NE(messages.find("no gradient for '" + name +
+                            "': it is itself a gradient"),
+              std::string::npos)
+        << messages;
+    PlanInstruction lowered;
+    EXPECT_TRUE(succeeded(cast<PlanOpInterface>(op).lowerToPlan(lowered)));
+    EXPECT_GE(cast<CostOpInterface>(op).getCost().flops, 4 * 8);
+  }
 
   auto constant = ConstantOp::create(
       builder, loc,

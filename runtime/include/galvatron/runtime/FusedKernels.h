@@ -1,0 +1,53 @@
+//===- FusedKernels.h - fused backward kernels ------------------*- C++ -*-===//
+//
+// The loss's and the norms' gradients in one pass over each row, where
+// autodiff's decomposed rules run a chain of elementwise and reduce
+// kernels. The kernels read and write raw fp32 buffers the caller owns
+// (arena slots); the Tensor overloads allocate their results.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_RUNTIME_FUSEDKERNELS_H
+#define GALVATRON_RUNTIME_FUSEDKERNELS_H
+
+#include "galvatron/runtime/Tensor.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace galvatron::rt {
+
+/// d logits of the softmax cross-entropy of `logits [rows, classes]`
+/// against `labels [rows]`: (softmax(row) - one_hot(label)) * dloss, divided
+/// by the number of labels other than `ignoreIndex` when `mean`; rows whose
+/// label is `ignoreIndex` are zero. Labels lie in [0, classes) otherwise.
+void crossEntropyGrad(const float *logits, const int64_t *labels, int64_t rows,
+                      int64_t classes, int64_t ignoreIndex, bool mean,
+                      float dloss, float *dlogits);
+
+/// Layer norm's gradients from its input `x [rows, d]`, `scale [d]` and the
+/// result's adjoint `dy`: `dx [rows, d]`, `dscale [d]` (the sum over rows of
+/// dy * xhat) and, when not null, `dbias [d]` (the sum over rows of dy).
+void layerNormGrad(const float *x, const float *scale, const float *dy,
+                   int64_t rows, int64_t d, double eps, float *dx,
+                   float *dscale, float *dbias);
+
+/// RMS norm's gradients: `dx [rows, d]` and `dscale [d]` (the sum over rows
+/// of dy * x / rms).
+void rmsNormGrad(const float *x, const float *scale, const float *dy,
+                 int64_t rows, int64_t d, double eps, float *dx, float *dscale);
+
+/// The same on tensors: logits [..., V], labels [...] (i64 or i32), dloss
+/// rank 0.
+Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
+                        const Tensor &dloss, bool mean, int64_t ignoreIndex);
+/// {dx, dscale, dbias}.
+std::vector<Tensor> layerNormGrad(const Tensor &x, const Tensor &scale,
+                                  const Tensor &dy, double eps);
+/// {dx, dscale}.
+std::vector<Tensor> rmsNormGrad(const Tensor &x, const Tensor &scale,
+                                const Tensor &dy, double eps);
+
+} // namespace galvatron::rt
+
+#endif // GALVATRON_RUNTIME_FUSEDKERNELS_H

@@ -1,0 +1,297 @@
+//===- FusedKernels.cpp - fused backward kernels --------------------------===//
+//
+// Each kernel finishes a row before the next (its statistics, then its
+// outputs), so a row is read from memory once and the rest stays in cache.
+// Within a row every element is read before it is written, so an output may
+// share its buffer with an input of the same shape. Column sums (a norm's
+// scale gradient) go through per-block partial sums added in block order:
+// the blocks do not depend on the thread count, so neither does the result.
+//
+//===----------------------------------------------------------------------===//
+
+#include "galvatron/runtime/FusedKernels.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace galvatron::rt {
+
+namespace {
+
+// Below this many elements a kernel runs on one thread (as in Kernels.cpp).
+constexpr int64_t kParallelElements = 1 << 14;
+// Column sums: at most this many blocks of at least kMinBlockRows rows.
+constexpr int64_t kMaxBlocks = 64;
+constexpr int64_t kMinBlockRows = 16;
+
+/// e^x for x <= 0 (a logit minus its row's maximum) within 2 ulp: 2^n
+/// times Cephes' degree-6 polynomial on [-ln 2 / 2, ln 2 / 2], and 0 below
+/// -87 (where float leaves its normal range). Plain arithmetic (n is
+/// rounded by adding 1.5 * 2^23, and 2^n built from its bits), so that the
+/// row loop vectorises, which a call to std::exp prevents; the file is
+/// compiled with -fno-trapping-math so that the clamps vectorise too.
+inline float expNonPositive(float x) {
+  constexpr float log2e = 1.44269504088896341f, ln2Hi = 0.693359375f,
+                  ln2Lo = -2.12194440e-4f, lowest = -87.0f,
+                  shifter = 12582912.0f;
+  constexpr int32_t shifterBits = 0x4B400000;
+  float t = std::max(x, lowest);
+  float z = t * log2e + shifter;
+  float n = z - shifter;
+  float r = t - n * ln2Hi - n * ln2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &z, sizeof bits);
+  bits = (bits - shifterBits + 127) << 23;
+  float twoToN;
+  std::memcpy(&twoToN, &bits, sizeof twoToN);
+  return x < lowest ? 0.0f : y * twoToN;
+}
+
+/// The largest of `row[0, n)`, in eight independent lanes (a vector max;
+/// a scalar max waits on the previous one at each element).
+float rowMax(const float *row, int64_t n) {
+  constexpr int kLanes = 8;
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes)
+    for (int k = 0; k < kLanes; ++k)
+      lanes[k] = std::max(lanes[k], row[c + k]);
+  for (; c < n; ++c)
+    lanes[0] = std::max(lanes[0], row[c]);
+  return *std::max_element(lanes, lanes + kLanes);
+}
+
+/// Rows per block of a column sum over `rows` rows.
+int64_t blockRows(int64_t rows) {
+  return std::max(kMinBlockRows, (rows + kMaxBlocks - 1) / kMaxBlocks);
+}
+
+/// Adds the blocks' partial sums ([blocks][d], in block order) into `out`.
+void addPartials(const std::vector<double> &partials, int64_t d, float *out) {
+  int64_t blocks = d ? static_cast<int64_t>(partials.size()) / d : 0;
+  for (int64_t j = 0; j < d; ++j) {
+    double sum = 0;
+    for (int64_t k = 0; k < blocks; ++k)
+      sum += partials[k * d + j];
+    out[j] = static_cast<float>(sum);
+  }
+}
+
+/// The mean and 1 / sqrt(variance + eps) of a row, as layerNorm computes
+/// them.
+void rowMoments(const float *row, int64_t d, double eps, double &mean,
+                double &rstd) {
+  mean = 0;
+  for (int64_t j = 0; j < d; ++j)
+    mean += row[j];
+  mean /= d;
+  double var = 0;
+  for (int64_t j = 0; j < d; ++j)
+    var += (row[j] - mean) * (row[j] - mean);
+  rstd = 1.0 / std::sqrt(var / d + eps);
+}
+
+/// One layer-norm row: dx, and the row's terms of the column sums.
+void layerNormGradRow(const float *x, const float *scale, const float *dy,
+                      int64_t d, double eps, float *dx, double *dscale,
+                      double *dbias) {
+  double mean, rstd;
+  rowMoments(x, d, eps, mean, rstd);
+  // dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy * scale.
+  double sumG = 0, sumGX = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    double xhat = (x[j] - mean) * rstd;
+    double g = double(dy[j]) * scale[j];
+    sumG += g;
+    sumGX += g * xhat;
+    dscale[j] += dy[j] * xhat;
+    if (dbias)
+      dbias[j] += dy[j];
+  }
+  double meanG = sumG / d, meanGX = sumGX / d;
+  for (int64_t j = 0; j < d; ++j) {
+    double xhat = (x[j] - mean) * rstd;
+    dx[j] = static_cast<float>(
+        rstd * (double(dy[j]) * scale[j] - meanG - xhat * meanGX));
+  }
+}
+
+/// One RMS-norm row: dx, and the row's terms of the scale's column sum.
+void rmsNormGradRow(const float *x, const float *scale, const float *dy,
+                    int64_t d, double eps, float *dx, double *dscale) {
+  double ms = 0;
+  for (int64_t j = 0; j < d; ++j)
+    ms += double(x[j]) * x[j];
+  double r = 1.0 / std::sqrt(ms / d + eps);
+  // dx = r (g - n mean(g n)) with n = x r and g = dy * scale.
+  double sumGN = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    double n = x[j] * r;
+    sumGN += double(dy[j]) * scale[j] * n;
+    dscale[j] += dy[j] * n;
+  }
+  double meanGN = sumGN / d;
+  for (int64_t j = 0; j < d; ++j)
+    dx[j] =
+        static_cast<float>(r * (double(dy[j]) * scale[j] - x[j] * r * meanGN));
+}
+
+/// Runs `row(r, partial)` for every row, in parallel over blocks of rows,
+/// with `partial` the block's [width] column sums; returns the partials.
+template <typename RowFn>
+std::vector<double> blockedRows(int64_t rows, int64_t d, int64_t width,
+                                RowFn row) {
+  int64_t per = blockRows(rows), blocks = (rows + per - 1) / per;
+  std::vector<double> partials(blocks * width, 0.0);
+#pragma omp parallel for if (rows * d >= kParallelElements) schedule(static)
+  for (int64_t k = 0; k < blocks; ++k)
+    for (int64_t r = k * per; r < std::min(rows, (k + 1) * per); ++r)
+      row(r, partials.data() + k * width);
+  return partials;
+}
+
+} // namespace
+
+void crossEntropyGrad(const float *logits, const int64_t *labels, int64_t rows,
+                      int64_t classes, int64_t ignoreIndex, bool mean,
+                      float dloss, float *dlogits) {
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    counted += labels[r] != ignoreIndex;
+  // Sum: dloss per row; mean: dloss over the rows that count (none: 0).
+  float divisor = mean ? static_cast<float>(counted) : 1.0f;
+  if (mean && !counted) {
+    dloss = 0.0f;
+    divisor = 1.0f;
+  }
+#pragma omp parallel for if (rows * classes >= kParallelElements)              \
+    schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *row = logits + r * classes;
+    float *out = dlogits + r * classes;
+    int64_t label = labels[r];
+    if (label == ignoreIndex) {
+      std::fill(out, out + classes, 0.0f);
+      continue;
+    }
+    assert(label >= 0 && label < classes && "cross-entropy label out of range");
+    float max = rowMax(row, classes);
+#pragma omp simd
+    for (int64_t c = 0; c < classes; ++c)
+      out[c] = expNonPositive(row[c] - max);
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < classes; ++c)
+      sum += out[c];
+    // Rounded in the decomposed rule's order (the softmax, less the
+    // one-hot, divided by the count, times dloss): no rounding error is
+    // shared by a whole row, as one scale factor per row would share it.
+    double inverse = 1.0 / sum;
+#pragma omp simd
+    for (int64_t c = 0; c < classes; ++c)
+      out[c] = static_cast<float>(out[c] * inverse);
+    out[label] -= 1.0f;
+#pragma omp simd
+    for (int64_t c = 0; c < classes; ++c)
+      out[c] = out[c] / divisor * dloss;
+  }
+}
+
+void layerNormGrad(const float *x, const float *scale, const float *dy,
+                   int64_t rows, int64_t d, double eps, float *dx,
+                   float *dscale, float *dbias) {
+  int64_t width = dbias ? 2 * d : d;
+  std::vector<double> partials =
+      blockedRows(rows, d, width, [&](int64_t r, double *partial) {
+        layerNormGradRow(x + r * d, scale, dy + r * d, d, eps, dx + r * d,
+                         partial, dbias ? partial + d : nullptr);
+      });
+  std::vector<float> sums(width);
+  addPartials(partials, width, sums.data());
+  std::copy(sums.begin(), sums.begin() + d, dscale);
+  if (dbias)
+    std::copy(sums.begin() + d, sums.end(), dbias);
+}
+
+void rmsNormGrad(const float *x, const float *scale, const float *dy,
+                 int64_t rows, int64_t d, double eps, float *dx,
+                 float *dscale) {
+  std::vector<double> partials =
+      blockedRows(rows, d, d, [&](int64_t r, double *partial) {
+        rmsNormGradRow(x + r * d, scale, dy + r * d, d, eps, dx + r * d,
+                       partial);
+      });
+  addPartials(partials, d, dscale);
+}
+
+Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
+                        const Tensor &dloss, bool mean, int64_t ignoreIndex) {
+  assert(logits.dtype == DType::F32 && logits.rank() >= 1 &&
+         dloss.dtype == DType::F32 && dloss.size() == 1 &&
+         "cross-entropy gradient takes f32 logits [..., V] and a scalar");
+  int64_t classes = logits.shape.back(), rows = labels.size();
+  assert(logits.size() == rows * classes &&
+         "cross-entropy logits rows differ from the labels");
+  std::vector<int64_t> widened;
+  const int64_t *ids = labels.i64();
+  if (labels.dtype != DType::I64) {
+    widened.resize(rows);
+    for (int64_t r = 0; r < rows; ++r)
+      widened[r] = labels.intAt(r);
+    ids = widened.data();
+  }
+  Tensor out(DType::F32, logits.shape);
+  crossEntropyGrad(logits.f32(), ids, rows, classes, ignoreIndex, mean,
+                   dloss.f32()[0], out.f32());
+  return out;
+}
+
+/// A norm gradient's outputs, dx and `sums` [d] vectors, with the row count
+/// and row size of its input (checked against its scale and gradient).
+static std::vector<Tensor> normGradOutputs(const Tensor &x, const Tensor &scale,
+                                           const Tensor &dy, int sums,
+                                           int64_t &rows, int64_t &d) {
+  assert(x.dtype == DType::F32 && x.rank() >= 1 && scale.dtype == DType::F32 &&
+         scale.size() == x.shape.back() && dy.dtype == DType::F32 &&
+         dy.shape == x.shape &&
+         "norm gradient: scale or gradient differs from the input");
+  (void)dy;
+  d = x.shape.back();
+  rows = x.size() / std::max<int64_t>(d, 1);
+  std::vector<Tensor> out;
+  out.emplace_back(DType::F32, x.shape);
+  for (int k = 0; k < sums; ++k)
+    out.emplace_back(DType::F32, scale.shape);
+  return out;
+}
+
+std::vector<Tensor> layerNormGrad(const Tensor &x, const Tensor &scale,
+                                  const Tensor &dy, double eps) {
+  int64_t rows, d;
+  std::vector<Tensor> out = normGradOutputs(x, scale, dy, 2, rows, d);
+  layerNormGrad(x.f32(), scale.f32(), dy.f32(), rows, d, eps, out[0].f32(),
+                out[1].f32(), out[2].f32());
+  return out;
+}
+
+std::vector<Tensor> rmsNormGrad(const Tensor &x, const Tensor &scale,
+                                const Tensor &dy, double eps) {
+  int64_t rows, d;
+  std::vector<Tensor> out = normGradOutputs(x, scale, dy, 1, rows, d);
+  rmsNormGrad(x.f32(), scale.f32(), dy.f32(), rows, d, eps, out[0].f32(),
+              out[1].f32());
+  return out;
+}
+
+} // namespace galvatron::rt
