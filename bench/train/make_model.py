@@ -19,8 +19,9 @@ class LogitsOnly(GPT2LMHeadModel):
         return super().forward(input_ids=input_ids, use_cache=False).logits
 
 
-def config():
-    c = GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=128,
+def config(seq=128):
+    # Longer sequences (the seq-2048 memory measurement) need more positions.
+    c = GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=max(128, seq),
                    vocab_size=8192, resid_pdrop=0.0, embd_pdrop=0.0,
                    attn_pdrop=0.0)
     c._attn_implementation = "eager"
@@ -33,7 +34,7 @@ def main():
         else (4, 128)
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
-    model = LogitsOnly(config()).eval()
+    model = LogitsOnly(config(seq)).eval()
     ids = torch.zeros(batch, seq, dtype=torch.int64)
     torch.onnx.export(model, (ids,), os.path.join(out, "model.onnx"),
                       dynamo=True, opset_version=18,

@@ -19,7 +19,7 @@ from make_model import LogitsOnly, config  # noqa: E402
 def main():
     out, batch, seq, steps, threads = sys.argv[1], *map(int, sys.argv[2:6])
     torch.set_num_threads(threads)
-    model = LogitsOnly(config())
+    model = LogitsOnly(config(seq))
     model.load_state_dict(load_file(os.path.join(out, "weights.safetensors")),
                           strict=False)
     model.train()

@@ -59,6 +59,9 @@ public:
 
   OpBuilder &b;
   Location loc;
+  /// galv.attention's adjoint as one galv.attention_grad (else matmuls and
+  /// a softmax over the [B, H, Sq, Sk] scores).
+  bool fusedAttention = true;
   DenseMap<Value, Value> adjoints;
   DenseSet<Value> requiresGrad;
   /// ZeRO-3 parameters gathered again for the backward, to their forward

@@ -149,8 +149,14 @@ GALV_REFUSED_RULE(StageBroadcastOp)
 GALV_REFUSED_RULE(ReplicateOp)
 #undef GALV_REFUSED_RULE
 
+// Backward-only ops: galv-autodiff builds them after partitioning, on the
+// partitioned (per-rank) shapes.
 LogicalResult EmbeddingGradOp::partition(PartitionState &s, const Axes &) {
   return s.fail(*this, "'galv.embedding_grad' appears only in the backward "
+                       "pass, which galv-autodiff builds after partitioning");
+}
+LogicalResult AttentionGradOp::partition(PartitionState &s, const Axes &) {
+  return s.fail(*this, "'galv.attention_grad' appears only in the backward "
                        "pass, which galv-autodiff builds after partitioning");
 }
 

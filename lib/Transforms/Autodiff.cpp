@@ -174,6 +174,7 @@ LogicalResult Differentiator::run(ArrayRef<Operation *> ops, Value loss,
 }
 
 struct AutodiffPass : galv::impl::AutodiffBase<AutodiffPass> {
+  using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto loss = module.lookupSymbol<func::FuncOp>("loss");
@@ -219,6 +220,7 @@ struct AutodiffPass : galv::impl::AutodiffBase<AutodiffPass> {
       ops.push_back(&op);
     builder.setInsertionPoint(ret);
     Differentiator differentiator(builder, loss.getLoc());
+    differentiator.fusedAttention = fusedAttention;
     llvm::StringMap<Value> paramGrads;
     if (failed(differentiator.run(ops, lossValue, paramGrads))) {
       grad.erase();

@@ -54,7 +54,9 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   buildFlatPipeline(pm);
   pm.addPass(createAppendLoss());
   pm.addPass(createPartition());
-  pm.addPass(createAutodiff());
+  AutodiffOptions autodiff;
+  autodiff.fusedAttention = options.fusedAttention;
+  pm.addPass(createAutodiff(autodiff));
   AccumulateMicroBatchesOptions accumulate;
   accumulate.microBatches = options.microBatches;
   pm.addPass(createAccumulateMicroBatches(accumulate));

@@ -45,6 +45,11 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Micro-batches per step (gradient accumulation); the "
                      "imported batch size is the micro-batch size"),
       llvm::cl::init(1)};
+  Option<bool> fusedAttention{
+      *this, "fused-attention",
+      llvm::cl::desc("Differentiate attention as one galv.attention_grad "
+                     "(false: matmuls and a softmax over the scores)"),
+      llvm::cl::init(true)};
 };
 
 /// The layers inlined, then the loss, partitioning, reverse-mode gradients

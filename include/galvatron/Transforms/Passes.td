@@ -404,6 +404,11 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
     rule (or rule limits, such as strided slices) are reported at their
     location.
   }];
+  let options = [
+    Option<"fusedAttention", "fused-attention", "bool", /*default=*/"true",
+           "Differentiate galv.attention as one galv.attention_grad (false: "
+           "matmuls and a softmax that keep the [B, H, Sq, Sk] scores)">,
+  ];
   let dependentDialects = ["::mlir::galv::GalvDialect",
                            "::mlir::func::FuncDialect"];
 }

@@ -32,7 +32,49 @@ struct Case {
   const char *name;
   /// The op applied to %x (tensor<3x5xf32>), its result named %y.
   const char *body;
+  /// galv-autodiff's fused-attention option.
+  bool fusedAttention = true;
 };
+
+// Keys and values computed from %x (k = x / 2, v = x), so that the
+// attention cases check dq, dk and dv at once.
+#define GALV_KV_FROM_X                                                         \
+  "%half = galv.constant dense<0.5> : tensor<f32>\n"                           \
+  "    %xk = galv.mul %x, %half : tensor<3x5xf32>, tensor<f32> -> "            \
+  "tensor<3x5xf32>\n"                                                          \
+  "    %k = galv.reshape %xk : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"       \
+  "    %v = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"
+
+// q [1, 1, 3, 5] against the three keys, causal.
+#define GALV_CAUSAL_ATTENTION                                                  \
+  GALV_KV_FROM_X                                                               \
+  "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"        \
+  "    %a = galv.attention %q, %k, %v causal scale = 0.7 : "                   \
+  "tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32> -> "          \
+  "tensor<1x1x3x5xf32>\n"                                                      \
+  "    %y = galv.reshape %a : tensor<1x1x3x5xf32> -> tensor<3x5xf32>"
+
+// Three query heads of one query each share the key/value head (their dk
+// and dv add up); a bool mask hides key 1 from every query.
+#define GALV_GROUPED_MASKED_ATTENTION                                          \
+  GALV_KV_FROM_X                                                               \
+  "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x3x1x5xf32>\n"        \
+  "    %m = galv.constant dense<[[true, false, true]]> : tensor<1x3xi1>\n"     \
+  "    %a = galv.attention %q, %k, %v mask %m causal scale = 0.7 : "           \
+  "tensor<1x3x1x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, "            \
+  "tensor<1x3xi1> -> tensor<1x3x1x5xf32>\n"                                    \
+  "    %y = galv.reshape %a : tensor<1x3x1x5xf32> -> tensor<3x5xf32>"
+
+// An additive [Sq, Sk] mask (a constant: no gradient of its own).
+#define GALV_ADDITIVE_MASK_ATTENTION                                           \
+  GALV_KV_FROM_X                                                               \
+  "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"        \
+  "    %m = galv.constant dense<[[0.0, -1.0, 0.5], [1.0, 0.0, -2.0], "         \
+  "[0.0, 0.3, 0.0]]> : tensor<3x3xf32>\n"                                      \
+  "    %a = galv.attention %q, %k, %v mask %m scale = 0.7 : "                  \
+  "tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, "            \
+  "tensor<3x3xf32> -> tensor<1x1x3x5xf32>\n"                                   \
+  "    %y = galv.reshape %a : tensor<1x1x3x5xf32> -> tensor<3x5xf32>"
 
 std::string moduleFor(const Case &c) {
   return std::string(R"(
@@ -72,8 +114,16 @@ TEST_P(AdjointTest, MatchesCentralDifferences) {
       parseSourceString<ModuleOp>(moduleFor(GetParam()), &context);
   ASSERT_TRUE(module);
   PassManager pm(&context);
-  pm.addPass(createAutodiff());
+  AutodiffOptions options;
+  options.fusedAttention = GetParam().fusedAttention;
+  pm.addPass(createAutodiff(options));
   ASSERT_TRUE(succeeded(pm.run(*module)));
+  // The fused rule builds one galv.attention_grad, the decomposed none.
+  bool fused = false;
+  module->walk([&](AttentionGradOp) { fused = true; });
+  EXPECT_EQ(fused, GetParam().fusedAttention &&
+                       std::string(GetParam().body).find("attention") !=
+                           std::string::npos);
 
   std::mt19937 rng(7);
   rt::Tensor x = randomTensor(rng, 2.0f), c = randomTensor(rng, 1.0f);
@@ -117,7 +167,13 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"max_of_halves",
              "%z = galv.constant dense<0.5> : tensor<f32>\n"
              "    %y = galv.max %x, %z : tensor<3x5xf32>, tensor<f32> -> "
-             "tensor<3x5xf32>"}),
+             "tensor<3x5xf32>"},
+        Case{"attention_grad_causal", GALV_CAUSAL_ATTENTION},
+        Case{"attention_decomposed_causal", GALV_CAUSAL_ATTENTION, false},
+        Case{"attention_grad_grouped_masked", GALV_GROUPED_MASKED_ATTENTION},
+        Case{"attention_decomposed_grouped_masked",
+             GALV_GROUPED_MASKED_ATTENTION, false},
+        Case{"attention_grad_additive_mask", GALV_ADDITIVE_MASK_ATTENTION}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return std::string(info.param.name);
     });
