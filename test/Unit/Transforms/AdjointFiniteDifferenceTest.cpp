@@ -59,8 +59,8 @@ struct Case {
 #define GALV_GROUPED_MASKED_ATTENTION                                          \
   GALV_KV_FROM_X                                                               \
   "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x3x1x5xf32>\n"        \
-  "    %m = galv.constant dense<[[true, false, true]]> : tensor<1x3xi1>\n"     \
-  "    %a = galv.attention %q, %k, %v mask %m causal scale = 0.7 : "           \
+  "    %mask = galv.constant dense<[[true, false, true]]> : tensor<1x3xi1>\n"  \
+  "    %a = galv.attention %q, %k, %v mask %mask causal scale = 0.7 : "        \
   "tensor<1x3x1x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, "            \
   "tensor<1x3xi1> -> tensor<1x3x1x5xf32>\n"                                    \
   "    %y = galv.reshape %a : tensor<1x3x1x5xf32> -> tensor<3x5xf32>"
@@ -69,9 +69,9 @@ struct Case {
 #define GALV_ADDITIVE_MASK_ATTENTION                                           \
   GALV_KV_FROM_X                                                               \
   "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"        \
-  "    %m = galv.constant dense<[[0.0, -1.0, 0.5], [1.0, 0.0, -2.0], "         \
+  "    %mask = galv.constant dense<[[0.0, -1.0, 0.5], [1.0, 0.0, -2.0], "      \
   "[0.0, 0.3, 0.0]]> : tensor<3x3xf32>\n"                                      \
-  "    %a = galv.attention %q, %k, %v mask %m scale = 0.7 : "                  \
+  "    %a = galv.attention %q, %k, %v mask %mask scale = 0.7 : "               \
   "tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, "            \
   "tensor<3x3xf32> -> tensor<1x1x3x5xf32>\n"                                   \
   "    %y = galv.reshape %a : tensor<1x1x3x5xf32> -> tensor<3x5xf32>"
