@@ -1,4 +1,4 @@
-//===- RandomTensors.h - inputs and comparisons for kernel tests -*- C++ -*-===//
+//===- RandomTensors.h - kernel test inputs and comparisons -----*- C++ -*-===//
 
 #ifndef GALVATRON_TEST_UNIT_RUNTIME_RANDOMTENSORS_H
 #define GALVATRON_TEST_UNIT_RUNTIME_RANDOMTENSORS_H
