@@ -73,6 +73,9 @@ public:
   /// false: the same gradient as a chain of forward ops (galv-autodiff's
   /// fused-backward option, to measure what each fusion gains).
   bool fusedBackward = true;
+  /// galv.attention's adjoint as one galv.attention_grad (else matmuls and
+  /// a softmax over the [B, H, Sq, Sk] scores).
+  bool fusedAttention = true;
   DenseMap<Value, Value> adjoints;
   DenseSet<Value> requiresGrad;
   /// ZeRO-3 parameters gathered again for the backward, to their forward

@@ -721,10 +721,11 @@ LogicalResult RotaryOp::buildAdjoint(AdjointBuilder &ab,
   return success();
 }
 
-LogicalResult AttentionOp::buildAdjoint(AdjointBuilder &ab,
-                                        ArrayRef<Value> grads) {
-  Value g = grads.empty() ? Value() : grads[0];
-  AttentionOp a = *this;
+/// The attention adjoint as matmuls, a softmax and elementwise ops: keeps
+/// the [B, H, Sq, Sk] probabilities and their gradient alive, but also
+/// differentiates a float mask (a learned bias).
+static LogicalResult decomposedAttentionAdjoint(AttentionOp a,
+                                                AdjointBuilder &ab, Value g) {
   Value q = a.getQuery(), k = a.getKey(), v = a.getValue();
   RankedTensorType qt = ab.typeOf(q), kt = ab.typeOf(k);
   int64_t batch = qt.getDimSize(0), heads = qt.getDimSize(1),
@@ -793,6 +794,28 @@ LogicalResult AttentionOp::buildAdjoint(AdjointBuilder &ab,
     ab.accumulate(mask, ab.unbroadcast(ds, ab.typeOf(mask)));
   (void)batch;
   return success();
+}
+
+LogicalResult AttentionOp::buildAdjoint(AdjointBuilder &ab,
+                                        ArrayRef<Value> grads) {
+  Value g = grads.empty() ? Value() : grads[0];
+  Value mask = getMask();
+  if (!ab.fusedAttention || (mask && ab.needs(mask)))
+    return decomposedAttentionAdjoint(*this, ab, g);
+  // One op that recomputes the probabilities instead of keeping them.
+  auto fused =
+      AttentionGradOp::create(ab.b, ab.loc, getQuery(), getKey(), getValue(), g,
+                              mask, getCausal(), getScale());
+  ab.accumulate(getQuery(), fused.getQueryGrad());
+  ab.accumulate(getKey(), fused.getKeyGrad());
+  ab.accumulate(getValue(), fused.getValueGrad());
+  return success();
+}
+
+LogicalResult AttentionGradOp::buildAdjoint(AdjointBuilder &ab,
+                                            ArrayRef<Value>) {
+  return ab.refuse(*this, "it is itself a gradient (second derivatives are "
+                          "not supported)");
 }
 
 LogicalResult AllReduceOp::buildAdjoint(AdjointBuilder &ab,

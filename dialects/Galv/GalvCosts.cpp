@@ -153,16 +153,25 @@ OpCost CrossEntropyGradOp::getCost() { return perInputElement(*this, 5); }
 OpCost LayerNormGradOp::getCost() { return perInputElement(*this, 14); }
 OpCost RmsNormGradOp::getCost() { return perInputElement(*this, 10); }
 
-OpCost AttentionOp::getCost() {
-  // Scores q k^T and the weighted sum p v (two multiply-adds per score and
-  // head dimension each), plus the softmax of the scores.
-  RankedTensorType q = typeOf(getQuery()), k = typeOf(getKey());
+/// Attention-shaped work: `perScoreDim` flops per score and head dimension
+/// (products), `perScore` per score (softmax and the like).
+template <typename AttentionLike>
+static OpCost attentionCost(AttentionLike op, double perScoreDim,
+                            double perScore) {
+  RankedTensorType q = typeOf(op.getQuery()), k = typeOf(op.getKey());
   double scores = static_cast<double>(q.getDimSize(0)) * q.getDimSize(1) *
                   q.getDimSize(2) * k.getDimSize(2);
-  OpCost cost = movementCost(*this);
-  cost.flops = 4.0 * scores * q.getDimSize(3) + 5.0 * scores;
+  OpCost cost = movementCost(op);
+  cost.flops = perScoreDim * scores * q.getDimSize(3) + perScore * scores;
   return cost;
 }
+
+// Scores q k^T and the weighted sum p v (two multiply-adds per score and
+// head dimension each), plus the softmax of the scores.
+OpCost AttentionOp::getCost() { return attentionCost(*this, 4, 5); }
+// Scores q k^T recomputed, then dv += p^T g, dp = g v^T, dq = ds k and
+// dk += ds^T q, plus the softmax and ds per score.
+OpCost AttentionGradOp::getCost() { return attentionCost(*this, 10, 8); }
 
 // Max, subtract, exponential, sum, logarithm, subtract per element.
 OpCost LogSoftmaxOp::getCost() { return perInputElement(*this, 6); }

@@ -616,10 +616,11 @@ LogicalResult RotaryOp::verify() {
   return success();
 }
 
-LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
-                                            std::optional<Location> loc,
-                                            Adaptor adaptor,
-                                            SmallVectorImpl<Type> &inferred) {
+/// The result type of attention over `q`, `k`, `v` (and `mask`), or a
+/// failure reported at `loc`; galv.attention_grad checks the same operands.
+template <typename Adaptor>
+static FailureOr<RankedTensorType>
+attentionResultType(std::optional<Location> loc, Adaptor adaptor) {
   RankedTensorType q = tensorOf(adaptor.getQuery());
   RankedTensorType k = tensorOf(adaptor.getKey());
   RankedTensorType v = tensorOf(adaptor.getValue());
@@ -660,8 +661,35 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
                                shapeString(maskType.getShape()),
                                " does not broadcast to ", shapeString(scores));
   }
-  inferred.push_back(RankedTensorType::get({batch, heads, sq, v.getDimSize(3)},
-                                           q.getElementType()));
+  return RankedTensorType::get({batch, heads, sq, v.getDimSize(3)},
+                               q.getElementType());
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  FailureOr<RankedTensorType> result = attentionResultType(loc, adaptor);
+  if (failed(result))
+    return failure();
+  inferred.push_back(*result);
+  return success();
+}
+
+LogicalResult
+AttentionGradOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                  Adaptor adaptor,
+                                  SmallVectorImpl<Type> &inferred) {
+  FailureOr<RankedTensorType> result = attentionResultType(loc, adaptor);
+  if (failed(result))
+    return failure();
+  if (tensorOf(adaptor.getGrad()) != *result)
+    return emitOptionalError(loc, "grad ", tensorOf(adaptor.getGrad()),
+                             " must have the attention result's type ",
+                             *result);
+  for (Value operand :
+       {adaptor.getQuery(), adaptor.getKey(), adaptor.getValue()})
+    inferred.push_back(operand.getType());
   return success();
 }
 

@@ -627,6 +627,35 @@ def Galv_AttentionOp : Galv_ComputeOp<"attention", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+def Galv_AttentionGradOp : Galv_ComputeOp<"attention_grad",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "gradients of galv.attention with respect to q, k and v";
+  let description = [{
+    Given the operands of a `galv.attention` (same `causal`, `scale` and
+    optional `mask`) and the adjoint `grad [B, H, Sq, Dv]` of its result,
+    returns `dq [B, H, Sq, D]`, `dk [B, Hkv, Sk, D]` and
+    `dv [B, Hkv, Sk, Dv]` (grouped query heads summed into their key/value
+    head). What autodiff emits for `galv.attention`, so that a backend can
+    recompute the probabilities tile by tile instead of keeping them.
+
+    ```mlir
+    %dq, %dk, %dv = galv.attention_grad %q, %k, %v grad %g causal scale = 2.500000e-01 : tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$query, Galv_FloatTensor:$key,
+                       Galv_FloatTensor:$value, Galv_FloatTensor:$grad,
+                       Optional<Galv_Tensor>:$mask, UnitAttr:$causal,
+                       F64Attr:$scale);
+  let results = (outs Galv_FloatTensor:$query_grad,
+                      Galv_FloatTensor:$key_grad,
+                      Galv_FloatTensor:$value_grad);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `grad` $grad (`mask` $mask^)?
+    (`causal` $causal^)? `scale` `=` $scale attr-dict `:` type($query) `,`
+    type($key) `,` type($value) `,` type($grad) (`,` type($mask)^)?
+  }];
+}
+
 def Galv_CrossEntropyOp : Galv_ComputeOp<"cross_entropy",
     [Pure, InferTypeOpAdaptor]> {
   let summary = "softmax cross-entropy against integer labels";

@@ -340,11 +340,22 @@ LogicalResult RotaryOp::lowerToPlan(PlanInstruction &instruction) {
   return lowered(instruction, O::Rotary, attrs);
 }
 
-LogicalResult AttentionOp::lowerToPlan(PlanInstruction &instruction) {
+/// Attention and its gradient share their attributes.
+template <typename AttentionLike>
+static LogicalResult lowerAttention(AttentionLike op, plan::Opcode opcode,
+                                    PlanInstruction &instruction) {
   plan::AttentionAttrsT attrs;
-  attrs.causal = getCausal();
-  attrs.scale = getScale().convertToDouble();
-  return lowered(instruction, O::Attention, attrs);
+  attrs.causal = op.getCausal();
+  attrs.scale = op.getScale().convertToDouble();
+  return lowered(instruction, opcode, attrs);
+}
+
+LogicalResult AttentionOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowerAttention(*this, O::Attention, instruction);
+}
+
+LogicalResult AttentionGradOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowerAttention(*this, O::AttentionGrad, instruction);
 }
 
 static plan::CrossEntropyAttrsT crossEntropyAttrs(ReduceKind reduction,

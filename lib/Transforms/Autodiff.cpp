@@ -222,6 +222,7 @@ struct AutodiffPass : galv::impl::AutodiffBase<AutodiffPass> {
     builder.setInsertionPoint(ret);
     Differentiator differentiator(builder, loss.getLoc());
     differentiator.fusedBackward = fusedBackward;
+    differentiator.fusedAttention = fusedAttention;
     llvm::StringMap<Value> paramGrads;
     if (failed(differentiator.run(ops, lossValue, paramGrads))) {
       grad.erase();

@@ -56,6 +56,7 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   pm.addPass(createPartition());
   AutodiffOptions autodiff;
   autodiff.fusedBackward = options.fusedBackward;
+  autodiff.fusedAttention = options.fusedAttention;
   pm.addPass(createAutodiff(autodiff));
   AccumulateMicroBatchesOptions accumulate;
   accumulate.microBatches = options.microBatches;

@@ -114,11 +114,13 @@ double contractionFlops(const plan::RankProgram &rank,
   const auto *matmul = inst.attrs_as_MatmulAttrs();
   if (matmul && matmul->transpose_lhs() && in0.shape()->size() >= 2)
     k = in0.shape()->Get(in0.shape()->size() - 2);
-  if (inst.opcode() == plan::Opcode::Attention && in0.shape() &&
-      in0.shape()->size() >= 2) {
-    // q k^T and p v: 2 x 2 x (B H S) x S x D.
+  bool attention = inst.opcode() == plan::Opcode::Attention,
+       attentionGrad = inst.opcode() == plan::Opcode::AttentionGrad;
+  if ((attention || attentionGrad) && in0.shape() && in0.shape()->size() >= 2) {
+    // q k^T and p v: 2 x 2 x (B H S) x S x D; the gradient recomputes q k^T
+    // and forms p^T g, g v^T, ds k and ds^T q.
     int64_t s = in0.shape()->Get(in0.shape()->size() - 2);
-    return 4.0 * elements(in0) * s;
+    return (attention ? 4.0 : 10.0) * elements(in0) * s;
   }
   return 2.0 * elements(out0) * k;
 }
@@ -138,7 +140,8 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     if (!name) {
       bool contraction = inst->opcode() == plan::Opcode::Linear ||
                          inst->opcode() == plan::Opcode::Matmul ||
-                         inst->opcode() == plan::Opcode::Attention;
+                         inst->opcode() == plan::Opcode::Attention ||
+                         inst->opcode() == plan::Opcode::AttentionGrad;
       if (contraction && inst->inputs() && inst->inputs()->size() &&
           inst->outputs() && inst->outputs()->size()) {
         r.contractionFlops += contractionFlops(rank, *inst);

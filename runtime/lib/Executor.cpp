@@ -10,6 +10,7 @@
 
 #include "galvatron/runtime/Executor.h"
 
+#include "galvatron/runtime/AttentionKernels.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/FusedKernels.h"
 #include "galvatron/runtime/Kernels.h"
@@ -484,6 +485,16 @@ private:
       results = adamwUpdate(
           {a->beta1(), a->beta2(), a->epsilon(), a->weight_decay()}, in[0],
           in[1], in[2], in[3], in[4].f32()[0], in[5].f32()[0]);
+      return Outcome::Done;
+    }
+    case O::AttentionGrad: {
+      const auto *a = attrs<plan::AttentionAttrs>(c);
+      if (!a || !need(c, 4))
+        return Outcome::Failed;
+      for (Tensor &grad : attentionGrad(in[0], in[1], in[2], in[3],
+                                        in.size() > 4 ? &in[4] : nullptr,
+                                        a->causal(), a->scale()))
+        results.push_back(std::move(grad));
       return Outcome::Done;
     }
     case O::CrossEntropy: {

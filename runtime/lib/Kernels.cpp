@@ -33,6 +33,42 @@ void setKernelThreads(int threads) {
 #endif
 }
 
+/// Below this many multiply-adds a GEMM is not worth splitting across
+/// threads.
+constexpr int64_t kSmallGemm = int64_t(256) * 256 * 256;
+
+// OpenBLAS runs on one thread: two spinning thread pools on the same cores
+// slow each other down.
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+          float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+          float beta, float *c, int64_t ldc) {
+  static const bool singleThreadedBlas = (openblas_set_num_threads(1), true);
+  (void)singleThreadedBlas;
+  CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
+  CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
+  int64_t blocks = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel() && m * n * k > kSmallGemm)
+    blocks = std::min<int64_t>(omp_get_max_threads(), (m + 31) / 32);
+#endif
+  if (blocks <= 1) {
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+    return;
+  }
+  int64_t rowsPerBlock = (m + blocks - 1) / blocks;
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < blocks; ++block) {
+    int64_t first = block * rowsPerBlock;
+    int64_t rows = std::min(rowsPerBlock, m - first);
+    // Rows of op(A) are columns of A when it is transposed.
+    const float *aRows = transA ? a + first : a + first * lda;
+    if (rows > 0)
+      cblas_sgemm(CblasRowMajor, ta, tb, rows, n, k, alpha, aRows, lda, b, ldb,
+                  beta, c + first * ldc, ldc);
+  }
+}
+
 namespace {
 
 std::vector<int64_t> stridesOf(const Shape &shape) {
@@ -138,50 +174,11 @@ bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 /// region costs more than it saves.
 constexpr int64_t kParallelElements = 1 << 14;
 
-/// GEMMs up to this many multiply-adds are not worth splitting across threads.
-constexpr int64_t kSmallGemm = int64_t(256) * 256 * 256;
-
-/// C = alpha * op(A) * op(B) + beta * C, row-major.
-/// OpenMP owns the threads: OpenBLAS runs on one thread (two spinning thread
-/// pools on the same cores slow each other down), and a large GEMM is split
-/// into row blocks of C, one per OpenMP thread. Inside a parallel region it
-/// runs on the calling thread.
-void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
-          float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
-          float beta, float *c, int64_t ldc) {
-  static const bool singleThreadedBlas = (openblas_set_num_threads(1), true);
-  (void)singleThreadedBlas;
-  CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
-  CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
-  int64_t blocks = 1;
-#ifdef _OPENMP
-  if (!omp_in_parallel() && m * n * k > kSmallGemm)
-    blocks = std::min<int64_t>(omp_get_max_threads(), (m + 31) / 32);
-#endif
-  if (blocks <= 1) {
-    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
-    return;
-  }
-  int64_t rowsPerBlock = (m + blocks - 1) / blocks;
-#pragma omp parallel for schedule(static)
-  for (int64_t block = 0; block < blocks; ++block) {
-    int64_t first = block * rowsPerBlock;
-    int64_t rows = std::min(rowsPerBlock, m - first);
-    // Row `first` of op(A) starts at row `first` of A, or at its column
-    // `first` when A is stored transposed.
-    if (rows > 0)
-      cblas_sgemm(CblasRowMajor, ta, tb, rows, n, k, alpha,
-                  a + first * (transA ? 1 : lda), lda, b, ldb, beta,
-                  c + first * ldc, ldc);
-  }
-}
-
-/// C = alpha * A * op(B) + beta * C with A read as stored.
+/// The common case: A never transposed.
 void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
           const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
           float *c, int64_t ldc) {
-  gemm(false, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  rt::gemm(false, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 } // namespace
@@ -928,72 +925,6 @@ Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
         partner = j < half ? -in[j + half] : in[j - half];
       o[j] = in[j] * cr[j] + partner * sr[j];
     }
-  }
-  return out;
-}
-
-Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
-                 const Tensor *mask, bool causal, double scale) {
-  assert(isF32(q) && isF32(k) && isF32(v) && q.rank() == 4 && k.rank() == 4 &&
-         v.rank() == 4 && "attention takes f32 q, k, v of rank 4");
-  int64_t b = q.shape[0], h = q.shape[1], sq = q.shape[2], d = q.shape[3];
-  int64_t hkv = k.shape[1], sk = k.shape[2], dv = v.shape[3];
-  assert(k.shape[0] == b && v.shape[0] == b && "attention batches differ");
-  assert(hkv > 0 && h % hkv == 0 && v.shape[1] == hkv &&
-         "attention heads do not group into key/value heads");
-  assert(k.shape[3] == d && v.shape[2] == sk &&
-         "attention key or value shapes differ from the query's");
-  assert((!mask || (holds(*mask) && (mask->dtype == DType::Bool ||
-                                     mask->dtype == DType::F32))) &&
-         "attention mask is neither bool nor f32");
-  int64_t group = h / hkv;
-  Tensor out(DType::F32, {b, h, sq, dv});
-  Tensor fullMask;
-  if (mask)
-    fullMask = expand(*mask, {b, h, sq, sk});
-  const float neg = -std::numeric_limits<float>::infinity();
-  // One (batch, head) pair per task.
-#pragma omp parallel if (b * h > 1)
-  {
-    std::vector<float> scores(sq * sk);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t bi = 0; bi < b; ++bi)
-      for (int64_t hi = 0; hi < h; ++hi) {
-        int64_t kvh = hi / group;
-        const float *qb = q.f32() + (bi * h + hi) * sq * d;
-        const float *kb = k.f32() + (bi * hkv + kvh) * sk * d;
-        const float *vb = v.f32() + (bi * hkv + kvh) * sk * dv;
-        // scores = scale * q k^T, then masks and a row softmax, then P v.
-        gemm(true, sq, sk, d, static_cast<float>(scale), qb, d, kb, d, 0.0f,
-             scores.data(), sk);
-        for (int64_t i = 0; i < sq; ++i) {
-          float *row = scores.data() + i * sk;
-          float max = neg;
-          for (int64_t j = 0; j < sk; ++j) {
-            bool visible = !causal || j <= i + (sk - sq);
-            if (mask) {
-              int64_t mi = ((bi * h + hi) * sq + i) * sk + j;
-              if (fullMask.dtype == DType::Bool)
-                visible = visible && fullMask.b8()[mi];
-              else
-                row[j] += fullMask.f32()[mi];
-            }
-            if (!visible)
-              row[j] = neg;
-            max = std::max(max, row[j]);
-          }
-          double sum = 0;
-          for (int64_t j = 0; j < sk; ++j) {
-            row[j] = row[j] == neg ? 0.0f : std::exp(row[j] - max);
-            sum += row[j];
-          }
-          float inv = sum > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
-          for (int64_t j = 0; j < sk; ++j)
-            row[j] *= inv;
-        }
-        gemm(false, sq, dv, sk, 1.0f, scores.data(), sk, vb, dv, 0.0f,
-             out.f32() + (bi * h + hi) * sq * dv, dv);
-      }
   }
   return out;
 }

@@ -128,6 +128,7 @@ plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode) {
   case O::Rotary:
     return A::RotaryAttrs;
   case O::Attention:
+  case O::AttentionGrad:
     return A::AttentionAttrs;
   case O::CrossEntropy:
   case O::CrossEntropyGrad:

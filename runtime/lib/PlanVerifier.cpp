@@ -303,6 +303,12 @@ bool InstructionChecker::check() {
         inst.attrs_as_EmbeddingGradAttrs()->rows() != out[0][0])
       return fail("needs [rows, features] output with rows = its attribute");
     return true;
+  case O::AttentionGrad:
+    // q, k, v, the result's gradient (and a mask) -> dq, dk, dv.
+    if (!need(4, 3) || out[0] != in[0] || out[1] != in[1] || out[2] != in[2])
+      return fail("needs q, k, v and a gradient, and dq, dk, dv shaped like "
+                  "q, k, v");
+    return true;
   case O::AdamWUpdate:
     if (!need(6, 3) || in[1] != in[0] || in[2] != in[0] || in[3] != in[0] ||
         !in[4].empty() || !in[5].empty() || out[0] != in[0] ||

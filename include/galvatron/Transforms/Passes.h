@@ -58,6 +58,11 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Fused gradient ops for the loss and the norms (false: "
                      "the decomposed chains, as a baseline)"),
       llvm::cl::init(true)};
+  Option<bool> fusedAttention{
+      *this, "fused-attention",
+      llvm::cl::desc("Differentiate attention as one galv.attention_grad "
+                     "(false: matmuls and a softmax over the scores)"),
+      llvm::cl::init(true)};
 };
 
 /// The layers inlined, then the loss, partitioning, reverse-mode gradients

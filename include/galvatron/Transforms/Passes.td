@@ -408,7 +408,10 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
     Option<"fusedBackward", "fused-backward", "bool", /*default=*/"true",
            "Differentiate cross-entropy, layer norm and RMS norm with one "
            "fused gradient op each (false: chains of elementwise and reduce "
-           "ops, as a baseline)">
+           "ops, as a baseline)">,
+    Option<"fusedAttention", "fused-attention", "bool", /*default=*/"true",
+           "Differentiate galv.attention as one galv.attention_grad (false: "
+           "matmuls and a softmax that keep the [B, H, Sq, Sk] scores)">
   ];
   let dependentDialects = ["::mlir::galv::GalvDialect",
                            "::mlir::func::FuncDialect"];

@@ -525,6 +525,22 @@ func.func @attention_mask_type(%q: tensor<1x2x8x16xf32>, %m: tensor<8x8xi64>) {
 
 // -----
 
+func.func @attention_grad_type(%q: tensor<1x2x8x16xf32>, %k: tensor<1x1x8x16xf32>, %g: tensor<1x1x8x16xf32>) {
+  // expected-error @below {{grad 'tensor<1x1x8x16xf32>' must have the attention result's type 'tensor<1x2x8x16xf32>'}}
+  %0:3 = galv.attention_grad %q, %k, %k grad %g scale = 0.25 : tensor<1x2x8x16xf32>, tensor<1x1x8x16xf32>, tensor<1x1x8x16xf32>, tensor<1x1x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_mask(%q: tensor<1x2x8x16xf32>, %m: tensor<2x2x8x8xi1>) {
+  // expected-error @below {{mask shape [2, 2, 8, 8] does not broadcast to [1, 2, 8, 8]}}
+  %0:3 = galv.attention_grad %q, %q, %q grad %q mask %m scale = 0.25 : tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<2x2x8x8xi1>
+  return
+}
+
+// -----
+
 func.func @attention_mask_shape(%q: tensor<1x2x8x16xf32>, %m: tensor<3x8x8xf32>) {
   // expected-error @below {{mask shape [3, 8, 8] does not broadcast to [1, 2, 8, 8]}}
   // expected-error @below {{failed to infer returned types}}

@@ -146,6 +146,11 @@ func.func @transformer(%table: tensor<1000x64xf32>, %ids: tensor<2x8xi64>, %q: t
   %4 = galv.attention %q, %k, %k mask %mask scale = 0.25 : tensor<2x8x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x1x1x8xf32> -> tensor<2x8x8x16xf32>
   // CHECK: galv.attention %{{.*}}, %{{.*}}, %{{.*}} mask %{{.*}} causal scale
   %5 = galv.attention %q, %k, %k mask %bmask causal scale = 0.25 : tensor<2x8x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<8x8xi1> -> tensor<2x8x8x16xf32>
+  // Its gradient: dk and dv at the 2 key/value heads.
+  // CHECK: galv.attention_grad %{{.*}}, %{{.*}}, %{{.*}} grad %{{.*}} causal scale = 2.500000e-01 : tensor<2x8x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x8x8x16xf32>
+  %g:3 = galv.attention_grad %1, %2, %k grad %3 causal scale = 0.25 : tensor<2x8x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x8x8x16xf32>
+  // CHECK: galv.attention_grad %{{.*}}, %{{.*}}, %{{.*}} grad %{{.*}} mask %{{.*}} causal scale = 2.500000e-01 : tensor<2x8x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x8x8x16xf32>, tensor<8x8xi1>
+  %h:3 = galv.attention_grad %q, %k, %k grad %5 mask %bmask causal scale = 0.25 : tensor<2x8x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x8x8x16xf32>, tensor<8x8xi1>
   // CHECK: galv.cross_entropy %{{.*}}, %{{.*}} : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
   %6 = galv.cross_entropy %logits, %ids : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>
   // CHECK: galv.cross_entropy %{{.*}}, %{{.*}} reduction = sum ignore_index = 0 : tensor<2x8x1000xf32>, tensor<2x8xi64> -> tensor<f32>

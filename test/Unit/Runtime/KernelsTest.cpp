@@ -1,8 +1,11 @@
 //===- KernelsTest.cpp - CPU reference kernels against direct formulas ----===//
 
 #include "galvatron/runtime/Kernels.h"
+#include "galvatron/runtime/AttentionKernels.h"
 #include "galvatron/runtime/Npy.h"
 #include "galvatron/runtime/OptimizerKernels.h"
+
+#include "RandomTensors.h"
 
 #include <cmath>
 #include <cstdio>
@@ -11,25 +14,10 @@
 #include <unistd.h>
 
 using namespace galvatron::rt;
+using galvatron::rt::test::maxDiff;
+using galvatron::rt::test::random;
 
 namespace {
-
-Tensor random(Shape shape, unsigned seed) {
-  Tensor t(DType::F32, std::move(shape));
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist;
-  for (int64_t i = 0; i < t.size(); ++i)
-    t.f32()[i] = dist(gen);
-  return t;
-}
-
-double maxDiff(const Tensor &a, const Tensor &b) {
-  EXPECT_EQ(a.shape, b.shape);
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i)
-    m = std::max(m, std::fabs(a.at(i) - b.at(i)));
-  return m;
-}
 
 TEST(Kernels, BatchedMatmulBroadcastsAgainstNaiveLoops) {
   Tensor a = random({2, 3, 4, 5}, 1), b = random({3, 5, 6}, 2);

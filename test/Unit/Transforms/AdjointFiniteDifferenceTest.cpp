@@ -38,6 +38,46 @@ struct Case {
   const char *fusedOp = nullptr;
 };
 
+// Keys and values computed from %x (k = x / 2, v = x), so that the
+// attention cases check dq, dk and dv at once.
+#define GALV_KV_FROM_X                                                         \
+  "%half = galv.constant dense<0.5> : tensor<f32>\n"                           \
+  "    %xk = galv.mul %x, %half : tensor<3x5xf32>, tensor<f32> -> "            \
+  "tensor<3x5xf32>\n"                                                          \
+  "    %k = galv.reshape %xk : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"       \
+  "    %v = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"
+
+// q [1, 1, 3, 5] against the three keys, causal.
+#define GALV_CAUSAL_ATTENTION                                                  \
+  GALV_KV_FROM_X                                                               \
+  "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"        \
+  "    %a = galv.attention %q, %k, %v causal scale = 0.7 : "                   \
+  "tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32> -> "          \
+  "tensor<1x1x3x5xf32>\n"                                                      \
+  "    %y = galv.reshape %a : tensor<1x1x3x5xf32> -> tensor<3x5xf32>"
+
+// Three query heads of one query each share the key/value head (their dk
+// and dv add up); a bool mask hides key 1 from every query.
+#define GALV_GROUPED_MASKED_ATTENTION                                          \
+  GALV_KV_FROM_X                                                               \
+  "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x3x1x5xf32>\n"        \
+  "    %mask = galv.constant dense<[[true, false, true]]> : tensor<1x3xi1>\n"  \
+  "    %a = galv.attention %q, %k, %v mask %mask causal scale = 0.7 : "        \
+  "tensor<1x3x1x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, "            \
+  "tensor<1x3xi1> -> tensor<1x3x1x5xf32>\n"                                    \
+  "    %y = galv.reshape %a : tensor<1x3x1x5xf32> -> tensor<3x5xf32>"
+
+// An additive [Sq, Sk] mask (a constant: no gradient of its own).
+#define GALV_ADDITIVE_MASK_ATTENTION                                           \
+  GALV_KV_FROM_X                                                               \
+  "    %q = galv.reshape %x : tensor<3x5xf32> -> tensor<1x1x3x5xf32>\n"        \
+  "    %mask = galv.constant dense<[[0.0, -1.0, 0.5], [1.0, 0.0, -2.0], "      \
+  "[0.0, 0.3, 0.0]]> : tensor<3x3xf32>\n"                                      \
+  "    %a = galv.attention %q, %k, %v mask %mask scale = 0.7 : "               \
+  "tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, tensor<1x1x3x5xf32>, "            \
+  "tensor<3x3xf32> -> tensor<1x1x3x5xf32>\n"                                   \
+  "    %y = galv.reshape %a : tensor<1x1x3x5xf32> -> tensor<3x5xf32>"
+
 std::string moduleFor(const Case &c) {
   return std::string(R"(
 module {
@@ -87,6 +127,7 @@ void checkAgainstDifferences(const Case &testCase, bool fused) {
   PassManager pm(&context);
   AutodiffOptions options;
   options.fusedBackward = fused;
+  options.fusedAttention = fused;
   pm.addPass(createAutodiff(options));
   ASSERT_TRUE(succeeded(pm.run(*module)));
   if (testCase.fusedOp) {
@@ -233,7 +274,12 @@ INSTANTIATE_TEST_SUITE_P(
              "ignore_index = 4 : tensor<3x5xf32>, tensor<3xi64> -> "
              "tensor<f32>\n"
              "    %y = galv.expand %e : tensor<f32> -> tensor<3x5xf32>",
-             "galv.cross_entropy_grad"}),
+             "galv.cross_entropy_grad"},
+        Case{"attention_causal", GALV_CAUSAL_ATTENTION, "galv.attention_grad"},
+        Case{"attention_grouped_masked", GALV_GROUPED_MASKED_ATTENTION,
+             "galv.attention_grad"},
+        Case{"attention_additive_mask", GALV_ADDITIVE_MASK_ATTENTION,
+             "galv.attention_grad"}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return std::string(info.param.name);
     });

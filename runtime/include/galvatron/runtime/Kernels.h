@@ -14,6 +14,14 @@
 
 namespace galvatron::rt {
 
+/// C = alpha * op(A) * op(B) + beta * C, row-major fp32 on BLAS.
+/// OpenMP owns the threads: outside a parallel region a large product is
+/// split into row blocks of C across them; inside one it runs on the
+/// calling thread.
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+          float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+          float beta, float *c, int64_t ldc);
+
 enum class Binary {
   Add,
   Sub,
@@ -96,10 +104,6 @@ Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
 Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps);
 Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
               bool interleaved);
-/// q [B, H, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv]; mask broadcast to
-/// [B, H, Sq, Sk], added when f32, keep-where-true when bool.
-Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
-                 const Tensor *mask, bool causal, double scale);
 /// Mean (or sum) softmax cross-entropy of logits [..., V] against labels.
 Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
                     int64_t ignoreIndex);

@@ -127,6 +127,12 @@ TEST_F(RuleTest, CostsAreCountedFromTypes) {
   c = cast<CostOpInterface>(*attention).getCost();
   double scores = 1 * 2 * 4 * 6;
   EXPECT_EQ(c.flops, 4 * scores * 8 + 5 * scores);
+  auto attentionGrad = AttentionGradOp::create(
+      builder, loc, args[5], args[6], args[6], attention.getResult(), Value(),
+      /*causal=*/true, llvm::APFloat(0.25));
+  c = cast<CostOpInterface>(*attentionGrad).getCost();
+  EXPECT_EQ(c.flops, 10 * scores * 8 + 8 * scores);
+  EXPECT_EQ(c.bytesWritten, (8 + 12 + 12) * 8 * 4);
 
   auto add = AddOp::create(builder, loc, args[0], args[0]);
   c = cast<CostOpInterface>(*add).getCost();
@@ -140,7 +146,8 @@ TEST_F(RuleTest, CostsAreCountedFromTypes) {
 }
 
 TEST_F(RuleTest, RefusalsSayWhy) {
-  auto args = begin({f32({4, 8}), i64({4}), f32({}), f32({8})});
+  auto args =
+      begin({f32({4, 8}), i64({4}), f32({}), f32({8}), f32({1, 2, 4, 8})});
   Value reduced =
       AllReduceOp::create(builder, loc, ReduceKind::sum, args[0],
                           DeviceGroupAttr::get(builder.getContext(), 2, 1));
@@ -191,6 +198,21 @@ TEST_F(RuleTest, RefusalsSayWhy) {
     EXPECT_TRUE(succeeded(cast<PlanOpInterface>(op).lowerToPlan(lowered)));
     EXPECT_GE(cast<CostOpInterface>(op).getCost().flops, 4 * 8);
   }
+  Value q = args[4];
+  auto attentionGrad = AttentionGradOp::create(
+      builder, loc, q, q, q, q, Value(), /*causal=*/false, llvm::APFloat(0.5));
+  EXPECT_TRUE(failed(
+      cast<PartitionOpInterface>(*attentionGrad).partition(state, axes)));
+  EXPECT_NE(messages.find("'galv.attention_grad' appears only in the backward "
+                          "pass"),
+            std::string::npos)
+      << messages;
+  EXPECT_TRUE(failed(cast<AdjointOpInterface>(*attentionGrad)
+                         .buildAdjoint(ab, ArrayRef<Value>{q})));
+  EXPECT_NE(messages.find("no gradient for 'galv.attention_grad': it is "
+                          "itself a gradient"),
+            std::string::npos)
+      << messages;
 
   auto constant = ConstantOp::create(
       builder, loc,
