@@ -140,6 +140,7 @@ GALV_GRADIENT_RULE(EmbeddingGradOp)
 GALV_GRADIENT_RULE(CrossEntropyGradOp)
 GALV_GRADIENT_RULE(LayerNormGradOp)
 GALV_GRADIENT_RULE(RmsNormGradOp)
+GALV_GRADIENT_RULE(GeluGradOp)
 #undef GALV_GRADIENT_RULE
 
 LogicalResult AddOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
@@ -310,6 +311,11 @@ LogicalResult GeluOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
   Value g = grads.empty() ? Value() : grads[0];
   GeluOp gelu = *this;
   Value x = (*this)->getOperand(0), one = ab.splat(1, ab.typeOf(x));
+  if (ab.fusedBackward) {
+    ab.accumulate(x, GeluGradOp::create(ab.b, ab.loc, ab.typeOf(x), x, g,
+                                        gelu.getApproximate()));
+    return success();
+  }
   Value derivative;
   if (gelu.getApproximate() == GeluApproximation::tanh) {
     double c = std::sqrt(2.0 / M_PI);

@@ -91,6 +91,7 @@ GALV_ELEMENTWISE_COST(GeluOp)
 GALV_ELEMENTWISE_COST(WhereOp)
 GALV_ELEMENTWISE_COST(EmbeddingGradOp)
 GALV_ELEMENTWISE_COST(AdamWUpdateOp)
+GALV_ELEMENTWISE_COST(GeluGradOp)
 #undef GALV_ELEMENTWISE_COST
 
 #define GALV_MOVEMENT_COST(Op)                                                 \

@@ -738,6 +738,28 @@ def Galv_LayerNormGradOp : Galv_ComputeOp<"layer_norm_grad",
   let hasVerifier = 1;
 }
 
+def Galv_GeluGradOp : Galv_ComputeOp<"gelu_grad",
+    [Pure, AllTypesMatch<["input", "grad", "dinput"]>]> {
+  let summary = "gradient of galv.gelu";
+  let description = [{
+    From the forward's `input` and the result's adjoint `grad`: the input's
+    adjoint, `grad * gelu'(x)` (the erf or tanh form, as `approximate`
+    says), in one pass instead of the dozen elementwise ops of its formula.
+
+    ```mlir
+    %dx = galv.gelu_grad %x, %dy approximate = tanh : tensor<2x8x256xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$grad,
+      DefaultValuedAttr<Galv_GeluApproximationAttr,
+                        "::mlir::galv::GeluApproximation::none">:$approximate);
+  let results = (outs Galv_FloatTensor:$dinput);
+  let assemblyFormat = [{
+    $input `,` $grad (`approximate` `=` `` $approximate^)? attr-dict `:`
+    type($input)
+  }];
+}
+
 def Galv_RmsNormGradOp : Galv_ComputeOp<"rms_norm_grad",
     [Pure, AllTypesMatch<["input", "dinput", "grad"]>,
      AllTypesMatch<["scale", "dscale"]>]> {

@@ -163,6 +163,7 @@ GALV_REFUSED_RULE(EmbeddingGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(CrossEntropyGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(LayerNormGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(RmsNormGradOp, refuseBackwardOnly)
+GALV_REFUSED_RULE(GeluGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(AttentionGradOp, refuseBackwardOnly)
 #undef GALV_REFUSED_RULE
 

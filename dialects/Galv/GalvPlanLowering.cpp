@@ -220,6 +220,13 @@ LogicalResult GeluOp::lowerToPlan(PlanInstruction &instruction) {
   return success();
 }
 
+LogicalResult GeluGradOp::lowerToPlan(PlanInstruction &instruction) {
+  instruction.opcode = getApproximate() == GeluApproximation::tanh
+                           ? O::GeluTanhGrad
+                           : O::GeluGrad;
+  return success();
+}
+
 LogicalResult WhereOp::lowerToPlan(PlanInstruction &instruction) {
   instruction.opcode = O::Where;
   return success();

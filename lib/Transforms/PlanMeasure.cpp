@@ -64,6 +64,8 @@ const char *kernelClass(plan::Opcode opcode) {
   case O::Silu:
   case O::Gelu:
   case O::GeluTanh:
+  case O::GeluGrad:
+  case O::GeluTanhGrad:
     return "transcendental";
   case O::Copy:
   case O::Transpose:

@@ -517,8 +517,8 @@ private:
     using O = plan::Opcode;
     const auto &in = c.in;
     // The three operands are f32 (but for the loss's labels).
-    auto floats = [&](bool labels) {
-      for (size_t k = 0; k < 3; ++k)
+    auto floats = [&](bool labels, size_t operands = 3) {
+      for (size_t k = 0; k < operands; ++k)
         if (!(labels && k == 1) && in[k].dtype != DType::F32)
           return fail(std::string(plan::EnumNameOpcode(c.inst.opcode())) +
                       " takes f32 operands");
@@ -535,6 +535,13 @@ private:
           a->ignore_index()));
       return Outcome::Done;
     }
+    case O::GeluGrad:
+    case O::GeluTanhGrad:
+      if (!need(c, 2) || !floats(false, 2))
+        return Outcome::Failed;
+      results.push_back(
+          geluGrad(in[0], in[1], c.inst.opcode() == O::GeluTanhGrad));
+      return Outcome::Done;
     case O::LayerNormGrad:
     case O::RmsNormGrad: {
       const auto *a = attrs<plan::NormAttrs>(c);

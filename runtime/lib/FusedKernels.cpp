@@ -235,6 +235,39 @@ void rmsNormGrad(const float *x, const float *scale, const float *dy,
   addPartials(partials, d, dscale);
 }
 
+void geluGrad(const float *x, const float *dy, int64_t n, bool tanhForm,
+              float *dx) {
+  // The constants and the order of operations of the decomposed rule
+  // (GalvAdjoints.cpp), so both forms round alike.
+  const float c = static_cast<float>(std::sqrt(2.0 / M_PI));
+  const float k = 0.044715f, k3 = static_cast<float>(3 * 0.044715);
+  const float invSqrt2 = static_cast<float>(1 / std::sqrt(2.0));
+  const float invSqrt2Pi = static_cast<float>(1 / std::sqrt(2 * M_PI));
+  if (tanhForm) {
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float v = x[i], v2 = v * v;
+      float t = std::tanh((v * (1.0f + v2 * k)) * c);
+      float du = (1.0f + v2 * k3) * c;
+      dx[i] = dy[i] * ((1.0f + t) * 0.5f + (v * 0.5f) * ((1.0f - t * t) * du));
+    }
+    return;
+  }
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    float cdf = (1.0f + std::erf(v * invSqrt2)) * 0.5f;
+    float pdf = std::exp((v * v) * -0.5f) * invSqrt2Pi;
+    dx[i] = dy[i] * (cdf + v * pdf);
+  }
+}
+
+Tensor geluGrad(const Tensor &x, const Tensor &dy, bool tanhForm) {
+  Tensor dx(DType::F32, x.shape);
+  geluGrad(x.f32(), dy.f32(), x.size(), tanhForm, dx.f32());
+  return dx;
+}
+
 Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
                         const Tensor &dloss, bool mean, int64_t ignoreIndex) {
   assert(logits.dtype == DType::F32 && logits.rank() >= 1 &&

@@ -303,6 +303,12 @@ bool InstructionChecker::check() {
         inst.attrs_as_EmbeddingGradAttrs()->rows() != out[0][0])
       return fail("needs [rows, features] output with rows = its attribute");
     return true;
+  case O::GeluGrad:
+  case O::GeluTanhGrad:
+    if (!need(2) || in[1] != in[0] || out[0] != in[0])
+      return fail("needs the input and its gradient, and a result, of one "
+                  "shape");
+    return true;
   case O::AttentionGrad:
     // q, k, v, the result's gradient (and a mask) -> dq, dk, dv.
     if (!need(4, 3) || out[0] != in[0] || out[1] != in[1] || out[2] != in[2])

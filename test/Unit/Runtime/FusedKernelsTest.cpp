@@ -157,6 +157,38 @@ std::vector<Tensor> rmsNormGradChain(const Tensor &x, const Tensor &scale,
 const Shape kNormShapes[] = {
     {1, 1}, {3, 5}, {2, 9, 33}, {111, 129}, {2003, 40}};
 
+// GELU's gradient against the decomposed rule's chain of elementwise
+// kernels, both forms, over a size no vector width divides and one split
+// across threads.
+TEST(FusedKernels, GeluGradMatchesTheChain) {
+  for (int64_t n : {int64_t(37), int64_t(50001)}) {
+    Tensor x = random({n}, 7, 3.0f), dy = random({n}, 8);
+    auto mul = [](const Tensor &a, const Tensor &b) {
+      return binary(Binary::Mul, a, b);
+    };
+    auto add = [](const Tensor &a, const Tensor &b) {
+      return binary(Binary::Add, a, b);
+    };
+    Tensor one = scalar(1.0f), x2 = mul(x, x);
+    float c = static_cast<float>(std::sqrt(2.0 / M_PI));
+    Tensor u = mul(mul(x, add(one, mul(x2, scalar(0.044715f)))), scalar(c));
+    Tensor t = unary(Unary::Tanh, u);
+    Tensor du = mul(add(one, mul(x2, scalar(3 * 0.044715f))), scalar(c));
+    Tensor tanhChain =
+        mul(dy, add(mul(add(one, t), scalar(0.5f)),
+                    mul(mul(x, scalar(0.5f)),
+                        mul(binary(Binary::Sub, one, mul(t, t)), du))));
+    Tensor cdf =
+        mul(add(one, unary(Unary::Erf, mul(x, scalar(1 / std::sqrt(2.0f))))),
+            scalar(0.5f));
+    Tensor pdf = mul(unary(Unary::Exp, mul(x2, scalar(-0.5f))),
+                     scalar(static_cast<float>(1 / std::sqrt(2 * M_PI))));
+    Tensor erfChain = mul(dy, add(cdf, mul(x, pdf)));
+    EXPECT_LT(relDiff(geluGrad(x, dy, true), tanhChain), 1e-5) << n;
+    EXPECT_LT(relDiff(geluGrad(x, dy, false), erfChain), 1e-5) << n;
+  }
+}
+
 TEST(FusedKernels, LayerNormGradMatchesTheChain) {
   for (const Shape &shape : kNormShapes) {
     int64_t d = shape.back();

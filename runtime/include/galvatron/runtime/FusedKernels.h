@@ -37,6 +37,11 @@ void layerNormGrad(const float *x, const float *scale, const float *dy,
 void rmsNormGrad(const float *x, const float *scale, const float *dy,
                  int64_t rows, int64_t d, double eps, float *dx, float *dscale);
 
+/// GELU's gradient: dx = dy * gelu'(x) over `n` elements, the tanh form
+/// (GPT-2's gelu_new) when `tanhForm`, else the erf form.
+void geluGrad(const float *x, const float *dy, int64_t n, bool tanhForm,
+              float *dx);
+
 /// The same on tensors: logits [..., V], labels [...] (i64 or i32), dloss
 /// rank 0.
 Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
@@ -44,6 +49,7 @@ Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
 /// {dx, dscale, dbias}.
 std::vector<Tensor> layerNormGrad(const Tensor &x, const Tensor &scale,
                                   const Tensor &dy, double eps);
+Tensor geluGrad(const Tensor &x, const Tensor &dy, bool tanhForm);
 /// {dx, dscale}.
 std::vector<Tensor> rmsNormGrad(const Tensor &x, const Tensor &scale,
                                 const Tensor &dy, double eps);
