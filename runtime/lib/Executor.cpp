@@ -16,10 +16,12 @@
 #include "galvatron/runtime/PlanFile.h"
 #include "galvatron/runtime/Shard.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <new>
 #include <optional>
 
 namespace galvatron::rt {
@@ -43,9 +45,10 @@ uint8_t *threadArena(size_t bytes) {
     ~Buffer() { std::free(data); }
   };
   thread_local Buffer buffer;
-  if (bytes > buffer.size) {
+  if (bytes > buffer.size || !buffer.data) {
     std::free(buffer.data);
-    size_t rounded = (bytes + 63) / 64 * 64;
+    // Never empty: even an empty arena's views point at memory.
+    size_t rounded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
     buffer.data = static_cast<uint8_t *>(std::aligned_alloc(64, rounded));
     if (!buffer.data)
       throw std::bad_alloc();
@@ -188,8 +191,17 @@ public:
     return true;
   }
 
-  /// An output's value, copied out of the arena for the caller.
-  Tensor output(int32_t index) { return Tensor(views[index]); }
+  /// An output's value copied out of the arena for the caller, into
+  /// `into`'s bytes when they fit (a trainer passes last step's outputs).
+  void output(int32_t index, Tensor &into) {
+    const TensorView &view = views[index];
+    if (into.dtype != view.dtype || into.byteSize() != view.byteSize()) {
+      into = Tensor(view);
+      return;
+    }
+    into.shape = view.shape;
+    std::memcpy(into.data(), view.data(), view.byteSize());
+  }
 
 private:
   static int64_t nowUs() {
@@ -713,7 +725,7 @@ bool runRank(const plan::Plan &plan, int rank,
   }
   Machine machine(plan, *program, *comm, options.trace, stats, error);
   bool ok =
-      machine.checkLayout() && machine.bind(inputs, weights) && machine.run();
+      machine.bind(inputs, weights) && machine.checkLayout() && machine.run();
   // Sends still in flight finish with the run, so no step leaks into the
   // next; the counts are this run's.
   std::string why;
@@ -727,8 +739,8 @@ bool runRank(const plan::Plan &plan, int rank,
   if (program->outputs())
     for (int32_t index : *program->outputs()) {
       const plan::Tensor &t = *program->tensors()->Get(index);
-      outputs[t.name() ? t.name()->str() : std::to_string(index)] =
-          machine.output(index);
+      machine.output(
+          index, outputs[t.name() ? t.name()->str() : std::to_string(index)]);
     }
   return true;
 }

@@ -549,7 +549,7 @@ void linear(const TensorView &x, const TensorView &w, const TensorView *bias,
 void reshape(const TensorView &x, TensorView &out) {
   assert(out.size() == x.size() && out.dtype == x.dtype &&
          "reshape changes the element count");
-  if (out.data() != x.data())
+  if (out.data() != x.data() && x.byteSize())
     std::memcpy(out.data(), x.data(), x.byteSize());
 }
 
