@@ -783,6 +783,50 @@ void embeddingGrad(const TensorView &grad, const TensorView &ids,
   }
 }
 
+/// Reduces f32 `x` viewed as [outer, mid, inner] over `mid` (reduced axes
+/// that lie next to each other), into `out` [outer, inner]: the elements
+/// of each output in the order the general loop takes them, summed in
+/// double alike, in parallel over blocks of outputs.
+static void reduceBlock(Reduction kind, const TensorView &x, int64_t outer,
+                        int64_t mid, int64_t inner, TensorView &out) {
+  constexpr int64_t kBlock = 64;
+  const float *in = x.f32();
+  float *o = out.f32();
+  int64_t blocks = (inner + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
+    schedule(static)
+  for (int64_t p = 0; p < outer; ++p)
+    for (int64_t b = 0; b < blocks; ++b) {
+      int64_t first = b * kBlock, width = std::min(kBlock, inner - first);
+      double acc[kBlock];
+      std::fill(acc, acc + width, kind == Reduction::Prod ? 1.0 : 0.0);
+      for (int64_t m = 0; m < mid; ++m) {
+        const float *row = in + (p * mid + m) * inner + first;
+        for (int64_t j = 0; j < width; ++j) {
+          double v = row[j];
+          switch (kind) {
+          case Reduction::Max:
+            acc[j] = m ? std::max(acc[j], v) : v;
+            break;
+          case Reduction::Min:
+            acc[j] = m ? std::min(acc[j], v) : v;
+            break;
+          case Reduction::Prod:
+            acc[j] *= v;
+            break;
+          default:
+            acc[j] += v;
+            break;
+          }
+        }
+      }
+      for (int64_t j = 0; j < width; ++j)
+        o[p * inner + first + j] = static_cast<float>(
+            kind == Reduction::Mean ? acc[j] / std::max<int64_t>(mid, 1)
+                                    : acc[j]);
+    }
+}
+
 void reduce(Reduction kind, const TensorView &x,
             const std::vector<int64_t> &axes, TensorView &out) {
   assert(holds(x) && "reduce operand bytes do not match its shape");
@@ -792,6 +836,24 @@ void reduce(Reduction kind, const TensorView &x,
     kept[a] = 1;
   }
   int64_t outCount = numElements(kept);
+  // f32 over axes next to each other (bias gradients, norm statistics):
+  // the blocked loop.
+  int64_t firstAxis = x.rank(), lastAxis = -1;
+  for (int64_t a : axes) {
+    firstAxis = std::min(firstAxis, a);
+    lastAxis = std::max(lastAxis, a);
+  }
+  if (x.dtype == DType::F32 && out.dtype == DType::F32 && lastAxis >= 0 &&
+      std::all_of(kept.begin() + firstAxis, kept.begin() + lastAxis + 1,
+                  [](int64_t d) { return d == 1; })) {
+    int64_t outer =
+        numElements(Shape(x.shape.begin(), x.shape.begin() + firstAxis));
+    int64_t mid = numElements(
+        Shape(x.shape.begin() + firstAxis, x.shape.begin() + lastAxis + 1));
+    reduceBlock(kind, x, outer, mid, outCount / std::max<int64_t>(outer, 1),
+                out);
+    return;
+  }
   std::vector<double> acc(outCount, kind == Reduction::Prod ? 1.0 : 0.0);
   std::vector<int64_t> count(outCount, 0);
   const Shape *ins[1] = {&kept};
