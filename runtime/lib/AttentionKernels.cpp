@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <vector>
 
 namespace galvatron::rt {
@@ -137,7 +138,7 @@ void headBackward(const AttentionDims &dims, const float *q, const float *k,
 
 /// The mask's strides as broadcast to [B, H, Sq, Sk] (0 where it has size 1
 /// or no dimension).
-AttentionMask maskOf(const Tensor *mask) {
+AttentionMask maskOf(const TensorView *mask) {
   AttentionMask m;
   if (!mask)
     return m;
@@ -156,7 +157,8 @@ AttentionMask maskOf(const Tensor *mask) {
   return m;
 }
 
-AttentionDims dimsOf(const Tensor &q, const Tensor &k, const Tensor &v) {
+AttentionDims dimsOf(const TensorView &q, const TensorView &k,
+                     const TensorView &v) {
   assert(q.dtype == DType::F32 && k.dtype == DType::F32 &&
          v.dtype == DType::F32 && q.rank() == 4 && k.rank() == 4 &&
          v.rank() == 4 && "attention takes f32 q, k, v of rank 4");
@@ -227,12 +229,41 @@ void attentionBackward(const AttentionDims &dims, const float *q,
   }
 }
 
+void attention(const TensorView &q, const TensorView &k, const TensorView &v,
+               const TensorView *mask, bool causal, double scale,
+               TensorView &out) {
+  AttentionDims dims = dimsOf(q, k, v);
+  assert(out.dtype == DType::F32 &&
+         out.shape == Shape({dims.batch, dims.heads, dims.sq, dims.dv}) &&
+         "attention result shape differs");
+  attentionForward(dims, q.f32(), k.f32(), v.f32(), maskOf(mask), causal,
+                   static_cast<float>(scale), out.f32());
+}
+
+void attentionGrad(const TensorView &q, const TensorView &k,
+                   const TensorView &v, const TensorView &dout,
+                   const TensorView *mask, bool causal, double scale,
+                   TensorView &dq, TensorView &dk, TensorView &dv) {
+  AttentionDims dims = dimsOf(q, k, v);
+  assert(dout.dtype == DType::F32 &&
+         dout.shape == Shape({dims.batch, dims.heads, dims.sq, dims.dv}) &&
+         "attention gradient is not shaped like the attention's result");
+  assert(dq.shape == q.shape && dk.shape == k.shape && dv.shape == v.shape &&
+         "attention gradients are not shaped like q, k, v");
+  attentionBackward(dims, q.f32(), k.f32(), v.f32(), dout.f32(), maskOf(mask),
+                    causal, static_cast<float>(scale), dq.f32(), dk.f32(),
+                    dv.f32());
+}
+
 Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
                  const Tensor *mask, bool causal, double scale) {
   AttentionDims dims = dimsOf(q, k, v);
   Tensor out(DType::F32, {dims.batch, dims.heads, dims.sq, dims.dv});
-  attentionForward(dims, q.f32(), k.f32(), v.f32(), maskOf(mask), causal,
-                   static_cast<float>(scale), out.f32());
+  std::optional<TensorView> m;
+  if (mask)
+    m.emplace(*mask);
+  TensorView o(out);
+  attention(q, k, v, m ? &*m : nullptr, causal, scale, o);
   return out;
 }
 
@@ -240,16 +271,14 @@ std::array<Tensor, 3> attentionGrad(const Tensor &q, const Tensor &k,
                                     const Tensor &v, const Tensor &dout,
                                     const Tensor *mask, bool causal,
                                     double scale) {
-  AttentionDims dims = dimsOf(q, k, v);
-  assert(dout.dtype == DType::F32 &&
-         dout.shape == Shape({dims.batch, dims.heads, dims.sq, dims.dv}) &&
-         "attention gradient is not shaped like the attention's result");
   std::array<Tensor, 3> grads = {Tensor(DType::F32, q.shape),
                                  Tensor(DType::F32, k.shape),
                                  Tensor(DType::F32, v.shape)};
-  attentionBackward(dims, q.f32(), k.f32(), v.f32(), dout.f32(), maskOf(mask),
-                    causal, static_cast<float>(scale), grads[0].f32(),
-                    grads[1].f32(), grads[2].f32());
+  std::optional<TensorView> m;
+  if (mask)
+    m.emplace(*mask);
+  TensorView dq(grads[0]), dk(grads[1]), dv(grads[2]);
+  attentionGrad(q, k, v, dout, m ? &*m : nullptr, causal, scale, dq, dk, dv);
   return grads;
 }
 

@@ -105,8 +105,8 @@ void Communicator::count(const char *op, int group, uint64_t bytes) {
   byteCounts[std::string(op) + ":" + groupKey(groupRanks[group])] += bytes;
 }
 
-static bool normaliseAxis(int64_t &axis, const Tensor &t, const std::string &op,
-                          std::string &error) {
+static bool normaliseAxis(int64_t &axis, const TensorView &t,
+                          const std::string &op, std::string &error) {
   if (axis < 0)
     axis += t.rank();
   if (axis < 0 || axis >= t.rank())
@@ -116,7 +116,7 @@ static bool normaliseAxis(int64_t &axis, const Tensor &t, const std::string &op,
   return true;
 }
 
-bool Communicator::allReduce(int group, Reduction kind, const Tensor &in,
+bool Communicator::allReduce(int group, Reduction kind, const TensorView &in,
                              Tensor &out, std::string &error) {
   const char *op = "all_reduce";
   int n, position;
@@ -128,8 +128,8 @@ bool Communicator::allReduce(int group, Reduction kind, const Tensor &in,
     return error = describe(op, group) + " cannot reduce " +
                    dtypeName(in.dtype) + " tensors",
            false;
-  count(op, group, in.bytes.size());
-  out = in;
+  count(op, group, in.byteSize());
+  out = Tensor(in);
   if (n == 1)
     return true;
   Reduction raw = kind == Reduction::Mean ? Reduction::Sum : kind;
@@ -148,36 +148,35 @@ bool Communicator::allReduce(int group, Reduction kind, const Tensor &in,
   return true;
 }
 
-bool Communicator::allGather(int group, int64_t axis, const Tensor &in,
+bool Communicator::allGather(int group, int64_t axis, const TensorView &in,
                              Tensor &out, std::string &error) {
   const char *op = "all_gather";
   int n, position;
   if (!member(group, op, n, position, error) ||
       !normaliseAxis(axis, in, describe(op, group), error))
     return false;
-  count(op, group, in.bytes.size());
+  count(op, group, in.byteSize());
   Shape shape = in.shape;
   shape[axis] *= n;
   out = Tensor(in.dtype, shape);
   if (n == 1) {
-    out.bytes = in.bytes;
+    std::memcpy(out.data(), in.data(), in.byteSize());
     return true;
   }
   int64_t outer;
   size_t chunk;
   around(in.shape, axis, 1, dtypeSize(in.dtype), outer, chunk);
   if (outer == 1)
-    return rawAllGather(group, in.bytes.data(), out.bytes.data(),
-                        in.bytes.size(), error);
+    return rawAllGather(group, in.data(), out.bytes.data(), in.byteSize(),
+                        error);
   Bytes pieces(out.bytes.size());
-  if (!rawAllGather(group, in.bytes.data(), pieces.data(), in.bytes.size(),
-                    error))
+  if (!rawAllGather(group, in.data(), pieces.data(), in.byteSize(), error))
     return false;
   transposeChunks(pieces.data(), out.bytes.data(), outer, n, chunk, false);
   return true;
 }
 
-bool Communicator::reduceScatter(int group, int64_t axis, const Tensor &in,
+bool Communicator::reduceScatter(int group, int64_t axis, const TensorView &in,
                                  Tensor &out, std::string &error) {
   const char *op = "reduce_scatter";
   int n, position;
@@ -193,28 +192,29 @@ bool Communicator::reduceScatter(int group, int64_t axis, const Tensor &in,
                    std::to_string(axis) + " of " + shapeString(in.shape) +
                    " into " + std::to_string(n) + " pieces",
            false;
-  count(op, group, in.bytes.size());
+  count(op, group, in.byteSize());
   Shape shape = in.shape;
   shape[axis] /= n;
   out = Tensor(in.dtype, shape);
   if (n == 1) {
-    out.bytes = in.bytes;
+    std::memcpy(out.data(), in.data(), in.byteSize());
     return true;
   }
   int64_t outer;
   size_t chunk;
   around(in.shape, axis, n, dtypeSize(in.dtype), outer, chunk);
   if (outer == 1)
-    return rawReduceScatter(group, in.bytes.data(), out.bytes.data(),
-                            out.size(), in.dtype, error);
-  Bytes pieces(in.bytes.size());
-  transposeChunks(in.bytes.data(), pieces.data(), outer, n, chunk, true);
+    return rawReduceScatter(group, in.data(), out.bytes.data(), out.size(),
+                            in.dtype, error);
+  Bytes pieces(in.byteSize());
+  transposeChunks(in.data(), pieces.data(), outer, n, chunk, true);
   return rawReduceScatter(group, pieces.data(), out.bytes.data(), out.size(),
                           in.dtype, error);
 }
 
 bool Communicator::allToAll(int group, int64_t splitAxis, int64_t concatAxis,
-                            const Tensor &in, Tensor &out, std::string &error) {
+                            const TensorView &in, Tensor &out,
+                            std::string &error) {
   const char *op = "all_to_all";
   int n, position;
   if (!member(group, op, n, position, error) ||
@@ -226,33 +226,33 @@ bool Communicator::allToAll(int group, int64_t splitAxis, int64_t concatAxis,
                    std::to_string(splitAxis) + " of " + shapeString(in.shape) +
                    " into " + std::to_string(n) + " pieces",
            false;
-  count(op, group, in.bytes.size());
+  count(op, group, in.byteSize());
   Shape piece = in.shape;
   piece[splitAxis] /= n;
   Shape shape = piece;
   shape[concatAxis] *= n;
   out = Tensor(in.dtype, shape);
   if (n == 1) {
-    out.bytes = in.bytes;
+    std::memcpy(out.data(), in.data(), in.byteSize());
     return true;
   }
-  size_t width = dtypeSize(in.dtype), bytesEach = in.bytes.size() / n;
+  size_t width = dtypeSize(in.dtype), bytesEach = in.byteSize() / n;
   int64_t outer;
   size_t chunk;
   // Pack the split axis into per-rank pieces.
   Bytes packed;
-  const uint8_t *send = in.bytes.data();
+  const uint8_t *send = in.data();
   around(in.shape, splitAxis, n, width, outer, chunk);
   if (outer > 1) {
-    packed.resize(in.bytes.size());
-    transposeChunks(in.bytes.data(), packed.data(), outer, n, chunk, true);
+    packed.resize(in.byteSize());
+    transposeChunks(in.data(), packed.data(), outer, n, chunk, true);
     send = packed.data();
   }
   // Unpack what arrives (pieces in position order) along the concat axis.
   around(piece, concatAxis, 1, width, outer, chunk);
   if (outer == 1)
     return rawAllToAll(group, send, out.bytes.data(), bytesEach, error);
-  Bytes received(in.bytes.size());
+  Bytes received(in.byteSize());
   if (!rawAllToAll(group, send, received.data(), bytesEach, error))
     return false;
   transposeChunks(received.data(), out.bytes.data(), outer, n, chunk, false);
@@ -271,31 +271,32 @@ bool Communicator::memberWith(int group, const char *op, const char *role,
   return true;
 }
 
-bool Communicator::broadcast(int group, int root, const Tensor &in, Tensor &out,
-                             std::string &error) {
+bool Communicator::broadcast(int group, int root, const TensorView &in,
+                             Tensor &out, std::string &error) {
   const char *op = "broadcast";
   int n, position;
   if (!memberWith(group, op, "root", root, n, position, error))
     return false;
-  count(op, group, in.bytes.size());
-  out = in;
+  count(op, group, in.byteSize());
+  out = Tensor(in);
   if (n == 1)
     return true;
   return rawBroadcast(group, out.bytes.data(), out.bytes.size(), root, error);
 }
 
-bool Communicator::send(int group, int peer, const Tensor &in,
+bool Communicator::send(int group, int peer, const TensorView &in,
                         std::string &error) {
   const char *op = "send";
   int n, position;
   if (!memberWith(group, op, "peer", peer, n, position, error))
     return false;
-  count(op, group, in.bytes.size());
+  count(op, group, in.byteSize());
   if (peer == position) {
-    selfMessages[group].push_back(in.bytes);
+    selfMessages[group].emplace_back(in.data(), in.data() + in.byteSize());
     return true;
   }
-  return rawSend(group, peer, in.bytes, error);
+  return rawSend(group, peer, Bytes(in.data(), in.data() + in.byteSize()),
+                 error);
 }
 
 bool Communicator::recv(int group, int peer, Tensor &out, std::string &error) {

@@ -2,9 +2,10 @@
 //
 // Tensors live where the plan says: inputs and weights are bound by name,
 // constants come from the plan, everything else sits in the arena at the
-// offset the memory planner chose. Each instruction reads its inputs, runs a
-// kernel (or a collective on the communicator), and stores the result at its
-// output's place.
+// offset the memory planner chose. Every tensor is a view of its place, made
+// once: kernels read their inputs where they lie and write their results
+// straight into their arena slots (the planner keeps an instruction's
+// outputs clear of its inputs), so nothing is copied per instruction.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,8 +19,12 @@
 #include "galvatron/runtime/PlanFile.h"
 #include "galvatron/runtime/Shard.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <new>
 #include <optional>
 
 namespace galvatron::rt {
@@ -33,6 +38,29 @@ static_assert(static_cast<int>(plan::Reduction::Sum) ==
                       static_cast<int>(Reduction::Prod),
               "plan::Reduction and rt::Reduction differ");
 
+/// The arena's bytes, kept by the thread between runs: a training step
+/// reuses the last step's pages instead of faulting in fresh ones. Zeroed
+/// when it grows; 64-byte aligned like the planner's offsets.
+uint8_t *threadArena(size_t bytes) {
+  struct Buffer {
+    uint8_t *data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (bytes > buffer.size || !buffer.data) {
+    std::free(buffer.data);
+    // Never empty: even an empty arena's views point at memory.
+    size_t rounded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
+    buffer.data = static_cast<uint8_t *>(std::aligned_alloc(64, rounded));
+    if (!buffer.data)
+      throw std::bad_alloc();
+    std::memset(buffer.data, 0, rounded);
+    buffer.size = rounded;
+  }
+  return buffer.data;
+}
+
 /// An attribute vector as int64s; absent reads as empty.
 template <typename T>
 std::vector<int64_t> int64s(const flatbuffers::Vector<T> *v) {
@@ -45,7 +73,7 @@ public:
   Machine(const plan::Plan &plan, const plan::RankProgram &program,
           Communicator &comm, bool trace, RunStats &stats, std::string &error)
       : plan(plan), program(program), comm(comm), trace(trace), stats(stats),
-        error(error), arena(program.arena_bytes()) {
+        error(error), arena(threadArena(program.arena_bytes())) {
     stats.arenaBytes = program.arena_bytes();
     // Last instruction reading each arena tensor, for the live-bytes count.
     lastUse.assign(program.tensors()->size(), -1);
@@ -59,7 +87,7 @@ public:
 
   bool bind(const std::map<std::string, Tensor> &inputs,
             const std::map<std::string, Tensor> &weights) {
-    values.resize(program.tensors()->size());
+    views.resize(program.tensors()->size());
     for (size_t i = 0; i < program.tensors()->size(); ++i) {
       const plan::Tensor &t = *program.tensors()->Get(i);
       const std::map<std::string, Tensor> *source = nullptr;
@@ -97,16 +125,51 @@ public:
               (t.shard() ? " (a shard of " +
                                shapeString(shardFullShape(*t.shard())) + ")"
                          : std::string()));
+        // Read in place unless cut here.
         if (given == &piece)
-          values[i] = std::move(piece);
-        else
-          values[i] = *given;
-        stats.boundBytes += values[i].bytes.size();
+          given = &owned.emplace_back(std::move(piece));
+        views[i] = TensorView(*given);
+        stats.boundBytes += given->byteSize();
       } else if (t.storage() == plan::Storage::Constant) {
-        values[i] = Tensor(toDType(t.dtype()), shapeOf(t));
-        std::memcpy(values[i].bytes.data(),
-                    plan.constants()->data() + t.offset(), t.bytes());
+        views[i] = constant(t);
+      } else {
+        views[i] =
+            TensorView(toDType(t.dtype()), shapeOf(t), arena + t.offset());
       }
+    }
+    return true;
+  }
+
+  /// What writing in place assumes of the plan (the memory planner's
+  /// promises, which a damaged plan may break): arena elements aligned, and
+  /// no result over one of its own instruction's inputs (a copy may land on
+  /// exactly its input).
+  bool checkLayout() {
+    for (const plan::Tensor *t : *program.tensors())
+      if (t->storage() == plan::Storage::Arena &&
+          t->offset() % dtypeSize(toDType(t->dtype())) != 0)
+        return fail("tensor at arena offset " + std::to_string(t->offset()) +
+                    " is not aligned to its " +
+                    std::to_string(dtypeSize(toDType(t->dtype()))) +
+                    "-byte elements");
+    for (size_t i = 0; i < program.instructions()->size(); ++i) {
+      const plan::Instruction &inst = *program.instructions()->Get(i);
+      bool copies = inst.opcode() == plan::Opcode::Copy ||
+                    inst.opcode() == plan::Opcode::Send;
+      for (int32_t o : *inst.outputs())
+        for (int32_t t : *inst.inputs()) {
+          const plan::Tensor &out = *program.tensors()->Get(o);
+          const plan::Tensor &in = *program.tensors()->Get(t);
+          if (in.storage() != plan::Storage::Arena || !out.bytes() ||
+              !in.bytes() || out.offset() >= in.offset() + in.bytes() ||
+              in.offset() >= out.offset() + out.bytes() ||
+              (copies && in.offset() == out.offset() &&
+               in.bytes() == out.bytes()))
+            continue;
+          return fail("instruction " + std::to_string(i) + " (" +
+                      plan::EnumNameOpcode(inst.opcode()) + ") writes " +
+                      tensorName(o) + " over its input " + tensorName(t));
+        }
     }
     return true;
   }
@@ -114,9 +177,8 @@ public:
   bool run() {
     for (size_t i = 0; i < program.instructions()->size(); ++i) {
       const plan::Instruction &inst = *program.instructions()->Get(i);
-      std::vector<Tensor> results;
       int64_t start = trace ? nowUs() : 0;
-      if (!execute(static_cast<int64_t>(i), inst, results))
+      if (!execute(static_cast<int64_t>(i), inst))
         return false;
       if (trace) {
         bool communicates = isCommunication(inst.opcode());
@@ -125,15 +187,24 @@ public:
              communicates ? static_cast<int32_t>(groupOf(inst)) : -1, start,
              nowUs()});
       }
-      for (size_t k = 0; k < results.size(); ++k)
-        if (!store(inst.outputs()->Get(k), std::move(results[k])))
-          return false;
+      for (int32_t t : *inst.outputs())
+        wrote(t);
       release(static_cast<int64_t>(i));
     }
     return true;
   }
 
-  Tensor output(int32_t index) { return load(index); }
+  /// An output's value copied out of the arena for the caller, into
+  /// `into`'s bytes when they fit (a trainer passes last step's outputs).
+  void output(int32_t index, Tensor &into) {
+    const TensorView &view = views[index];
+    if (into.dtype != view.dtype || into.byteSize() != view.byteSize()) {
+      into = Tensor(view);
+      return;
+    }
+    into.shape = view.shape;
+    std::memcpy(into.data(), view.data(), view.byteSize());
+  }
 
 private:
   static int64_t nowUs() {
@@ -147,31 +218,49 @@ private:
     return false;
   }
 
-  /// A tensor's current value; arena tensors are read from the arena.
-  Tensor load(int32_t index) {
-    const plan::Tensor &t = *program.tensors()->Get(index);
-    if (t.storage() != plan::Storage::Arena)
-      return values[index];
-    Tensor out(toDType(t.dtype()), shapeOf(t));
-    std::memcpy(out.bytes.data(), arena.data() + t.offset(), t.bytes());
-    return out;
+  /// A constant, read where the plan holds it when its elements are
+  /// aligned there (FlatBuffers aligns the blob only to 4 bytes), else
+  /// from an aligned copy.
+  TensorView constant(const plan::Tensor &t) {
+    DType dtype = toDType(t.dtype());
+    const uint8_t *bytes = plan.constants()->data() + t.offset();
+    if (reinterpret_cast<uintptr_t>(bytes) % dtypeSize(dtype) == 0)
+      // Kernels only read their inputs, so the view never writes the plan.
+      return TensorView(dtype, shapeOf(t), const_cast<uint8_t *>(bytes));
+    Tensor &copy = owned.emplace_back(dtype, shapeOf(t));
+    std::memcpy(copy.data(), bytes, t.bytes());
+    return TensorView(copy);
   }
 
-  bool store(int32_t index, Tensor value) {
+  /// Results go to the arena only: any other place is the caller's memory
+  /// or the plan's.
+  bool writable(int32_t index) {
+    if (program.tensors()->Get(index)->storage() != plan::Storage::Arena)
+      return fail("instruction writes to tensor " + std::to_string(index) +
+                  ", which is not in the arena");
+    return true;
+  }
+
+  /// Copies a result made elsewhere (by a collective) into its slot.
+  bool store(int32_t index, const Tensor &value) {
     const plan::Tensor &t = *program.tensors()->Get(index);
     if (value.bytes.size() != t.bytes())
       return fail("instruction wrote " + std::to_string(value.bytes.size()) +
                   " bytes to tensor " + std::to_string(index) + " of " +
                   std::to_string(t.bytes()));
-    if (t.storage() != plan::Storage::Arena)
-      return fail("instruction writes to tensor " + std::to_string(index) +
-                  ", which is not in the arena");
-    std::memcpy(arena.data() + t.offset(), value.bytes.data(), t.bytes());
+    if (!writable(index))
+      return false;
+    std::memcpy(views[index].data(), value.data(), t.bytes());
+    return true;
+  }
+
+  /// Counts tensor `index` as written and live.
+  void wrote(int32_t index) {
+    const plan::Tensor &t = *program.tensors()->Get(index);
     stats.highWaterBytes =
         std::max<uint64_t>(stats.highWaterBytes, t.offset() + t.bytes());
     live += t.bytes();
     stats.peakLiveBytes = std::max(stats.peakLiveBytes, live);
-    return true;
   }
 
   /// Arena tensors whose last reader was instruction `i` are dead now.
@@ -203,14 +292,14 @@ private:
   /// result without a word, so it ends the run, named with its position.
   bool checkIndices(const plan::Instruction &inst, int input, int64_t low,
                     int64_t high, std::optional<int64_t> skip = {}) {
-    const Tensor ids = load(inst.inputs()->Get(input));
+    const TensorView &ids = views[inst.inputs()->Get(input)];
     if (ids.dtype != DType::I64 && ids.dtype != DType::I32)
       return fail(std::string(plan::EnumNameOpcode(inst.opcode())) +
                   " indices must be integers");
     for (int64_t i = 0; i < ids.size(); ++i) {
       int64_t v = ids.dtype == DType::I64
                       ? ids.i64()[i]
-                      : reinterpret_cast<const int32_t *>(ids.bytes.data())[i];
+                      : reinterpret_cast<const int32_t *>(ids.data())[i];
       if ((v < low || v >= high) && v != skip)
         return fail(std::string(plan::EnumNameOpcode(inst.opcode())) + " of '" +
                     tensorName(inst.inputs()->Get(input)) + "': index " +
@@ -221,10 +310,12 @@ private:
     return true;
   }
 
-  /// One instruction's operands and first result's plan entry.
+  /// One instruction's operands, the places of its results, and its first
+  /// result's plan entry.
   struct Call {
     const plan::Instruction &inst;
-    std::vector<Tensor> in;
+    std::vector<TensorView> in;
+    std::vector<TensorView> out;
     const plan::Tensor &out0;
   };
   /// What a kernel group made of an instruction.
@@ -253,9 +344,10 @@ private:
   static Outcome done(bool ok) { return ok ? Outcome::Done : Outcome::Failed; }
 
   /// Elementwise kernels: binary, unary, compare, select and cast.
-  Outcome elementwise(const Call &c, std::vector<Tensor> &results) {
+  Outcome elementwise(Call &c) {
     using O = plan::Opcode;
     const auto &in = c.in;
+    auto &out = c.out;
     static const std::pair<O, Binary> binaries[] = {
         {O::Add, Binary::Add}, {O::Sub, Binary::Sub}, {O::Mul, Binary::Mul},
         {O::Div, Binary::Div}, {O::Pow, Binary::Pow}, {O::Max, Binary::Max},
@@ -264,7 +356,7 @@ private:
       if (c.inst.opcode() == op) {
         if (!need(c, 2))
           return Outcome::Failed;
-        results.push_back(binary(kind, in[0], in[1]));
+        binary(kind, in[0], in[1], out[0]);
         return Outcome::Done;
       }
     static const std::pair<O, Unary> unaries[] = {
@@ -280,7 +372,7 @@ private:
       if (c.inst.opcode() == op) {
         if (!need(c, 1))
           return Outcome::Failed;
-        results.push_back(unary(kind, in[0]));
+        unary(kind, in[0], out[0]);
         return Outcome::Done;
       }
     switch (c.inst.opcode()) {
@@ -293,18 +385,18 @@ private:
       int p = static_cast<int>(a->predicate());
       if (p < 0 || p > 5)
         return done(fail("bad Compare predicate " + std::to_string(p)));
-      results.push_back(binary(kinds[p], in[0], in[1]));
+      binary(kinds[p], in[0], in[1], out[0]);
       return Outcome::Done;
     }
     case O::Where:
       if (!need(c, 3))
         return Outcome::Failed;
-      results.push_back(where(in[0], in[1], in[2]));
+      where(in[0], in[1], in[2], out[0]);
       return Outcome::Done;
     case O::Cast:
       if (!need(c, 1))
         return Outcome::Failed;
-      results.push_back(cast(in[0], toDType(c.out0.dtype())));
+      cast(in[0], out[0]);
       return Outcome::Done;
     default:
       return Outcome::NotMine;
@@ -312,14 +404,15 @@ private:
   }
 
   /// Data movement: copies, layouts, slices, gathers and lookups.
-  Outcome movement(const Call &c, std::vector<Tensor> &results) {
+  Outcome movement(Call &c) {
     using O = plan::Opcode;
     const auto &in = c.in;
+    auto &out = c.out;
     switch (c.inst.opcode()) {
     case O::Copy:
       if (!need(c, 1))
         return Outcome::Failed;
-      results.push_back(reshape(in[0], shapeOf(c.out0)));
+      reshape(in[0], out[0]);
       return Outcome::Done;
     case O::Transpose: {
       const auto *a = attrs<plan::TransposeAttrs>(c);
@@ -329,7 +422,7 @@ private:
       if (static_cast<int64_t>(perm.size()) != in[0].rank())
         return done(fail("Transpose needs one permutation entry per input "
                          "dimension"));
-      results.push_back(transpose(in[0], perm));
+      transpose(in[0], perm, out[0]);
       return Outcome::Done;
     }
     case O::Slice: {
@@ -343,34 +436,31 @@ private:
       if (starts.size() != r || limits.size() != r || steps.size() != r)
         return done(fail("Slice needs a start, limit and step per input "
                          "dimension"));
-      results.push_back(slice(in[0], starts, limits, steps));
+      slice(in[0], starts, steps, out[0]);
       return Outcome::Done;
     }
     case O::Concat: {
       const auto *a = attrs<plan::AxisAttrs>(c);
       if (!a || !need(c, 1))
         return Outcome::Failed;
-      std::vector<const Tensor *> parts;
-      for (const Tensor &t : in)
+      std::vector<const TensorView *> parts;
+      for (const TensorView &t : in)
         parts.push_back(&t);
-      results.push_back(concat(parts, a->axis()));
+      concat(parts, a->axis(), out[0]);
       return Outcome::Done;
     }
     case O::Split: {
       const auto *a = attrs<plan::AxisAttrs>(c);
       if (!a || !need(c, 1))
         return Outcome::Failed;
-      std::vector<int64_t> sizes;
       int64_t axis = a->axis() < 0 ? a->axis() + in[0].rank() : a->axis();
-      for (int32_t t : *c.inst.outputs())
-        sizes.push_back(program.tensors()->Get(t)->shape()->Get(axis));
-      results = split(in[0], axis, sizes);
+      split(in[0], axis, out);
       return Outcome::Done;
     }
     case O::Expand:
       if (!need(c, 1))
         return Outcome::Failed;
-      results.push_back(expand(in[0], shapeOf(c.out0)));
+      expand(in[0], out[0]);
       return Outcome::Done;
     case O::Gather: {
       const auto *a = attrs<plan::AxisAttrs>(c);
@@ -382,20 +472,20 @@ private:
       int64_t n = in[0].shape[axis < 0 ? axis + in[0].rank() : axis];
       if (!checkIndices(c.inst, 1, -n, n))
         return Outcome::Failed;
-      results.push_back(gather(in[0], in[1], axis));
+      gather(in[0], in[1], axis, out[0]);
       return Outcome::Done;
     }
     case O::Embedding:
       if (!need(c, 2) || in[0].rank() != 2 ||
           !checkIndices(c.inst, 1, 0, in[0].shape[0]))
         return Outcome::Failed;
-      results.push_back(embedding(in[0], in[1]));
+      embedding(in[0], in[1], out[0]);
       return Outcome::Done;
     case O::EmbeddingGrad: {
       const auto *a = attrs<plan::EmbeddingGradAttrs>(c);
       if (!a || !need(c, 2) || !checkIndices(c.inst, 1, 0, a->rows()))
         return Outcome::Failed;
-      results.push_back(embeddingGrad(in[0], in[1], a->rows()));
+      embeddingGrad(in[0], in[1], out[0]);
       return Outcome::Done;
     }
     default:
@@ -404,32 +494,32 @@ private:
   }
 
   /// Contractions, reductions, normalisations, attention and loss.
-  Outcome compute(const Call &c, std::vector<Tensor> &results) {
+  Outcome compute(Call &c) {
     using O = plan::Opcode;
     const auto &in = c.in;
+    auto &out = c.out;
     switch (c.inst.opcode()) {
     case O::Matmul: {
       const auto *a = attrs<plan::MatmulAttrs>(c);
       if (!a || !need(c, 2))
         return Outcome::Failed;
-      results.push_back(
-          matmul(in[0], in[1], a->transpose_lhs(), a->transpose_rhs()));
+      matmul(in[0], in[1], out[0], a->transpose_lhs(), a->transpose_rhs());
       return Outcome::Done;
     }
     case O::Linear: {
       const auto *a = attrs<plan::LinearAttrs>(c);
       if (!a || !need(c, 2))
         return Outcome::Failed;
-      results.push_back(linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr,
-                               a->layout() == plan::WeightLayout::OutIn));
+      linear(in[0], in[1], in.size() > 2 ? &in[2] : nullptr,
+             a->layout() == plan::WeightLayout::OutIn, out[0]);
       return Outcome::Done;
     }
     case O::Reduce: {
       const auto *a = attrs<plan::ReduceAttrs>(c);
       if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(reduce(static_cast<Reduction>(a->kind()), in[0],
-                               int64s(a->axes()), a->keepdims()));
+      reduce(static_cast<Reduction>(a->kind()), in[0], int64s(a->axes()),
+             out[0]);
       return Outcome::Done;
     }
     case O::Softmax:
@@ -437,17 +527,17 @@ private:
       const auto *a = attrs<plan::AxisAttrs>(c);
       if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(c.inst.opcode() == O::Softmax
-                            ? softmax(in[0], a->axis())
-                            : logSoftmax(in[0], a->axis()));
+      if (c.inst.opcode() == O::Softmax)
+        softmax(in[0], a->axis(), out[0]);
+      else
+        logSoftmax(in[0], a->axis(), out[0]);
       return Outcome::Done;
     }
     case O::ArgMax: {
       const auto *a = attrs<plan::ArgMaxAttrs>(c);
       if (!a || !need(c, 1))
         return Outcome::Failed;
-      results.push_back(
-          argMax(in[0], a->axis(), a->keepdims(), a->select_last_index()));
+      argMax(in[0], a->axis(), a->select_last_index(), out[0]);
       return Outcome::Done;
     }
     case O::LayerNorm:
@@ -455,46 +545,26 @@ private:
       const auto *a = attrs<plan::NormAttrs>(c);
       if (!a || !need(c, 2))
         return Outcome::Failed;
-      results.push_back(c.inst.opcode() == O::LayerNorm
-                            ? layerNorm(in[0], in[1],
-                                        in.size() > 2 ? &in[2] : nullptr,
-                                        a->eps())
-                            : rmsNorm(in[0], in[1], a->eps()));
+      if (c.inst.opcode() == O::LayerNorm)
+        layerNorm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, a->eps(),
+                  out[0]);
+      else
+        rmsNorm(in[0], in[1], a->eps(), out[0]);
       return Outcome::Done;
     }
     case O::Rotary: {
       const auto *a = attrs<plan::RotaryAttrs>(c);
       if (!a || !need(c, 3))
         return Outcome::Failed;
-      results.push_back(rotary(in[0], in[1], in[2], a->interleaved()));
+      rotary(in[0], in[1], in[2], a->interleaved(), out[0]);
       return Outcome::Done;
     }
     case O::Attention: {
       const auto *a = attrs<plan::AttentionAttrs>(c);
       if (!a || !need(c, 3))
         return Outcome::Failed;
-      results.push_back(attention(in[0], in[1], in[2],
-                                  in.size() > 3 ? &in[3] : nullptr, a->causal(),
-                                  a->scale()));
-      return Outcome::Done;
-    }
-    case O::AdamWUpdate: {
-      const auto *a = attrs<plan::AdamWAttrs>(c);
-      if (!a || !need(c, 6))
-        return Outcome::Failed;
-      results = adamwUpdate(
-          {a->beta1(), a->beta2(), a->epsilon(), a->weight_decay()}, in[0],
-          in[1], in[2], in[3], in[4].f32()[0], in[5].f32()[0]);
-      return Outcome::Done;
-    }
-    case O::AttentionGrad: {
-      const auto *a = attrs<plan::AttentionAttrs>(c);
-      if (!a || !need(c, 4))
-        return Outcome::Failed;
-      for (Tensor &grad : attentionGrad(in[0], in[1], in[2], in[3],
-                                        in.size() > 4 ? &in[4] : nullptr,
-                                        a->causal(), a->scale()))
-        results.push_back(std::move(grad));
+      attention(in[0], in[1], in[2], in.size() > 3 ? &in[3] : nullptr,
+                a->causal(), a->scale(), out[0]);
       return Outcome::Done;
     }
     case O::CrossEntropy: {
@@ -502,21 +572,22 @@ private:
       if (!a || !need(c, 2) || in[0].rank() < 1 ||
           !checkIndices(c.inst, 1, 0, in[0].shape.back(), a->ignore_index()))
         return Outcome::Failed;
-      results.push_back(crossEntropy(in[0], in[1],
-                                     a->reduction() == plan::Reduction::Mean,
-                                     a->ignore_index()));
+      crossEntropy(in[0], in[1], a->reduction() == plan::Reduction::Mean,
+                   a->ignore_index(), out[0]);
       return Outcome::Done;
     }
     default:
-      return fused(c, results);
+      return fused(c);
     }
   }
 
-  /// The fused backward kernels (their shapes are the plan verifier's).
-  Outcome fused(const Call &c, std::vector<Tensor> &results) {
+  /// The fused backward and optimizer kernels (their shapes are the plan
+  /// verifier's).
+  Outcome fused(Call &c) {
     using O = plan::Opcode;
     const auto &in = c.in;
-    // The three operands are f32 (but for the loss's labels).
+    auto &out = c.out;
+    // The first `operands` operands are f32 (but for the loss's labels).
     auto floats = [&](bool labels, size_t operands = 3) {
       for (size_t k = 0; k < operands; ++k)
         if (!(labels && k == 1) && in[k].dtype != DType::F32)
@@ -530,26 +601,45 @@ private:
       if (!a || !need(c, 3) || in[0].rank() < 1 || !floats(true) ||
           !checkIndices(c.inst, 1, 0, in[0].shape.back(), a->ignore_index()))
         return Outcome::Failed;
-      results.push_back(crossEntropyGrad(
-          in[0], in[1], in[2], a->reduction() == plan::Reduction::Mean,
-          a->ignore_index()));
+      crossEntropyGrad(in[0], in[1], in[2],
+                       a->reduction() == plan::Reduction::Mean,
+                       a->ignore_index(), out[0]);
+      return Outcome::Done;
+    }
+    case O::LayerNormGrad:
+    case O::RmsNormGrad: {
+      const auto *a = attrs<plan::NormAttrs>(c);
+      if (!a || !need(c, 3) || !floats(false))
+        return Outcome::Failed;
+      if (c.inst.opcode() == O::LayerNormGrad)
+        layerNormGrad(in[0], in[1], in[2], a->eps(), out[0], out[1], out[2]);
+      else
+        rmsNormGrad(in[0], in[1], in[2], a->eps(), out[0], out[1]);
       return Outcome::Done;
     }
     case O::GeluGrad:
     case O::GeluTanhGrad:
       if (!need(c, 2) || !floats(false, 2))
         return Outcome::Failed;
-      results.push_back(
-          geluGrad(in[0], in[1], c.inst.opcode() == O::GeluTanhGrad));
+      geluGrad(in[0], in[1], c.inst.opcode() == O::GeluTanhGrad, out[0]);
       return Outcome::Done;
-    case O::LayerNormGrad:
-    case O::RmsNormGrad: {
-      const auto *a = attrs<plan::NormAttrs>(c);
-      if (!a || !need(c, 3) || !floats(false))
+    case O::AttentionGrad: {
+      const auto *a = attrs<plan::AttentionAttrs>(c);
+      if (!a || !need(c, 4) || !floats(false, 4))
         return Outcome::Failed;
-      results = c.inst.opcode() == O::LayerNormGrad
-                    ? layerNormGrad(in[0], in[1], in[2], a->eps())
-                    : rmsNormGrad(in[0], in[1], in[2], a->eps());
+      attentionGrad(in[0], in[1], in[2], in[3],
+                    in.size() > 4 ? &in[4] : nullptr, a->causal(), a->scale(),
+                    out[0], out[1], out[2]);
+      return Outcome::Done;
+    }
+    case O::AdamWUpdate: {
+      const auto *a = attrs<plan::AdamWAttrs>(c);
+      if (!a || !need(c, 6) || !floats(false, 6))
+        return Outcome::Failed;
+      adamwUpdate({a->beta1(), a->beta2(), a->epsilon(), a->weight_decay()},
+                  in[0].size(), in[0].f32(), in[1].f32(), in[2].f32(),
+                  in[3].f32(), in[4].f32()[0], in[5].f32()[0], out[0].f32(),
+                  out[1].f32(), out[2].f32());
       return Outcome::Done;
     }
     default:
@@ -557,26 +647,30 @@ private:
     }
   }
 
-  bool execute(int64_t index, const plan::Instruction &inst,
-               std::vector<Tensor> &results) {
-    Call c{inst, {}, *program.tensors()->Get(inst.outputs()->Get(0))};
+  bool execute(int64_t index, const plan::Instruction &inst) {
+    Call c{inst, {}, {}, *program.tensors()->Get(inst.outputs()->Get(0))};
     for (int32_t t : *inst.inputs())
-      c.in.push_back(load(t));
+      c.in.push_back(views[t]);
+    for (int32_t t : *inst.outputs()) {
+      if (!writable(t))
+        return false;
+      c.out.push_back(views[t]);
+    }
     for (auto group :
          {&Machine::elementwise, &Machine::movement, &Machine::compute}) {
-      Outcome outcome = (this->*group)(c, results);
+      Outcome outcome = (this->*group)(c);
       if (outcome != Outcome::NotMine)
         return outcome == Outcome::Done;
     }
     if (isCommunication(inst.opcode()))
-      return communicate(index, c, results);
+      return communicate(index, c);
     return fail(std::string("no kernel for instruction ") +
                 plan::EnumNameOpcode(inst.opcode()));
   }
 
   /// Communication instructions: the group and the rest of each
   /// collective's attribute table, as plan.fbs lists them.
-  bool communicate(int64_t index, const Call &c, std::vector<Tensor> &results) {
+  bool communicate(int64_t index, Call &c) {
     using O = plan::Opcode;
     const plan::Instruction &inst = c.inst;
     const plan::Tensor &out0 = c.out0;
@@ -590,7 +684,7 @@ private:
                   " inputs and its " +
                   plan::EnumNameInstructionAttrs(attrsTypeOf(inst.opcode())) +
                   " table");
-    const std::vector<Tensor> &in = c.in;
+    const std::vector<TensorView> &in = c.in;
     int g = static_cast<int>(group);
     Tensor out;
     std::string why;
@@ -622,15 +716,18 @@ private:
       ok = comm.broadcast(g, inst.attrs_as_BroadcastAttrs()->root(), in[0], out,
                           why);
       break;
-    case O::Send:
+    case O::Send: {
       // The output passes the input on (ordering what reads it after the
       // send); an output of another size is a token and reads as zeros.
-      ok = comm.send(g, inst.attrs_as_PeerAttrs()->peer(), in[0], why);
-      out = numElements(shapeOf(out0)) == in[0].size() &&
-                    toDType(out0.dtype()) == in[0].dtype
-                ? reshape(in[0], shapeOf(out0))
-                : Tensor::zeros(toDType(out0.dtype()), shapeOf(out0));
-      break;
+      TensorView &passed = c.out[0];
+      if (!comm.send(g, inst.attrs_as_PeerAttrs()->peer(), in[0], why))
+        return fail(what + ": " + why);
+      if (passed.size() == in[0].size() && passed.dtype == in[0].dtype)
+        reshape(in[0], passed);
+      else
+        std::memset(passed.data(), 0, passed.byteSize());
+      return true;
+    }
     case O::Recv:
       out = Tensor(toDType(out0.dtype()), shapeOf(out0));
       ok = comm.recv(g, inst.attrs_as_PeerAttrs()->peer(), out, why);
@@ -643,8 +740,7 @@ private:
     if (out.shape != shapeOf(out0))
       return fail(what + " gives " + shapeString(out.shape) +
                   ", but its output tensor is " + shapeString(shapeOf(out0)));
-    results.push_back(std::move(out));
-    return true;
+    return store(inst.outputs()->Get(0), out);
   }
 
   const plan::Plan &plan;
@@ -653,8 +749,12 @@ private:
   bool trace;
   RunStats &stats;
   std::string &error;
-  std::vector<uint8_t> arena;
-  std::vector<Tensor> values;
+  uint8_t *arena;
+  /// Every plan tensor where it lies, once bound.
+  std::vector<TensorView> views;
+  /// Tensors the run had to make: shards cut from whole inputs, and
+  /// constants copied to alignment (a deque keeps them where they are).
+  std::deque<Tensor> owned;
   std::vector<int64_t> lastUse;
   uint64_t live = 0;
 };
@@ -695,7 +795,8 @@ bool runRank(const plan::Plan &plan, int rank,
     return false;
   }
   Machine machine(plan, *program, *comm, options.trace, stats, error);
-  bool ok = machine.bind(inputs, weights) && machine.run();
+  bool ok =
+      machine.bind(inputs, weights) && machine.checkLayout() && machine.run();
   // Sends still in flight finish with the run, so no step leaks into the
   // next; the counts are this run's.
   std::string why;
@@ -709,8 +810,8 @@ bool runRank(const plan::Plan &plan, int rank,
   if (program->outputs())
     for (int32_t index : *program->outputs()) {
       const plan::Tensor &t = *program->tensors()->Get(index);
-      outputs[t.name() ? t.name()->str() : std::to_string(index)] =
-          machine.output(index);
+      machine.output(
+          index, outputs[t.name() ? t.name()->str() : std::to_string(index)]);
     }
   return true;
 }

@@ -262,16 +262,19 @@ void geluGrad(const float *x, const float *dy, int64_t n, bool tanhForm,
   }
 }
 
-Tensor geluGrad(const Tensor &x, const Tensor &dy, bool tanhForm) {
-  Tensor dx(DType::F32, x.shape);
+void geluGrad(const TensorView &x, const TensorView &dy, bool tanhForm,
+              TensorView &dx) {
+  assert(x.dtype == DType::F32 && dy.shape == x.shape && dx.shape == x.shape &&
+         "gelu gradient shapes differ");
   geluGrad(x.f32(), dy.f32(), x.size(), tanhForm, dx.f32());
-  return dx;
 }
 
-Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
-                        const Tensor &dloss, bool mean, int64_t ignoreIndex) {
+void crossEntropyGrad(const TensorView &logits, const TensorView &labels,
+                      const TensorView &dloss, bool mean, int64_t ignoreIndex,
+                      TensorView &out) {
   assert(logits.dtype == DType::F32 && logits.rank() >= 1 &&
          dloss.dtype == DType::F32 && dloss.size() == 1 &&
+         out.shape == logits.shape &&
          "cross-entropy gradient takes f32 logits [..., V] and a scalar");
   int64_t classes = logits.shape.back(), rows = labels.size();
   assert(logits.size() == rows * classes &&
@@ -284,17 +287,14 @@ Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
       widened[r] = labels.intAt(r);
     ids = widened.data();
   }
-  Tensor out(DType::F32, logits.shape);
   crossEntropyGrad(logits.f32(), ids, rows, classes, ignoreIndex, mean,
                    dloss.f32()[0], out.f32());
-  return out;
 }
 
-/// A norm gradient's outputs, dx and `sums` [d] vectors, with the row count
-/// and row size of its input (checked against its scale and gradient).
-static std::vector<Tensor> normGradOutputs(const Tensor &x, const Tensor &scale,
-                                           const Tensor &dy, int sums,
-                                           int64_t &rows, int64_t &d) {
+/// A norm gradient's row count and row size (its scale and gradient
+/// checked against its input).
+static void normGradDims(const TensorView &x, const TensorView &scale,
+                         const TensorView &dy, int64_t &rows, int64_t &d) {
   assert(x.dtype == DType::F32 && x.rank() >= 1 && scale.dtype == DType::F32 &&
          scale.size() == x.shape.back() && dy.dtype == DType::F32 &&
          dy.shape == x.shape &&
@@ -302,28 +302,59 @@ static std::vector<Tensor> normGradOutputs(const Tensor &x, const Tensor &scale,
   (void)dy;
   d = x.shape.back();
   rows = x.size() / std::max<int64_t>(d, 1);
-  std::vector<Tensor> out;
-  out.emplace_back(DType::F32, x.shape);
-  for (int k = 0; k < sums; ++k)
-    out.emplace_back(DType::F32, scale.shape);
+}
+
+void layerNormGrad(const TensorView &x, const TensorView &scale,
+                   const TensorView &dy, double eps, TensorView &dx,
+                   TensorView &dscale, TensorView &dbias) {
+  int64_t rows, d;
+  normGradDims(x, scale, dy, rows, d);
+  layerNormGrad(x.f32(), scale.f32(), dy.f32(), rows, d, eps, dx.f32(),
+                dscale.f32(), dbias.f32());
+}
+
+void rmsNormGrad(const TensorView &x, const TensorView &scale,
+                 const TensorView &dy, double eps, TensorView &dx,
+                 TensorView &dscale) {
+  int64_t rows, d;
+  normGradDims(x, scale, dy, rows, d);
+  rmsNormGrad(x.f32(), scale.f32(), dy.f32(), rows, d, eps, dx.f32(),
+              dscale.f32());
+}
+
+Tensor geluGrad(const Tensor &x, const Tensor &dy, bool tanhForm) {
+  Tensor dx(DType::F32, x.shape);
+  TensorView out(dx);
+  geluGrad(x, dy, tanhForm, out);
+  return dx;
+}
+
+Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
+                        const Tensor &dloss, bool mean, int64_t ignoreIndex) {
+  Tensor out(DType::F32, logits.shape);
+  TensorView view(out);
+  crossEntropyGrad(logits, labels, dloss, mean, ignoreIndex, view);
   return out;
 }
 
 std::vector<Tensor> layerNormGrad(const Tensor &x, const Tensor &scale,
                                   const Tensor &dy, double eps) {
-  int64_t rows, d;
-  std::vector<Tensor> out = normGradOutputs(x, scale, dy, 2, rows, d);
-  layerNormGrad(x.f32(), scale.f32(), dy.f32(), rows, d, eps, out[0].f32(),
-                out[1].f32(), out[2].f32());
+  std::vector<Tensor> out;
+  out.emplace_back(DType::F32, x.shape);
+  out.emplace_back(DType::F32, scale.shape);
+  out.emplace_back(DType::F32, scale.shape);
+  TensorView dx(out[0]), dscale(out[1]), dbias(out[2]);
+  layerNormGrad(x, scale, dy, eps, dx, dscale, dbias);
   return out;
 }
 
 std::vector<Tensor> rmsNormGrad(const Tensor &x, const Tensor &scale,
                                 const Tensor &dy, double eps) {
-  int64_t rows, d;
-  std::vector<Tensor> out = normGradOutputs(x, scale, dy, 1, rows, d);
-  rmsNormGrad(x.f32(), scale.f32(), dy.f32(), rows, d, eps, out[0].f32(),
-              out[1].f32());
+  std::vector<Tensor> out;
+  out.emplace_back(DType::F32, x.shape);
+  out.emplace_back(DType::F32, scale.shape);
+  TensorView dx(out[0]), dscale(out[1]);
+  rmsNormGrad(x, scale, dy, eps, dx, dscale);
   return out;
 }
 

@@ -119,14 +119,14 @@ bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 // Predicates for the asserts (unused in Release builds).
 
 /// Whether the tensor's bytes are exactly its shape's elements.
-[[maybe_unused]] bool holds(const Tensor &t) {
+[[maybe_unused]] bool holds(const TensorView &t) {
   for (int64_t d : t.shape)
     if (d < 0)
       return false;
-  return t.bytes.size() == static_cast<size_t>(t.size()) * dtypeSize(t.dtype);
+  return t.byteSize() == static_cast<size_t>(t.size()) * dtypeSize(t.dtype);
 }
 
-[[maybe_unused]] bool isF32(const Tensor &t) {
+[[maybe_unused]] bool isF32(const TensorView &t) {
   return t.dtype == DType::F32 && holds(t);
 }
 
@@ -149,8 +149,8 @@ bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 }
 
 /// Whether every index of `indices` (but `skip`) lies in [lo, hi).
-[[maybe_unused]] bool indicesIn(const Tensor &indices, int64_t lo, int64_t hi,
-                                std::optional<int64_t> skip = {}) {
+[[maybe_unused]] bool indicesIn(const TensorView &indices, int64_t lo,
+                                int64_t hi, std::optional<int64_t> skip = {}) {
   for (int64_t i = 0, n = indices.size(); i < n; ++i) {
     int64_t index = indices.intAt(i);
     if ((index < lo || index >= hi) && index != skip)
@@ -181,6 +181,19 @@ void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
   rt::gemm(false, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/// A new tensor of `dtype` and `shape` that `fill` writes through a view.
+template <typename Fill> Tensor produce(DType dtype, Shape shape, Fill fill) {
+  Tensor t(dtype, std::move(shape));
+  TensorView view(t);
+  fill(view);
+  return t;
+}
+
+/// Whether `out` has the shape the kernel computes (for the asserts).
+[[maybe_unused]] bool shapeIs(const TensorView &out, const Shape &shape) {
+  return out.shape == shape;
+}
+
 } // namespace
 
 Shape broadcastShape(const Shape &a, const Shape &b) {
@@ -195,12 +208,18 @@ Shape broadcastShape(const Shape &a, const Shape &b) {
   return out;
 }
 
-Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
+/// Whether `kind` gives bool whatever its operands.
+static bool isPredicate(Binary kind) {
+  return kind >= Binary::Eq || kind == Binary::And || kind == Binary::Or;
+}
+
+void binary(Binary kind, const TensorView &a, const TensorView &b,
+            TensorView &out) {
   assert(holds(a) && holds(b) && "binary operand bytes do not match its shape");
   Shape shape = broadcastShape(a.shape, b.shape);
+  assert(shapeIs(out, shape) && "binary result shape differs");
   bool compare = kind >= Binary::Eq;
   bool logical = kind == Binary::And || kind == Binary::Or;
-  Tensor out(compare || logical ? DType::Bool : a.dtype, shape);
   const Shape *ins[2] = {&a.shape, &b.shape};
   if (a.dtype == DType::F32 && !compare && !logical) {
     assert(b.dtype == DType::F32 && "f32 arithmetic on a non-f32 operand");
@@ -246,13 +265,13 @@ Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
         for (int64_t i = 0; i < n; ++i)
           o[i] = apply(x[i], y[i % nb]);
       }
-      return out;
+      return;
     }
     if (b.shape == shape && na == 1) {
 #pragma omp parallel for if (n >= kParallelElements) schedule(static)
       for (int64_t i = 0; i < n; ++i)
         o[i] = apply(x[0], y[i]);
-      return out;
+      return;
     }
     forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
       float p = x[off[0]], q = y[off[1]];
@@ -282,7 +301,7 @@ Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
         break;
       }
     });
-    return out;
+    return;
   }
   bool real = isFloat(a.dtype);
   forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
@@ -338,7 +357,6 @@ Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
     }
     out.set(i, r);
   });
-  return out;
 }
 
 static float geluTanh(float x) {
@@ -346,9 +364,10 @@ static float geluTanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
 }
 
-Tensor unary(Unary kind, const Tensor &x) {
+void unary(Unary kind, const TensorView &x, TensorView &out) {
   assert(holds(x) && "unary operand bytes do not match its shape");
-  Tensor out(x.dtype, x.shape);
+  assert(shapeIs(out, x.shape) && out.dtype == x.dtype &&
+         "unary result differs from its operand");
   int64_t n = x.size();
   if (x.dtype != DType::F32) {
     for (int64_t i = 0; i < n; ++i) {
@@ -368,7 +387,7 @@ Tensor unary(Unary kind, const Tensor &x) {
         break;
       }
     }
-    return out;
+    return;
   }
   const float *in = x.f32();
   float *o = out.f32();
@@ -423,31 +442,49 @@ Tensor unary(Unary kind, const Tensor &x) {
       break;
     }
   }
-  return out;
 }
 
-Tensor where(const Tensor &condition, const Tensor &onTrue,
-             const Tensor &onFalse) {
+/// The shape `where` gives.
+static Shape whereShape(const Shape &condition, const Shape &onTrue,
+                        const Shape &onFalse) {
+  return broadcastShape(condition, broadcastShape(onTrue, onFalse));
+}
+
+void where(const TensorView &condition, const TensorView &onTrue,
+           const TensorView &onFalse, TensorView &out) {
   assert(holds(condition) && holds(onTrue) && holds(onFalse) &&
          onTrue.dtype == onFalse.dtype && "where: mismatched operands");
-  Shape shape = broadcastShape(condition.shape,
-                               broadcastShape(onTrue.shape, onFalse.shape));
-  Tensor out(onTrue.dtype, shape);
+  Shape shape = whereShape(condition.shape, onTrue.shape, onFalse.shape);
+  assert(shapeIs(out, shape) && "where result shape differs");
   const Shape *ins[3] = {&condition.shape, &onTrue.shape, &onFalse.shape};
   size_t width = dtypeSize(out.dtype);
+  uint8_t *o = out.data();
   forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
-    const Tensor &pick = condition.intAt(off[0]) ? onTrue : onFalse;
-    std::memcpy(&out.bytes[i * width],
-                &pick.bytes[off[condition.intAt(off[0]) ? 1 : 2] * width],
+    const TensorView &pick = condition.intAt(off[0]) ? onTrue : onFalse;
+    std::memcpy(o + i * width,
+                pick.data() + off[condition.intAt(off[0]) ? 1 : 2] * width,
                 width);
   });
-  return out;
 }
 
-Tensor cast(const Tensor &x, DType to) {
-  assert(holds(x) && "cast operand bytes do not match its shape");
-  Tensor out(to, x.shape);
-  for (int64_t i = 0; i < x.size(); ++i) {
+void cast(const TensorView &x, TensorView &out) {
+  assert(holds(x) && shapeIs(out, x.shape) &&
+         "cast operand bytes do not match its shape");
+  DType to = out.dtype;
+  int64_t n = x.size();
+  // The casts training runs each step (masks and ids to f32) in typed loops;
+  // the rest element by element. Both convert through double.
+  if (to == DType::F32 && x.dtype == DType::Bool) {
+    for (int64_t i = 0; i < n; ++i)
+      out.f32()[i] = x.b8()[i] != 0 ? 1.0f : 0.0f;
+    return;
+  }
+  if (to == DType::F32 && x.dtype == DType::I64) {
+    for (int64_t i = 0; i < n; ++i)
+      out.f32()[i] = static_cast<float>(static_cast<double>(x.i64()[i]));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
     if (isFloat(x.dtype))
       out.set(i, x.at(i));
     else if (to == DType::Bool)
@@ -459,10 +496,20 @@ Tensor cast(const Tensor &x, DType to) {
     else
       out.set(i, static_cast<double>(x.intAt(i)));
   }
-  return out;
 }
 
-Tensor matmul(const Tensor &a, const Tensor &b, bool transA, bool transB) {
+/// The shape matmul gives: the broadcast batch, then M and N.
+static Shape matmulShape(const Shape &a, const Shape &b, bool transA,
+                         bool transB) {
+  Shape shape = broadcastShape(Shape(a.begin(), a.end() - 2),
+                               Shape(b.begin(), b.end() - 2));
+  shape.push_back(a[a.size() - (transA ? 1 : 2)]);
+  shape.push_back(b[b.size() - (transB ? 2 : 1)]);
+  return shape;
+}
+
+void matmul(const TensorView &a, const TensorView &b, TensorView &out,
+            bool transA, bool transB) {
   assert(isF32(a) && isF32(b) && a.rank() >= 2 && b.rank() >= 2 &&
          "matmul takes f32 operands of rank 2 or more");
   int64_t ar = a.shape[a.rank() - 2], ac = a.shape.back();
@@ -472,10 +519,8 @@ Tensor matmul(const Tensor &a, const Tensor &b, bool transA, bool transB) {
   Shape batchA(a.shape.begin(), a.shape.end() - 2);
   Shape batchB(b.shape.begin(), b.shape.end() - 2);
   Shape batch = broadcastShape(batchA, batchB);
-  Shape shape = batch;
-  shape.push_back(m);
-  shape.push_back(n);
-  Tensor out(DType::F32, shape);
+  assert(shapeIs(out, matmulShape(a.shape, b.shape, transA, transB)) &&
+         "matmul result shape differs");
   const Shape *ins[2] = {&batchA, &batchB};
   std::vector<std::array<int64_t, 2>> offsets;
   offsets.reserve(numElements(batch));
@@ -490,11 +535,10 @@ Tensor matmul(const Tensor &a, const Tensor &b, bool transA, bool transB) {
   for (int64_t p = 0; p < count; ++p)
     gemm(transA, transB, m, n, k, 1.0f, a.f32() + offsets[p][0] * m * k, ac,
          b.f32() + offsets[p][1] * k * n, bc, 0.0f, out.f32() + p * m * n, n);
-  return out;
 }
 
-Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
-              bool outIn) {
+void linear(const TensorView &x, const TensorView &w, const TensorView *bias,
+            bool outIn, TensorView &out) {
   assert(isF32(x) && isF32(w) && x.rank() >= 1 && w.rank() == 2 &&
          "linear takes f32 x [..., K] and w of rank 2");
   int64_t k = x.shape.back();
@@ -504,89 +548,135 @@ Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
   assert((!bias || (isF32(*bias) && bias->size() == n)) &&
          "linear bias is not f32 [N]");
   int64_t m = x.size() / std::max<int64_t>(k, 1);
-  Shape shape = x.shape;
-  shape.back() = n;
-  Tensor out(DType::F32, shape);
+  assert(out.size() == m * n && "linear result size differs");
   float *o = out.f32();
   if (bias)
     for (int64_t r = 0; r < m; ++r)
       std::memcpy(o + r * n, bias->f32(), n * sizeof(float));
   gemm(outIn, m, n, k, 1.0f, x.f32(), k, w.f32(), outIn ? k : n,
        bias ? 1.0f : 0.0f, o, n);
-  return out;
 }
 
-Tensor reshape(const Tensor &x, const Shape &shape) {
-  assert(numElements(shape) == x.size() && "reshape changes the element count");
-  Tensor out = x;
-  out.shape = shape;
-  return out;
+void reshape(const TensorView &x, TensorView &out) {
+  assert(out.size() == x.size() && out.dtype == x.dtype &&
+         "reshape changes the element count");
+  if (out.data() != x.data() && x.byteSize())
+    std::memcpy(out.data(), x.data(), x.byteSize());
 }
 
-/// Copies elements of `x` into a tensor of `shape`; element `i` of the
-/// result comes from flat index `source(multiIndex)`.
-template <typename Source>
-static Tensor gatherCopy(const Tensor &x, const Shape &shape, Source source) {
-  Tensor out(x.dtype, shape);
+/// Copies rows of `count` elements `stride` apart to contiguous `dst`.
+template <typename T>
+static void copyRow(const uint8_t *src, uint8_t *dst, int64_t count,
+                    int64_t stride) {
+  const T *from = reinterpret_cast<const T *>(src);
+  T *to = reinterpret_cast<T *>(dst);
+  for (int64_t j = 0; j < count; ++j)
+    to[j] = from[j * stride];
+}
+
+/// Copies elements of `x` into `out`: element (i0, ..., in) of the result
+/// is element `base + sum(i_d * strides[d])` of `x` (transposes, slices and
+/// broadcasts are all such affine maps). Rows along the last dimension go
+/// whole (one memcpy when contiguous), in parallel when large.
+static void gatherCopy(const TensorView &x, TensorView &out, int64_t base,
+                       const std::vector<int64_t> &strides) {
+  const Shape &shape = out.shape;
   size_t width = dtypeSize(x.dtype);
-  std::vector<int64_t> index(shape.size(), 0);
-  for (int64_t i = 0, n = out.size(); i < n; ++i) {
-    std::memcpy(&out.bytes[i * width], &x.bytes[source(index) * width], width);
-    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-      if (++index[d] < shape[d])
-        break;
-      index[d] = 0;
+  int64_t total = out.size();
+  if (total == 0)
+    return;
+  int64_t rank = out.rank();
+  int64_t count = rank ? shape.back() : 1, stride = rank ? strides.back() : 0;
+  int64_t rows = total / count;
+  const uint8_t *in = x.data();
+  uint8_t *o = out.data();
+#pragma omp parallel if (total >= kParallelElements)
+  {
+    std::vector<int64_t> index(std::max<int64_t>(rank - 1, 0), 0);
+    bool placed = false;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      // The row's multi-index, from scratch once per thread, then counted.
+      if (!placed) {
+        for (int64_t d = rank - 2, rest = r; d >= 0; --d) {
+          index[d] = rest % shape[d];
+          rest /= shape[d];
+        }
+        placed = true;
+      }
+      int64_t from = base;
+      for (int64_t d = 0; d + 1 < rank; ++d)
+        from += index[d] * strides[d];
+      const uint8_t *src = in + from * width;
+      uint8_t *dst = o + r * count * width;
+      if (stride == 1)
+        std::memcpy(dst, src, count * width);
+      else if (width == 4)
+        copyRow<uint32_t>(src, dst, count, stride);
+      else if (width == 8)
+        copyRow<uint64_t>(src, dst, count, stride);
+      else
+        copyRow<uint8_t>(src, dst, count, stride);
+      for (int64_t d = rank - 2; d >= 0; --d) {
+        if (++index[d] < shape[d])
+          break;
+        index[d] = 0;
+      }
     }
   }
-  return out;
 }
 
-Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm) {
+/// The shape of `x` transposed by `perm`.
+static Shape transposeShape(const Shape &x, const std::vector<int64_t> &perm) {
+  Shape shape;
+  for (int64_t p : perm)
+    shape.push_back(p >= 0 && p < static_cast<int64_t>(x.size()) ? x[p] : 0);
+  return shape;
+}
+
+void transpose(const TensorView &x, const std::vector<int64_t> &perm,
+               TensorView &out) {
   assert(holds(x) && static_cast<int64_t>(perm.size()) == x.rank() &&
          "transpose permutation length differs from the rank");
   assert(isPermutation(perm) && "transpose takes a permutation of the axes");
-  Shape shape;
+  assert(shapeIs(out, transposeShape(x.shape, perm)) &&
+         "transpose result shape differs");
+  std::vector<int64_t> strides = stridesOf(x.shape), permuted;
   for (int64_t p : perm)
-    shape.push_back(x.shape[p]);
-  std::vector<int64_t> strides = stridesOf(x.shape);
-  return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
-    int64_t s = 0;
-    for (size_t d = 0; d < perm.size(); ++d)
-      s += index[d] * strides[perm[d]];
-    return s;
-  });
+    permuted.push_back(strides[p]);
+  gatherCopy(x, out, 0, permuted);
 }
 
-Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
-             const std::vector<int64_t> &limits,
-             const std::vector<int64_t> &steps) {
+void slice(const TensorView &x, const std::vector<int64_t> &starts,
+           const std::vector<int64_t> &steps, TensorView &out) {
   assert(holds(x) && static_cast<int64_t>(starts.size()) == x.rank() &&
-         limits.size() == starts.size() && steps.size() == starts.size() &&
+         out.rank() == x.rank() && steps.size() == starts.size() &&
          "slice bounds do not match the rank");
-  Shape shape;
-  for (size_t d = 0; d < starts.size(); ++d) {
-    assert(steps[d] > 0 && 0 <= starts[d] && starts[d] <= limits[d] &&
-           limits[d] <= x.shape[d] && "slice bounds out of range");
-    shape.push_back((limits[d] - starts[d] + steps[d] - 1) / steps[d]);
-  }
+  for (size_t d = 0; d < starts.size(); ++d)
+    assert(steps[d] > 0 && 0 <= starts[d] &&
+           (out.shape[d] == 0 ||
+            starts[d] + (out.shape[d] - 1) * steps[d] < x.shape[d]) &&
+           "slice bounds out of range");
   std::vector<int64_t> strides = stridesOf(x.shape);
-  return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
-    int64_t s = 0;
-    for (size_t d = 0; d < starts.size(); ++d)
-      s += (starts[d] + index[d] * steps[d]) * strides[d];
-    return s;
-  });
+  int64_t base = 0;
+  for (size_t d = 0; d < starts.size(); ++d) {
+    base += starts[d] * strides[d];
+    strides[d] *= steps[d];
+  }
+  gatherCopy(x, out, base, strides);
 }
 
-Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis) {
+/// The shape concat gives (checking the inputs agree off the axis).
+static Shape concatShape(const std::vector<const TensorView *> &inputs,
+                         int64_t axis) {
   assert(!inputs.empty() && "concat of nothing");
-  const Tensor &first = *inputs[0];
+  const TensorView &first = *inputs[0];
   assert(validAxis(axis, first.rank()) && "concat axis out of range");
   if (axis < 0)
     axis += first.rank();
   Shape shape = first.shape;
   shape[axis] = 0;
-  for (const Tensor *t : inputs) {
+  for (const TensorView *t : inputs) {
     assert(holds(*t) && t->dtype == first.dtype && t->rank() == first.rank() &&
            "concat inputs differ in dtype or rank");
     assert(std::equal(t->shape.begin(), t->shape.begin() + axis,
@@ -596,70 +686,74 @@ Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis) {
            "concat inputs differ off the axis");
     shape[axis] += t->shape[axis];
   }
-  Tensor out(first.dtype, shape);
-  size_t width = dtypeSize(first.dtype);
-  int64_t outer = 1;
-  for (int64_t d = 0; d < axis; ++d)
-    outer *= shape[d];
-  size_t pos = 0;
-  for (int64_t o = 0; o < outer; ++o)
-    for (const Tensor *t : inputs) {
-      size_t chunk = t->bytes.size() / std::max<int64_t>(outer, 1);
-      std::memcpy(&out.bytes[pos], &t->bytes[o * chunk], chunk);
-      pos += chunk;
-    }
-  (void)width;
-  return out;
+  return shape;
 }
 
-std::vector<Tensor> split(const Tensor &x, int64_t axis,
-                          const std::vector<int64_t> &sizes) {
+void concat(const std::vector<const TensorView *> &inputs, int64_t axis,
+            TensorView &out) {
+  assert(shapeIs(out, concatShape(inputs, axis)) &&
+         "concat result shape differs");
+  if (axis < 0)
+    axis += out.rank();
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= out.shape[d];
+  size_t pos = 0;
+  for (int64_t o = 0; o < outer; ++o)
+    for (const TensorView *t : inputs) {
+      size_t chunk = t->byteSize() / std::max<int64_t>(outer, 1);
+      std::memcpy(out.data() + pos, t->data() + o * chunk, chunk);
+      pos += chunk;
+    }
+}
+
+void split(const TensorView &x, int64_t axis, std::vector<TensorView> &outs) {
   assert(validAxis(axis, x.rank()) && "split axis out of range");
   if (axis < 0)
     axis += x.rank();
-  assert(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) ==
-             x.shape[axis] &&
-         "split sizes do not add up to the dimension");
-  std::vector<Tensor> out;
   int64_t offset = 0;
-  for (int64_t size : sizes) {
-    std::vector<int64_t> starts(x.rank(), 0), limits = x.shape,
-                                              steps(x.rank(), 1);
+  for (TensorView &out : outs) {
+    std::vector<int64_t> starts(x.rank(), 0), steps(x.rank(), 1);
     starts[axis] = offset;
-    limits[axis] = offset + size;
-    out.push_back(slice(x, starts, limits, steps));
-    offset += size;
+    slice(x, starts, steps, out);
+    offset += out.shape[axis];
   }
-  return out;
+  assert(offset == x.shape[axis] &&
+         "split sizes do not add up to the dimension");
 }
 
-Tensor expand(const Tensor &x, const Shape &shape) {
+void expand(const TensorView &x, TensorView &out) {
+  const Shape &shape = out.shape;
   assert(holds(x) && broadcastsTo(x.shape, shape) &&
          "expand to a shape the input does not broadcast to");
-  std::vector<int64_t> strides = broadcastStrides(x.shape, shape);
-  return gatherCopy(x, shape, [&](const std::vector<int64_t> &index) {
-    int64_t s = 0;
-    for (size_t d = 0; d < shape.size(); ++d)
-      s += index[d] * strides[d];
-    return s;
-  });
+  gatherCopy(x, out, 0, broadcastStrides(x.shape, shape));
 }
 
-Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis) {
+/// The shape gather gives.
+static Shape gatherShape(const Shape &data, const Shape &indices,
+                         int64_t axis) {
+  if (axis < 0)
+    axis += static_cast<int64_t>(data.size());
+  Shape shape(data.begin(), data.begin() + axis);
+  shape.insert(shape.end(), indices.begin(), indices.end());
+  shape.insert(shape.end(), data.begin() + axis + 1, data.end());
+  return shape;
+}
+
+void gather(const TensorView &data, const TensorView &indices, int64_t axis,
+            TensorView &out) {
   assert(holds(data) && holds(indices) && validAxis(axis, data.rank()) &&
          "gather axis out of range");
   if (axis < 0)
     axis += data.rank();
   assert(indicesIn(indices, -data.shape[axis], data.shape[axis]) &&
          "gather index out of range");
-  Shape shape(data.shape.begin(), data.shape.begin() + axis);
-  shape.insert(shape.end(), indices.shape.begin(), indices.shape.end());
-  shape.insert(shape.end(), data.shape.begin() + axis + 1, data.shape.end());
+  assert(shapeIs(out, gatherShape(data.shape, indices.shape, axis)) &&
+         "gather result shape differs");
   int64_t inner = 1;
   for (int64_t d = axis + 1; d < data.rank(); ++d)
     inner *= data.shape[d];
   int64_t dim = data.shape[axis], count = indices.size();
-  Tensor out(data.dtype, shape);
   size_t width = dtypeSize(data.dtype);
   int64_t outer = out.size() / std::max<int64_t>(count * inner, 1);
   for (int64_t o = 0; o < outer; ++o)
@@ -667,26 +761,28 @@ Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis) {
       int64_t idx = indices.intAt(j);
       if (idx < 0)
         idx += dim;
-      std::memcpy(&out.bytes[((o * count + j) * inner) * width],
-                  &data.bytes[((o * dim + idx) * inner) * width],
+      std::memcpy(out.data() + ((o * count + j) * inner) * width,
+                  data.data() + ((o * dim + idx) * inner) * width,
                   inner * width);
     }
-  return out;
 }
 
-Tensor embedding(const Tensor &table, const Tensor &ids) {
+void embedding(const TensorView &table, const TensorView &ids,
+               TensorView &out) {
   assert(table.rank() == 2 && indicesIn(ids, 0, table.shape[0]) &&
          "embedding id outside the table");
-  return gather(table, ids, 0);
+  gather(table, ids, 0, out);
 }
 
-Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
+void embeddingGrad(const TensorView &grad, const TensorView &ids,
+                   TensorView &out) {
+  int64_t rows = out.rank() == 2 ? out.shape[0] : -1;
   assert(isF32(grad) && grad.rank() >= 1 && holds(ids) && rows >= 0 &&
          "embedding gradient is not f32 [..., D]");
   int64_t d = grad.shape.back();
-  assert(grad.size() == ids.size() * d &&
+  assert(grad.size() == ids.size() * d && out.shape[1] == d &&
          "embedding gradient rows differ from the ids");
-  Tensor out = Tensor::zeros(DType::F32, {rows, d});
+  std::memset(out.data(), 0, out.byteSize());
   for (int64_t i = 0, n = ids.size(); i < n; ++i) {
     int64_t row = ids.intAt(i);
     if (row < 0 || row >= rows)
@@ -696,23 +792,79 @@ Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
     for (int64_t j = 0; j < d; ++j)
       dst[j] += src[j];
   }
-  return out;
 }
 
-Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
-              bool keepDims) {
+/// Reduces f32 `x` viewed as [outer, mid, inner] over `mid` (reduced axes
+/// that lie next to each other), into `out` [outer, inner]: the elements
+/// of each output in the order the general loop takes them, summed in
+/// double alike, in parallel over blocks of outputs.
+static void reduceBlock(Reduction kind, const TensorView &x, int64_t outer,
+                        int64_t mid, int64_t inner, TensorView &out) {
+  constexpr int64_t kBlock = 64;
+  const float *in = x.f32();
+  float *o = out.f32();
+  int64_t blocks = (inner + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
+    schedule(static)
+  for (int64_t p = 0; p < outer; ++p)
+    for (int64_t b = 0; b < blocks; ++b) {
+      int64_t first = b * kBlock, width = std::min(kBlock, inner - first);
+      double acc[kBlock];
+      std::fill(acc, acc + width, kind == Reduction::Prod ? 1.0 : 0.0);
+      for (int64_t m = 0; m < mid; ++m) {
+        const float *row = in + (p * mid + m) * inner + first;
+        for (int64_t j = 0; j < width; ++j) {
+          double v = row[j];
+          switch (kind) {
+          case Reduction::Max:
+            acc[j] = m ? std::max(acc[j], v) : v;
+            break;
+          case Reduction::Min:
+            acc[j] = m ? std::min(acc[j], v) : v;
+            break;
+          case Reduction::Prod:
+            acc[j] *= v;
+            break;
+          default:
+            acc[j] += v;
+            break;
+          }
+        }
+      }
+      for (int64_t j = 0; j < width; ++j)
+        o[p * inner + first + j] = static_cast<float>(
+            kind == Reduction::Mean ? acc[j] / std::max<int64_t>(mid, 1)
+                                    : acc[j]);
+    }
+}
+
+void reduce(Reduction kind, const TensorView &x,
+            const std::vector<int64_t> &axes, TensorView &out) {
   assert(holds(x) && "reduce operand bytes do not match its shape");
-  Shape kept = x.shape, shape;
+  Shape kept = x.shape;
   for (int64_t a : axes) {
     assert(a >= 0 && a < x.rank() && "reduce axis out of range");
     kept[a] = 1;
   }
-  for (int64_t d = 0; d < x.rank(); ++d) {
-    bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
-    if (!reduced || keepDims)
-      shape.push_back(kept[d]);
-  }
   int64_t outCount = numElements(kept);
+  // f32 over axes next to each other (bias gradients, norm statistics):
+  // the blocked loop.
+  int64_t firstAxis = x.rank(), lastAxis = -1;
+  for (int64_t a : axes) {
+    firstAxis = std::min(firstAxis, a);
+    lastAxis = std::max(lastAxis, a);
+  }
+  if (x.dtype == DType::F32 && out.dtype == DType::F32 && lastAxis >= 0 &&
+      std::all_of(kept.begin() + firstAxis, kept.begin() + lastAxis + 1,
+                  [](int64_t d) { return d == 1; })) {
+    int64_t outer =
+        numElements(Shape(x.shape.begin(), x.shape.begin() + firstAxis));
+    int64_t mid = numElements(
+        Shape(x.shape.begin() + firstAxis, x.shape.begin() + lastAxis + 1));
+    reduceBlock(kind, x, outer, mid, outCount / std::max<int64_t>(outer, 1),
+                out);
+    return;
+  }
   std::vector<double> acc(outCount, kind == Reduction::Prod ? 1.0 : 0.0);
   std::vector<int64_t> count(outCount, 0);
   const Shape *ins[1] = {&kept};
@@ -735,23 +887,24 @@ Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
     }
     ++count[o];
   });
-  Tensor out(x.dtype, shape);
+  assert(out.size() == outCount && out.dtype == x.dtype &&
+         "reduce result size differs");
   for (int64_t o = 0; o < outCount; ++o)
     out.set(o, kind == Reduction::Mean ? acc[o] / std::max<int64_t>(count[o], 1)
                                        : acc[o]);
-  return out;
 }
 
 /// Applies `line(row, dst, dim, inner)` to every line of `x` along `axis`
-/// (element j of a line at offset j * inner), in parallel, writing an F32
-/// tensor of `x`'s shape.
+/// (element j of a line at offset j * inner), in parallel, writing `out`
+/// (f32, `x`'s shape).
 template <typename LineFn>
-static Tensor mapLines(const Tensor &x, int64_t axis, LineFn line) {
+static void mapLines(const TensorView &x, int64_t axis, TensorView &out,
+                     LineFn line) {
   assert(isF32(x) && validAxis(axis, x.rank()) &&
          "softmax takes f32 and an axis in range");
+  assert(isF32(out) && shapeIs(out, x.shape) && "softmax result differs");
   if (axis < 0)
     axis += x.rank();
-  Tensor out(DType::F32, x.shape);
   int64_t dim = x.shape[axis], inner = 1;
   for (int64_t d = axis + 1; d < x.rank(); ++d)
     inner *= x.shape[d];
@@ -763,7 +916,6 @@ static Tensor mapLines(const Tensor &x, int64_t axis, LineFn line) {
   for (int64_t p = 0; p < outer; ++p)
     for (int64_t q = 0; q < inner; ++q)
       line(in + p * dim * inner + q, o + p * dim * inner + q, dim, inner);
-  return out;
 }
 
 static float lineMax(const float *row, int64_t dim, int64_t inner) {
@@ -773,61 +925,59 @@ static float lineMax(const float *row, int64_t dim, int64_t inner) {
   return max;
 }
 
-Tensor softmax(const Tensor &x, int64_t axis) {
-  return mapLines(x, axis,
-                  [](const float *row, float *dst, int64_t dim, int64_t inner) {
-                    float max = lineMax(row, dim, inner);
-                    double sum = 0;
-                    for (int64_t j = 0; j < dim; ++j) {
-                      dst[j * inner] = std::exp(row[j * inner] - max);
-                      sum += dst[j * inner];
-                    }
-                    for (int64_t j = 0; j < dim; ++j)
-                      dst[j * inner] = static_cast<float>(dst[j * inner] / sum);
-                  });
+void softmax(const TensorView &x, int64_t axis, TensorView &out) {
+  mapLines(x, axis, out,
+           [](const float *row, float *dst, int64_t dim, int64_t inner) {
+             float max = lineMax(row, dim, inner);
+             double sum = 0;
+             for (int64_t j = 0; j < dim; ++j) {
+               dst[j * inner] = std::exp(row[j * inner] - max);
+               sum += dst[j * inner];
+             }
+             for (int64_t j = 0; j < dim; ++j)
+               dst[j * inner] = static_cast<float>(dst[j * inner] / sum);
+           });
 }
 
-Tensor logSoftmax(const Tensor &x, int64_t axis) {
-  return mapLines(
-      x, axis, [](const float *row, float *dst, int64_t dim, int64_t inner) {
-        float max = lineMax(row, dim, inner);
-        double sum = 0;
-        for (int64_t j = 0; j < dim; ++j)
-          sum += std::exp(static_cast<double>(row[j * inner] - max));
-        double shift = max + std::log(sum);
-        for (int64_t j = 0; j < dim; ++j)
-          dst[j * inner] = static_cast<float>(row[j * inner] - shift);
-      });
+void logSoftmax(const TensorView &x, int64_t axis, TensorView &out) {
+  mapLines(x, axis, out,
+           [](const float *row, float *dst, int64_t dim, int64_t inner) {
+             float max = lineMax(row, dim, inner);
+             double sum = 0;
+             for (int64_t j = 0; j < dim; ++j)
+               sum += std::exp(static_cast<double>(row[j * inner] - max));
+             double shift = max + std::log(sum);
+             for (int64_t j = 0; j < dim; ++j)
+               dst[j * inner] = static_cast<float>(row[j * inner] - shift);
+           });
 }
 
 /// The value of element `i` of `x` as a double (any dtype).
-static double valueAt(const Tensor &x, int64_t i) {
+static double valueAt(const TensorView &x, int64_t i) {
   switch (x.dtype) {
   case DType::F32:
     return x.f32()[i];
   case DType::F64:
-    return reinterpret_cast<const double *>(x.bytes.data())[i];
+    return reinterpret_cast<const double *>(x.data())[i];
   case DType::I64:
     return static_cast<double>(x.i64()[i]);
   case DType::I32:
-    return reinterpret_cast<const int32_t *>(x.bytes.data())[i];
+    return reinterpret_cast<const int32_t *>(x.data())[i];
   case DType::Bool:
-    return x.bytes[i];
+    return x.data()[i];
   }
   return 0;
 }
 
-Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast) {
+void argMax(const TensorView &x, int64_t axis, bool selectLast,
+            TensorView &out) {
   assert(holds(x) && validAxis(axis, x.rank()) && "argmax axis out of range");
   if (axis < 0)
     axis += x.rank();
-  Shape shape;
-  for (int64_t d = 0; d < x.rank(); ++d)
-    if (d != axis)
-      shape.push_back(x.shape[d]);
-    else if (keepdims)
-      shape.push_back(1);
-  Tensor out(DType::I64, shape);
+  assert(out.dtype == DType::I64 &&
+         out.size() * std::max<int64_t>(x.shape[axis], 1) ==
+             std::max<int64_t>(x.size(), out.size()) &&
+         "argmax result size differs");
   int64_t dim = x.shape[axis], inner = 1;
   for (int64_t d = axis + 1; d < x.rank(); ++d)
     inner *= x.shape[d];
@@ -849,17 +999,16 @@ Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast) {
       }
       out.i64()[p * inner + q] = best;
     }
-  return out;
 }
 
-Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
-                 double eps) {
+void layerNorm(const TensorView &x, const TensorView &scale,
+               const TensorView *bias, double eps, TensorView &out) {
   assert(isF32(x) && x.rank() >= 1 && isF32(scale) &&
          scale.size() == x.shape.back() &&
          (!bias || (isF32(*bias) && bias->size() == x.shape.back())) &&
          "layer norm scale or bias differs from the last dimension");
+  assert(isF32(out) && shapeIs(out, x.shape) && "layer norm result differs");
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
-  Tensor out(DType::F32, x.shape);
 #pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float *in = x.f32() + r * d;
@@ -876,15 +1025,15 @@ Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
       o[j] = static_cast<float>((in[j] - mean) * inv * scale.f32()[j] +
                                 (bias ? bias->f32()[j] : 0.0));
   }
-  return out;
 }
 
-Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
+void rmsNorm(const TensorView &x, const TensorView &scale, double eps,
+             TensorView &out) {
   assert(isF32(x) && x.rank() >= 1 && isF32(scale) &&
          scale.size() == x.shape.back() &&
          "RMS norm scale differs from the last dimension");
+  assert(isF32(out) && shapeIs(out, x.shape) && "RMS norm result differs");
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
-  Tensor out(DType::F32, x.shape);
 #pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float *in = x.f32() + r * d;
@@ -896,21 +1045,24 @@ Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
     for (int64_t j = 0; j < d; ++j)
       o[j] = static_cast<float>(in[j] * inv) * scale.f32()[j];
   }
-  return out;
 }
 
-Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
-              bool interleaved) {
+void rotary(const TensorView &x, const TensorView &cos, const TensorView &sin,
+            bool interleaved, TensorView &out) {
   assert(isF32(x) && isF32(cos) && isF32(sin) && x.rank() >= 1 &&
          cos.rank() >= 1 && cos.shape == sin.shape &&
          "rotary takes f32 x and cos, sin of one shape");
   int64_t dim = x.shape.back(), rotated = cos.shape.back();
   assert(rotated % 2 == 0 && rotated <= dim &&
          "rotary rotates an even part of the last dimension");
+  assert(isF32(out) && shapeIs(out, x.shape) && "rotary result differs");
   Shape table = x.shape;
   table.back() = rotated;
-  Tensor c = expand(cos, table), s = expand(sin, table);
-  Tensor out = x;
+  Tensor c(DType::F32, table), s(DType::F32, table);
+  TensorView cv(c), sv(s);
+  expand(cos, cv);
+  expand(sin, sv);
+  reshape(x, out); // the part past `rotated` passes through
   int64_t rows = x.size() / dim, half = rotated / 2;
   for (int64_t r = 0; r < rows; ++r) {
     const float *in = x.f32() + r * dim;
@@ -926,11 +1078,10 @@ Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
       o[j] = in[j] * cr[j] + partner * sr[j];
     }
   }
-  return out;
 }
 
-Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
-                    int64_t ignoreIndex) {
+void crossEntropy(const TensorView &logits, const TensorView &labels, bool mean,
+                  int64_t ignoreIndex, TensorView &out) {
   assert(isF32(logits) && logits.rank() >= 1 && holds(labels) &&
          "cross-entropy takes f32 logits [..., V]");
   int64_t classes = logits.shape.back(), rows = labels.size();
@@ -962,10 +1113,203 @@ Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
     total += rowLoss[r];
     ++counted;
   }
-  Tensor out(DType::F32, {});
+  assert(isF32(out) && out.size() == 1 && "cross-entropy gives one f32");
   out.f32()[0] =
       static_cast<float>(mean ? (counted ? total / counted : 0.0) : total);
+}
+
+//===----------------------------------------------------------------------===//
+// Allocating forms
+//===----------------------------------------------------------------------===//
+
+Tensor binary(Binary kind, const Tensor &a, const Tensor &b) {
+  return produce(isPredicate(kind) ? DType::Bool : a.dtype,
+                 broadcastShape(a.shape, b.shape),
+                 [&](TensorView &o) { binary(kind, a, b, o); });
+}
+
+Tensor unary(Unary kind, const Tensor &x) {
+  return produce(x.dtype, x.shape, [&](TensorView &o) { unary(kind, x, o); });
+}
+
+Tensor where(const Tensor &condition, const Tensor &onTrue,
+             const Tensor &onFalse) {
+  return produce(onTrue.dtype,
+                 whereShape(condition.shape, onTrue.shape, onFalse.shape),
+                 [&](TensorView &o) { where(condition, onTrue, onFalse, o); });
+}
+
+Tensor cast(const Tensor &x, DType to) {
+  return produce(to, x.shape, [&](TensorView &o) { cast(x, o); });
+}
+
+Tensor matmul(const Tensor &a, const Tensor &b, bool transA, bool transB) {
+  assert(isF32(a) && isF32(b) && a.rank() >= 2 && b.rank() >= 2 &&
+         "matmul takes f32 operands of rank 2 or more");
+  return produce(DType::F32, matmulShape(a.shape, b.shape, transA, transB),
+                 [&](TensorView &o) { matmul(a, b, o, transA, transB); });
+}
+
+Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias,
+              bool outIn) {
+  assert(x.rank() >= 1 && w.rank() == 2 &&
+         "linear takes f32 x [..., K] and w of rank 2");
+  Shape shape = x.shape;
+  shape.back() = outIn ? w.shape[0] : w.shape[1];
+  return produce(DType::F32, shape, [&](TensorView &o) {
+    std::optional<TensorView> b;
+    if (bias)
+      b.emplace(*bias);
+    linear(x, w, b ? &*b : nullptr, outIn, o);
+  });
+}
+
+Tensor reshape(const Tensor &x, const Shape &shape) {
+  Tensor out = x;
+  out.shape = shape;
+  assert(out.size() == x.size() && "reshape changes the element count");
   return out;
+}
+
+Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm) {
+  assert(static_cast<int64_t>(perm.size()) == x.rank() &&
+         "transpose permutation length differs from the rank");
+  assert(isPermutation(perm) && "transpose takes a permutation of the axes");
+  return produce(x.dtype, transposeShape(x.shape, perm),
+                 [&](TensorView &o) { transpose(x, perm, o); });
+}
+
+Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
+             const std::vector<int64_t> &limits,
+             const std::vector<int64_t> &steps) {
+  assert(static_cast<int64_t>(starts.size()) == x.rank() &&
+         limits.size() == starts.size() && steps.size() == starts.size() &&
+         "slice bounds do not match the rank");
+  Shape shape;
+  for (size_t d = 0; d < starts.size(); ++d) {
+    assert(steps[d] > 0 && 0 <= starts[d] && starts[d] <= limits[d] &&
+           limits[d] <= x.shape[d] && "slice bounds out of range");
+    shape.push_back((limits[d] - starts[d] + steps[d] - 1) / steps[d]);
+  }
+  return produce(x.dtype, shape,
+                 [&](TensorView &o) { slice(x, starts, steps, o); });
+}
+
+Tensor concat(const std::vector<const Tensor *> &inputs, int64_t axis) {
+  std::vector<TensorView> views;
+  for (const Tensor *t : inputs)
+    views.emplace_back(*t);
+  std::vector<const TensorView *> parts;
+  for (const TensorView &v : views)
+    parts.push_back(&v);
+  return produce(inputs[0]->dtype, concatShape(parts, axis),
+                 [&](TensorView &o) { concat(parts, axis, o); });
+}
+
+std::vector<Tensor> split(const Tensor &x, int64_t axis,
+                          const std::vector<int64_t> &sizes) {
+  assert(validAxis(axis, x.rank()) && "split axis out of range");
+  int64_t a = axis < 0 ? axis + x.rank() : axis;
+  assert(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) ==
+             x.shape[a] &&
+         "split sizes do not add up to the dimension");
+  std::vector<Tensor> out;
+  std::vector<TensorView> views;
+  for (int64_t size : sizes) {
+    Shape shape = x.shape;
+    shape[a] = size;
+    out.emplace_back(x.dtype, shape);
+  }
+  for (const Tensor &t : out)
+    views.emplace_back(t);
+  split(x, a, views);
+  return out;
+}
+
+Tensor expand(const Tensor &x, const Shape &shape) {
+  return produce(x.dtype, shape, [&](TensorView &o) { expand(x, o); });
+}
+
+Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis) {
+  assert(validAxis(axis, data.rank()) && "gather axis out of range");
+  return produce(data.dtype, gatherShape(data.shape, indices.shape, axis),
+                 [&](TensorView &o) { gather(data, indices, axis, o); });
+}
+
+Tensor embedding(const Tensor &table, const Tensor &ids) {
+  return produce(table.dtype, gatherShape(table.shape, ids.shape, 0),
+                 [&](TensorView &o) { embedding(table, ids, o); });
+}
+
+Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
+  assert(grad.rank() >= 1 && "embedding gradient is not f32 [..., D]");
+  return produce(DType::F32, {rows, grad.shape.back()},
+                 [&](TensorView &o) { embeddingGrad(grad, ids, o); });
+}
+
+Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
+              bool keepDims) {
+  Shape shape;
+  for (int64_t d = 0; d < x.rank(); ++d) {
+    bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+    if (!reduced)
+      shape.push_back(x.shape[d]);
+    else if (keepDims)
+      shape.push_back(1);
+  }
+  return produce(x.dtype, shape,
+                 [&](TensorView &o) { reduce(kind, x, axes, o); });
+}
+
+Tensor softmax(const Tensor &x, int64_t axis) {
+  return produce(DType::F32, x.shape,
+                 [&](TensorView &o) { softmax(x, axis, o); });
+}
+
+Tensor logSoftmax(const Tensor &x, int64_t axis) {
+  return produce(DType::F32, x.shape,
+                 [&](TensorView &o) { logSoftmax(x, axis, o); });
+}
+
+Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast) {
+  assert(validAxis(axis, x.rank()) && "argmax axis out of range");
+  int64_t a = axis < 0 ? axis + x.rank() : axis;
+  Shape shape;
+  for (int64_t d = 0; d < x.rank(); ++d)
+    if (d != a)
+      shape.push_back(x.shape[d]);
+    else if (keepdims)
+      shape.push_back(1);
+  return produce(DType::I64, shape,
+                 [&](TensorView &o) { argMax(x, axis, selectLast, o); });
+}
+
+Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
+                 double eps) {
+  return produce(DType::F32, x.shape, [&](TensorView &o) {
+    std::optional<TensorView> b;
+    if (bias)
+      b.emplace(*bias);
+    layerNorm(x, scale, b ? &*b : nullptr, eps, o);
+  });
+}
+
+Tensor rmsNorm(const Tensor &x, const Tensor &scale, double eps) {
+  return produce(DType::F32, x.shape,
+                 [&](TensorView &o) { rmsNorm(x, scale, eps, o); });
+}
+
+Tensor rotary(const Tensor &x, const Tensor &cos, const Tensor &sin,
+              bool interleaved) {
+  return produce(DType::F32, x.shape,
+                 [&](TensorView &o) { rotary(x, cos, sin, interleaved, o); });
+}
+
+Tensor crossEntropy(const Tensor &logits, const Tensor &labels, bool mean,
+                    int64_t ignoreIndex) {
+  return produce(DType::F32, {}, [&](TensorView &o) {
+    crossEntropy(logits, labels, mean, ignoreIndex, o);
+  });
 }
 
 } // namespace galvatron::rt

@@ -52,13 +52,6 @@ std::string shapeString(const Shape &shape) {
   return s + "]";
 }
 
-namespace {
-/// Whether element `i` lies inside the tensor's bytes (for the asserts).
-[[maybe_unused]] bool inBounds(const Tensor &t, int64_t i) {
-  return i >= 0 && static_cast<size_t>(i) < t.bytes.size() / dtypeSize(t.dtype);
-}
-} // namespace
-
 Tensor::Tensor(DType dtype, Shape shape)
     : dtype(dtype), shape(std::move(shape)),
       bytes(numElements(this->shape) * dtypeSize(dtype)) {
@@ -67,60 +60,61 @@ Tensor::Tensor(DType dtype, Shape shape)
          "negative dimension");
 }
 
+Tensor::Tensor(const TensorView &view)
+    : dtype(view.dtype), shape(view.shape),
+      bytes(view.data(), view.data() + view.byteSize()) {}
+
 Tensor Tensor::zeros(DType dtype, Shape shape) {
   Tensor t(dtype, std::move(shape));
   std::fill(t.bytes.begin(), t.bytes.end(), 0);
   return t;
 }
 
-double Tensor::at(int64_t i) const {
-  assert(inBounds(*this, i) && "element index out of range");
+double elementAt(DType dtype, const uint8_t *data, int64_t i) {
   switch (dtype) {
   case DType::F32:
-    return f32()[i];
+    return reinterpret_cast<const float *>(data)[i];
   case DType::F64:
-    return reinterpret_cast<const double *>(bytes.data())[i];
+    return reinterpret_cast<const double *>(data)[i];
   case DType::I64:
-    return static_cast<double>(i64()[i]);
+    return static_cast<double>(reinterpret_cast<const int64_t *>(data)[i]);
   case DType::I32:
-    return reinterpret_cast<const int32_t *>(bytes.data())[i];
+    return reinterpret_cast<const int32_t *>(data)[i];
   case DType::Bool:
-    return bytes[i] ? 1.0 : 0.0;
+    return data[i] ? 1.0 : 0.0;
   }
   return 0;
 }
 
-int64_t Tensor::intAt(int64_t i) const {
-  assert(inBounds(*this, i) && "element index out of range");
+int64_t intElementAt(DType dtype, const uint8_t *data, int64_t i) {
   switch (dtype) {
   case DType::I64:
-    return i64()[i];
+    return reinterpret_cast<const int64_t *>(data)[i];
   case DType::I32:
-    return reinterpret_cast<const int32_t *>(bytes.data())[i];
+    return reinterpret_cast<const int32_t *>(data)[i];
   case DType::Bool:
-    return bytes[i] != 0;
+    return data[i] != 0;
   default:
-    return static_cast<int64_t>(at(i));
+    return static_cast<int64_t>(elementAt(dtype, data, i));
   }
 }
 
-void Tensor::set(int64_t i, double value) {
-  assert(inBounds(*this, i) && "element index out of range");
+void setElement(DType dtype, uint8_t *data, int64_t i, double value) {
   switch (dtype) {
   case DType::F32:
-    f32()[i] = static_cast<float>(value);
+    reinterpret_cast<float *>(data)[i] = static_cast<float>(value);
     break;
   case DType::F64:
-    reinterpret_cast<double *>(bytes.data())[i] = value;
+    reinterpret_cast<double *>(data)[i] = value;
     break;
   case DType::I64:
-    i64()[i] = static_cast<int64_t>(value);
+    reinterpret_cast<int64_t *>(data)[i] = static_cast<int64_t>(value);
     break;
   case DType::I32:
-    reinterpret_cast<int32_t *>(bytes.data())[i] = static_cast<int32_t>(value);
+    reinterpret_cast<int32_t *>(data)[i] = static_cast<int32_t>(value);
     break;
   case DType::Bool:
-    bytes[i] = value != 0.0;
+    data[i] = value != 0.0;
     break;
   }
 }

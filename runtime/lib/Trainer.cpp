@@ -168,6 +168,8 @@ private:
     Tensor value;
   };
   std::vector<StateInput> state;
+  /// The last step's outputs, kept so that each step reuses their buffers.
+  std::map<std::string, Tensor> outputs;
   /// The output that becomes each state input next step (plan feedback).
   std::vector<std::pair<std::string, size_t>> feedback;
   /// This rank's learning-rate and step inputs.
@@ -355,8 +357,6 @@ void Trainer::logFailed() const {
 
 std::map<std::string, Tensor> Trainer::stepInputs(int step) const {
   std::map<std::string, Tensor> inputs;
-  for (const StateInput &s : state)
-    inputs[s.name] = s.value;
   for (size_t k = 0; k < data.size(); ++k) {
     const auto &[name, shape] = data[k];
     // Token ids stream into the first data input; the others come from
@@ -401,7 +401,9 @@ void Trainer::runStep(int step) {
   if (testHook("GALVATRON_TEST_STALL", job.rank, step))
     std::this_thread::sleep_for(std::chrono::hours(1));
   std::map<std::string, Tensor> inputs = stepInputs(step);
-  std::map<std::string, Tensor> outputs;
+  // The state is lent to the run, not copied (the run only reads it).
+  for (StateInput &s : state)
+    inputs[s.name] = std::move(s.value);
   RunStats stats;
   std::string error;
   auto start = std::chrono::steady_clock::now();
@@ -409,6 +411,8 @@ void Trainer::runStep(int step) {
   if (!runRank(*job.plan, job.rank, inputs, weights, outputs, stats, error,
                {job.comm, trace.wants()}))
     fatal(error);
+  for (StateInput &s : state)
+    s.value = std::move(inputs.at(s.name));
   double ms = std::chrono::duration<double, std::milli>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -419,8 +423,10 @@ void Trainer::runStep(int step) {
           "'s program has no 'loss' output");
   double loss = lossIt->second.at(0);
   losses.push_back(loss);
+  // The replaced state's buffers stay in `outputs` for the next step's
+  // results to be copied into.
   for (const auto &[output, index] : feedback)
-    state[index].value = std::move(outputs.at(output));
+    std::swap(state[index].value, outputs.at(output));
   report(step, loss, learningRate(options, step), ms, stats);
   bool due = !options.checkpointDir.empty() &&
              ((options.saveEvery > 0 && step % options.saveEvery == 0) ||

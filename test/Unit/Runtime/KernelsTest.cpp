@@ -170,6 +170,39 @@ TEST(Kernels, ThreadedKernelsMatchNaiveLoops) {
   }
 }
 
+// Adjacent axes take the blocked loop, others the general one; both must
+// agree with a direct sum, max and mean over every axis set of a rank-3
+// tensor large enough to run in parallel.
+TEST(Kernels, ReduceMatchesNaiveLoops) {
+  const Shape shape = {5, 70, 67};
+  Tensor x = random(shape, 14);
+  for (std::vector<int64_t> axes :
+       {std::vector<int64_t>{0}, {1}, {2}, {0, 1}, {1, 2}, {0, 2}, {0, 1, 2}})
+    for (Reduction kind : {Reduction::Sum, Reduction::Max, Reduction::Mean}) {
+      Tensor r = reduce(kind, x, axes, /*keepDims=*/true);
+      Shape kept = shape;
+      for (int64_t a : axes)
+        kept[a] = 1;
+      ASSERT_EQ(r.shape, kept);
+      std::vector<double> acc(r.size(), kind == Reduction::Max ? -1e300 : 0.0);
+      int64_t per = x.size() / r.size();
+      for (int64_t i = 0; i < shape[0]; ++i)
+        for (int64_t j = 0; j < shape[1]; ++j)
+          for (int64_t k = 0; k < shape[2]; ++k) {
+            int64_t at[3] = {i, j, k};
+            int64_t o = 0;
+            for (int d = 0; d < 3; ++d)
+              o = o * kept[d] + (kept[d] == 1 ? 0 : at[d]);
+            double v = x.f32()[(i * shape[1] + j) * shape[2] + k];
+            acc[o] = kind == Reduction::Max ? std::max(acc[o], v) : acc[o] + v;
+          }
+      for (int64_t o = 0; o < r.size(); ++o)
+        EXPECT_NEAR(r.f32()[o], kind == Reduction::Mean ? acc[o] / per : acc[o],
+                    1e-4)
+            << "axes " << axes.size() << " kind " << static_cast<int>(kind);
+    }
+}
+
 TEST(Kernels, GroupedAttentionEqualsRepeatedKeys) {
   Tensor q = random({1, 4, 5, 8}, 6), k = random({1, 2, 5, 8}, 7),
          v = random({1, 2, 5, 8}, 8);

@@ -52,6 +52,13 @@ void attentionBackward(const AttentionDims &dims, const float *q,
 
 /// The executor's entry points: shapes from the tensors, the mask (bool or
 /// f32, broadcastable to [B, H, Sq, Sk]) read in place.
+void attention(const TensorView &q, const TensorView &k, const TensorView &v,
+               const TensorView *mask, bool causal, double scale,
+               TensorView &out);
+void attentionGrad(const TensorView &q, const TensorView &k,
+                   const TensorView &v, const TensorView &dout,
+                   const TensorView *mask, bool causal, double scale,
+                   TensorView &dq, TensorView &dk, TensorView &dv);
 Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v,
                  const Tensor *mask, bool causal, double scale);
 /// {dq, dk, dv}.

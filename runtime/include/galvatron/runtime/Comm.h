@@ -48,25 +48,25 @@ public:
   // got wrong (a group this rank is not in, a shape the group does not
   // divide); an implementation that cannot finish (a peer that never
   // answers) ends the job instead.
-  bool allReduce(int group, Reduction kind, const Tensor &in, Tensor &out,
+  bool allReduce(int group, Reduction kind, const TensorView &in, Tensor &out,
                  std::string &error);
   /// Pieces concatenated along `axis` in the group's rank order.
-  bool allGather(int group, int64_t axis, const Tensor &in, Tensor &out,
+  bool allGather(int group, int64_t axis, const TensorView &in, Tensor &out,
                  std::string &error);
   /// Sums, then keeps the k-th of group-size pieces along `axis` on the
   /// group's k-th rank.
-  bool reduceScatter(int group, int64_t axis, const Tensor &in, Tensor &out,
+  bool reduceScatter(int group, int64_t axis, const TensorView &in, Tensor &out,
                      std::string &error);
   /// Splits along `splitAxis` into group-size pieces, sends piece k to the
   /// k-th rank, concatenates what arrives along `concatAxis`.
   bool allToAll(int group, int64_t splitAxis, int64_t concatAxis,
-                const Tensor &in, Tensor &out, std::string &error);
+                const TensorView &in, Tensor &out, std::string &error);
   /// `root` is a position in the group; `out` gets the root's `in`.
-  bool broadcast(int group, int root, const Tensor &in, Tensor &out,
+  bool broadcast(int group, int root, const TensorView &in, Tensor &out,
                  std::string &error);
   /// `peer` is a position in the group. A send returns once its bytes are
   /// handed over (it may still be in flight: flush() completes it).
-  bool send(int group, int peer, const Tensor &in, std::string &error);
+  bool send(int group, int peer, const TensorView &in, std::string &error);
   /// `out` arrives with the dtype and shape it was given.
   bool recv(int group, int peer, Tensor &out, std::string &error);
   /// Completes every send still in flight.

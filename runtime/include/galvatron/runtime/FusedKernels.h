@@ -50,6 +50,19 @@ Tensor crossEntropyGrad(const Tensor &logits, const Tensor &labels,
 std::vector<Tensor> layerNormGrad(const Tensor &x, const Tensor &scale,
                                   const Tensor &dy, double eps);
 Tensor geluGrad(const Tensor &x, const Tensor &dy, bool tanhForm);
+
+// The same on views, writing their results in place (the executor's form).
+void geluGrad(const TensorView &x, const TensorView &dy, bool tanhForm,
+              TensorView &dx);
+void crossEntropyGrad(const TensorView &logits, const TensorView &labels,
+                      const TensorView &dloss, bool mean, int64_t ignoreIndex,
+                      TensorView &out);
+void layerNormGrad(const TensorView &x, const TensorView &scale,
+                   const TensorView &dy, double eps, TensorView &dx,
+                   TensorView &dscale, TensorView &dbias);
+void rmsNormGrad(const TensorView &x, const TensorView &scale,
+                 const TensorView &dy, double eps, TensorView &dx,
+                 TensorView &dscale);
 /// {dx, dscale}.
 std::vector<Tensor> rmsNormGrad(const Tensor &x, const Tensor &scale,
                                 const Tensor &dy, double eps);

@@ -64,19 +64,75 @@ void setKernelThreads(int threads);
 /// numpy broadcasting of two shapes (assumed compatible).
 Shape broadcastShape(const Shape &a, const Shape &b);
 
+// Each kernel writes its result into `out`, a view of the result's dtype and
+// shape (the executor's arena slot) that overlaps none of its inputs; it
+// allocates nothing for the result. The Tensor-returning forms below
+// allocate the result and call these (tests, the evaluator, the profiler).
+
+void binary(Binary kind, const TensorView &a, const TensorView &b,
+            TensorView &out);
+void unary(Unary kind, const TensorView &x, TensorView &out);
+void where(const TensorView &condition, const TensorView &onTrue,
+           const TensorView &onFalse, TensorView &out);
+/// Converts to `out`'s dtype.
+void cast(const TensorView &x, TensorView &out);
+
+/// [..., M, K] x [..., K, N] with broadcast batch dimensions.
+void matmul(const TensorView &a, const TensorView &b, TensorView &out,
+            bool transA = false, bool transB = false);
+/// x [..., K]; w [N, K] when `outIn`, else [K, N]; optional bias [N].
+void linear(const TensorView &x, const TensorView &w, const TensorView *bias,
+            bool outIn, TensorView &out);
+
+/// Copies `x`'s elements into `out` (same count, any shape).
+void reshape(const TensorView &x, TensorView &out);
+void transpose(const TensorView &x, const std::vector<int64_t> &perm,
+               TensorView &out);
+void slice(const TensorView &x, const std::vector<int64_t> &starts,
+           const std::vector<int64_t> &steps, TensorView &out);
+void concat(const std::vector<const TensorView *> &inputs, int64_t axis,
+            TensorView &out);
+/// Cuts `x` along `axis` into `outs` (their sizes along it add up to x's).
+void split(const TensorView &x, int64_t axis, std::vector<TensorView> &outs);
+/// Broadcasts `x` to `out`'s shape.
+void expand(const TensorView &x, TensorView &out);
+void gather(const TensorView &data, const TensorView &indices, int64_t axis,
+            TensorView &out);
+void embedding(const TensorView &table, const TensorView &ids, TensorView &out);
+/// Rows of grad [..., D] added into a zero [rows, D] table at `ids`.
+void embeddingGrad(const TensorView &grad, const TensorView &ids,
+                   TensorView &out);
+
+void reduce(Reduction kind, const TensorView &x,
+            const std::vector<int64_t> &axes, TensorView &out);
+void softmax(const TensorView &x, int64_t axis, TensorView &out);
+/// log(softmax(x)) along `axis`, as x - max - log(sum(exp(x - max))).
+void logSoftmax(const TensorView &x, int64_t axis, TensorView &out);
+/// i64 index of the largest element along `axis` (the first on ties, or
+/// the last with `selectLast`); NaN counts as largest, as in numpy.
+void argMax(const TensorView &x, int64_t axis, bool selectLast,
+            TensorView &out);
+void layerNorm(const TensorView &x, const TensorView &scale,
+               const TensorView *bias, double eps, TensorView &out);
+void rmsNorm(const TensorView &x, const TensorView &scale, double eps,
+             TensorView &out);
+void rotary(const TensorView &x, const TensorView &cos, const TensorView &sin,
+            bool interleaved, TensorView &out);
+/// Mean (or sum) softmax cross-entropy of logits [..., V] against labels.
+void crossEntropy(const TensorView &logits, const TensorView &labels, bool mean,
+                  int64_t ignoreIndex, TensorView &out);
+
+// Allocating forms.
 Tensor binary(Binary kind, const Tensor &a, const Tensor &b);
 Tensor unary(Unary kind, const Tensor &x);
 Tensor where(const Tensor &condition, const Tensor &onTrue,
              const Tensor &onFalse);
 Tensor cast(const Tensor &x, DType to);
-
 /// [..., M, K] x [..., K, N] with broadcast batch dimensions; `transA` /
 /// `transB` read that operand's last two dimensions swapped.
 Tensor matmul(const Tensor &a, const Tensor &b, bool transA = false,
               bool transB = false);
-/// x [..., K]; w [N, K] when `outIn`, else [K, N]; optional bias [N].
 Tensor linear(const Tensor &x, const Tensor &w, const Tensor *bias, bool outIn);
-
 Tensor reshape(const Tensor &x, const Shape &shape);
 Tensor transpose(const Tensor &x, const std::vector<int64_t> &perm);
 Tensor slice(const Tensor &x, const std::vector<int64_t> &starts,
@@ -88,16 +144,11 @@ std::vector<Tensor> split(const Tensor &x, int64_t axis,
 Tensor expand(const Tensor &x, const Shape &shape);
 Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis);
 Tensor embedding(const Tensor &table, const Tensor &ids);
-/// Rows of grad [..., D] added into a zero [rows, D] table at `ids`.
 Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows);
-
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
               bool keepDims);
 Tensor softmax(const Tensor &x, int64_t axis);
-/// log(softmax(x)) along `axis`, as x - max - log(sum(exp(x - max))).
 Tensor logSoftmax(const Tensor &x, int64_t axis);
-/// i64 index of the largest element along `axis` (the first on ties, or
-/// the last with `selectLast`); NaN counts as largest, as in numpy.
 Tensor argMax(const Tensor &x, int64_t axis, bool keepdims, bool selectLast);
 Tensor layerNorm(const Tensor &x, const Tensor &scale, const Tensor *bias,
                  double eps);

@@ -1,13 +1,16 @@
 //===- Tensor.h - host tensors of the CPU runtime ---------------*- C++ -*-===//
 //
-// A dense row-major tensor owning its bytes. The CPU backend computes in fp32;
-// integers (token ids, labels, indices) are int64 and masks are bool.
+// Dense row-major tensors: Tensor owns its bytes, TensorView points at
+// bytes another owns (the executor's arena, the plan's constants). The CPU
+// backend computes in fp32; integers (token ids, labels, indices) are int64 and
+// masks are bool.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef GALVATRON_RUNTIME_TENSOR_H
 #define GALVATRON_RUNTIME_TENSOR_H
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,7 +47,56 @@ using Bytes = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
 int64_t numElements(const Shape &shape);
 std::string shapeString(const Shape &shape);
 
-struct Tensor {
+/// Element `i` of `dtype` at `data`, converted to double / int64 or written
+/// from a double.
+double elementAt(DType dtype, const uint8_t *data, int64_t i);
+int64_t intElementAt(DType dtype, const uint8_t *data, int64_t i);
+void setElement(DType dtype, uint8_t *data, int64_t i, double value);
+
+/// What owning tensors and views share: typed access to the bytes that
+/// `Derived::data()` points at, so kernels read `t.f32()` whatever owns them.
+template <typename Derived> struct TensorAccess {
+  int64_t size() const { return numElements(self().shape); }
+  int64_t rank() const { return static_cast<int64_t>(self().shape.size()); }
+  float *f32() { return reinterpret_cast<float *>(self().data()); }
+  const float *f32() const {
+    return reinterpret_cast<const float *>(self().data());
+  }
+  int64_t *i64() { return reinterpret_cast<int64_t *>(self().data()); }
+  const int64_t *i64() const {
+    return reinterpret_cast<const int64_t *>(self().data());
+  }
+  uint8_t *b8() { return self().data(); }
+  const uint8_t *b8() const { return self().data(); }
+  /// Element `i` converted to double / int64, whatever the dtype.
+  double at(int64_t i) const {
+    assert(inBounds(i) && "element index out of range");
+    return elementAt(self().dtype, self().data(), i);
+  }
+  int64_t intAt(int64_t i) const {
+    assert(inBounds(i) && "element index out of range");
+    return intElementAt(self().dtype, self().data(), i);
+  }
+  void set(int64_t i, double value) {
+    assert(inBounds(i) && "element index out of range");
+    setElement(self().dtype, self().data(), i, value);
+  }
+
+private:
+  const Derived &self() const { return static_cast<const Derived &>(*this); }
+  Derived &self() { return static_cast<Derived &>(*this); }
+  /// Whether element `i` lies inside the bytes (for the asserts).
+  bool inBounds(int64_t i) const {
+    return i >= 0 &&
+           static_cast<size_t>(i) < self().byteSize() / dtypeSize(self().dtype);
+  }
+};
+
+struct TensorView;
+
+/// A tensor owning its bytes: what crosses the API (inputs, weights and
+/// outputs of a run, trainer state, tests).
+struct Tensor : TensorAccess<Tensor> {
   DType dtype = DType::F32;
   Shape shape;
   Bytes bytes;
@@ -52,24 +104,36 @@ struct Tensor {
   Tensor() = default;
   /// A tensor of `shape` whose contents are unspecified until written.
   Tensor(DType dtype, Shape shape);
+  /// A copy of a view's elements.
+  explicit Tensor(const TensorView &view);
   static Tensor zeros(DType dtype, Shape shape);
 
-  int64_t size() const { return numElements(shape); }
-  int64_t rank() const { return static_cast<int64_t>(shape.size()); }
-  float *f32() { return reinterpret_cast<float *>(bytes.data()); }
-  const float *f32() const {
-    return reinterpret_cast<const float *>(bytes.data());
-  }
-  int64_t *i64() { return reinterpret_cast<int64_t *>(bytes.data()); }
-  const int64_t *i64() const {
-    return reinterpret_cast<const int64_t *>(bytes.data());
-  }
-  uint8_t *b8() { return bytes.data(); }
-  const uint8_t *b8() const { return bytes.data(); }
-  /// Element `i` converted to double / int64, whatever the dtype.
-  double at(int64_t i) const;
-  int64_t intAt(int64_t i) const;
-  void set(int64_t i, double value);
+  uint8_t *data() { return bytes.data(); }
+  const uint8_t *data() const { return bytes.data(); }
+  size_t byteSize() const { return bytes.size(); }
+};
+
+/// A tensor over bytes it does not own: an arena slot, a constant in the
+/// plan, a bound input. The owner outlives the view. Constness is deep
+/// (a const view reads only), as for Tensor; a view of read-only memory
+/// (constants where the plan is mapped) must only be read.
+struct TensorView : TensorAccess<TensorView> {
+  DType dtype = DType::F32;
+  Shape shape;
+
+  TensorView() = default;
+  TensorView(DType dtype, Shape shape, uint8_t *data)
+      : dtype(dtype), shape(std::move(shape)), ptr(data) {}
+  /// Views a tensor; implicit so that kernels taking views take tensors.
+  TensorView(const Tensor &t)
+      : dtype(t.dtype), shape(t.shape), ptr(const_cast<uint8_t *>(t.data())) {}
+
+  uint8_t *data() { return ptr; }
+  const uint8_t *data() const { return ptr; }
+  size_t byteSize() const { return size() * dtypeSize(dtype); }
+
+private:
+  uint8_t *ptr = nullptr;
 };
 
 } // namespace galvatron::rt
