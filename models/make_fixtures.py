@@ -50,6 +50,8 @@ import onnxruntime as ort
 import safetensors
 import safetensors.torch
 import torch
+
+import strip_node_metadata  # models/, beside this script
 import transformers
 from transformers import (
     BertConfig,
@@ -266,11 +268,10 @@ def make_logits_only(model, input_names):
 # --------------------------------------------------------------------------
 # T5 (encoder-decoder)
 #
-# This section sits below make_logits_only on purpose.  The dynamo exporter
-# records "File .../make_fixtures.py, line N, in forward" in every node's
-# pkg.torch.onnx.stack_trace, so any line inserted above the gpt2/llama/bert
-# forward() definitions changes the checked-in *-dynamo/model.onnx files.
-# Add new code below this point.
+# (The dynamo exporter records "File .../make_fixtures.py, line N" in every
+# node's pkg.torch.onnx.stack_trace; export_dynamo strips those traces with
+# strip_node_metadata.py, so where code sits here no longer changes the
+# checked-in *-dynamo/model.onnx files.)
 # --------------------------------------------------------------------------
 
 from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402
@@ -460,6 +461,7 @@ def export_dynamo(wrapper, args, input_names, path: Path, log: list):
                     **kwargs,
                 )
             prog.save(str(path), external_data=False)
+            strip_node_metadata.strip(path)
             return {
                 "exporter": "dynamo",
                 "opset_requested": opset,
