@@ -514,16 +514,8 @@ def _dims(value_info):
     }
 
 
-def _walk_nodes(graph):
-    """Yield all nodes in graph, including subgraphs (If/Loop/Scan bodies)."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _walk_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _walk_nodes(g)
+# All nodes of a graph, including subgraphs (If/Loop/Scan bodies).
+_walk_nodes = strip_node_metadata.nodes
 
 
 def inspect_onnx(path: Path):

@@ -16,6 +16,7 @@ KEPT = {"pkg.torch.onnx.name_scopes"}
 
 
 def nodes(graph):
+    """Yield all nodes in graph, including subgraphs (If/Loop/Scan bodies)."""
     for node in graph.node:
         yield node
         for attr in node.attribute:

@@ -197,11 +197,16 @@ void StepBuilder::update() {
   double beta1 = settings.beta1, beta2 = settings.beta2;
   // Bias corrections 1 - beta^t = 1 - exp(t ln beta).
   Value lr = body->getArgument(numData), t = body->getArgument(numData + 1);
-  Value bc1 = sub(constant(1.0),
-                  ExpOp::create(b, loc, mul(t, constant(std::log(beta1)))));
-  Value bc2 = sub(constant(1.0),
-                  ExpOp::create(b, loc, mul(t, constant(std::log(beta2)))));
-  Value decay = sub(constant(1.0), mul(lr, constant(settings.weightDecay)));
+  // Only the unfused form needs these as ops; galv.adamw_update computes
+  // them from lr and t itself.
+  Value bc1, bc2, decay;
+  if (!settings.fused) {
+    bc1 = sub(constant(1.0),
+              ExpOp::create(b, loc, mul(t, constant(std::log(beta1)))));
+    bc2 = sub(constant(1.0),
+              ExpOp::create(b, loc, mul(t, constant(std::log(beta2)))));
+    decay = sub(constant(1.0), mul(lr, constant(settings.weightDecay)));
+  }
   SmallVector<Value> newParams, newM, newV;
   for (unsigned k = 0; k < n; ++k) {
     Value g = grads[k], p = paramArg(k);
