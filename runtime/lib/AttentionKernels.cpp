@@ -11,6 +11,7 @@
 
 #include "galvatron/runtime/AttentionKernels.h"
 
+#include "VectorMath.h"
 #include "galvatron/runtime/Kernels.h"
 
 #include <algorithm>
@@ -79,8 +80,9 @@ void probabilities(const AttentionDims &dims, const QueryBlock &qb,
     }
     std::fill(row + seen, row + keys, 0.0f);
     double sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < seen; ++j) {
-      row[j] = std::exp(row[j] - max);
+      row[j] = expNonPositive(row[j] - max);
       sum += row[j];
     }
     float inv = static_cast<float>(1.0 / sum);

@@ -11,6 +11,8 @@
 
 #include "galvatron/runtime/FusedKernels.h"
 
+#include "VectorMath.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -26,51 +28,6 @@ constexpr int64_t kParallelElements = 1 << 14;
 // Column sums: at most this many blocks of at least kMinBlockRows rows.
 constexpr int64_t kMaxBlocks = 64;
 constexpr int64_t kMinBlockRows = 16;
-
-/// e^x for x <= 0 (a logit minus its row's maximum) within 2 ulp: 2^n
-/// times Cephes' degree-6 polynomial on [-ln 2 / 2, ln 2 / 2], and 0 below
-/// -87 (where float leaves its normal range). Plain arithmetic (n is
-/// rounded by adding 1.5 * 2^23, and 2^n built from its bits), so that the
-/// row loop vectorises, which a call to std::exp prevents; the file is
-/// compiled with -fno-trapping-math so that the clamps vectorise too.
-inline float expNonPositive(float x) {
-  constexpr float log2e = 1.44269504088896341f, ln2Hi = 0.693359375f,
-                  ln2Lo = -2.12194440e-4f, lowest = -87.0f,
-                  shifter = 12582912.0f;
-  constexpr int32_t shifterBits = 0x4B400000;
-  float t = std::max(x, lowest);
-  float z = t * log2e + shifter;
-  float n = z - shifter;
-  float r = t - n * ln2Hi - n * ln2Lo;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * r * r + r + 1.0f;
-  int32_t bits;
-  std::memcpy(&bits, &z, sizeof bits);
-  bits = (bits - shifterBits + 127) << 23;
-  float twoToN;
-  std::memcpy(&twoToN, &bits, sizeof twoToN);
-  return x < lowest ? 0.0f : y * twoToN;
-}
-
-/// The largest of `row[0, n)`, in eight independent lanes (a vector max;
-/// a scalar max waits on the previous one at each element).
-float rowMax(const float *row, int64_t n) {
-  constexpr int kLanes = 8;
-  float lanes[kLanes];
-  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
-  int64_t c = 0;
-  for (; c + kLanes <= n; c += kLanes)
-    for (int k = 0; k < kLanes; ++k)
-      lanes[k] = std::max(lanes[k], row[c + k]);
-  for (; c < n; ++c)
-    lanes[0] = std::max(lanes[0], row[c]);
-  return *std::max_element(lanes, lanes + kLanes);
-}
 
 /// Rows per block of a column sum over `rows` rows.
 int64_t blockRows(int64_t rows) {
@@ -247,7 +204,7 @@ void geluGrad(const float *x, const float *dy, int64_t n, bool tanhForm,
 #pragma omp parallel for if (n >= kParallelElements) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       float v = x[i], v2 = v * v;
-      float t = std::tanh((v * (1.0f + v2 * k)) * c);
+      float t = tanhVector((v * (1.0f + v2 * k)) * c);
       float du = (1.0f + v2 * k3) * c;
       dx[i] = dy[i] * ((1.0f + t) * 0.5f + (v * 0.5f) * ((1.0f - t * t) * du));
     }
@@ -257,7 +214,7 @@ void geluGrad(const float *x, const float *dy, int64_t n, bool tanhForm,
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i];
     float cdf = (1.0f + std::erf(v * invSqrt2)) * 0.5f;
-    float pdf = std::exp((v * v) * -0.5f) * invSqrt2Pi;
+    float pdf = expNonPositive((v * v) * -0.5f) * invSqrt2Pi;
     dx[i] = dy[i] * (cdf + v * pdf);
   }
 }

@@ -9,6 +9,8 @@
 
 #include "galvatron/runtime/Kernels.h"
 
+#include "VectorMath.h"
+
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -359,88 +361,80 @@ void binary(Binary kind, const TensorView &a, const TensorView &b,
   });
 }
 
-static float geluTanh(float x) {
-  const float c = std::sqrt(2.0f / static_cast<float>(M_PI));
-  return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
+/// out[i] = f(in[i]) over f32 elements, threaded when there are enough.
+/// One loop per function (not a switch inside the loop) so that each
+/// vectorises.
+template <typename F>
+static void mapF32(const float *in, float *out, int64_t n, F f) {
+#pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = f(in[i]);
+}
+
+/// The unary kinds on non-float elements: what is defined for integers and
+/// bools (the verifier refuses the rest), the value unchanged otherwise.
+static void unaryNonFloat(Unary kind, const TensorView &x, TensorView &out) {
+  for (int64_t i = 0, n = x.size(); i < n; ++i) {
+    double v = x.at(i);
+    switch (kind) {
+    case Unary::Neg:
+      out.set(i, -v);
+      break;
+    case Unary::Abs:
+      out.set(i, std::fabs(v));
+      break;
+    case Unary::Not:
+      out.set(i, v == 0);
+      break;
+    default:
+      out.set(i, v);
+      break;
+    }
+  }
 }
 
 void unary(Unary kind, const TensorView &x, TensorView &out) {
   assert(holds(x) && "unary operand bytes do not match its shape");
   assert(shapeIs(out, x.shape) && out.dtype == x.dtype &&
          "unary result differs from its operand");
-  int64_t n = x.size();
-  if (x.dtype != DType::F32) {
-    for (int64_t i = 0; i < n; ++i) {
-      double v = x.at(i);
-      switch (kind) {
-      case Unary::Neg:
-        out.set(i, -v);
-        break;
-      case Unary::Abs:
-        out.set(i, std::fabs(v));
-        break;
-      case Unary::Not:
-        out.set(i, v == 0);
-        break;
-      default:
-        out.set(i, v);
-        break;
-      }
-    }
-    return;
-  }
+  if (x.dtype != DType::F32)
+    return unaryNonFloat(kind, x, out);
   const float *in = x.f32();
   float *o = out.f32();
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    float v = in[i];
-    switch (kind) {
-    case Unary::Neg:
-      o[i] = -v;
-      break;
-    case Unary::Abs:
-      o[i] = std::fabs(v);
-      break;
-    case Unary::Exp:
-      o[i] = std::exp(v);
-      break;
-    case Unary::Log:
-      o[i] = std::log(v);
-      break;
-    case Unary::Sqrt:
-      o[i] = std::sqrt(v);
-      break;
-    case Unary::Rsqrt:
-      o[i] = 1.0f / std::sqrt(v);
-      break;
-    case Unary::Reciprocal:
-      o[i] = 1.0f / v;
-      break;
-    case Unary::Tanh:
-      o[i] = std::tanh(v);
-      break;
-    case Unary::Erf:
-      o[i] = std::erf(v);
-      break;
-    case Unary::Sigmoid:
-      o[i] = 1.0f / (1.0f + std::exp(-v));
-      break;
-    case Unary::Relu:
-      o[i] = v > 0 ? v : 0.0f;
-      break;
-    case Unary::Silu:
-      o[i] = v / (1.0f + std::exp(-v));
-      break;
-    case Unary::Gelu:
-      o[i] = 0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f)));
-      break;
-    case Unary::GeluTanh:
-      o[i] = geluTanh(v);
-      break;
-    case Unary::Not:
-      o[i] = v == 0.0f;
-      break;
-    }
+  int64_t n = x.size();
+  switch (kind) {
+  case Unary::Neg:
+    return mapF32(in, o, n, [](float v) { return -v; });
+  case Unary::Abs:
+    return mapF32(in, o, n, [](float v) { return std::fabs(v); });
+  case Unary::Exp:
+    return mapF32(in, o, n, [](float v) { return std::exp(v); });
+  case Unary::Log:
+    return mapF32(in, o, n, [](float v) { return std::log(v); });
+  case Unary::Sqrt:
+    return mapF32(in, o, n, [](float v) { return std::sqrt(v); });
+  case Unary::Rsqrt:
+    return mapF32(in, o, n, [](float v) { return 1.0f / std::sqrt(v); });
+  case Unary::Reciprocal:
+    return mapF32(in, o, n, [](float v) { return 1.0f / v; });
+  case Unary::Tanh:
+    return mapF32(in, o, n, tanhVector);
+  case Unary::Erf:
+    return mapF32(in, o, n, [](float v) { return std::erf(v); });
+  case Unary::Sigmoid:
+    return mapF32(in, o, n, sigmoidVector);
+  case Unary::Relu:
+    return mapF32(in, o, n, [](float v) { return v > 0 ? v : 0.0f; });
+  case Unary::Silu:
+    return mapF32(in, o, n, [](float v) { return v * sigmoidVector(v); });
+  case Unary::Gelu:
+    return mapF32(in, o, n, [](float v) {
+      return 0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f)));
+    });
+  case Unary::GeluTanh:
+    return mapF32(in, o, n, geluTanhVector);
+  case Unary::Not:
+    return mapF32(in, o, n, [](float v) { return v == 0.0f ? 1.0f : 0.0f; });
   }
 }
 
@@ -528,13 +522,21 @@ void matmul(const TensorView &a, const TensorView &b, TensorView &out,
     offsets.push_back({off[0], off[1]});
   });
   int64_t count = offsets.size();
-  // Many small GEMMs (attention's backward) run one per thread; a large one
-  // splits its rows across the threads inside gemm().
-#pragma omp parallel for if (count > 1 && m * n * k <= kSmallGemm)             \
-    schedule(static)
-  for (int64_t p = 0; p < count; ++p)
+  auto product = [&](int64_t p) {
     gemm(transA, transB, m, n, k, 1.0f, a.f32() + offsets[p][0] * m * k, ac,
          b.f32() + offsets[p][1] * k * n, bc, 0.0f, out.f32() + p * m * n, n);
+  };
+  // Many small GEMMs (attention's backward) run one per thread; a large one
+  // splits its rows across the threads inside gemm(), which it cannot do
+  // from inside a parallel region, even an inactive one.
+  if (count > 1 && m * n * k <= kSmallGemm) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < count; ++p)
+      product(p);
+    return;
+  }
+  for (int64_t p = 0; p < count; ++p)
+    product(p);
 }
 
 void linear(const TensorView &x, const TensorView &w, const TensorView *bias,
@@ -930,8 +932,9 @@ void softmax(const TensorView &x, int64_t axis, TensorView &out) {
            [](const float *row, float *dst, int64_t dim, int64_t inner) {
              float max = lineMax(row, dim, inner);
              double sum = 0;
+#pragma omp simd reduction(+ : sum)
              for (int64_t j = 0; j < dim; ++j) {
-               dst[j * inner] = std::exp(row[j * inner] - max);
+               dst[j * inner] = expNonPositive(row[j * inner] - max);
                sum += dst[j * inner];
              }
              for (int64_t j = 0; j < dim; ++j)
@@ -944,8 +947,9 @@ void logSoftmax(const TensorView &x, int64_t axis, TensorView &out) {
            [](const float *row, float *dst, int64_t dim, int64_t inner) {
              float max = lineMax(row, dim, inner);
              double sum = 0;
+#pragma omp simd reduction(+ : sum)
              for (int64_t j = 0; j < dim; ++j)
-               sum += std::exp(static_cast<double>(row[j * inner] - max));
+               sum += expNonPositive(row[j * inner] - max);
              double shift = max + std::log(sum);
              for (int64_t j = 0; j < dim; ++j)
                dst[j * inner] = static_cast<float>(row[j * inner] - shift);
@@ -1099,10 +1103,11 @@ void crossEntropy(const TensorView &logits, const TensorView &labels, bool mean,
     if (label == ignoreIndex)
       continue;
     const float *row = logits.f32() + r * classes;
-    float max = *std::max_element(row, row + classes);
+    float max = rowMax(row, classes);
     double sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t c = 0; c < classes; ++c)
-      sum += std::exp(double(row[c]) - max);
+      sum += expNonPositive(row[c] - max);
     rowLoss[r] = std::log(sum) + max - row[label];
   }
   double total = 0;
