@@ -149,6 +149,9 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
         r.contractionFlops += contractionFlops(rank, *inst);
         continue;
       }
+      // A reshape on its operand's buffer moves nothing.
+      if (galvatron::rt::isAliasingCopy(rank, *inst))
+        continue;
       double bytes = 0;
       for (const auto *list : {inst->inputs(), inst->outputs()})
         if (list)

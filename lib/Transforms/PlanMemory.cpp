@@ -33,12 +33,39 @@ FailureOr<uint64_t> bytesOf(Value value, Operation *at) {
   return type.getNumElements() * width;
 }
 
+/// The reshapes that may share their operand's buffer: the operand is an
+/// arena buffer, and neither it nor the reshape is a stage result (results
+/// are buffers of their own). Maps each such reshape's result to the value
+/// whose buffer it is.
+DenseMap<Value, Value> aliasingReshapes(Block &body) {
+  llvm::DenseSet<Value> returned(body.getTerminator()->operand_begin(),
+                                 body.getTerminator()->operand_end());
+  DenseMap<Value, Value> bufferOf;
+  for (auto reshape : body.getOps<ReshapeOp>()) {
+    Value operand = reshape.getOperand();
+    Operation *def = operand.getDefiningOp();
+    if (!def || !isInstruction(*def) || returned.contains(operand) ||
+        returned.contains(reshape.getResult()))
+      continue;
+    bufferOf[reshape.getResult()] =
+        bufferOf.lookup(operand) ? bufferOf.lookup(operand) : operand;
+  }
+  return bufferOf;
+}
+
 /// First-fit placement in one stage function: outputs are placed before the
 /// instruction's dying inputs are freed, since a kernel reads its inputs
-/// while it writes its outputs.
+/// while it writes its outputs. A reshape whose bytes are its operand's
+/// (row-major either way) takes the operand's buffer instead, which then
+/// lives until the last reader of either.
 LogicalResult planFunction(func::FuncOp func) {
   Block &body = func.getBody().front();
-  // The last instruction that reads each value; results live to the end.
+  DenseMap<Value, Value> bufferOf = aliasingReshapes(body);
+  auto buffer = [&](Value value) {
+    Value owner = bufferOf.lookup(value);
+    return owner ? owner : value;
+  };
+  // The last instruction that reads each buffer; results live to the end.
   DenseMap<Value, int64_t> lastUse;
   SmallVector<Operation *> instructions;
   for (Operation &op : body) {
@@ -47,13 +74,13 @@ LogicalResult planFunction(func::FuncOp func) {
                           "galv-schedule first");
     if (isa<func::ReturnOp>(op)) {
       for (Value value : op.getOperands())
-        lastUse[value] = INT64_MAX;
+        lastUse[buffer(value)] = INT64_MAX;
       continue;
     }
     if (!isInstruction(op))
       continue;
     for (Value value : op.getOperands())
-      lastUse[value] = static_cast<int64_t>(instructions.size());
+      lastUse[buffer(value)] = static_cast<int64_t>(instructions.size());
     instructions.push_back(&op);
   }
 
@@ -64,14 +91,20 @@ LogicalResult planFunction(func::FuncOp func) {
     Operation *def = value.getDefiningOp();
     if (!def || !isInstruction(*def))
       return;
-    auto it = lastUse.find(value);
+    Value owner = buffer(value);
+    auto it = lastUse.find(owner);
     if (it == lastUse.end() || it->second <= index)
-      used.erase(offsets.lookup(value));
+      used.erase(offsets.lookup(owner));
   };
   Builder builder(func.getContext());
   for (auto [index, op] : llvm::enumerate(instructions)) {
     SmallVector<int64_t> placed;
     for (Value result : op->getResults()) {
+      if (Value owner = bufferOf.lookup(result)) {
+        offsets[result] = offsets.lookup(owner);
+        placed.push_back(static_cast<int64_t>(offsets[result]));
+        continue;
+      }
       FailureOr<uint64_t> bytes = bytesOf(result, op);
       if (failed(bytes))
         return failure();

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <deque>
 #include <new>
+#include <numeric>
 #include <optional>
 
 namespace galvatron::rt {
@@ -75,14 +76,21 @@ public:
       : plan(plan), program(program), comm(comm), trace(trace), stats(stats),
         error(error), arena(threadArena(program.arena_bytes())) {
     stats.arenaBytes = program.arena_bytes();
-    // Last instruction reading each arena tensor, for the live-bytes count.
+    // Last instruction reading each arena buffer, for the live-bytes count;
+    // a reshape the planner placed on its operand is the same buffer.
     lastUse.assign(program.tensors()->size(), -1);
-    for (size_t i = 0; i < program.instructions()->size(); ++i)
-      for (int32_t t : *program.instructions()->Get(i)->inputs())
-        lastUse[t] = static_cast<int64_t>(i);
+    bufferOf.resize(program.tensors()->size());
+    std::iota(bufferOf.begin(), bufferOf.end(), 0);
+    for (size_t i = 0; i < program.instructions()->size(); ++i) {
+      const plan::Instruction &inst = *program.instructions()->Get(i);
+      for (int32_t t : *inst.inputs())
+        lastUse[bufferOf[t]] = static_cast<int64_t>(i);
+      if (isAliasingCopy(program, inst))
+        bufferOf[inst.outputs()->Get(0)] = bufferOf[inst.inputs()->Get(0)];
+    }
     if (program.outputs())
       for (int32_t t : *program.outputs())
-        lastUse[t] = INT64_MAX;
+        lastUse[bufferOf[t]] = INT64_MAX;
   }
 
   bool bind(const std::map<std::string, Tensor> &inputs,
@@ -259,6 +267,8 @@ private:
     const plan::Tensor &t = *program.tensors()->Get(index);
     stats.highWaterBytes =
         std::max<uint64_t>(stats.highWaterBytes, t.offset() + t.bytes());
+    if (bufferOf[index] != index)
+      return; // an alias of a buffer already counted
     live += t.bytes();
     stats.peakLiveBytes = std::max(stats.peakLiveBytes, live);
   }
@@ -266,15 +276,17 @@ private:
   /// Arena tensors whose last reader was instruction `i` are dead now.
   void release(int64_t i) {
     const plan::Instruction &inst = *program.instructions()->Get(i);
-    for (int32_t t : *inst.inputs())
+    for (int32_t input : *inst.inputs()) {
+      int32_t t = bufferOf[input];
       if (lastUse[t] == i &&
           program.tensors()->Get(t)->storage() == plan::Storage::Arena) {
         live -= program.tensors()->Get(t)->bytes();
         lastUse[t] = -2; // counted once even if read twice
       }
+    }
     // Results nobody reads die at once.
     for (int32_t t : *inst.outputs())
-      if (lastUse[t] == -1) {
+      if (bufferOf[t] == t && lastUse[t] == -1) {
         live -= program.tensors()->Get(t)->bytes();
         lastUse[t] = -2;
       }
@@ -757,6 +769,9 @@ private:
   std::deque<Tensor> owned;
   std::vector<int64_t> lastUse;
   uint64_t live = 0;
+  /// The tensor whose buffer each tensor is (itself, or the operand of the
+  /// aliasing copies that led to it).
+  std::vector<int32_t> bufferOf;
 };
 
 } // namespace

@@ -418,11 +418,11 @@ void unary(Unary kind, const TensorView &x, TensorView &out) {
   case Unary::Reciprocal:
     return mapF32(in, o, n, [](float v) { return 1.0f / v; });
   case Unary::Tanh:
-    return mapF32(in, o, n, tanhVector);
+    return mapF32(in, o, n, [](float v) { return tanhVector(v); });
   case Unary::Erf:
     return mapF32(in, o, n, [](float v) { return std::erf(v); });
   case Unary::Sigmoid:
-    return mapF32(in, o, n, sigmoidVector);
+    return mapF32(in, o, n, [](float v) { return sigmoidVector(v); });
   case Unary::Relu:
     return mapF32(in, o, n, [](float v) { return v > 0 ? v : 0.0f; });
   case Unary::Silu:
@@ -432,7 +432,7 @@ void unary(Unary kind, const TensorView &x, TensorView &out) {
       return 0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f)));
     });
   case Unary::GeluTanh:
-    return mapF32(in, o, n, geluTanhVector);
+    return mapF32(in, o, n, [](float v) { return geluTanhVector(v); });
   case Unary::Not:
     return mapF32(in, o, n, [](float v) { return v == 0.0f ? 1.0f : 0.0f; });
   }

@@ -156,6 +156,24 @@ plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode) {
   }
 }
 
+bool isAliasingCopy(const plan::RankProgram &program,
+                    const plan::Instruction &inst) {
+  if (inst.opcode() != plan::Opcode::Copy || !inst.inputs() ||
+      !inst.outputs() || inst.inputs()->size() != 1 ||
+      inst.outputs()->size() != 1)
+    return false;
+  auto tensor = [&](int32_t index) -> const plan::Tensor * {
+    if (index < 0 || index >= static_cast<int32_t>(program.tensors()->size()))
+      return nullptr;
+    return program.tensors()->Get(index);
+  };
+  const plan::Tensor *in = tensor(inst.inputs()->Get(0));
+  const plan::Tensor *out = tensor(inst.outputs()->Get(0));
+  return in && out && in->storage() == plan::Storage::Arena &&
+         out->storage() == plan::Storage::Arena &&
+         in->offset() == out->offset() && in->bytes() == out->bytes();
+}
+
 int64_t groupOf(const plan::Instruction &inst) {
   if (const auto *a = inst.attrs_as_AllReduceAttrs())
     return a->group();

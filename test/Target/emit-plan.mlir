@@ -16,7 +16,9 @@
 // CHECK: plan format 5, world size 1, weights 'w.safetensors', 4 constant bytes, vocab size 0
 // CHECK-NEXT: group [0]
 // The chain a -> b -> c -> d needs two 1 KiB slots at a time: the arena holds
-// two, and c reuses a's slot once a is dead.
+// two, and c reuses a's slot once a is dead. The reshape d is c's buffer (its
+// Copy lands on its input and moves nothing); e, a stage result, gets a
+// buffer of its own.
 // CHECK-NEXT: rank 0: arena 2048 bytes, 8 tensors, 5 instructions
 // CHECK-NEXT: %0 Input F32[16x16] 'x' Data (1024 bytes)
 // CHECK-NEXT: %1 Weight F32[16] 'g' (64 bytes)
@@ -24,8 +26,8 @@
 // CHECK-NEXT: %3 Arena F32[16x16] @0 (1024 bytes)
 // CHECK-NEXT: %4 Arena F32[16x16] @1024 (1024 bytes)
 // CHECK-NEXT: %5 Arena F32[16x16] @0 (1024 bytes)
-// CHECK-NEXT: %6 Arena F32[256] @1024 (1024 bytes)
-// CHECK-NEXT: %7 Arena F32[16x16] 'output0' @0 (1024 bytes)
+// CHECK-NEXT: %6 Arena F32[256] @0 (1024 bytes)
+// CHECK-NEXT: %7 Arena F32[16x16] 'output0' @1024 (1024 bytes)
 // CHECK-NEXT: %3 = RmsNorm %0, %1 {eps = 1.000000e-06}
 // CHECK-NEXT: %4 = Mul %3, %2
 // CHECK-NEXT: %5 = Transpose %4 {perm = [1, 0]}

@@ -45,6 +45,33 @@ func.func @train_step_stage1() -> (tensor<3xf32>, tensor<1xf32>) attributes {gal
 
 // -----
 
+// A reshape is its operand's buffer (a chain of two as well): the buffer
+// lives until the last reader of any of them, so %e cannot take it while %r2
+// is still read, and %f takes it once all three are dead (%g then takes
+// %e's). A reshape of a
+// stage result, or one that is itself returned, is a buffer of its own.
+// CHECK-LABEL: func.func @train_step_stage0
+// CHECK-SAME: galv.arena_bytes = 3072 : i64
+// CHECK-NEXT: galv.tanh {{.*}} {galv.offsets = array<i64: 0>}
+// CHECK-NEXT: galv.reshape {{.*}} {galv.offsets = array<i64: 0>}
+// CHECK-NEXT: galv.reshape {{.*}} {galv.offsets = array<i64: 0>}
+// CHECK-NEXT: galv.exp {{.*}} {galv.offsets = array<i64: 1024>}
+// CHECK-NEXT: galv.neg {{.*}} {galv.offsets = array<i64: 2048>}
+// CHECK-NEXT: galv.abs {{.*}} {galv.offsets = array<i64: 0>}
+// CHECK-NEXT: galv.reshape {{.*}} {galv.offsets = array<i64: 1024>}
+func.func @train_step_stage0(%x: tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<256xf32>) attributes {galv.stage = 0 : i64} {
+  %a = galv.tanh %x : tensor<16x16xf32>
+  %r1 = galv.reshape %a : tensor<16x16xf32> -> tensor<256xf32>
+  %r2 = galv.reshape %r1 : tensor<256xf32> -> tensor<16x16xf32>
+  %e = galv.exp %a : tensor<16x16xf32>
+  %n = galv.neg %r2 : tensor<16x16xf32>
+  %f = galv.abs %e : tensor<16x16xf32>
+  %g = galv.reshape %n : tensor<16x16xf32> -> tensor<256xf32>
+  return %f, %g : tensor<16x16xf32>, tensor<256xf32>
+}
+
+// -----
+
 // Functions galv-schedule did not make are left alone.
 // CHECK-LABEL: func.func @forward
 // CHECK-NOT: galv.offsets

@@ -38,6 +38,12 @@ plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode);
 /// name, or -1 (not communication, or no attributes).
 int64_t groupOf(const plan::Instruction &inst);
 
+/// Whether `inst` is a copy the memory planner placed on its own input (a
+/// reshape that aliases its operand): it moves no bytes, and its output is
+/// the same live buffer as its input.
+bool isAliasingCopy(const plan::RankProgram &program,
+                    const plan::Instruction &inst);
+
 /// Whether an input of `role` is training state (parameter or moment).
 bool isState(plan::Role role);
 
