@@ -66,14 +66,14 @@ void probabilities(const AttentionDims &dims, const QueryBlock &qb,
     int64_t seen =
         causal ? std::clamp(i + 1 + dims.sk - dims.sq, int64_t{0}, keys) : keys;
     int64_t base = qb.batch * s[0] + qb.head * s[1] + i * s[2];
-    float max = neg;
-    for (int64_t j = 0; j < seen; ++j) {
-      if (mask.add)
+    if (mask.add)
+      for (int64_t j = 0; j < seen; ++j)
         row[j] += mask.add[base + j * s[3]];
-      if (mask.keep && !mask.keep[base + j * s[3]])
-        row[j] = neg;
-      max = std::max(max, row[j]);
-    }
+    if (mask.keep)
+      for (int64_t j = 0; j < seen; ++j)
+        if (!mask.keep[base + j * s[3]])
+          row[j] = neg;
+    float max = seen ? rowMax(row, seen) : neg;
     if (max == neg) {
       std::fill(row, row + keys, 0.0f);
       continue;
