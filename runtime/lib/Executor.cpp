@@ -202,6 +202,50 @@ public:
     return true;
   }
 
+  /// Points each fed-back output of an AdamW update at its state input's
+  /// tensor in `state` when the update is that input's last reader (the
+  /// kernel reads each element before it writes it). Returns those outputs.
+  std::vector<int32_t> updateInPlace(std::map<std::string, Tensor> &state) {
+    std::vector<int32_t> updated;
+    if (!program.feedback())
+      return updated;
+    size_t count = program.tensors()->size();
+    std::vector<int64_t> producer(count, -1), lastReader(count, -1);
+    for (size_t i = 0; i < program.instructions()->size(); ++i) {
+      const plan::Instruction &inst = *program.instructions()->Get(i);
+      for (int32_t t : *inst.inputs())
+        lastReader[t] = static_cast<int64_t>(i);
+      for (int32_t t : *inst.outputs())
+        producer[t] = static_cast<int64_t>(i);
+    }
+    // AdamWUpdate's outputs (parameter, m, v) and the operands they update.
+    constexpr int32_t kUpdatedOperand[3] = {0, 2, 3};
+    for (const plan::Feedback *f : *program.feedback()) {
+      int32_t out = program.outputs()->Get(f->output());
+      int32_t in = program.inputs()->Get(f->input());
+      if (producer[out] < 0 || lastReader[in] != producer[out])
+        continue;
+      const plan::Instruction &inst =
+          *program.instructions()->Get(producer[out]);
+      if (inst.opcode() != plan::Opcode::AdamWUpdate)
+        continue;
+      const auto &outs = *inst.outputs();
+      const auto &ins = *inst.inputs();
+      auto at = std::find(outs.begin(), outs.end(), out) - outs.begin();
+      if (at > 2 || ins.size() != 6 || ins.Get(kUpdatedOperand[at]) != in ||
+          std::count(ins.begin(), ins.end(), in) != 1)
+        continue;
+      auto lent = state.find(program.tensors()->Get(in)->name()->str());
+      // A state input cut here from a whole tensor is the executor's copy.
+      if (lent == state.end() || lent->second.data() != views[in].data() ||
+          views[out].byteSize() != views[in].byteSize())
+        continue;
+      views[out] = TensorView(lent->second);
+      updated.push_back(out);
+    }
+    return updated;
+  }
+
   /// An output's value copied out of the arena for the caller, into
   /// `into`'s bytes when they fit (a trainer passes last step's outputs).
   void output(int32_t index, Tensor &into) {
@@ -810,8 +854,11 @@ bool runRank(const plan::Plan &plan, int rank,
     return false;
   }
   Machine machine(plan, *program, *comm, options.trace, stats, error);
-  bool ok =
-      machine.bind(inputs, weights) && machine.checkLayout() && machine.run();
+  std::vector<int32_t> inPlace;
+  bool ok = machine.bind(inputs, weights) && machine.checkLayout();
+  if (ok && options.state)
+    inPlace = machine.updateInPlace(*options.state);
+  ok = ok && machine.run();
   // Sends still in flight finish with the run, so no step leaks into the
   // next; the counts are this run's.
   std::string why;
@@ -825,8 +872,11 @@ bool runRank(const plan::Plan &plan, int rank,
   if (program->outputs())
     for (int32_t index : *program->outputs()) {
       const plan::Tensor &t = *program->tensors()->Get(index);
-      machine.output(
-          index, outputs[t.name() ? t.name()->str() : std::to_string(index)]);
+      std::string name = t.name() ? t.name()->str() : std::to_string(index);
+      if (std::find(inPlace.begin(), inPlace.end(), index) != inPlace.end())
+        stats.updatedInPlace.push_back(name);
+      else
+        machine.output(index, outputs[name]);
     }
   return true;
 }

@@ -409,7 +409,7 @@ void Trainer::runStep(int step) {
   auto start = std::chrono::steady_clock::now();
   int64_t startUs = nowUs();
   if (!runRank(*job.plan, job.rank, inputs, weights, outputs, stats, error,
-               {job.comm, trace.wants()}))
+               {job.comm, trace.wants(), &inputs}))
     fatal(error);
   for (StateInput &s : state)
     s.value = std::move(inputs.at(s.name));
@@ -424,9 +424,11 @@ void Trainer::runStep(int step) {
   double loss = lossIt->second.at(0);
   losses.push_back(loss);
   // The replaced state's buffers stay in `outputs` for the next step's
-  // results to be copied into.
+  // results to be copied into; state updated in place is already new.
   for (const auto &[output, index] : feedback)
-    std::swap(state[index].value, outputs.at(output));
+    if (std::find(stats.updatedInPlace.begin(), stats.updatedInPlace.end(),
+                  output) == stats.updatedInPlace.end())
+      std::swap(state[index].value, outputs.at(output));
   report(step, loss, learningRate(options, step), ms, stats);
   bool due = !options.checkpointDir.empty() &&
              ((options.saveEvery > 0 && step % options.saveEvery == 0) ||

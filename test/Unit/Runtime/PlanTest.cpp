@@ -385,6 +385,83 @@ TEST(Plan, RolesAndFeedbackAreVerified) {
   }
 }
 
+// An AdamW update that is the last reader of its state writes the new state
+// into the lent input tensors (RunOptions::state) instead of returning it,
+// with the values it would have returned; a parameter read after the update
+// keeps its old value there, so its update is returned as before.
+TEST(Plan, AdamWUpdatesLentStateInPlace) {
+  using R = plan::Role;
+  auto build = [](bool readAfter) {
+    ProgramBuilder b(0);
+    int32_t w = b.input("param:w", plan::DType::F32, {5}, R::Parameter, "w");
+    int32_t g = b.input("g", plan::DType::F32, {5});
+    int32_t m = b.input("m:w", plan::DType::F32, {5}, R::AdamM, "w");
+    int32_t v = b.input("v:w", plan::DType::F32, {5}, R::AdamV, "w");
+    int32_t lr = b.input("lr", plan::DType::F32, {}, R::LearningRate);
+    int32_t step = b.input("step", plan::DType::F32, {}, R::Step);
+    plan::AdamWAttrsT adamw;
+    adamw.beta1 = 0.9;
+    adamw.beta2 = 0.999;
+    adamw.epsilon = 1e-8;
+    adamw.weight_decay = 0.01;
+    std::vector<int32_t> next = b.ops(
+        plan::Opcode::AdamWUpdate, {w, g, m, v, lr, step}, {{5}, {5}, {5}},
+        plan::DType::F32, galvatron::testing::attrsOf(adamw));
+    int32_t loss =
+        b.op(plan::Opcode::Neg, {readAfter ? w : g}, {5}, plan::DType::F32);
+    b.output(loss, "loss");
+    const char *names[3] = {"param:w", "m:w", "v:w"};
+    int32_t state[3] = {w, m, v};
+    for (int k = 0; k < 3; ++k) {
+      b.output(next[k], std::string("new_") + names[k]);
+      b.feedBack(next[k], state[k]);
+    }
+    return buildPlan({{0}}, {b});
+  };
+  auto inputsOf = [] {
+    std::map<std::string, Tensor> in;
+    for (const char *name : {"param:w", "g", "m:w", "v:w"}) {
+      Tensor t(DType::F32, {5});
+      for (int i = 0; i < 5; ++i)
+        t.f32()[i] = 0.1f * (i + 1) * (name[0] == 'g' ? -1.0f : 1.0f);
+      in[name] = std::move(t);
+    }
+    for (const char *name : {"lr", "step"}) {
+      Tensor t(DType::F32, {});
+      t.f32()[0] = name[0] == 'l' ? 0.01f : 3.0f;
+      in[name] = std::move(t);
+    }
+    return in;
+  };
+  for (bool readAfter : {false, true}) {
+    std::vector<uint8_t> bytes = build(readAfter);
+    std::string error;
+    const plan::Plan *p = verifyPlan(bytes, error);
+    ASSERT_TRUE(p) << error;
+    std::map<std::string, Tensor> copied = inputsOf(), lent = inputsOf(), out,
+                                  outLent;
+    RunStats stats, statsLent;
+    ASSERT_TRUE(runRank(*p, 0, copied, {}, out, stats, error)) << error;
+    EXPECT_TRUE(stats.updatedInPlace.empty());
+    RunOptions options;
+    options.state = &lent;
+    ASSERT_TRUE(runRank(*p, 0, lent, {}, outLent, statsLent, error, options))
+        << error;
+    for (const char *name : {"param:w", "m:w", "v:w"}) {
+      std::string produced = std::string("new_") + name;
+      bool inPlace = std::count(statsLent.updatedInPlace.begin(),
+                                statsLent.updatedInPlace.end(), produced);
+      // Only the parameter is read after the update.
+      EXPECT_EQ(inPlace, !(readAfter && name[0] == 'p')) << name;
+      const Tensor &want = out.at(produced);
+      const Tensor &got = inPlace ? lent.at(name) : outLent.at(produced);
+      EXPECT_EQ(got.bytes, want.bytes) << name;
+      EXPECT_EQ(outLent.count(produced), inPlace ? 0u : 1u) << name;
+    }
+    EXPECT_EQ(outLent.at("loss").bytes, out.at("loss").bytes);
+  }
+}
+
 // Found by the plan fuzzer: a shard's full shape whose element count
 // overflows int64 is refused instead of overflowing.
 TEST(Plan, HugeShardFullShapeIsRefused) {

@@ -176,6 +176,16 @@ public:
     instructions.push_back({opcode, std::move(in), {out}, std::move(attrs)});
     return out;
   }
+  /// An instruction with one arena result per shape in `shapes`.
+  std::vector<int32_t> ops(plan::Opcode opcode, std::vector<int32_t> in,
+                           const std::vector<std::vector<int64_t>> &shapes,
+                           plan::DType dtype, Attrs attrs = {}) {
+    std::vector<int32_t> outs;
+    for (const std::vector<int64_t> &shape : shapes)
+      outs.push_back(arena(dtype, shape));
+    instructions.push_back({opcode, std::move(in), outs, std::move(attrs)});
+    return outs;
+  }
   /// Makes tensor `t` an output called `name`, with an optional shard.
   void output(int32_t t, const std::string &name,
               std::optional<ShardSpec> shard = std::nullopt) {

@@ -42,6 +42,9 @@ struct RunStats {
   std::map<std::string, uint64_t> commBytes;
   /// One event per instruction when RunOptions::trace is set.
   std::vector<TraceEvent> trace;
+  /// The outputs written into their fed-back input (RunOptions::state), by
+  /// name; they are not in the run's outputs.
+  std::vector<std::string> updatedInPlace;
 };
 
 struct RunOptions {
@@ -50,6 +53,11 @@ struct RunOptions {
   Communicator *comm = nullptr;
   /// Record a TraceEvent per instruction.
   bool trace = false;
+  /// The inputs the run may overwrite (the trainer's state, which `inputs`
+  /// holds too): a fed-back output that an optimizer update computes element
+  /// by element from its own input, which nothing reads later, is written
+  /// into that input's tensor instead of the arena and not copied out.
+  std::map<std::string, Tensor> *state = nullptr;
 };
 
 /// Runs the program of `rank` (the RankProgram whose `rank` field it is) on
