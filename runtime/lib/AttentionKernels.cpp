@@ -48,6 +48,7 @@ QueryBlock queryBlock(const AttentionDims &dims, bool causal, int64_t batch,
 
 /// p [rows, keys] = softmax over each row of the block's scaled, masked
 /// scores; rows that see no key are zeros.
+GALVATRON_VECTOR_CLONES
 void probabilities(const AttentionDims &dims, const QueryBlock &qb,
                    const float *q, const float *k, const AttentionMask &mask,
                    bool causal, float scale, float *p) {
@@ -95,6 +96,7 @@ int64_t blocksOf(int64_t rows) { return (rows + kBlock - 1) / kBlock; }
 
 /// Gradients of one (batch, query head): dq for its rows, dk and dv added to
 /// its key/value head's. `p` and `dp` are [kBlock, Sk] scratch.
+GALVATRON_VECTOR_CLONES
 void headBackward(const AttentionDims &dims, const float *q, const float *k,
                   const float *v, const float *dout, const AttentionMask &mask,
                   bool causal, float scale, int64_t batch, int64_t head,
@@ -124,6 +126,7 @@ void headBackward(const AttentionDims &dims, const float *q, const float *k,
       const float *pr = p + r * keys;
       float *dr = dp + r * keys;
       double dot = 0;
+#pragma omp simd reduction(+ : dot)
       for (int64_t j = 0; j < keys; ++j)
         dot += static_cast<double>(pr[j]) * dr[j];
       float rowDot = static_cast<float>(dot);

@@ -120,6 +120,7 @@ std::vector<double> blockedRows(int64_t rows, int64_t d, int64_t width,
 
 } // namespace
 
+GALVATRON_VECTOR_CLONES
 void crossEntropyGrad(const float *logits, const int64_t *labels, int64_t rows,
                       int64_t classes, int64_t ignoreIndex, bool mean,
                       float dloss, float *dlogits) {
@@ -192,6 +193,7 @@ void rmsNormGrad(const float *x, const float *scale, const float *dy,
   addPartials(partials, d, dscale);
 }
 
+GALVATRON_VECTOR_CLONES
 void geluGrad(const float *x, const float *dy, int64_t n, bool tanhForm,
               float *dx) {
   // The constants and the order of operations of the decomposed rule

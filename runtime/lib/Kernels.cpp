@@ -215,6 +215,51 @@ static bool isPredicate(Binary kind) {
   return kind >= Binary::Eq || kind == Binary::And || kind == Binary::Or;
 }
 
+/// f32 arithmetic: out = f(a, b) with broadcasting. One instantiation per
+/// function, so that each loop vectorises. Fast paths: equal shapes, a
+/// scalar side, or b repeating over a's leading dimensions (a bias): no
+/// index arithmetic per element.
+template <typename F>
+GALVATRON_VECTOR_CLONES static void
+binaryF32(const TensorView &a, const TensorView &b, TensorView &out, F f) {
+  const float *x = a.f32(), *y = b.f32();
+  float *o = out.f32();
+  const Shape &shape = out.shape;
+  int64_t n = out.size(), na = a.size(), nb = b.size();
+  if (a.shape == shape && nb == n) {
+#pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = f(x[i], y[i]);
+    return;
+  }
+  if (a.shape == shape && nb == 1) {
+    float q = y[0];
+#pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = f(x[i], q);
+    return;
+  }
+  if (a.shape == shape && nb > 0 && n % nb == 0 &&
+      Shape(shape.end() - b.rank(), shape.end()) == b.shape) {
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
+    for (int64_t r = 0; r < n / nb; ++r)
+      for (int64_t j = 0; j < nb; ++j)
+        o[r * nb + j] = f(x[r * nb + j], y[j]);
+    return;
+  }
+  if (b.shape == shape && na == 1) {
+    float p = x[0];
+#pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = f(p, y[i]);
+    return;
+  }
+  const Shape *ins[2] = {&a.shape, &b.shape};
+  forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
+    o[i] = f(x[off[0]], y[off[1]]);
+  });
+}
+
 void binary(Binary kind, const TensorView &a, const TensorView &b,
             TensorView &out) {
   assert(holds(a) && holds(b) && "binary operand bytes do not match its shape");
@@ -225,85 +270,27 @@ void binary(Binary kind, const TensorView &a, const TensorView &b,
   const Shape *ins[2] = {&a.shape, &b.shape};
   if (a.dtype == DType::F32 && !compare && !logical) {
     assert(b.dtype == DType::F32 && "f32 arithmetic on a non-f32 operand");
-    const float *x = a.f32(), *y = b.f32();
-    float *o = out.f32();
-    auto apply = [kind](float p, float q) {
-      switch (kind) {
-      case Binary::Add:
-        return p + q;
-      case Binary::Sub:
-        return p - q;
-      case Binary::Mul:
-        return p * q;
-      case Binary::Div:
-        return p / q;
-      case Binary::Pow:
-        return std::pow(p, q);
-      case Binary::Max:
-        return std::max(p, q);
-      case Binary::Min:
-        return std::min(p, q);
-      default:
-        return 0.0f;
-      }
-    };
-    // Fast paths: equal shapes, a scalar side, or b repeating over a's
-    // leading dimensions (a bias): no index arithmetic per element.
-    int64_t n = out.size(), na = a.size(), nb = b.size();
-    if (a.shape == shape &&
-        (nb == n || nb == 1 ||
-         (nb > 0 && n % nb == 0 &&
-          Shape(shape.end() - b.rank(), shape.end()) == b.shape))) {
-      if (nb == n) {
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-        for (int64_t i = 0; i < n; ++i)
-          o[i] = apply(x[i], y[i]);
-      } else if (nb == 1) {
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-        for (int64_t i = 0; i < n; ++i)
-          o[i] = apply(x[i], y[0]);
-      } else {
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-        for (int64_t i = 0; i < n; ++i)
-          o[i] = apply(x[i], y[i % nb]);
-      }
-      return;
+    switch (kind) {
+    case Binary::Add:
+      return binaryF32(a, b, out, [](float p, float q) { return p + q; });
+    case Binary::Sub:
+      return binaryF32(a, b, out, [](float p, float q) { return p - q; });
+    case Binary::Mul:
+      return binaryF32(a, b, out, [](float p, float q) { return p * q; });
+    case Binary::Div:
+      return binaryF32(a, b, out, [](float p, float q) { return p / q; });
+    case Binary::Pow:
+      return binaryF32(a, b, out,
+                       [](float p, float q) { return std::pow(p, q); });
+    case Binary::Max:
+      return binaryF32(a, b, out,
+                       [](float p, float q) { return std::max(p, q); });
+    case Binary::Min:
+      return binaryF32(a, b, out,
+                       [](float p, float q) { return std::min(p, q); });
+    default:
+      break;
     }
-    if (b.shape == shape && na == 1) {
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-      for (int64_t i = 0; i < n; ++i)
-        o[i] = apply(x[0], y[i]);
-      return;
-    }
-    forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
-      float p = x[off[0]], q = y[off[1]];
-      switch (kind) {
-      case Binary::Add:
-        o[i] = p + q;
-        break;
-      case Binary::Sub:
-        o[i] = p - q;
-        break;
-      case Binary::Mul:
-        o[i] = p * q;
-        break;
-      case Binary::Div:
-        o[i] = p / q;
-        break;
-      case Binary::Pow:
-        o[i] = std::pow(p, q);
-        break;
-      case Binary::Max:
-        o[i] = std::max(p, q);
-        break;
-      case Binary::Min:
-        o[i] = std::min(p, q);
-        break;
-      default:
-        break;
-      }
-    });
-    return;
   }
   bool real = isFloat(a.dtype);
   forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
@@ -365,7 +352,8 @@ void binary(Binary kind, const TensorView &a, const TensorView &b,
 /// One loop per function (not a switch inside the loop) so that each
 /// vectorises.
 template <typename F>
-static void mapF32(const float *in, float *out, int64_t n, F f) {
+GALVATRON_VECTOR_CLONES static void mapF32(const float *in, float *out,
+                                           int64_t n, F f) {
 #pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
   for (int64_t i = 0; i < n; ++i)
     out[i] = f(in[i]);
@@ -900,8 +888,8 @@ void reduce(Reduction kind, const TensorView &x,
 /// (element j of a line at offset j * inner), in parallel, writing `out`
 /// (f32, `x`'s shape).
 template <typename LineFn>
-static void mapLines(const TensorView &x, int64_t axis, TensorView &out,
-                     LineFn line) {
+GALVATRON_VECTOR_CLONES static void mapLines(const TensorView &x, int64_t axis,
+                                             TensorView &out, LineFn line) {
   assert(isF32(x) && validAxis(axis, x.rank()) &&
          "softmax takes f32 and an axis in range");
   assert(isF32(out) && shapeIs(out, x.shape) && "softmax result differs");
@@ -1084,6 +1072,7 @@ void rotary(const TensorView &x, const TensorView &cos, const TensorView &sin,
   }
 }
 
+GALVATRON_VECTOR_CLONES
 void crossEntropy(const TensorView &logits, const TensorView &labels, bool mean,
                   int64_t ignoreIndex, TensorView &out) {
   assert(isF32(logits) && logits.rank() >= 1 && holds(labels) &&

@@ -18,6 +18,19 @@
 #include <cstring>
 #include <limits>
 
+/// Compiles a kernel three times (baseline x86-64, AVX2, AVX-512) and picks
+/// the widest the CPU has when the program loads, so one binary runs
+/// anywhere and still uses 16-float vectors where they exist. The files
+/// that use it are compiled with -ffp-contract=off: no clone fuses a
+/// multiply and an add, so each lane rounds as the baseline does (only the
+/// order of vectorised sums differs between clones).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GALVATRON_VECTOR_CLONES                                                \
+  __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define GALVATRON_VECTOR_CLONES
+#endif
+
 namespace galvatron::rt {
 
 /// e^x for x <= 0 (a logit minus its row's maximum) within 2 ulp: 2^n
