@@ -29,6 +29,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
 
 #include <chrono>
 #include <cmath>
@@ -56,11 +57,14 @@ struct DiagnosticText {
 LogicalResult dropLayers(ModuleOp module, StringRef layerType, int64_t keep,
                          std::string &error) {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
-  int64_t kept = 0;
+  // One instance of every other type stays, so that what uses their
+  // results (a decoder's cross-attention reading the encoder) still runs.
+  llvm::StringMap<int64_t> kept;
   SmallVector<LayerOp> drop;
   forward.walk([&](LayerOp layer) {
-    if (layer.getLayerType() == layerType && kept < keep)
-      ++kept;
+    int64_t limit = layer.getLayerType() == layerType ? keep : 1;
+    if (kept[layer.getLayerType()] < limit)
+      ++kept[layer.getLayerType()];
     else
       drop.push_back(layer);
   });
@@ -469,9 +473,15 @@ LogicalResult measureMemory(ModuleOp module, const ModelProfileOptions &options,
       mem.live = plain.live;
       mem.checkpointBatches = ckpt.batches;
       mem.checkpointLive = ckpt.live;
+      mem.parameterBytes =
+          int64_t(plain.weights[1]) - int64_t(plain.weights[0]);
       layer.memory.push_back(mem);
+      if (tp == 1 && sp == "none")
+        layer.planParameterBytes = mem.parameterBytes;
       if (!other || sp != "none")
         continue;
+      // Still with one instance of each other layer type in it: profileModel
+      // takes those out.
       OtherMemory o;
       o.vocabTp = tp;
       o.activationPerSample = 2 * plain.slope(0) - plain.slope(1);
@@ -480,9 +490,6 @@ LogicalResult measureMemory(ModuleOp module, const ModelProfileOptions &options,
       o.batches = plain.batches;
       o.live = plain.live;
       out.other.push_back(o);
-      if (tp == 1)
-        layer.planParameterBytes =
-            int64_t(plain.weights[1]) - int64_t(plain.weights[0]);
     }
   }
   return success();
@@ -541,12 +548,35 @@ LogicalResult profileLayerType(ModuleOp module, LayerTypeOp type,
                                                 two.forwardBackwardMs[i]);
     }
   }
-  if (failed(checkPositive(layer.time, out.batchSizes, "", error)) ||
-      (other && failed(checkPositive(out.otherTime, out.batchSizes,
-                                     "the embedding and head: ", error))))
+  if (failed(checkPositive(layer.time, out.batchSizes, "", error)))
     return failure();
   out.layers.push_back(std::move(layer));
   return success();
+}
+
+/// The embedding and head were measured with one instance of every other
+/// layer type beside the first: take those out.
+LogicalResult subtractOtherLayers(ModelProfile &out, std::string &error) {
+  for (const LayerProfile &l : llvm::drop_begin(out.layers)) {
+    for (size_t i = 0; i < out.batchSizes.size(); ++i) {
+      out.otherTime.forwardMs[i] -= l.time.forwardMs[i];
+      out.otherTime.forwardBackwardMs[i] -= l.time.forwardBackwardMs[i];
+    }
+    for (OtherMemory &o : out.other) {
+      auto m = llvm::find_if(l.memory, [&](const LayerMemory &m) {
+        return m.tp == o.vocabTp && m.sp == "none";
+      });
+      if (m == l.memory.end())
+        return error = "layer type @" + l.name + " has no memory at tp " +
+                       std::to_string(o.vocabTp) + " while @" +
+                       out.layers.front().name + " has",
+               failure();
+      o.activationPerSample -= m->activationPerSample;
+      o.parameterBytes -= m->parameterBytes;
+    }
+  }
+  return checkPositive(out.otherTime, out.batchSizes,
+                       "the embedding and head: ", error);
 }
 
 } // namespace
@@ -611,5 +641,5 @@ LogicalResult mlir::galv::profileModel(ModuleOp module,
                                 error)))
       return error = "layer type @" + u.first.str() + ": " + error, failure();
   }
-  return success();
+  return subtractOtherLayers(out, error);
 }

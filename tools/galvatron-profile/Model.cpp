@@ -201,6 +201,7 @@ Json profileJson(const ModelProfile &p, const ModelOptions &o,
     for (const LayerMemory &m : l.memory)
       memory.push_back({{"tp", m.tp},
                         {"sp", m.sp},
+                        {"parameter_bytes", m.parameterBytes},
                         {"activation_bytes_per_sample", m.activationPerSample},
                         {"checkpoint_bytes_per_sample", m.checkpointPerSample},
                         {"live_bytes", liveJson(m.batches, m.live)},

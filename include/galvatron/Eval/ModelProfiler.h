@@ -6,9 +6,9 @@
 // several batch sizes, and per tensor-parallel degree and sequence-parallel
 // kind the memory the planner gives them. Like Galvatron's own profiler it
 // differences models: the model keeping one instance of a layer type (and
-// no other layer) against the one keeping two; the layer is the difference,
-// the embedding and head what one instance leaves. docs/COSTMODEL.md,
-// "Profiling a model".
+// one of every other) against the one keeping two; the layer is the
+// difference, the embedding and head what one instance leaves.
+// docs/COSTMODEL.md, "Profiling a model".
 //
 //===----------------------------------------------------------------------===//
 
@@ -53,6 +53,8 @@ struct LayerMemory {
   int64_t tp = 1;
   std::string sp = "none";
   double activationPerSample = 0, checkpointPerSample = 0;
+  /// Rank 0's parameter bytes of one instance (its shards).
+  int64_t parameterBytes = 0;
   std::vector<int64_t> batches, checkpointBatches;
   std::array<std::vector<uint64_t>, 2> live, checkpointLive;
 };
@@ -94,8 +96,9 @@ LogicalResult profileModel(ModuleOp module, const ModelProfileOptions &options,
                            ModelProfile &out, std::string &error);
 
 /// A copy of `module` whose @forward keeps the first `keep` instances of
-/// layer type `layerType` and no other layer instance (a dropped instance
-/// passes its first input on), rebatched to `batch` samples: every value
+/// layer type `layerType` and the first instance of every other layer type
+/// (a dropped instance passes its first input on), rebatched to `batch`
+/// samples: every value
 /// computed from @forward's inputs gets `batch` in place of the imported
 /// batch in its leading dimension.
 FailureOr<OwningOpRef<ModuleOp>> extractLayers(ModuleOp module,

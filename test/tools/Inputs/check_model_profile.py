@@ -81,6 +81,16 @@ for (tp, sp), m in sorted(memory.items()):
     check(0 < m["checkpoint_bytes_per_sample"]
           < m["activation_bytes_per_sample"],
           "tp %d %s: checkpointing keeps less" % (tp, sp))
+# Parameter bytes rank 0 reads: all of them at tp 1 and with Ulysses (the
+# weights stay whole), a part with Megatron's split (norms stay whole).
+check(layer["plan_parameter_bytes"] == 4 * params, "plan parameter bytes")
+for tp in (1, 2, 4):
+    check(memory[(tp, "ulysses")]["parameter_bytes"] == 4 * params,
+          "tp %d ulysses: whole weights" % tp)
+    check(memory[(tp, "none")]["parameter_bytes"]
+          == memory[(tp, "megatron")]["parameter_bytes"]
+          <= 4 * params // tp + 4 * 32 * 5, "tp %d: weights split %d"
+          % (tp, memory[(tp, "none")]["parameter_bytes"]))
 # A checkpointed GPT-2 layer keeps its input, [8, 32] fp32 per sample.
 check(memory[(1, "none")]["checkpoint_bytes_per_sample"] == 8 * 32 * 4,
       "checkpointed: the layer's input")
