@@ -2,6 +2,8 @@
 //
 //   mpirun -np N galvatron-profile hardware [--backend cpu|cuda]
 //       [--max-mb M] [--quick] [--threads T] -o hw.json [--galvatron-dir DIR]
+//   galvatron-profile model MODEL.mlir --hardware SPEC -o profile.json ...
+//       (Model.cpp: the layers' times and memory; no MPI)
 //   galvatron-profile show SPEC      (a hw.json, Galvatron's dir, preset:NAME)
 //   galvatron-profile presets
 //
@@ -14,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Measure.h"
+#include "Model.h"
 #include "galvatron/CostModel/GalvatronCostModel.h"
 #include "galvatron/CostModel/Hardware.h"
 #include "galvatron/runtime/BlasTarget.h"
@@ -46,7 +49,10 @@ const char *kUsage =
     "       galvatron-profile show SPEC   reads a hardware spec (a hw.json,\n"
     "           a directory of Galvatron's files or preset:NAME) and prints "
     "it\n"
-    "       galvatron-profile presets     lists the shipped presets\n";
+    "       galvatron-profile presets     lists the shipped presets\n"
+    "       galvatron-profile model MODEL.mlir --hardware SPEC -o "
+    "profile.json ...\n"
+    "           profiles a model's layers (galvatron-profile model --help)\n";
 
 bool parseInt(const std::string &text, int &out) {
   char *end = nullptr;
@@ -60,7 +66,7 @@ bool parseInt(const std::string &text, int &out) {
 /// Reads the command line; false with `error` (empty for --help).
 bool parseArgs(int argc, char **argv, Options &options, std::string &error) {
   if (argc < 2 || std::string(argv[1]) != "hardware") {
-    error = argc < 2 ? "expected the subcommand 'hardware'"
+    error = argc < 2 ? "expected the subcommand 'hardware' or 'model'"
                      : "unknown subcommand '" + std::string(argv[1]) +
                            "' (expected 'hardware')";
     return false;
@@ -292,6 +298,8 @@ int main(int argc, char **argv) {
   if (argc >= 2 &&
       (std::string(argv[1]) == "show" || std::string(argv[1]) == "presets"))
     return showOrList(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "model")
+    return runModelCommand(argc, argv);
   int provided = MPI_THREAD_SINGLE;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   Layout layout = discoverLayout();
