@@ -301,41 +301,6 @@ LogicalResult timeModels(const std::array<Models, 2> &models,
   return success();
 }
 
-/// The most arena bytes live at once in the program, counted as the
-/// executor counts them (RunStats::peakLiveBytes): a tensor lives from its
-/// first write to its last read, the program's outputs to the end, results
-/// nobody reads not past their instruction.
-uint64_t peakLiveBytes(const galvatron::plan::RankProgram &program) {
-  using S = galvatron::plan::Storage;
-  const auto &tensors = *program.tensors();
-  const auto &insts = *program.instructions();
-  std::vector<int64_t> lastUse(tensors.size(), -1);
-  for (size_t i = 0; i < insts.size(); ++i)
-    for (int32_t t : *insts.Get(i)->inputs())
-      lastUse[t] = int64_t(i);
-  if (program.outputs())
-    for (int32_t t : *program.outputs())
-      lastUse[t] = INT64_MAX;
-  std::vector<bool> written(tensors.size(), false);
-  uint64_t live = 0, peak = 0;
-  for (size_t i = 0; i < insts.size(); ++i) {
-    const auto *inst = insts.Get(i);
-    for (int32_t t : *inst->outputs())
-      if (tensors.Get(t)->storage() == S::Arena && !written[t]) {
-        written[t] = true;
-        live += tensors.Get(t)->bytes();
-        peak = std::max(peak, live);
-      }
-    for (int32_t t : *inst->inputs())
-      if (lastUse[t] == int64_t(i) && tensors.Get(t)->storage() == S::Arena)
-        live -= tensors.Get(t)->bytes(), lastUse[t] = -2;
-    for (int32_t t : *inst->outputs())
-      if (lastUse[t] == -1 && tensors.Get(t)->storage() == S::Arena)
-        live -= tensors.Get(t)->bytes(), lastUse[t] = -2;
-  }
-  return peak;
-}
-
 /// What rank 0 holds in the forward and backward pass (@loss_grad) of
 /// `module` under `spec`.
 struct RankMemory {
@@ -355,7 +320,7 @@ LogicalResult measureStrategy(ModuleOp module, const StrategySpec &spec,
   if (!plan)
     return error = "the lowered plan does not verify: " + error, failure();
   const galvatron::plan::RankProgram &rank = *rt::findRankProgram(*plan, 0);
-  out.live = peakLiveBytes(rank);
+  out.live = galvatron::rt::peakLiveBytes(rank);
   out.weights = 0;
   for (const auto *t : *rank.tensors())
     if (t->storage() == galvatron::plan::Storage::Weight)

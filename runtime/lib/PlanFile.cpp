@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <numeric>
 
 namespace galvatron::rt {
 
@@ -172,6 +173,47 @@ bool isAliasingCopy(const plan::RankProgram &program,
   return in && out && in->storage() == plan::Storage::Arena &&
          out->storage() == plan::Storage::Arena &&
          in->offset() == out->offset() && in->bytes() == out->bytes();
+}
+
+uint64_t peakLiveBytes(const plan::RankProgram &program) {
+  const auto &tensors = *program.tensors();
+  const auto &insts = *program.instructions();
+  auto arena = [&](int32_t t) {
+    return tensors.Get(t)->storage() == plan::Storage::Arena;
+  };
+  std::vector<int32_t> bufferOf(tensors.size());
+  std::iota(bufferOf.begin(), bufferOf.end(), 0);
+  std::vector<int64_t> lastUse(tensors.size(), -1);
+  for (size_t i = 0; i < insts.size(); ++i) {
+    for (int32_t t : *insts.Get(i)->inputs())
+      lastUse[bufferOf[t]] = static_cast<int64_t>(i);
+    if (isAliasingCopy(program, *insts.Get(i)))
+      bufferOf[insts.Get(i)->outputs()->Get(0)] =
+          bufferOf[insts.Get(i)->inputs()->Get(0)];
+  }
+  if (program.outputs())
+    for (int32_t t : *program.outputs())
+      lastUse[bufferOf[t]] = INT64_MAX;
+  std::vector<bool> written(tensors.size(), false);
+  uint64_t live = 0, peak = 0;
+  for (size_t i = 0; i < insts.size(); ++i) {
+    const plan::Instruction &inst = *insts.Get(i);
+    for (int32_t t : *inst.outputs())
+      if (arena(t) && bufferOf[t] == t && !written[t]) {
+        written[t] = true;
+        live += tensors.Get(t)->bytes();
+        peak = std::max(peak, live);
+      }
+    for (int32_t input : *inst.inputs()) {
+      int32_t t = bufferOf[input];
+      if (lastUse[t] == static_cast<int64_t>(i) && arena(t))
+        live -= tensors.Get(t)->bytes(), lastUse[t] = -2;
+    }
+    for (int32_t t : *inst.outputs())
+      if (bufferOf[t] == t && lastUse[t] == -1 && arena(t))
+        live -= tensors.Get(t)->bytes(), lastUse[t] = -2;
+  }
+  return peak;
 }
 
 int64_t groupOf(const plan::Instruction &inst) {

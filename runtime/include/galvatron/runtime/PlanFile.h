@@ -44,6 +44,13 @@ int64_t groupOf(const plan::Instruction &inst);
 bool isAliasingCopy(const plan::RankProgram &program,
                     const plan::Instruction &inst);
 
+/// The most arena bytes live at once when `program` runs, counted as the
+/// executor counts them as it runs (RunStats::peakLiveBytes): a buffer
+/// lives from its first write to its last read (through any aliasing copy
+/// of it), the program's outputs to the end, results nobody reads not past
+/// their instruction.
+uint64_t peakLiveBytes(const plan::RankProgram &program);
+
 /// Whether an input of `role` is training state (parameter or moment).
 bool isState(plan::Role role);
 
