@@ -185,8 +185,9 @@ class Case:
         if got == want:
             return "ok"
         extra, missing = sorted(got - want), sorted(want - got)
-        raise Stage("FAIL", f"trained set differs from named_parameters(): "
-                    f"+{len(extra)} {extra[:3]} -{len(missing)} {missing[:3]}",
+        raise Stage("FAIL", f"trains {len(extra)} tensors not in named_parameters() "
+                    f"({', '.join(extra[:2])}, ...); {len(missing)} parameters are not "
+                    f"trained under their names ({', '.join(missing[:2])}, ...)",
                     f"+{len(extra)}/-{len(missing)}")
 
     def parallel(self, label):
