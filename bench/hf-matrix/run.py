@@ -20,7 +20,11 @@ A failing stage shows FAIL (wrong numbers), ERR (a diagnostic) or CRASH
 first diagnostic (ERR or CRASH) of the row, else its first failure.  Exits 1
 where some stage crashed.  Needs Python 3 only (no numpy, no torch).
 
-usage: bench/hf-matrix/run.py [--families F...] [--variants V...] [--markdown] [--details]
+With --state-dict every import also reads the family's PyTorch state dict
+(galvatron-translate --state-dict), as a user holding the checkpoint would.
+
+usage: bench/hf-matrix/run.py [--families F...] [--variants V...] [--state-dict]
+                              [--markdown] [--details]
        bench/hf-matrix/run.py --log-to-npy metrics.jsonl losses.npy
   BUILD_DIR (default /work/main/build) names the tools; MPIRUN the launcher
   (default "mpirun --allow-run-as-root --oversubscribe").
@@ -126,9 +130,10 @@ def error_of(out, pattern):
 
 
 class Case:
-    def __init__(self, tools, mpirun, family, variant, work):
+    def __init__(self, tools, mpirun, family, variant, work, state_dict):
         self.t, self.mpirun, self.work = tools, mpirun, work
         self.fam = MODELS / family
+        self.state_dict = state_dict
         self.onnx = self.fam / variant / "model.onnx"
         self.ids = f"input_ids={self.fam / 'input_ids.npy'}"
 
@@ -148,8 +153,9 @@ class Case:
                 "--rtol", str(rtol)]
 
     def import_model(self):
+        extra = ["--state-dict", self.fam / "state_dict.safetensors"] if self.state_dict else []
         self.tool("galvatron-translate", "--import-onnx", self.onnx, "--batch-size", "2",
-                  "--seq-len", "8", "-o", "m.mlir")
+                  "--seq-len", "8", *extra, "-o", "m.mlir")
         return "ok"
 
     def logits(self):
@@ -204,11 +210,11 @@ class Case:
 COLUMNS = ["import", "logits", "5 steps", "params", "tp=2", "tp=2+sp"]
 
 
-def run_case(tools, mpirun, family, variant):
+def run_case(tools, mpirun, family, variant, state_dict):
     """One row: each column's result and each failed stage's diagnostic."""
     row, diags = {}, {}
     with tempfile.TemporaryDirectory(prefix="hf-matrix-") as work:
-        case = Case(tools, mpirun, family, variant, work)
+        case = Case(tools, mpirun, family, variant, work, state_dict)
         stages = [("import", case.import_model), ("logits", case.logits),
                   ("5 steps", case.train), ("params", case.params),
                   ("tp=2", lambda: case.parallel("tp=2")),
@@ -257,6 +263,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--families", nargs="*")
     ap.add_argument("--variants", nargs="*", default=VARIANTS)
+    ap.add_argument("--state-dict", action="store_true",
+                    help="import with --state-dict FAMILY/state_dict.safetensors")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--details", action="store_true", help="list every failed stage's line")
     ap.add_argument("--log-to-npy", nargs=2, metavar=("LOG", "NPY"),
@@ -276,7 +284,7 @@ def main(argv=None):
                 rows.append((fam, var, dict.fromkeys(COLUMNS, "-"),
                              {"import": ("ERR", "no export")}))
                 continue
-            row, diags = run_case(tools, mpirun, fam, var)
+            row, diags = run_case(tools, mpirun, fam, var, ns.state_dict)
             rows.append((fam, var, row, diags))
             print(table(rows[-1:], False), flush=True)
     passed = sum(all(r[c][0].isdigit() or r[c] == "ok" for c in COLUMNS) for _, _, r, _ in rows)

@@ -19,6 +19,9 @@ each exported four ways: the TorchScript and dynamo exporters, with dynamic
                     (position t against token t+1), as galvatron-run
                     --steps 5 --input input_ids=input_ids.npy trains
   params.txt        named_parameters(): name and shape, one a line
+  state_dict.safetensors  the model's state_dict() before training (what
+                    save_pretrained writes: tied weights under each name),
+                    for galvatron-translate --state-dict
   config.json       the Hugging Face config (HF families)
 
 A variant that fails to export or whose onnxruntime logits differ from
@@ -248,6 +251,7 @@ def make_family(name, seed, out):
     np.save(d / "logits.npy", ref)
     if cfg is not None:
         cfg.to_json_file(str(d / "config.json"))
+    mf.save_weights(model, d / "state_dict.safetensors")
     (d / "params.txt").write_text("".join(
         f"{n} {'x'.join(map(str, p.shape))}\n" for n, p in model.named_parameters()))
     ok = True
