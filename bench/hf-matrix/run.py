@@ -26,6 +26,7 @@ With --state-dict every import also reads the family's PyTorch state dict
 usage: bench/hf-matrix/run.py [--families F...] [--variants V...] [--state-dict]
                               [--markdown] [--details]
        bench/hf-matrix/run.py --log-to-npy metrics.jsonl losses.npy
+       bench/hf-matrix/run.py --check-params CHECKPOINT_DIR params.txt
   BUILD_DIR (default /work/main/build) names the tools; MPIRUN the launcher
   (default "mpirun --allow-run-as-root --oversubscribe").
 """
@@ -69,6 +70,23 @@ def log_losses(path):
 def log_to_npy(log, npy):
     """A galvatron-run --log's losses as the .npy --expect-losses reads."""
     save_npy(npy, log_losses(log))
+
+
+def check_params(checkpoint_dir, params_txt):
+    """The trained set (a checkpoint's optimizer state) against params.txt."""
+    want = {ln.split()[0] for ln in Path(params_txt).read_text().splitlines()}
+    files = list(Path(checkpoint_dir).glob("step-*/optimizer.safetensors"))
+    if not files:
+        raise Stage("ERR", f"no checkpoint in {checkpoint_dir}")
+    with open(files[0], "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    got = {k.split(":", 1)[1] for k in header if k.startswith("adam_m:")}
+    if got != want:
+        extra, missing = sorted(got - want), sorted(want - got)
+        raise Stage("FAIL", f"trains {len(extra)} tensors not in named_parameters() "
+                    f"({', '.join(extra[:2])}, ...); {len(missing)} parameters are not "
+                    f"trained under their names ({', '.join(missing[:2])}, ...)",
+                    f"+{len(extra)}/-{len(missing)}")
 
 
 class Stage(Exception):
@@ -181,20 +199,8 @@ class Case:
         return f"{error_of(out, 'losses'):.1e}"
 
     def params(self):
-        want = {ln.split()[0] for ln in (self.fam / "params.txt").read_text().splitlines()}
-        files = list(Path(self.work, "ck").glob("step-*/optimizer.safetensors"))
-        if not files:
-            raise Stage("ERR", "no checkpoint")
-        with open(files[0], "rb") as f:
-            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-        got = {k.split(":", 1)[1] for k in header if k.startswith("adam_m:")}
-        if got == want:
-            return "ok"
-        extra, missing = sorted(got - want), sorted(want - got)
-        raise Stage("FAIL", f"trains {len(extra)} tensors not in named_parameters() "
-                    f"({', '.join(extra[:2])}, ...); {len(missing)} parameters are not "
-                    f"trained under their names ({', '.join(missing[:2])}, ...)",
-                    f"+{len(extra)}/-{len(missing)}")
+        check_params(Path(self.work, "ck"), self.fam / "params.txt")
+        return "ok"
 
     def parallel(self, label):
         name = label.replace("=", "").replace("+", "-")
@@ -269,9 +275,20 @@ def main(argv=None):
     ap.add_argument("--details", action="store_true", help="list every failed stage's line")
     ap.add_argument("--log-to-npy", nargs=2, metavar=("LOG", "NPY"),
                     help="only write LOG's (galvatron-run --log) losses to NPY")
+    ap.add_argument("--check-params", nargs=2, metavar=("CHECKPOINT_DIR", "PARAMS_TXT"),
+                    help="only check a checkpoint's trained set against params.txt")
     ns = ap.parse_args(argv)
     if ns.log_to_npy:
         log_to_npy(*ns.log_to_npy)
+        return 0
+    if ns.check_params:
+        try:
+            check_params(*ns.check_params)
+        except Stage as s:
+            print(f"params: {s.line}")
+            return 1
+        print(f"params: {len(Path(ns.check_params[1]).read_text().splitlines())}, "
+              "as named_parameters()")
         return 0
     tools = Path(os.environ.get("BUILD_DIR", "/work/main/build")) / "bin"
     mpirun = shlex.split(os.environ.get("MPIRUN", "mpirun --allow-run-as-root --oversubscribe"))
