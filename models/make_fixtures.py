@@ -398,11 +398,14 @@ _ONNX_FROM_SCALAR_TYPE_INDEX = {
 TS_CUSTOM_SYMBOLICS = {"aten::diff": _diff_symbolic, "aten::cumsum": _cumsum_symbolic}
 
 
-def export_torchscript(wrapper, args, input_names, path: Path, opset=TS_OPSET):
+def export_torchscript(wrapper, args, input_names, path: Path, opset=TS_OPSET, dynamic=True):
+    """dynamic=False keeps the example's shapes (PyTorch's default export)."""
     for op, fn in TS_CUSTOM_SYMBOLICS.items():
         torch.onnx.register_custom_op_symbolic(op, fn, opset)
-    dynamic_axes = {n: {0: "batch_size", 1: "sequence_length"} for n in input_names}
-    dynamic_axes["logits"] = {0: "batch_size", 1: "sequence_length"}
+    dynamic_axes = None
+    if dynamic:
+        dynamic_axes = {n: {0: "batch_size", 1: "sequence_length"} for n in input_names}
+        dynamic_axes["logits"] = {0: "batch_size", 1: "sequence_length"}
     torch.onnx.export(
         wrapper,
         args,
@@ -419,7 +422,7 @@ def export_torchscript(wrapper, args, input_names, path: Path, opset=TS_OPSET):
     return {
         "exporter": "torchscript",
         "opset_requested": opset,
-        "dynamic": True,
+        "dynamic": dynamic,
         "dynamic_axes": dynamic_axes,
         "custom_symbolics": {
             "aten::diff": "x[1:] - x[:-1] via Concat(prepend, x)/Slice/Sub (n=1); no stock "
@@ -431,11 +434,11 @@ def export_torchscript(wrapper, args, input_names, path: Path, opset=TS_OPSET):
     }
 
 
-def export_dynamo(wrapper, args, input_names, path: Path, log: list):
-    """Try dynamic shapes first, then static; opset 18 then 17."""
+def export_dynamo(wrapper, args, input_names, path: Path, log: list, shapes=(True, False)):
+    """Try dynamic shapes first, then static (`shapes` narrows that); opset 18 then 17."""
     attempts = []
     for opset in DYNAMO_OPSETS:
-        for dynamic in (True, False):
+        for dynamic in shapes:
             attempts.append((opset, dynamic))
     last_exc = None
     for opset, dynamic in attempts:
@@ -1254,11 +1257,25 @@ def tied_lm_head(model) -> bool:
     return out is not None and out.weight is inp.weight
 
 
+def hf_causal_lm_loss(model, ids):
+    """The model's own loss with labels=input_ids (a Hugging Face causal LM)."""
+    return model(input_ids=ids, attention_mask=None, labels=ids, use_cache=False,
+                 return_dict=True).loss
+
+
+def shifted_cross_entropy(logits, ids):
+    """Mean cross-entropy of position t's logits against token t+1 (galv-append-loss)."""
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+
 def torch_adamw_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS,
-                       clip_norm: float = 0.0, grad_norms=None) -> np.ndarray:
+                       clip_norm: float = 0.0, grad_norms=None,
+                       loss_fn=hf_causal_lm_loss) -> np.ndarray:
     """Losses before each of `steps` torch.optim.AdamW steps (trains `model` in place).
 
-    With clip_norm > 0 the gradients are clipped to that global L2 norm
+    loss_fn(model, ids) gives the loss of one step.  With clip_norm > 0 the
+    gradients are clipped to that global L2 norm
     (torch.nn.utils.clip_grad_norm_) before each step; the norms before
     clipping are appended to grad_norms when given."""
     ids = torch.from_numpy(input_ids)
@@ -1270,9 +1287,9 @@ def torch_adamw_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEPS,
     losses = []
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        out = model(input_ids=ids, attention_mask=None, labels=ids, use_cache=False, return_dict=True)
-        losses.append(out.loss.detach().clone())
-        out.loss.backward()
+        loss = loss_fn(model, ids)
+        losses.append(loss.detach().clone())
+        loss.backward()
         if clip_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             if grad_norms is not None:
@@ -1303,9 +1320,7 @@ def adamw_reference_losses(model, input_ids: np.ndarray, steps: int = ADAMW_STEP
     losses = []
     for t in range(1, steps + 1):
         logits = model(input_ids=ids, attention_mask=None, use_cache=False, return_dict=True).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
-        )
+        loss = shifted_cross_entropy(logits, ids)
         losses.append(float(loss.detach()))
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
