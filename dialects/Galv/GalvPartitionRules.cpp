@@ -171,6 +171,45 @@ GALV_REFUSED_RULE(AttentionGradOp, refuseBackwardOnly)
 // Contractions, parameters, data movement, Transformer ops
 //===----------------------------------------------------------------------===//
 
+/// The number of equal parts a fused projection's result `y` is taken
+/// apart into along its last dimension `last` (of `features`) right after:
+/// one split into equal sizes (GPT-2's c_attn), or slices that each take
+/// one whole part (Phi-3's qkv_proj and gate_up_proj). 1 otherwise.
+static int64_t fusedParts(Value y, int64_t last, int64_t features) {
+  if (y.use_empty())
+    return 1;
+  if (y.hasOneUse())
+    if (auto split = dyn_cast<SplitOp>(*y.getUsers().begin())) {
+      ArrayRef<int64_t> sizes = split.getSizes();
+      bool lastAxis = normalizedAxis(split.getAxis(), last + 1) == last;
+      return lastAxis && llvm::all_equal(sizes) ? sizes.size() : 1;
+    }
+  // Slices: every user takes [start, start + size) of the last dimension
+  // with step 1 and everything else whole, all with the same size, which
+  // divides the features and aligns the starts.
+  int64_t size = 0;
+  for (Operation *user : y.getUsers()) {
+    auto slice = dyn_cast<SliceOp>(user);
+    if (!slice)
+      return 1;
+    auto type = cast<RankedTensorType>(y.getType());
+    for (int64_t d = 0; d <= last; ++d) {
+      int64_t start = slice.getStarts()[d], limit = slice.getLimits()[d];
+      if (slice.getSteps()[d] != 1)
+        return 1;
+      if (d != last && (start != 0 || limit != type.getDimSize(d)))
+        return 1;
+    }
+    int64_t part = slice.getLimits()[last] - slice.getStarts()[last];
+    if (part <= 0 || (size && part != size))
+      return 1;
+    size = part;
+    if (slice.getStarts()[last] % size != 0)
+      return 1;
+  }
+  return size && features % size == 0 ? features / size : 1;
+}
+
 LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   LinearOp op = *this;
   Value x = s.conform(op, 0, axes);
@@ -229,16 +268,8 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   if (!axes.tp.whole() && lx.dims[last].whole()) {
     // Column-parallel. A fused projection split into equal parts right
     // after is cut per part, so that each rank holds its heads of each.
-    int64_t blocks = 1;
-    Value y = op.getResult();
-    if (y.hasOneUse())
-      if (auto split = dyn_cast<SplitOp>(*y.getUsers().begin()))
-        if (normalizedAxis(split.getAxis(), lx.dims.size()) == last) {
-          ArrayRef<int64_t> sizes = split.getSizes();
-          if (llvm::all_equal(sizes))
-            blocks = sizes.size();
-        }
     int64_t outFeatures = wType.getDimSize(outAxis);
+    int64_t blocks = fusedParts(op.getResult(), last, outFeatures);
     if (outFeatures % (blocks * axes.tp.size) != 0)
       return s.fail(op,
                     "cannot split " + Twine(outFeatures) +
@@ -509,10 +540,11 @@ LogicalResult mlir::galv::partitionElementwise(Operation *op, PartitionState &s,
       }
       if (result.blocks[d + offset] != 1)
         return s.fail(op, "cannot slice a whole operand to a blocked split");
-      if (s.trainable.contains(out) && !s.dataDerived.contains(out) &&
-          want == axes.dp)
-        return s.fail(op, "a parameter-derived value spans the batch; "
-                          "data parallelism cannot slice it");
+      // A whole operand meeting a split one is sliced to match, whatever
+      // it derives from: a parameter gathered by constant positions (OPT's
+      // and BERT's position embeddings) spans the batch like the data, and
+      // each rank's slice sends its rows' gradient to the parameter, whose
+      // gradient is then synchronised like every other's.
       out = s.sliceDim(out, d, want, op);
       l = s.layoutOf(out);
     }
@@ -649,18 +681,30 @@ LogicalResult SliceOp::partition(PartitionState &s, const Axes &axes) {
   Value x = s.conform(op, 0, axes);
   Layout in = s.layoutOf(x);
   RankedTensorType xType = s.global(x);
-  SmallVector<int64_t> limits(op.getLimits());
+  SmallVector<int64_t> starts(op.getStarts()), limits(op.getLimits());
+  Layout out = in;
   for (auto [d, g] : llvm::enumerate(in.dims)) {
     if (g.whole())
       continue;
-    if (op.getStarts()[d] != 0 || op.getSteps()[d] != 1 ||
-        limits[d] != xType.getDimSize(d))
+    int64_t whole = xType.getDimSize(d), part = whole / in.blocks[d];
+    // One part of a dimension cut per part (a fused projection's): each
+    // rank takes its piece of that part.
+    if (in.blocks[d] > 1 && op.getSteps()[d] == 1 &&
+        limits[d] - starts[d] == part && starts[d] % part == 0) {
+      int64_t local = part / g.size;
+      starts[d] = starts[d] / part * local;
+      limits[d] = starts[d] + local;
+      out.blocks[d] = 1;
+      continue;
+    }
+    if (starts[d] != 0 || op.getSteps()[d] != 1 || limits[d] != whole)
       return s.fail(op, "slice along dimension " + Twine(d) +
                             ", which is split over ranks");
     limits[d] /= g.size;
   }
+  op.setStarts(starts);
   op.setLimits(limits);
-  s.setLayout(op.getResult(), in);
+  s.setLayout(op.getResult(), out);
   return success();
 }
 
