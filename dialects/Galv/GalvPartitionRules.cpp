@@ -210,6 +210,44 @@ static int64_t fusedParts(Value y, int64_t last, int64_t features) {
   return size && features % size == 0 ? features / size : 1;
 }
 
+/// Whether `y`, a projection's result [..., F], is one attention head: its
+/// only use reshapes it to [..., 1, F] (a multi-query key or value).
+static bool isSingleHeadProjection(Value y) {
+  if (!y.hasOneUse())
+    return false;
+  auto reshape = dyn_cast<ReshapeOp>(*y.getUsers().begin());
+  if (!reshape)
+    return false;
+  ArrayRef<int64_t> in = cast<RankedTensorType>(y.getType()).getShape();
+  ArrayRef<int64_t> out = reshape.getResult().getType().getShape();
+  return out.size() == in.size() + 1 && out[out.size() - 2] == 1 &&
+         out.back() == in.back() && out.drop_back(2) == in.drop_back();
+}
+
+/// A multi-query key or value projection under tensor parallelism: one
+/// head cannot be cut, so every rank computes it whole (as Megatron
+/// replicates such heads). Each rank's query heads send back their part of
+/// its gradient: the weights' and the input's gradients are summed over
+/// the group (the input's by the Megatron-SP gather's reduce-scatter when
+/// the sequence was gathered).
+static LogicalResult partitionSingleHead(LinearOp op, PartitionState &s,
+                                         const Axes &axes, Value x,
+                                         Layout result, bool gatheredSequence) {
+  for (unsigned i : {1u, 2u}) {
+    if (i >= op->getNumOperands())
+      continue;
+    Value p = op->getOperand(i);
+    if (s.isParam(p) &&
+        failed(s.cutParam(p, Layout::whole(s.global(p).getRank()), axes, op)))
+      return failure();
+    op->setOperand(i, s.replicate(p, axes.tp, op));
+  }
+  if (s.trainable.contains(x) && !gatheredSequence)
+    op->setOperand(0, s.replicate(x, axes.tp, op));
+  s.setLayout(op.getResult(), result);
+  return success();
+}
+
 LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   LinearOp op = *this;
   Value x = s.conform(op, 0, axes);
@@ -265,6 +303,9 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
     lx = s.layoutOf(x);
     result = lx;
   }
+  if (!axes.tp.whole() && lx.dims[last].whole() &&
+      isSingleHeadProjection(op.getResult()))
+    return partitionSingleHead(op, s, axes, x, result, gatheredSequence);
   if (!axes.tp.whole() && lx.dims[last].whole()) {
     // Column-parallel. A fused projection split into equal parts right
     // after is cut per part, so that each rank holds its heads of each.
@@ -832,7 +873,11 @@ LogicalResult AttentionOp::partition(PartitionState &s, const Axes &axes) {
   Layout lq = s.layoutOf(a.getQuery());
   for (unsigned i = 1; i < 3; ++i) {
     Layout l = s.layoutOf(a->getOperand(i));
-    if (l.dims[0] != lq.dims[0] || l.dims[1] != lq.dims[1])
+    // One key/value head (multi-query) stays whole: every query head on
+    // every rank reads it.
+    bool sharedHead =
+        l.dims[1].whole() && s.global(a->getOperand(i)).getDimSize(1) == 1;
+    if (l.dims[0] != lq.dims[0] || (l.dims[1] != lq.dims[1] && !sharedHead))
       return s.fail(a, "query, key and value are split differently");
   }
   if (!lq.dims[2].whole() || !lq.dims[3].whole())
