@@ -10,7 +10,7 @@
 
 #include "Measure.h"
 
-#include <cblas.h>
+#include "galvatron/runtime/Kernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -165,8 +165,8 @@ namespace {
 
 void gemmLoop(int n, int calls, std::vector<float> &a, std::vector<float> &c) {
   for (int i = 0; i < calls; ++i)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f,
-                a.data(), n, a.data(), n, 0.0f, c.data(), n);
+    rt::gemm(false, false, n, n, n, 1.0f, a.data(), n, a.data(), n, 0.0f,
+             c.data(), n);
 }
 
 void allreduceLoop(MPI_Comm comm, int calls, std::vector<float> &send,

@@ -8,7 +8,7 @@
 
 #include "Measure.h"
 
-#include <cblas.h>
+#include "galvatron/runtime/Kernels.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -42,14 +42,16 @@ double meanOverRanks(double value, int size) {
   return out / size;
 }
 
-/// GFLOP/s of C = A B (m x k times k x n) at the median of repeated runs
-/// lasting at least `seconds` together (after one warm-up run).
+/// GFLOP/s of C = A B (m x k times k x n) through the runtime's own GEMM
+/// (its split of the rows over the kernel threads, OpenBLAS on one thread
+/// each), at the median of repeated runs lasting at least `seconds`
+/// together (after one warm-up run).
 double gemmRate(int m, int n, int k, double seconds) {
   std::vector<float> a(size_t(m) * k, 0.5f), b(size_t(k) * n, 0.25f),
       c(size_t(m) * n, 0.0f);
   auto run = [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
-                a.data(), k, b.data(), n, 0.0f, c.data(), n);
+    rt::gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
+             c.data(), n);
   };
   run();
   std::vector<double> times;
@@ -106,16 +108,16 @@ double measureGemm(const Options &options, const Layout &layout, Json &out) {
     int m, n, k;
   };
   std::vector<Shape> shapes =
-      options.quick ? std::vector<Shape>{{128, 128, 128},
-                                         {256, 256, 256},
-                                         {512, 128, 256}}
+      options.quick ? std::vector<Shape>{{256, 256, 256},
+                                         {512, 1024, 256},
+                                         {512, 512, 1024}}
                     : std::vector<Shape>{{512, 512, 512},    {1024, 1024, 1024},
                                          {2048, 2048, 2048}, {4096, 1024, 1024},
                                          {1024, 4096, 1024}, {256, 4096, 4096}};
   double seconds = options.quick ? 0.05 : 0.5;
   int threads = blasThreads(options, layout);
-  openblas_set_num_threads(threads);
-  out["blas_threads_per_rank"] = threads;
+  rt::setKernelThreads(threads);
+  out["kernel_threads_per_rank"] = threads;
   out["shapes"] = Json::array();
   double sustained = 0;
   for (const Shape &s : shapes) {
