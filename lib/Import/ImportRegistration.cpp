@@ -12,6 +12,7 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Regex.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <chrono>
@@ -41,8 +42,20 @@ struct ImportFlags {
       "state-dict",
       llvm::cl::desc("safetensors state dict of the exported model: "
                      "parameters take its names (undoing exporters' renamed "
-                     "and transposed copies, re-tying shared weights)"),
+                     "and transposed copies, re-tying shared weights), and "
+                     "only the weights it holds are trainable"),
       llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::list<std::string> trainable{
+      "trainable",
+      llvm::cl::desc("REGEX: parameters whose name (state-dict name when "
+                     "--state-dict gives one) matches are trained; with "
+                     "--frozen, applied in order after the import's rule"),
+      llvm::cl::cat(category)};
+  llvm::cl::list<std::string> frozen{
+      "frozen",
+      llvm::cl::desc("REGEX: parameters whose name matches are frozen (no "
+                     "gradient, no optimizer state, never updated)"),
+      llvm::cl::cat(category)};
   llvm::cl::opt<bool> shapesOnly{
       "shapes-only",
       llvm::cl::desc("import a model whose weights are absent (external data "
@@ -122,6 +135,29 @@ LogicalResult writeWeights(ImportedONNX &imported, StringRef inputPath) {
   return success();
 }
 
+/// --trainable and --frozen in command-line order.
+LogicalResult readTrainablePatterns(MLIRContext *context,
+                                    ONNXImportOptions &options) {
+  SmallVector<std::pair<unsigned, ONNXImportOptions::TrainablePattern>> all;
+  auto add = [&](llvm::cl::list<std::string> &list, bool isTrainable) {
+    for (unsigned i = 0; i < list.size(); ++i)
+      all.push_back({list.getPosition(i), {isTrainable, list[i]}});
+  };
+  add(flags->trainable, true);
+  add(flags->frozen, false);
+  llvm::sort(all,
+             [](const auto &a, const auto &b) { return a.first < b.first; });
+  for (auto &[position, pattern] : all) {
+    std::string error;
+    if (!llvm::Regex(pattern.regex).isValid(error))
+      return emitError(UnknownLoc::get(context))
+             << (pattern.trainable ? "--trainable" : "--frozen") << " '"
+             << pattern.regex << "' is not a regular expression: " << error;
+    options.trainablePatterns.push_back(pattern);
+  }
+  return success();
+}
+
 /// --shapes-only imports have no bytes: options that write or compare them
 /// are refused.
 LogicalResult checkShapesOnlyFlags(MLIRContext *context) {
@@ -163,6 +199,19 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
     options.namedDims[name.str()] = number;
   }
 
+  if (failed(readTrainablePatterns(context, options)))
+    return nullptr;
+  // The state dict decides the trainable set during the import.
+  std::map<std::string, galvatron::SafetensorsTensor> stateDict;
+  if (!flags->stateDict.empty()) {
+    std::string error;
+    if (!galvatron::readSafetensors(flags->stateDict, stateDict, error)) {
+      emitError(UnknownLoc::get(context)) << "--state-dict: " << error;
+      return nullptr;
+    }
+    options.stateDict = &stateDict;
+  }
+
   auto seconds = [](auto since) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                          since)
@@ -177,16 +226,9 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
     (*module)->setAttr(GalvDialect::getShapesOnlyAttrName(),
                        UnitAttr::get(context));
 
-  std::map<std::string, galvatron::SafetensorsTensor> stateDict;
-  if (!flags->stateDict.empty()) {
-    std::string error;
-    if (!galvatron::readSafetensors(flags->stateDict, stateDict, error)) {
-      emitError(UnknownLoc::get(context)) << "--state-dict: " << error;
-      return nullptr;
-    }
-    if (failed(applyStateDictNames(*module, *imported, stateDict)))
-      return nullptr;
-  }
+  if (!flags->stateDict.empty() &&
+      failed(applyStateDictNames(*module, *imported, stateDict)))
+    return nullptr;
 
   auto cleanupStart = std::chrono::steady_clock::now();
   if (!flags->raw) {
