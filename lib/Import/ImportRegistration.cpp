@@ -10,7 +10,10 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
 #include "llvm/Support/SourceMgr.h"
@@ -44,6 +47,13 @@ struct ImportFlags {
                      "parameters take its names (undoing exporters' renamed "
                      "and transposed copies, re-tying shared weights), and "
                      "only the weights it holds are trainable"),
+      llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::opt<std::string> hfConfig{
+      "hf-config",
+      llvm::cl::desc("the model's Hugging Face config.json (default: "
+                     "config.json beside the model, if there is one): with "
+                     "tie_word_embeddings (true unless it says false), "
+                     "copies of the embedding tables are tied back to them"),
       llvm::cl::init(""), llvm::cl::cat(category)};
   llvm::cl::list<std::string> trainable{
       "trainable",
@@ -111,6 +121,7 @@ LogicalResult writeWeights(ImportedONNX &imported, StringRef inputPath) {
   std::vector<galvatron::NamedFile> inputs = {
       {"the input model", inputPath.str()},
       {"--state-dict", flags->stateDict},
+      {"--hf-config", flags->hfConfig},
       {"-o", outputPath()}};
   for (const std::string &file : imported.dataFiles)
     inputs.push_back({"the model's external data", file});
@@ -156,6 +167,40 @@ LogicalResult readTrainablePatterns(MLIRContext *context,
     options.trainablePatterns.push_back(pattern);
   }
   return success();
+}
+
+/// Whether the Hugging Face config (--hf-config, else config.json beside
+/// the model) ties the word embeddings; none ties nothing.
+FailureOr<bool> tiesWordEmbeddings(MLIRContext *context, StringRef inputPath) {
+  std::string path = flags->hfConfig;
+  if (path.empty()) {
+    SmallString<256> beside(llvm::sys::path::parent_path(inputPath));
+    llvm::sys::path::append(beside, "config.json");
+    if (!llvm::sys::fs::exists(beside))
+      return false;
+    path = std::string(beside);
+  }
+  auto fail = [&](const Twine &why) {
+    return emitError(UnknownLoc::get(context))
+           << "--hf-config '" << path << "': " << why;
+  };
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return fail(buffer.getError().message());
+  llvm::Expected<llvm::json::Value> json =
+      llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return fail(llvm::toString(json.takeError()));
+  const llvm::json::Object *config = json->getAsObject();
+  if (!config)
+    return fail("not a JSON object");
+  // Hugging Face's default, when the file leaves it out, is to tie.
+  const llvm::json::Value *tie = config->get("tie_word_embeddings");
+  if (!tie)
+    return true;
+  if (!tie->getAsBoolean())
+    return fail("tie_word_embeddings is not true or false");
+  return *tie->getAsBoolean();
 }
 
 /// --shapes-only imports have no bytes: options that write or compare them
@@ -228,6 +273,10 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
 
   if (!flags->stateDict.empty() &&
       failed(applyStateDictNames(*module, *imported, stateDict)))
+    return nullptr;
+  FailureOr<bool> tie = tiesWordEmbeddings(context, inputPath);
+  if (failed(tie) ||
+      (*tie && !flags->shapesOnly && failed(tieEmbeddings(*module, *imported))))
     return nullptr;
 
   auto cleanupStart = std::chrono::steady_clock::now();

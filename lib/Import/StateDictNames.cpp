@@ -134,3 +134,26 @@ LogicalResult mlir::galv::applyStateDictNames(
   }
   return success();
 }
+
+LogicalResult mlir::galv::tieEmbeddings(ModuleOp module,
+                                        ImportedONNX &imported) {
+  // The tables, as a state dict of their own bytes: matching against it
+  // re-points every copy, as matching against the model's state dict does.
+  std::map<std::string, galvatron::SafetensorsTensor> tables;
+  module.walk([&](GatherOp gather) {
+    auto get = gather.getData().getDefiningOp<GetParameterOp>();
+    if (!get || gather.getAxis() != 0)
+      return;
+    auto it = imported.weights.find(get.getName().str());
+    if (it == imported.weights.end() || tables.count(it->first))
+      return;
+    const galvatron::SafetensorsView &view = it->second;
+    galvatron::SafetensorsTensor &table = tables[it->first];
+    table.dtype = view.dtype;
+    table.shape = view.shape;
+    table.data.assign(view.data, view.data + view.size);
+  });
+  // Every match is a parameter the module already declares, so nothing
+  // will point into `tables` once it is gone.
+  return applyStateDictNames(module, imported, tables);
+}

@@ -102,6 +102,13 @@ LogicalResult applyStateDictNames(
     ModuleOp module, ImportedONNX &imported,
     const std::map<std::string, galvatron::SafetensorsTensor> &stateDict);
 
+/// Ties copies of the embedding tables back to them (Hugging Face's
+/// `tie_word_embeddings`, for an import without the state dict): a parameter
+/// holding the bytes of a table that a gather along axis 0 reads, directly
+/// or transposed (an exporter's copy of the output projection), is read from
+/// that table instead.
+LogicalResult tieEmbeddings(ModuleOp module, ImportedONNX &imported);
+
 /// Registers `--import-onnx` with galvatron-translate.
 void registerONNXImportTranslation();
 
