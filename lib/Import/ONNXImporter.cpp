@@ -972,8 +972,12 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
                           types.emplace_back())))
       return nullptr;
   }
+  SmallVector<std::string> unmatched;
   roles = classifyInitializers(
-      graph, options, [&](StringRef name) { return initializers[name].bytes; });
+      graph, options, [&](StringRef name) { return initializers[name].bytes; },
+      unmatched);
+  for (const std::string &pattern : unmatched)
+    emitWarning(fileLoc()) << pattern << " matches no parameter";
   for (auto [init, type] : llvm::zip(graph.initializer(), types)) {
     const RawTensor &raw = initializers[init.name()];
     Entry &entry = values[init.name()];

@@ -209,7 +209,8 @@ void Walk::visit(const onnx::NodeProto &node) {
 
 llvm::StringMap<InitializerRole> mlir::galv::onnx_import::classifyInitializers(
     const onnx::GraphProto &graph, const ONNXImportOptions &options,
-    llvm::function_ref<StringRef(StringRef)> bytesOf) {
+    llvm::function_ref<StringRef(StringRef)> bytesOf,
+    SmallVectorImpl<std::string> &unmatched) {
   Walk walk(graph);
   walk.run();
   std::optional<StateDictIndex> index;
@@ -221,6 +222,7 @@ llvm::StringMap<InitializerRole> mlir::galv::onnx_import::classifyInitializers(
   for (const auto &pattern : options.trainablePatterns)
     patterns.emplace_back(llvm::Regex(pattern.regex), &pattern);
 
+  SmallVector<bool> used(patterns.size(), false);
   llvm::StringMap<InitializerRole> roles;
   for (const Source &source : walk.sources) {
     InitializerRole &role = roles[source.name];
@@ -240,14 +242,21 @@ llvm::StringMap<InitializerRole> mlir::galv::onnx_import::classifyInitializers(
     } else {
       role = {WeightRole::Trainable, ""};
     }
-    for (auto &[regex, pattern] : patterns) {
+    for (auto [i, entry] : llvm::enumerate(patterns)) {
+      auto &[regex, pattern] = entry;
       if (!regex.match(name) && !regex.match(source.name))
         continue;
+      used[i] = true;
       role = pattern->trainable
                  ? InitializerRole{WeightRole::Trainable, ""}
                  : InitializerRole{WeightRole::Frozen,
                                    "--frozen '" + pattern->regex + "'"};
     }
   }
+  for (auto [i, entry] : llvm::enumerate(patterns))
+    if (!used[i])
+      unmatched.push_back(
+          (entry.second->trainable ? "--trainable '" : "--frozen '") +
+          entry.second->regex + "'");
   return roles;
 }

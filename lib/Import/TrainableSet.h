@@ -38,11 +38,14 @@ struct InitializerRole {
 };
 
 /// Classifies the float initializers of `graph` (by name). `bytesOf` gives
-/// an initializer's data, empty when a shapes-only import has none.
+/// an initializer's data, empty when a shapes-only import has none. The
+/// --trainable / --frozen patterns that match no parameter are appended to
+/// `unmatched` ("--frozen 'REGEX'").
 llvm::StringMap<InitializerRole>
 classifyInitializers(const onnx::GraphProto &graph,
                      const ONNXImportOptions &options,
-                     llvm::function_ref<StringRef(StringRef)> bytesOf);
+                     llvm::function_ref<StringRef(StringRef)> bytesOf,
+                     SmallVectorImpl<std::string> &unmatched);
 
 } // namespace mlir::galv::onnx_import
 
