@@ -28,7 +28,7 @@ exporter's per-node metadata (stack traces naming this machine's files) is
 stripped.
 
 Needs torch and onnx (and onnxscript for dynamo); the logits are checked
-by galvatron's own tests (test/tools/realmodels.test):
+by galvatron's own tests (test/tools/realmodels-*.test):
   /tmp/venv-export/bin/python models/realmodels/make_realmodels.py
 """
 import math
