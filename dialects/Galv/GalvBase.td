@@ -76,6 +76,12 @@ def Galv_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getBackwardAttrName() {
       return ::llvm::StringLiteral("galv.backward");
     }
+    /// galv.parameter attribute, a string: why a parameter that is not
+    /// `trainable` is frozen (the import's rule, a --frozen pattern, or its
+    /// absence from the state dict), for the layer summary.
+    static constexpr ::llvm::StringLiteral getFrozenAttrName() {
+      return ::llvm::StringLiteral("galv.frozen");
+    }
     /// Op attribute: a forward op recomputed for a checkpointed layer.
     static constexpr ::llvm::StringLiteral getRecomputeAttrName() {
       return ::llvm::StringLiteral("galv.recompute");

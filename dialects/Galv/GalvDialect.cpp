@@ -120,6 +120,13 @@ LogicalResult GalvDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name << "' is a unit attribute";
     return success();
   }
+  if (name == getFrozenAttrName()) {
+    auto param = dyn_cast<ParameterOp>(op);
+    if (!param || param.getTrainable() || !isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << name << "' is a string attribute of "
+                             << "a galv.parameter that is not trainable";
+    return success();
+  }
   if (name == getGradSyncAttrName()) {
     if (!isa<GetParameterOp>(op))
       return op->emitError() << "'" << name << "' belongs on a "

@@ -959,10 +959,13 @@ def Galv_ParameterOp : Galv_Op<"parameter",
     A weight of the model under the name it has in the model's state dict (the
     ONNX initializer name). Its bytes live in the safetensors file named by the
     module attribute `galv.weights`. `trainable` parameters get gradients and
-    optimizer state.
+    optimizer state; the others are frozen (buffers such as rotary tables and
+    masks): read like any weight and carried into plans and checkpoints, but
+    never updated. The importer says why in `galv.frozen`.
 
     ```mlir
     galv.parameter @"transformer.wte.weight" : tensor<1000x64xf32> trainable
+    galv.parameter @rotary.cos : tensor<8x4xf32> {galv.frozen = "rule: ..."}
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name,

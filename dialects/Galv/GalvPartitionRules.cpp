@@ -608,6 +608,12 @@ LogicalResult mlir::galv::partitionElementwise(Operation *op, PartitionState &s,
 
 LogicalResult GetParameterOp::partition(PartitionState &s, const Axes &axes) {
   s.addParam(*this);
+  // A frozen parameter (a rotary table, a mask) has no gradient to sum, and
+  // what is derived from it alone may be sliced over the batch.
+  auto param =
+      SymbolTable::lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  if (param && !param.getTrainable())
+    s.trainable.erase(getResult());
   return success();
 }
 

@@ -266,7 +266,9 @@ LogicalResult PartitionState::finishParams() {
         cuts.push_back(CutAttr::get(b.getContext(), static_cast<int64_t>(d),
                                     use.layout.blocks[d], groupAttr(g)));
     if (use.mixed) {
-      replicatePerUse(get);
+      // A frozen parameter has no gradient to sum over any group.
+      if (trainable.contains(get.getResult()))
+        replicatePerUse(get);
       continue;
     }
     Group dp = use.axes.dp;

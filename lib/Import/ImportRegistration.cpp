@@ -10,8 +10,12 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Regex.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <chrono>
@@ -41,8 +45,27 @@ struct ImportFlags {
       "state-dict",
       llvm::cl::desc("safetensors state dict of the exported model: "
                      "parameters take its names (undoing exporters' renamed "
-                     "and transposed copies, re-tying shared weights)"),
+                     "and transposed copies, re-tying shared weights), and "
+                     "only the weights it holds are trainable"),
       llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::opt<std::string> hfConfig{
+      "hf-config",
+      llvm::cl::desc("the model's Hugging Face config.json (default: "
+                     "config.json beside the model, if there is one): with "
+                     "tie_word_embeddings (true unless it says false), "
+                     "copies of the embedding tables are tied back to them"),
+      llvm::cl::init(""), llvm::cl::cat(category)};
+  llvm::cl::list<std::string> trainable{
+      "trainable",
+      llvm::cl::desc("REGEX: parameters whose name (state-dict name when "
+                     "--state-dict gives one) matches are trained; with "
+                     "--frozen, applied in order after the import's rule"),
+      llvm::cl::cat(category)};
+  llvm::cl::list<std::string> frozen{
+      "frozen",
+      llvm::cl::desc("REGEX: parameters whose name matches are frozen (no "
+                     "gradient, no optimizer state, never updated)"),
+      llvm::cl::cat(category)};
   llvm::cl::opt<bool> shapesOnly{
       "shapes-only",
       llvm::cl::desc("import a model whose weights are absent (external data "
@@ -98,6 +121,7 @@ LogicalResult writeWeights(ImportedONNX &imported, StringRef inputPath) {
   std::vector<galvatron::NamedFile> inputs = {
       {"the input model", inputPath.str()},
       {"--state-dict", flags->stateDict},
+      {"--hf-config", flags->hfConfig},
       {"-o", outputPath()}};
   for (const std::string &file : imported.dataFiles)
     inputs.push_back({"the model's external data", file});
@@ -120,6 +144,63 @@ LogicalResult writeWeights(ImportedONNX &imported, StringRef inputPath) {
   if (!galvatron::writeSafetensors(path, kept, error))
     return emitError(UnknownLoc::get(context)) << error;
   return success();
+}
+
+/// --trainable and --frozen in command-line order.
+LogicalResult readTrainablePatterns(MLIRContext *context,
+                                    ONNXImportOptions &options) {
+  SmallVector<std::pair<unsigned, ONNXImportOptions::TrainablePattern>> all;
+  auto add = [&](llvm::cl::list<std::string> &list, bool isTrainable) {
+    for (unsigned i = 0; i < list.size(); ++i)
+      all.push_back({list.getPosition(i), {isTrainable, list[i]}});
+  };
+  add(flags->trainable, true);
+  add(flags->frozen, false);
+  llvm::sort(all,
+             [](const auto &a, const auto &b) { return a.first < b.first; });
+  for (auto &[position, pattern] : all) {
+    std::string error;
+    if (!llvm::Regex(pattern.regex).isValid(error))
+      return emitError(UnknownLoc::get(context))
+             << (pattern.trainable ? "--trainable" : "--frozen") << " '"
+             << pattern.regex << "' is not a regular expression: " << error;
+    options.trainablePatterns.push_back(pattern);
+  }
+  return success();
+}
+
+/// Whether the Hugging Face config (--hf-config, else config.json beside
+/// the model) ties the word embeddings; none ties nothing.
+FailureOr<bool> tiesWordEmbeddings(MLIRContext *context, StringRef inputPath) {
+  std::string path = flags->hfConfig;
+  if (path.empty()) {
+    SmallString<256> beside(llvm::sys::path::parent_path(inputPath));
+    llvm::sys::path::append(beside, "config.json");
+    if (!llvm::sys::fs::exists(beside))
+      return false;
+    path = std::string(beside);
+  }
+  auto fail = [&](const Twine &why) {
+    return emitError(UnknownLoc::get(context))
+           << "--hf-config '" << path << "': " << why;
+  };
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return fail(buffer.getError().message());
+  llvm::Expected<llvm::json::Value> json =
+      llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return fail(llvm::toString(json.takeError()));
+  const llvm::json::Object *config = json->getAsObject();
+  if (!config)
+    return fail("not a JSON object");
+  // Hugging Face's default, when the file leaves it out, is to tie.
+  const llvm::json::Value *tie = config->get("tie_word_embeddings");
+  if (!tie)
+    return true;
+  if (!tie->getAsBoolean())
+    return fail("tie_word_embeddings is not true or false");
+  return *tie->getAsBoolean();
 }
 
 /// --shapes-only imports have no bytes: options that write or compare them
@@ -163,6 +244,19 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
     options.namedDims[name.str()] = number;
   }
 
+  if (failed(readTrainablePatterns(context, options)))
+    return nullptr;
+  // The state dict decides the trainable set during the import.
+  std::map<std::string, galvatron::SafetensorsTensor> stateDict;
+  if (!flags->stateDict.empty()) {
+    std::string error;
+    if (!galvatron::readSafetensors(flags->stateDict, stateDict, error)) {
+      emitError(UnknownLoc::get(context)) << "--state-dict: " << error;
+      return nullptr;
+    }
+    options.stateDict = &stateDict;
+  }
+
   auto seconds = [](auto since) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                          since)
@@ -177,16 +271,13 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
     (*module)->setAttr(GalvDialect::getShapesOnlyAttrName(),
                        UnitAttr::get(context));
 
-  std::map<std::string, galvatron::SafetensorsTensor> stateDict;
-  if (!flags->stateDict.empty()) {
-    std::string error;
-    if (!galvatron::readSafetensors(flags->stateDict, stateDict, error)) {
-      emitError(UnknownLoc::get(context)) << "--state-dict: " << error;
-      return nullptr;
-    }
-    if (failed(applyStateDictNames(*module, *imported, stateDict)))
-      return nullptr;
-  }
+  if (!flags->stateDict.empty() &&
+      failed(applyStateDictNames(*module, *imported, stateDict)))
+    return nullptr;
+  FailureOr<bool> tie = tiesWordEmbeddings(context, inputPath);
+  if (failed(tie) ||
+      (*tie && !flags->shapesOnly && failed(tieEmbeddings(*module, *imported))))
+    return nullptr;
 
   auto cleanupStart = std::chrono::steady_clock::now();
   if (!flags->raw) {

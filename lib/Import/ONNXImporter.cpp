@@ -3,10 +3,11 @@
 // Walks the graph's nodes in order. A node whose inputs are all known
 // constants (initializers, Constant nodes, shapes of statically shaped
 // values) is evaluated on the host; everything else becomes galv ops.
-// Initializers that hold weights stay parameters: data-movement ops on them
-// (Transpose, Gather, Reshape, ...) are deferred and only emitted as IR when
-// a non-constant consumer needs them, while arithmetic on them (RoPE's
-// inv_freq buffer) is evaluated like any other constant.
+// Initializers that hold weights stay parameters, trainable or frozen
+// (TrainableSet.h): data-movement ops on them (Transpose, Gather, Reshape,
+// ...) are deferred and only emitted as IR when a non-constant consumer
+// needs them, while arithmetic on frozen ones (RoPE's inv_freq buffer) is
+// evaluated like any other constant and arithmetic on trainable ones is IR.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,6 +15,7 @@
 
 #include "HostTensor.h"
 #include "OpTable.h"
+#include "TrainableSet.h"
 
 #include "Galv/Galv.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -58,16 +60,6 @@ struct Storage {
   llvm::StringMap<std::unique_ptr<llvm::MemoryBuffer>> files;
   llvm::StringMap<RawTensor> initializers;
 };
-
-/// Data-movement ops keep a weight a weight: their result is still the
-/// parameter's values, in another layout.
-bool isDataMovement(StringRef op) {
-  return llvm::is_contained({"Identity", "Cast", "CastLike", "Reshape",
-                             "Flatten", "Unsqueeze", "Squeeze", "Transpose",
-                             "Gather", "Slice", "Concat", "Split", "Expand",
-                             "Tile"},
-                            op);
-}
 
 class Importer : public ImporterServices {
 public:
@@ -151,6 +143,8 @@ private:
   ONNXImportTimings &timings;
   llvm::StringMap<std::unique_ptr<llvm::MemoryBuffer>> &files;
   llvm::StringMap<RawTensor> &initializers;
+  /// Which float initializers are trainable or frozen parameters.
+  llvm::StringMap<InitializerRole> roles;
 
   ModuleOp module;
   int64_t opset = 0;
@@ -647,8 +641,12 @@ FailureOr<Value> Importer::materialize(Entry &entry, Location loc) {
       OpBuilder moduleBuilder = OpBuilder::atBlockEnd(module.getBody());
       // Parameters go before the function that uses them.
       moduleBuilder.setInsertionPoint(body->getParentOp());
-      ParameterOp::create(moduleBuilder, loc, name, entry.type,
-                          /*trainable=*/true);
+      const InitializerRole &role = roles[name];
+      auto param = ParameterOp::create(moduleBuilder, loc, name, entry.type,
+                                       role.role == WeightRole::Trainable);
+      if (!role.reason.empty())
+        param->setAttr(GalvDialect::getFrozenAttrName(),
+                       moduleBuilder.getStringAttr(role.reason));
       // A shapes-only import has no bytes to list.
       const RawTensor &raw = initializers[name];
       if (!raw.absent) {
@@ -812,7 +810,10 @@ LogicalResult Importer::importNode(const onnx::NodeProto &node, Location loc) {
         inputs, [](Entry *e) { return e && e->isWeightDerived(); });
     if (fromWeight && isDataMovement(op))
       return deferNode(node, inputs, loc);
-    return foldNode(node, inputs, loc);
+    // Arithmetic on a trainable parameter stays IR (Gemma's `1 + weight`):
+    // folding it would train a derived constant, or nothing.
+    if (llvm::none_of(inputs, [](Entry *e) { return e && e->trainable; }))
+      return foldNode(node, inputs, loc);
   }
   if (failed(emitNode(node, inputs, loc)))
     return failure();
@@ -863,9 +864,12 @@ LogicalResult Importer::deferNode(const onnx::NodeProto &node,
     scratch.back().erase();
   if (failed(emitted))
     return failure();
+  bool trainable =
+      llvm::any_of(inputs, [](Entry *e) { return e && e->trainable; });
   for (int i = 0; i < node.output_size(); ++i) {
     Entry &out = values[node.output(i)];
     out = Entry();
+    out.trainable = trainable;
     out.deferred = &node;
     out.deferredResult = i;
     out.type = types[i];
@@ -962,17 +966,28 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model) {
         .count();
   };
   auto weightStart = now();
+  SmallVector<RankedTensorType> types;
   for (const auto &init : graph.initializer()) {
-    RawTensor &raw = initializers[init.name()];
-    RankedTensorType type;
-    if (failed(readTensor(init, fileLoc(), raw, type)))
+    if (failed(readTensor(init, fileLoc(), initializers[init.name()],
+                          types.emplace_back())))
       return nullptr;
+  }
+  SmallVector<std::string> unmatched;
+  roles = classifyInitializers(
+      graph, options, [&](StringRef name) { return initializers[name].bytes; },
+      unmatched);
+  for (const std::string &pattern : unmatched)
+    emitWarning(fileLoc()) << pattern << " matches no parameter";
+  for (auto [init, type] : llvm::zip(graph.initializer(), types)) {
+    const RawTensor &raw = initializers[init.name()];
     Entry &entry = values[init.name()];
     entry = Entry();
     entry.type = type;
-    if (isa<FloatType>(type.getElementType()) && type.getNumElements() > 1)
+    auto role = roles.find(init.name());
+    if (role != roles.end() && role->second.role != WeightRole::Constant) {
       entry.parameter = init.name();
-    else if (raw.absent)
+      entry.trainable = role->second.role == WeightRole::Trainable;
+    } else if (raw.absent)
       entry.absent = init.name();
     else
       entry.constant = toHost(raw, type);

@@ -54,6 +54,8 @@ struct Entry {
     return constant || !parameter.empty() || deferred || !absent.empty();
   }
   bool isWeightDerived() const { return !parameter.empty() || deferred; }
+  /// Reads a trainable parameter: never folded (its gradient would be lost).
+  bool trainable = false;
 };
 
 /// The importer's state that a handler reaches through its OpContext:

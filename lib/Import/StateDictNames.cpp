@@ -25,8 +25,8 @@ using namespace mlir::galv;
 namespace {
 
 /// The bytes of a 2-D tensor of `width`-byte elements, transposed.
-std::string transposed(const char *data, int64_t rows, int64_t cols,
-                       size_t width) {
+std::string transposedBytes(const char *data, int64_t rows, int64_t cols,
+                            size_t width) {
   std::string out(rows * cols * width, '\0');
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
@@ -37,19 +37,31 @@ std::string transposed(const char *data, int64_t rows, int64_t cols,
 
 } // namespace
 
-LogicalResult mlir::galv::applyStateDictNames(
-    ModuleOp module, ImportedONNX &imported,
+StateDictIndex::StateDictIndex(
     const std::map<std::string, galvatron::SafetensorsTensor> &stateDict) {
-  // State-dict tensors by their bytes, and 2-D ones by their transposed bytes.
-  std::multimap<std::string, std::string> byBytes, byTransposed;
   for (const auto &[name, t] : stateDict) {
     std::string bytes(t.data.begin(), t.data.end());
     byBytes.emplace(bytes, name);
     if (t.shape.size() == 2)
-      byTransposed.emplace(transposed(t.data.data(), t.shape[0], t.shape[1],
-                                      galvatron::safetensorsDTypeSize(t.dtype)),
-                           name);
+      byTransposed.emplace(
+          transposedBytes(t.data.data(), t.shape[0], t.shape[1],
+                          galvatron::safetensorsDTypeSize(t.dtype)),
+          name);
   }
+}
+
+std::string StateDictIndex::nameOf(const std::string &bytes) const {
+  if (auto it = byBytes.find(bytes); it != byBytes.end())
+    return it->second;
+  if (auto it = byTransposed.find(bytes); it != byTransposed.end())
+    return it->second;
+  return "";
+}
+
+LogicalResult mlir::galv::applyStateDictNames(
+    ModuleOp module, ImportedONNX &imported,
+    const std::map<std::string, galvatron::SafetensorsTensor> &stateDict) {
+  StateDictIndex index(stateDict);
   OpBuilder builder(module.getContext());
   auto declared = [&](StringRef name) {
     return module.lookupSymbol<ParameterOp>(name);
@@ -80,9 +92,8 @@ LogicalResult mlir::galv::applyStateDictNames(
                     sameName->second.data.end()) == bytes)
       continue;
 
-    std::string direct = pick(byBytes.equal_range(bytes));
-    std::string flipped =
-        direct.empty() ? pick(byTransposed.equal_range(bytes)) : "";
+    std::string direct = pick(index.direct(bytes));
+    std::string flipped = direct.empty() ? pick(index.transposed(bytes)) : "";
     std::string target = direct.empty() ? flipped : direct;
     if (target.empty())
       continue;
@@ -93,8 +104,10 @@ LogicalResult mlir::galv::applyStateDictNames(
     // Declare the state-dict tensor (once) with its own bytes.
     if (!declared(target)) {
       builder.setInsertionPoint(param);
-      ParameterOp::create(builder, param.getLoc(), target, targetType,
-                          param.getTrainable());
+      auto declaredParam = ParameterOp::create(
+          builder, param.getLoc(), target, targetType, param.getTrainable());
+      if (Attribute why = param->getAttr(GalvDialect::getFrozenAttrName()))
+        declaredParam->setAttr(GalvDialect::getFrozenAttrName(), why);
       imported.weights[target] = {source.dtype, source.shape,
                                   source.data.data(), source.data.size()};
     }
@@ -120,4 +133,27 @@ LogicalResult mlir::galv::applyStateDictNames(
     imported.weights.erase(name);
   }
   return success();
+}
+
+LogicalResult mlir::galv::tieEmbeddings(ModuleOp module,
+                                        ImportedONNX &imported) {
+  // The tables, as a state dict of their own bytes: matching against it
+  // re-points every copy, as matching against the model's state dict does.
+  std::map<std::string, galvatron::SafetensorsTensor> tables;
+  module.walk([&](GatherOp gather) {
+    auto get = gather.getData().getDefiningOp<GetParameterOp>();
+    if (!get || gather.getAxis() != 0)
+      return;
+    auto it = imported.weights.find(get.getName().str());
+    if (it == imported.weights.end() || tables.count(it->first))
+      return;
+    const galvatron::SafetensorsView &view = it->second;
+    galvatron::SafetensorsTensor &table = tables[it->first];
+    table.dtype = view.dtype;
+    table.shape = view.shape;
+    table.data.assign(view.data, view.data + view.size);
+  });
+  // Every match is a parameter the module already declares, so nothing
+  // will point into `tables` once it is gone.
+  return applyStateDictNames(module, imported, tables);
 }

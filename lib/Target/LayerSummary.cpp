@@ -65,16 +65,33 @@ LogicalResult mlir::galv::printLayerSummary(ModuleOp module,
   if (walk.wasInterrupted())
     return failure();
 
-  int64_t layerParams = 0, otherParams = 0, totalBytes = 0;
+  int64_t layerParams = 0, otherParams = 0, totalBytes = 0, frozenCount = 0;
+  SmallVector<ParameterOp> frozen;
   for (auto param : module.getOps<ParameterOp>()) {
     int64_t count = param.getTensorType().getNumElements();
     (inLayers.contains(param.getSymName()) ? layerParams : otherParams) +=
         count;
     totalBytes += bytesOf(param.getTensorType());
+    if (!param.getTrainable()) {
+      frozen.push_back(param);
+      frozenCount += count;
+    }
   }
   os << "layers: " << index << ", parameters in layers: " << layerParams
      << ", other parameters: " << otherParams
      << ", all parameters: " << layerParams + otherParams << " (" << totalBytes
      << " bytes)\n";
+  if (frozen.empty())
+    return success();
+  // Frozen parameters are read but never trained: say which and why.
+  os << "frozen: " << frozen.size() << " parameters (" << frozenCount
+     << " elements), trained: " << layerParams + otherParams - frozenCount
+     << " elements\n";
+  for (ParameterOp param : frozen) {
+    auto why =
+        param->getAttrOfType<StringAttr>(GalvDialect::getFrozenAttrName());
+    os << "  frozen " << param.getSymName() << " " << param.getType() << ": "
+       << (why ? why.getValue() : StringRef("not trainable")) << "\n";
+  }
   return success();
 }

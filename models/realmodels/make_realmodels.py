@@ -12,17 +12,23 @@ fixtures do not cover:
   - RoBERTa's position ids: cumsum of the non-pad mask of the input ids
     (an ONNX CumSum that depends on the input);
   - BERT's buffered token types: torch.gather of an integer buffer
-    (ONNX GatherElements) at those positions.
+    (ONNX GatherElements) at those positions;
+  - GPT-NeoX's rotary cos/sin tables and a cached ALiBi bias (BLOOM's
+    slopes times distances): float buffers that PyTorch never trains, and
+    the import must freeze.
 
 Writes, per variant (TorchScript and dynamo exporters, dynamic batch and
 sequence; TorchScript also with static shapes), model.onnx, and once
 input_ids.npy, logits.npy and adamw_losses.npy (5 torch.optim.AdamW steps
 as in models/make_fixtures.py: lr 1e-3, betas 0.9/0.999, eps 1e-8,
-weight decay 0.01, shifted cross-entropy). The dynamo exporter's per-node
-metadata (stack traces naming this machine's files) is stripped.
+weight decay 0.01, shifted cross-entropy), state_dict.safetensors (the
+model's state dict, what --state-dict reads) and parameters.txt (the names
+of named_parameters(), the trainable set the import must find). The dynamo
+exporter's per-node metadata (stack traces naming this machine's files) is
+stripped.
 
 Needs torch and onnx (and onnxscript for dynamo); the logits are checked
-by galvatron's own tests (test/tools/realmodels.test):
+by galvatron's own tests (test/tools/realmodels-*.test):
   /tmp/venv-export/bin/python models/realmodels/make_realmodels.py
 """
 import math
@@ -32,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 V, D, H, HD, T, B = 32, 8, 2, 4, 8, 2
@@ -51,6 +58,17 @@ class Block(nn.Module):
         super().__init__()
         self.register_buffer("causal", torch.ones(T, T, dtype=torch.bool).tril(),
                              persistent=False)
+        # GPT-NeoX's cached rotary tables and BLOOM's ALiBi bias (per-head
+        # slopes times the keys' distance to the query), cached.
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, ROT, 2).float() / ROT))
+        angles = torch.outer(torch.arange(T + 2).float(), inv_freq)
+        angles = torch.cat((angles, angles), dim=-1)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+        slopes = 2.0 ** (-8.0 * torch.arange(1, H + 1) / H)
+        pos = torch.arange(T)
+        self.register_buffer("alibi", slopes.view(H, 1, 1) * (pos[None, :] - pos[:, None]),
+                             persistent=False)
         self.ln1 = nn.LayerNorm(D)
         self.qkv = nn.Linear(D, 3 * D)
         self.proj = nn.Linear(D, D)
@@ -59,8 +77,9 @@ class Block(nn.Module):
         self.fc2 = nn.Linear(4 * D, D)
 
     def rotary(self, x):
+        t = x.shape[2]
         x_rot, x_pass = x[..., :ROT], x[..., ROT:]
-        x_rot = x_rot + rotate_half(x_rot) * 0.5
+        x_rot = x_rot * self.cos[:t] + rotate_half(x_rot) * self.sin[:t]
         return torch.cat((x_rot, x_pass), dim=-1)
 
     def forward(self, x):
@@ -70,7 +89,7 @@ class Block(nn.Module):
         k = qkv[:, :, :, [-2]].reshape(b, t, H, HD).transpose(1, 2)
         v = qkv[:, :, :, [-1]].reshape(b, t, H, HD).transpose(1, 2)
         q, k = self.rotary(q), self.rotary(k)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(HD))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(HD)) + self.alibi[:, :t, :t]
         att = att.masked_fill(~self.causal[:t, :t], float("-inf")).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(b, t, D)
         x = x + self.proj(y)
@@ -179,7 +198,12 @@ def main():
     losses = adamw_losses(model, ids_t)
     np.save(out / "adamw_losses.npy", losses)
     print("AdamW losses:", losses)
-    print("parameters:", [n for n, _ in build().named_parameters()])
+    fresh = build()
+    save_file({k: v.contiguous() for k, v in fresh.state_dict().items()},
+              str(out / "state_dict.safetensors"))
+    names = [n for n, _ in fresh.named_parameters()]
+    (out / "parameters.txt").write_text("".join(n + "\n" for n in sorted(names)))
+    print("parameters:", names)
     return 0
 
 

@@ -498,6 +498,11 @@ void Trainer::save(int step) {
     const StateKey &key = keys.at(label);
     section(whole, key.role)[key.param] = std::move(t);
   }
+  // Frozen parameters (rotary tables, masks) are weights no step updates:
+  // the model file carries them as they were, so it holds the whole model.
+  if (job.lead())
+    for (const auto &[name, t] : weights)
+      whole.params.try_emplace(name, t);
   std::string error, warning;
   if (job.lead()) {
     CheckpointSaveOptions saveOptions;

@@ -30,6 +30,15 @@
 // SP: %[[H:.*]] = galv.replicate %[[G]] group = <size = 2, stride = 2> :
 // SP: galv.layer_norm %{{.*}}, %[[H]]
 
+// A frozen norm scale has no gradient to sum: it is read as it is.
+// RUN: sed -e 's/@ln.weight : tensor<16xf32> trainable$/@ln.weight : tensor<16xf32>/' %s | galvatron-opt --galv-apply-strategy="world-size=4 tp=2 sp=megatron vocab-tp=2 tp-consec=0" --galv-inline-layers --galv-append-loss --galv-partition | FileCheck %s --check-prefix=FROZEN
+// FROZEN-LABEL: func.func @loss
+// FROZEN: %[[G:.*]] = galv.get_parameter @ln.weight : tensor<16xf32>
+// FROZEN-NOT: galv.replicate %[[G]]
+// FROZEN: galv.layer_norm %{{.*}}, %[[G]]
+// FROZEN-NOT: galv.replicate %[[G]]
+// FROZEN: galv.layer_norm %{{.*}}, %[[G]]
+
 // CHECK-LABEL: func.func @loss
 // CHECK-NOT: @ln.weight {galv.grad_sync
 // CHECK: %[[G:.*]] = galv.get_parameter @ln.weight : tensor<16xf32>

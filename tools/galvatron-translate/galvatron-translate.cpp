@@ -20,10 +20,11 @@
 
 namespace {
 
-/// The files a command line names that -o must not overwrite: the input and
-/// --state-dict. mlirTranslateMain truncates -o right after opening the
-/// input, before any translation runs (an ONNX model is still mapped from
-/// disk then), so they are found here from argv, the way llvm::cl reads it.
+/// The files a command line names that -o must not overwrite: the input,
+/// --state-dict and --hf-config. mlirTranslateMain truncates -o right after
+/// opening the input, before any translation runs (an ONNX model is still
+/// mapped from disk then), so they are found here from argv, the way llvm::cl
+/// reads it.
 std::string findOutputOverInput(int argc, char **argv) {
   // Which options take their value from the next argument: ours and MLIR's
   // are in the registry; mlirTranslateMain registers its own (-o,
@@ -40,7 +41,7 @@ std::string findOutputOverInput(int argc, char **argv) {
     return it != registered.end() &&
            it->second->getValueExpectedFlag() == llvm::cl::ValueRequired;
   };
-  std::string input = "-", output = "-", stateDict;
+  std::string input = "-", output = "-", stateDict, hfConfig;
   bool positionalOnly = false, sawInput = false;
   for (int i = 1; i < argc; ++i) {
     llvm::StringRef arg = argv[i];
@@ -61,9 +62,13 @@ std::string findOutputOverInput(int argc, char **argv) {
       output = value.str();
     else if (name == "state-dict")
       stateDict = value.str();
+    else if (name == "hf-config")
+      hfConfig = value.str();
   }
-  return galvatron::findOutputOverInput(
-      {{"-o", output}}, {{"the input", input}, {"--state-dict", stateDict}});
+  return galvatron::findOutputOverInput({{"-o", output}},
+                                        {{"the input", input},
+                                         {"--state-dict", stateDict},
+                                         {"--hf-config", hfConfig}});
 }
 
 } // namespace

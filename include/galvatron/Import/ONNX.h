@@ -26,6 +26,17 @@ struct ONNXImportOptions {
   /// does not exist, or no data at all): they keep their name, type and
   /// shape, and only folding that needs their values fails.
   bool shapesOnly = false;
+  /// --trainable / --frozen: a regular expression over a parameter's name
+  /// (its state-dict name when it has one), applied in order after the rule.
+  struct TrainablePattern {
+    bool trainable;
+    std::string regex;
+  };
+  std::vector<TrainablePattern> trainablePatterns;
+  /// The model's state dict (--state-dict): only the weights it holds,
+  /// directly or transposed, are trainable. Must outlive the import.
+  const std::map<std::string, galvatron::SafetensorsTensor> *stateDict =
+      nullptr;
 };
 
 /// Seconds spent in each phase of an import, and what it moved.
@@ -59,6 +70,30 @@ std::unique_ptr<ImportedONNX> importONNX(MLIRContext *context, StringRef bytes,
                                          StringRef path,
                                          const ONNXImportOptions &options);
 
+/// State-dict tensors by their bytes, and 2-D ones by their transposed
+/// bytes: how an exporter's renamed or transposed copy of a weight is traced
+/// back to its state-dict name.
+class StateDictIndex {
+public:
+  explicit StateDictIndex(
+      const std::map<std::string, galvatron::SafetensorsTensor> &stateDict);
+  /// The names of the tensors holding exactly `bytes`, or them transposed.
+  using Range =
+      std::pair<std::multimap<std::string, std::string>::const_iterator,
+                std::multimap<std::string, std::string>::const_iterator>;
+  Range direct(const std::string &bytes) const {
+    return byBytes.equal_range(bytes);
+  }
+  Range transposed(const std::string &bytes) const {
+    return byTransposed.equal_range(bytes);
+  }
+  /// The first name holding `bytes`, directly or transposed, or "".
+  std::string nameOf(const std::string &bytes) const;
+
+private:
+  std::multimap<std::string, std::string> byBytes, byTransposed;
+};
+
 /// Renames imported parameters after the model's state dict: a parameter
 /// whose bytes equal a state-dict tensor takes that name; one equal to a
 /// state-dict tensor transposed is read through a transpose of it; duplicates
@@ -66,6 +101,13 @@ std::unique_ptr<ImportedONNX> importONNX(MLIRContext *context, StringRef bytes,
 LogicalResult applyStateDictNames(
     ModuleOp module, ImportedONNX &imported,
     const std::map<std::string, galvatron::SafetensorsTensor> &stateDict);
+
+/// Ties copies of the embedding tables back to them (Hugging Face's
+/// `tie_word_embeddings`, for an import without the state dict): a parameter
+/// holding the bytes of a table that a gather along axis 0 reads, directly
+/// or transposed (an exporter's copy of the output projection), is read from
+/// that table instead.
+LogicalResult tieEmbeddings(ModuleOp module, ImportedONNX &imported);
 
 /// Registers `--import-onnx` with galvatron-translate.
 void registerONNXImportTranslation();

@@ -217,3 +217,19 @@ func.func private @f() -> (tensor<4x8xf32> {galv.shard = [0, 1, 2, 1]})
 
 // expected-error @below {{'galv.grad_sync' must be a #galv.grad_sync}}
 func.func private @f(tensor<4xf32> {galv.grad_sync = array<i64: 0, 2, 1>})
+
+// -----
+
+// A trainable parameter is not frozen.
+// expected-error @below {{'galv.frozen' is a string attribute of a galv.parameter that is not trainable}}
+galv.parameter @w : tensor<2xf32> trainable {galv.frozen = "rule"}
+
+// -----
+
+// expected-error @below {{'galv.frozen' is a string attribute of a galv.parameter that is not trainable}}
+galv.parameter @w : tensor<2xf32> {galv.frozen = 1 : i64}
+
+// -----
+
+// expected-error @below {{'galv.frozen' is a string attribute of a galv.parameter that is not trainable}}
+"test.op"() {galv.frozen = "rule"} : () -> ()

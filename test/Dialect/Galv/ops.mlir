@@ -200,6 +200,9 @@ func.func @collectives(%x: tensor<4x8xf32>, %h: tensor<2x4x4x8xf32>) {
 // A partitioned rank's reads: shards on parameters and inputs, and the
 // gradient sync galv-adamw performs.
 galv.parameter @qkv : tensor<8x24xf32> trainable
+// A frozen parameter says why (the import's rule, a --frozen pattern).
+// CHECK: galv.parameter @rotary.cos : tensor<8x4xf32> {galv.frozen = "--frozen 'cos'"}
+galv.parameter @rotary.cos : tensor<8x4xf32> {galv.frozen = "--frozen 'cos'"}
 // CHECK-LABEL: func.func @shards
 // CHECK-SAME: (%{{.*}}: tensor<2x8xi64> {galv.shard = #galv.shard<cuts = [<axis = 0, group = <size = 2, stride = 2>>]>})
 func.func @shards(%ids: tensor<2x8xi64> {galv.shard = #galv.shard<cuts = [<axis = 0, blocks = 1, group = <size = 2, stride = 2>>]>}) {
