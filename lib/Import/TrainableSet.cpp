@@ -8,9 +8,9 @@
 // embedding (the table of a Gather with data-dependent indices), a norm
 // (LayerNormalization's scale and bias), or an elementwise op with a
 // per-feature vector (a linear's bias add, a decomposed norm's scale) or
-// with rows looked up from a table (a position embedding whose positions
-// were folded). Anything else (masks, rotary tables, ALiBi slopes, values
-// folded together with other constants) is frozen.
+// with rows looked up from a table or added to an embedding lookup (a
+// position embedding whose positions were folded). Anything else (masks, rotary
+// tables, ALiBi slopes, values folded together with other constants) is frozen.
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,6 +48,9 @@ struct Flow {
   /// Went through an op that changes the layout (Reshape, Unsqueeze, ...):
   /// the source's own shape says nothing about this value's.
   bool reshaped = false;
+  /// An embedding lookup's result (a Gather of a weight by data), or the
+  /// sum of one with others (BERT's word + position + token type).
+  bool embedding = false;
   /// Float initializers whose values reach here.
   SmallVector<unsigned, 2> sources;
 };
@@ -194,10 +197,21 @@ void Walk::visit(const onnx::NodeProto &node) {
       out.rowLookup = true;
   } else {
     // Emitted as IR: this is where each source meets the data.
+    bool sum = op == "Add" || op == "Sub";
+    bool embeddingInput =
+        llvm::any_of(inputs, [](auto *in) { return in && in->embedding; });
     for (auto [index, in] : llvm::enumerate(inputs))
       if (in)
         for (unsigned s : in->sources)
-          sources[s].weight |= isWeightOperand(node, index, sources[s], *in);
+          sources[s].weight |=
+              isWeightOperand(node, index, sources[s], *in) ||
+              // Rows added to an embedding (a position or token-type
+              // table the exporter looked up at static positions).
+              (sum && embeddingInput && !in->dynamic);
+    out.embedding =
+        (sum && embeddingInput) ||
+        (op == "Gather" && inputs.size() > 1 && inputs[0] &&
+         !inputs[0]->sources.empty() && inputs[1] && inputs[1]->dynamic);
     out.dynamic = true;
   }
   for (const std::string &name : node.output())
@@ -227,21 +241,20 @@ llvm::StringMap<InitializerRole> mlir::galv::onnx_import::classifyInitializers(
   for (const Source &source : walk.sources) {
     InitializerRole &role = roles[source.name];
     std::string name = source.name;
-    bool inStateDict = true;
     if (index) {
       std::string found = index->nameOf(bytesOf(source.name).str());
-      inStateDict = !found.empty();
-      if (inStateDict)
+      if (!found.empty())
         name = found;
     }
-    if (!source.weight) {
+    // A weight the state dict does not hold is a copy the exporter derived
+    // from a parameter (position rows looked up at static positions):
+    // PyTorch trains its source through it, so it is trained too, under
+    // the exporter's name.
+    if (!source.weight)
       role = {WeightRole::Frozen, "rule: not a linear, embedding or norm "
                                   "operand"};
-    } else if (!inStateDict) {
-      role = {WeightRole::Frozen, "not in the state dict"};
-    } else {
+    else
       role = {WeightRole::Trainable, ""};
-    }
     for (auto [i, entry] : llvm::enumerate(patterns)) {
       auto &[regex, pattern] = entry;
       if (!regex.match(name) && !regex.match(source.name))
