@@ -41,7 +41,7 @@ inline float expNonPositive(float x) {
   constexpr float log2e = 1.44269504088896341f, ln2Hi = 0.693359375f,
                   ln2Lo = -2.12194440e-4f, lowest = -87.0f,
                   shifter = 12582912.0f;
-  constexpr int32_t shifterBits = 0x4B400000;
+  constexpr uint32_t shifterBits = 0x4B400000;
   float t = std::max(x, lowest);
   float z = t * log2e + shifter;
   float n = z - shifter;
@@ -53,9 +53,11 @@ inline float expNonPositive(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float y = p * r * r + r + 1.0f;
-  int32_t bits;
+  // Unsigned: for a NaN the bits are garbage, and the shift must not be
+  // undefined behaviour (the NaN reaches the result through y).
+  uint32_t bits;
   std::memcpy(&bits, &z, sizeof bits);
-  bits = (bits - shifterBits + 127) << 23;
+  bits = (bits - shifterBits + 127u) << 23;
   float twoToN;
   std::memcpy(&twoToN, &bits, sizeof twoToN);
   return x < lowest ? 0.0f : y * twoToN;
