@@ -25,7 +25,6 @@
 #include <cstring>
 #include <deque>
 #include <new>
-#include <numeric>
 #include <optional>
 
 namespace galvatron::rt {
@@ -78,19 +77,7 @@ public:
     stats.arenaBytes = program.arena_bytes();
     // Last instruction reading each arena buffer, for the live-bytes count;
     // a reshape the planner placed on its operand is the same buffer.
-    lastUse.assign(program.tensors()->size(), -1);
-    bufferOf.resize(program.tensors()->size());
-    std::iota(bufferOf.begin(), bufferOf.end(), 0);
-    for (size_t i = 0; i < program.instructions()->size(); ++i) {
-      const plan::Instruction &inst = *program.instructions()->Get(i);
-      for (int32_t t : *inst.inputs())
-        lastUse[bufferOf[t]] = static_cast<int64_t>(i);
-      if (isAliasingCopy(program, inst))
-        bufferOf[inst.outputs()->Get(0)] = bufferOf[inst.inputs()->Get(0)];
-    }
-    if (program.outputs())
-      for (int32_t t : *program.outputs())
-        lastUse[bufferOf[t]] = INT64_MAX;
+    bufferLifetimes(program, bufferOf, lastUse);
   }
 
   bool bind(const std::map<std::string, Tensor> &inputs,

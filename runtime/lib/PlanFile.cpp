@@ -175,15 +175,13 @@ bool isAliasingCopy(const plan::RankProgram &program,
          in->offset() == out->offset() && in->bytes() == out->bytes();
 }
 
-uint64_t peakLiveBytes(const plan::RankProgram &program) {
-  const auto &tensors = *program.tensors();
+void bufferLifetimes(const plan::RankProgram &program,
+                     std::vector<int32_t> &bufferOf,
+                     std::vector<int64_t> &lastUse) {
   const auto &insts = *program.instructions();
-  auto arena = [&](int32_t t) {
-    return tensors.Get(t)->storage() == plan::Storage::Arena;
-  };
-  std::vector<int32_t> bufferOf(tensors.size());
+  bufferOf.resize(program.tensors()->size());
   std::iota(bufferOf.begin(), bufferOf.end(), 0);
-  std::vector<int64_t> lastUse(tensors.size(), -1);
+  lastUse.assign(program.tensors()->size(), -1);
   for (size_t i = 0; i < insts.size(); ++i) {
     for (int32_t t : *insts.Get(i)->inputs())
       lastUse[bufferOf[t]] = static_cast<int64_t>(i);
@@ -194,6 +192,17 @@ uint64_t peakLiveBytes(const plan::RankProgram &program) {
   if (program.outputs())
     for (int32_t t : *program.outputs())
       lastUse[bufferOf[t]] = INT64_MAX;
+}
+
+uint64_t peakLiveBytes(const plan::RankProgram &program) {
+  const auto &tensors = *program.tensors();
+  const auto &insts = *program.instructions();
+  auto arena = [&](int32_t t) {
+    return tensors.Get(t)->storage() == plan::Storage::Arena;
+  };
+  std::vector<int32_t> bufferOf;
+  std::vector<int64_t> lastUse;
+  bufferLifetimes(program, bufferOf, lastUse);
   std::vector<bool> written(tensors.size(), false);
   uint64_t live = 0, peak = 0;
   for (size_t i = 0; i < insts.size(); ++i) {

@@ -44,6 +44,13 @@ int64_t groupOf(const plan::Instruction &inst);
 bool isAliasingCopy(const plan::RankProgram &program,
                     const plan::Instruction &inst);
 
+/// Each tensor's buffer (itself, or the operand of the aliasing copies that
+/// led to it) and the last instruction that reads each buffer (-1: none;
+/// INT64_MAX: a program output), as the executor counts live bytes.
+void bufferLifetimes(const plan::RankProgram &program,
+                     std::vector<int32_t> &bufferOf,
+                     std::vector<int64_t> &lastUse);
+
 /// The most arena bytes live at once when `program` runs, counted as the
 /// executor counts them as it runs (RunStats::peakLiveBytes): a buffer
 /// lives from its first write to its last read (through any aliasing copy
