@@ -6,7 +6,14 @@
 # the largest rank's tensor bytes, the bytes its communicator counted).
 #
 #   bench/native/run.sh [STEPS]
+#   LAYERS=2 HIDDEN=128 HEADS=4 BATCH=8 SEQ=64 PYTHON=python3 \
+#     bench/native/run.sh [STEPS]
 #
+# The model is the bundled tiny GPT-2 fixture at batch 8 x 32 tokens, or,
+# with LAYERS set, a GPT-2-shaped model that bench/train/make_model.py
+# writes once per batch size into /tmp/galvatron-bench (it needs torch and
+# transformers in PYTHON; its dynamo export has a static batch, so a
+# pipeline's micro-batch gets an export of its own).
 # The hardware of each case is a fresh `mpirun -np R galvatron-profile
 # hardware --quick` at the case's rank count R (ranks share the cores, so
 # the rates depend on it). Prints a Markdown table.
@@ -19,13 +26,32 @@ steps=${1:-30}
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
 export OMPI_MCA_orte_tmpdir_base=$work
-for r in 1 2 4; do
-  "${mpirun[@]}" -np $r "$bin/galvatron-profile" hardware --quick \
-    -o "$work/hw$r.json" >/dev/null 2>&1
-done
-fixture=$root/models/fixtures/gpt2-torchscript
-"$bin/galvatron-translate" --import-onnx "$fixture/model.onnx" --batch-size 8 \
-  --seq-len 32 --state-dict "$fixture/weights.safetensors" -o "$work/m.mlir"
+# This VM's speed drifts by up to 2x over minutes, so each rank count is
+# profiled just before its cases run, not all at the start.
+profile() {
+  [ -f "$work/hw$1.json" ] && return
+  "${mpirun[@]}" -np "$1" "$bin/galvatron-profile" hardware --quick \
+    -o "$work/hw$1.json" >/dev/null 2>&1
+}
+# model_dir B: the directory of the export at batch B (made when missing).
+model_dir() {
+  local dir=/tmp/galvatron-bench/native-l${LAYERS}h${HIDDEN}h${HEADS}-b$1s$seq
+  [ -f "$dir/model.onnx" ] || "${PYTHON:-python3}" \
+    "$root/bench/train/make_model.py" "$dir" "$1" "$seq" "$LAYERS" "$HIDDEN" \
+    "$HEADS" >&2
+  echo "$dir"
+}
+if [ -n "${LAYERS:-}" ]; then
+  batch=${BATCH:-8} seq=${SEQ:-64}
+  dir=$(model_dir "$batch")
+  onnx=$dir/model.onnx weights=$dir/weights.safetensors data=$dir/tokens.npy
+else
+  onnx=$root/models/fixtures/gpt2-torchscript/model.onnx
+  weights=$root/models/fixtures/gpt2-torchscript/weights.safetensors
+  data=$root/models/corpus/tokens.npy batch=8 seq=32
+fi
+"$bin/galvatron-translate" --import-onnx "$onnx" --batch-size "$batch" \
+  --seq-len "$seq" --state-dict "$weights" -o "$work/m.mlir"
 
 strategies=(
   "1|"
@@ -48,15 +74,18 @@ echo "|---|---|---|---|---|---|---|---|"
 for entry in "${strategies[@]}"; do
   ranks=${entry%%|*}
   flags=${entry#*|}
+  profile "$ranks"
   tag=$work/s$RANDOM
   chunks=1
   [[ $flags =~ chunks=([0-9]+) ]] && chunks=${BASH_REMATCH[1]}
   model=$work/m.mlir
   if [ "$chunks" != 1 ]; then
     model=$work/m$chunks.mlir
-    [ -f "$model" ] || "$bin/galvatron-translate" --import-onnx "$fixture/model.onnx" \
-      --batch-size $((8 / chunks)) --seq-len 32 \
-      --state-dict "$fixture/weights.safetensors" -o "$model"
+    part=$onnx
+    [ -z "${LAYERS:-}" ] || part=$(model_dir $((batch / chunks)))/model.onnx
+    [ -f "$model" ] || "$bin/galvatron-translate" --import-onnx "$part" \
+      --batch-size $((batch / chunks)) --seq-len "$seq" \
+      --state-dict "$weights" -o "$model"
   fi
   "$bin/galvatron-opt" "$model" --galv-apply-strategy="world-size=$ranks $flags" \
     --galv-annotate-costs="hardware=$work/hw$ranks.json" \
@@ -64,7 +93,7 @@ for entry in "${strategies[@]}"; do
     --galv-training-pipeline -o "$tag.mlir" >/dev/null
   "$bin/galvatron-translate" --emit-plan --plan-function=train_step "$tag.mlir" -o "$tag.bin"
   run=("$bin/galvatron-run" "$tag.bin" --weights "${model%.mlir}.safetensors"
-       --data "$root/models/corpus/tokens.npy" --steps "$steps" --lr 1e-3 --log "$tag.jsonl")
+       --data "$data" --steps "$steps" --lr 1e-3 --log "$tag.jsonl")
   if [ "$ranks" = 1 ]; then "${run[@]}" >/dev/null; else "${mpirun[@]}" -np "$ranks" "${run[@]}" >/dev/null; fi
   python3 - "$tag" "$ranks" "${flags:-data parallel}" <<'PY'
 import json, statistics, sys
@@ -83,4 +112,4 @@ print(f"| {ranks} | {flags} | {predicted_ms:.3f} | {measured_ms:.3f} | "
       f"{measured_peak} | {'yes' if same else 'NO'} |")
 PY
 done
-rm -rf "$work"
+[ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"

@@ -322,6 +322,105 @@ double HardwareSpec::collectiveMs(const std::string &op, int group,
 // hw.json
 //===----------------------------------------------------------------------===//
 
+const std::vector<std::string> &kernelClasses() {
+  static const std::vector<std::string> classes = {
+      "elementwise",   "transcendental",     "activation_grad", "movement",
+      "transpose",     "reduction",          "normalisation",   "norm_grad",
+      "cross_entropy", "cross_entropy_grad", "optimizer",       "gemm",
+      "attention",     "attention_grad"};
+  return classes;
+}
+
+std::string kernelFallback(const std::string &kind) {
+  static const std::map<std::string, std::string> coarser = {
+      {"activation_grad", "transcendental"},
+      {"norm_grad", "normalisation"},
+      {"cross_entropy", "normalisation"},
+      {"cross_entropy_grad", "cross_entropy"},
+      {"transpose", "movement"},
+      {"optimizer", "elementwise"},
+      {"attention", "gemm"},
+      {"attention_grad", "gemm"}};
+  auto it = coarser.find(kind);
+  return it == coarser.end() ? "" : it->second;
+}
+
+bool kernelCountsFlops(const std::string &kind) {
+  return kind == "gemm" || kind == "attention" || kind == "attention_grad";
+}
+
+static bool isKernelClass(const std::string &kind) {
+  const auto &all = kernelClasses();
+  return std::find(all.begin(), all.end(), kind) != all.end();
+}
+
+static std::string kernelClassList(bool withFlops) {
+  std::string list;
+  for (const std::string &kind : kernelClasses())
+    if (withFlops || !kernelCountsFlops(kind))
+      list += (list.empty() ? "" : ", ") + kind;
+  return list;
+}
+
+double HardwareSpec::startupMs(int group) const {
+  if (collectiveLatencyMs.empty())
+    return 0;
+  auto it = collectiveLatencyMs.lower_bound(group);
+  return it != collectiveLatencyMs.end() ? it->second
+                                         : collectiveLatencyMs.rbegin()->second;
+}
+
+double HardwareSpec::kernelNsPerUnit(const std::string &kind,
+                                     double work) const {
+  auto it = kernelRates.find(kind);
+  if (it == kernelRates.end() || it->second.empty()) {
+    std::string coarser = kernelFallback(kind);
+    return coarser.empty() ? -1 : kernelNsPerUnit(coarser, work);
+  }
+  const auto &curve = it->second;
+  if (work <= curve.front().first)
+    return curve.front().second;
+  if (work >= curve.back().first)
+    return curve.back().second;
+  auto hi = std::lower_bound(
+      curve.begin(), curve.end(), work,
+      [](const std::pair<double, double> &p, double w) { return p.first < w; });
+  auto lo = hi - 1;
+  double t = std::log(work / lo->first) / std::log(hi->first / lo->first);
+  return std::exp(std::log(lo->second) * (1 - t) + std::log(hi->second) * t);
+}
+
+/// "kernel_rates": {"<class>": [[work, ns per unit], ...]}, work increasing.
+static bool readKernelRates(const std::string &path, const ordered_json &value,
+                            HardwareSpec &spec, std::string &error) {
+  if (!value.is_object())
+    return keyError(error, path, "latency.kernel_rates",
+                    "must be an object keyed by kernel class");
+  for (auto &[kind, curve] : value.items()) {
+    std::string where = "latency.kernel_rates." + kind;
+    if (!isKernelClass(kind))
+      return keyError(error, path, where,
+                      "unknown class (" + kernelClassList(true) + ")");
+    if (!curve.is_array() || curve.empty())
+      return keyError(error, path, where,
+                      "must be a non-empty array of [work, ns per unit]");
+    std::vector<std::pair<double, double>> points;
+    for (const ordered_json &point : curve) {
+      if (!point.is_array() || point.size() != 2 || !point[0].is_number() ||
+          !point[1].is_number() || !(point[0].get<double>() > 0) ||
+          !(point[1].get<double>() > 0))
+        return keyError(error, path, where,
+                        "each entry must be [work > 0, ns per unit > 0]");
+      if (!points.empty() && !(point[0].get<double>() > points.back().first))
+        return keyError(error, path, where,
+                        "work must increase from entry to entry");
+      points.push_back({point[0].get<double>(), point[1].get<double>()});
+    }
+    spec.kernelRates[kind] = std::move(points);
+  }
+  return true;
+}
+
 /// "latency": {"instruction_ms": x, "collective_ms": {"<group>": ms, ...}}.
 static bool readLatency(const std::string &path, const ordered_json &latency,
                         HardwareSpec &spec, std::string &error) {
@@ -348,22 +447,23 @@ static bool readLatency(const std::string &path, const ordered_json &latency,
         spec.collectiveLatencyMs[std::stoi(group)] = ms.get<double>();
       }
     } else if (key == "kernel_ns_per_byte") {
-      static const char *classes[] = {"elementwise", "transcendental",
-                                      "movement", "reduction", "normalisation"};
+      // Earlier profiles: one rate per class, measured at one size.
       if (!value.is_object())
         return keyError(error, path, "latency.kernel_ns_per_byte",
                         "must be an object keyed by kernel class");
       for (auto &[kind, rate] : value.items()) {
         std::string where = "latency.kernel_ns_per_byte." + kind;
-        if (std::find(std::begin(classes), std::end(classes), kind) ==
-            std::end(classes))
+        if (!isKernelClass(kind) || kernelCountsFlops(kind))
           return keyError(error, path, where,
-                          "unknown class (elementwise, transcendental, "
-                          "movement, reduction, normalisation)");
+                          "unknown class (" + kernelClassList(false) + ")");
         if (!rate.is_number() || !(rate.get<double>() >= 0))
           return keyError(error, path, where, "must be a number >= 0");
-        spec.kernelNsPerByte[kind] = rate.get<double>();
+        spec.kernelRates.try_emplace(kind).first->second = {
+            {1.0, rate.get<double>()}};
       }
+    } else if (key == "kernel_rates") {
+      if (!readKernelRates(path, value, spec, error))
+        return false;
     } else {
       return keyError(error, path, "latency." + key, "unknown key");
     }
@@ -440,15 +540,15 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
   if (!in.comm.spTime.empty())
     json["sp_time"] = commJson(in.comm, "sp_time");
   if (in.instructionMs > 0 || !in.collectiveLatencyMs.empty() ||
-      !in.kernelNsPerByte.empty()) {
+      !in.kernelRates.empty()) {
     ordered_json &latency = json["latency"];
     latency["instruction_ms"] = in.instructionMs;
     latency["collective_ms"] = ordered_json::object();
     for (auto &[group, ms] : in.collectiveLatencyMs)
       latency["collective_ms"][std::to_string(group)] = ms;
-    if (!in.kernelNsPerByte.empty())
-      for (auto &[kind, rate] : in.kernelNsPerByte)
-        latency["kernel_ns_per_byte"][kind] = rate;
+    for (auto &[kind, curve] : in.kernelRates)
+      for (auto &[work, ns] : curve)
+        latency["kernel_rates"][kind].push_back({work, ns});
   }
   if (!in.measurements.empty()) {
     ordered_json raw = ordered_json::parse(in.measurements, nullptr, false);

@@ -35,51 +35,6 @@ namespace cm = galvatron::costmodel;
 
 namespace {
 
-/// A small collective's start-up time on `group` ranks: the spec's entry
-/// for the smallest measured group at least that large (the largest when
-/// none is), 0 when the spec measured none.
-double latencyMs(const cm::HardwareSpec &hw, int group) {
-  if (hw.collectiveLatencyMs.empty())
-    return 0;
-  auto it = hw.collectiveLatencyMs.lower_bound(group);
-  return it != hw.collectiveLatencyMs.end()
-             ? it->second
-             : hw.collectiveLatencyMs.rbegin()->second;
-}
-
-/// The slowest rank's step priced instruction by instruction: each at the
-/// runtime's fixed cost, compute at the measured kernel rate of its class
-/// (contractions at the GEMM rate), collectives at their latency plus their
-/// bytes over the bandwidth tables. 0 when the spec has no kernel rates.
-double planStepSeconds(const ModuleCosts &costs,
-                       const std::vector<RankMeasure> &ranks) {
-  const cm::HardwareSpec &hw = costs.hardware;
-  if (hw.kernelNsPerByte.empty())
-    return 0;
-  double tflops = costs.settings.mixedPrecision && hw.device.gemmTflopsBf16 > 0
-                      ? hw.device.gemmTflopsBf16
-                      : hw.device.gemmTflopsFp32;
-  double slowest = 0;
-  for (const RankMeasure &r : ranks) {
-    double ms = r.instructions * hw.instructionMs;
-    for (auto &[kind, bytes] : r.classBytes) {
-      auto rate = hw.kernelNsPerByte.find(kind);
-      if (rate != hw.kernelNsPerByte.end())
-        ms += bytes * rate->second / 1e6;
-    }
-    if (tflops > 0)
-      ms += r.contractionFlops / (tflops * 1e9);
-    for (const RankMeasure::Collective &c : r.collectives) {
-      ms += latencyMs(hw, c.group);
-      double transfer = hw.collectiveMs(c.op, c.group, c.consecutive, c.bytes);
-      if (std::isfinite(transfer))
-        ms += transfer;
-    }
-    slowest = std::max(slowest, ms / 1000);
-  }
-  return slowest;
-}
-
 struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
   using Base::Base;
 
@@ -136,13 +91,27 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
     for (const RankMeasure &r : ranks) {
       double ms = r.instructions * costs.hardware.instructionMs;
       for (int group : r.collectiveGroups)
-        ms += latencyMs(costs.hardware, group);
+        ms += costs.hardware.startupMs(group);
       fixedS = std::max(fixedS, ms / 1000);
     }
     double stepS = est.timeMs / 1000 + fixedS;
     // With the runtime's kernel rates measured, the step is the slowest
     // rank's program priced instruction by instruction instead.
-    double planS = planStepSeconds(costs, ranks);
+    const cm::HardwareSpec &hw = costs.hardware;
+    double tflops =
+        costs.settings.mixedPrecision && hw.device.gemmTflopsBf16 > 0
+            ? hw.device.gemmTflopsBf16
+            : hw.device.gemmTflopsFp32;
+    PlanTime detail;
+    double planS =
+        ranks.empty() ? 0 : planStepSeconds(hw, tflops, ranks, &detail);
+    if (planS < 0) {
+      emitWarning(UnknownLoc::get(&getContext()))
+          << "galv-estimate: the plan's ranks cannot be played out against "
+             "each other (a receive or collective is never matched); the step "
+             "time is the cost model's";
+      planS = 0;
+    }
     if (planS > 0) {
       stepS = planS;
       j["plan_step_time_s"] = planS;
@@ -172,7 +141,13 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
                             {"stage", ranks[r].stage},
                             {"plan_memory_bytes", ranks[r].memoryBytes()},
                             {"arena_bytes", ranks[r].arenaBytes},
+
                             {"bytes_sent", ranks[r].bytesSent}});
+    // The played-out step per rank: when it finishes and where its time went.
+    for (size_t r = 0; r < detail.finish.size() && r < ranks.size(); ++r) {
+      j["ranks"][r]["finish_s"] = detail.finish[r];
+      j["ranks"][r]["time_by_class_s"] = detail.byClass[r];
+    }
     return j;
   }
 

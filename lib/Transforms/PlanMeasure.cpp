@@ -52,10 +52,18 @@ std::string groupKey(const plan::Plan &p, int64_t group) {
   return key;
 }
 
-/// The kernel class of a compute opcode (the profiler's classes).
+/// The kernel class of a compute opcode (HardwareSpec::kernelClasses; the
+/// profiler times one kernel of each).
 const char *kernelClass(plan::Opcode opcode) {
   using O = plan::Opcode;
   switch (opcode) {
+  case O::Matmul:
+  case O::Linear:
+    return "gemm";
+  case O::Attention:
+    return "attention";
+  case O::AttentionGrad:
+    return "attention_grad";
   case O::Exp:
   case O::Log:
   case O::Tanh:
@@ -64,11 +72,13 @@ const char *kernelClass(plan::Opcode opcode) {
   case O::Silu:
   case O::Gelu:
   case O::GeluTanh:
+    return "transcendental";
   case O::GeluGrad:
   case O::GeluTanhGrad:
-    return "transcendental";
-  case O::Copy:
+    return "activation_grad";
   case O::Transpose:
+    return "transpose";
+  case O::Copy:
   case O::Slice:
   case O::Concat:
   case O::Split:
@@ -79,17 +89,22 @@ const char *kernelClass(plan::Opcode opcode) {
     return "movement";
   case O::Reduce:
   case O::ArgMax:
-  case O::CrossEntropy:
     return "reduction";
   case O::Softmax:
   case O::LogSoftmax:
   case O::LayerNorm:
   case O::RmsNorm:
-  case O::CrossEntropyGrad:
-  case O::LayerNormGrad:
-  case O::RmsNormGrad:
   case O::Rotary:
     return "normalisation";
+  case O::LayerNormGrad:
+  case O::RmsNormGrad:
+    return "norm_grad";
+  case O::CrossEntropy:
+    return "cross_entropy";
+  case O::CrossEntropyGrad:
+    return "cross_entropy_grad";
+  case O::AdamWUpdate:
+    return "optimizer";
   default:
     return "elementwise";
   }
@@ -122,9 +137,44 @@ double contractionFlops(const plan::RankProgram &rank,
     // q k^T and p v: 2 x 2 x (B H S) x S x D; the gradient recomputes q k^T
     // and forms p^T g, g v^T, ds k and ds^T q.
     int64_t s = in0.shape()->Get(in0.shape()->size() - 2);
-    return (attention ? 4.0 : 10.0) * elements(in0) * s;
+    const auto *attrs = inst.attrs_as_AttentionAttrs();
+    double causal = attrs && attrs->causal() ? 0.5 : 1.0;
+    return causal * (attention ? 4.0 : 10.0) * elements(in0) * s;
   }
   return 2.0 * elements(out0) * k;
+}
+
+/// Bytes an instruction reads and writes.
+double bytesMoved(const plan::RankProgram &rank,
+                  const plan::Instruction &inst) {
+  double bytes = 0;
+  for (const auto *list : {inst.inputs(), inst.outputs()})
+    if (list)
+      for (int32_t t : *list)
+        bytes += rank.tensors()->Get(t)->bytes();
+  return bytes;
+}
+
+/// A compute instruction: its kernel class and work.
+RankMeasure::Instruction computeStep(const plan::RankProgram &rank,
+                                     const plan::Instruction &inst) {
+  RankMeasure::Instruction step;
+  step.kernelClass = kernelClass(inst.opcode());
+  bool contraction = step.kernelClass == "gemm" ||
+                     step.kernelClass == "attention" ||
+                     step.kernelClass == "attention_grad";
+  if (contraction && inst.inputs() && inst.inputs()->size() && inst.outputs() &&
+      inst.outputs()->size()) {
+    step.work = contractionFlops(rank, inst);
+  } else if (galvatron::rt::isAliasingCopy(rank, inst)) {
+    // A reshape on its operand's buffer moves nothing.
+    step.kind = RankMeasure::Instruction::Alias;
+  } else {
+    if (contraction)
+      step.kernelClass = "elementwise";
+    step.work = bytesMoved(rank, inst);
+  }
+  return step;
 }
 
 RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
@@ -136,28 +186,17 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
         t->storage() == plan::Storage::Weight)
       r.boundBytes += t->bytes();
   r.instructions = rank.instructions()->size();
+  if (p.groups())
+    for (const plan::DeviceGroup *g : *p.groups()) {
+      std::vector<int> members;
+      if (g->ranks())
+        members.assign(g->ranks()->begin(), g->ranks()->end());
+      r.groups.push_back(std::move(members));
+    }
   for (const plan::Instruction *inst : *rank.instructions()) {
     CollectiveNames names = collectiveNames(inst->opcode());
-    const char *name = names.counted;
-    if (!name) {
-      bool contraction = inst->opcode() == plan::Opcode::Linear ||
-                         inst->opcode() == plan::Opcode::Matmul ||
-                         inst->opcode() == plan::Opcode::Attention ||
-                         inst->opcode() == plan::Opcode::AttentionGrad;
-      if (contraction && inst->inputs() && inst->inputs()->size() &&
-          inst->outputs() && inst->outputs()->size()) {
-        r.contractionFlops += contractionFlops(rank, *inst);
-        continue;
-      }
-      // A reshape on its operand's buffer moves nothing.
-      if (galvatron::rt::isAliasingCopy(rank, *inst))
-        continue;
-      double bytes = 0;
-      for (const auto *list : {inst->inputs(), inst->outputs()})
-        if (list)
-          for (int32_t t : *list)
-            bytes += rank.tensors()->Get(t)->bytes();
-      r.classBytes[kernelClass(inst->opcode())] += bytes;
+    if (!names.counted) {
+      r.program.push_back(computeStep(rank, *inst));
       continue;
     }
     int64_t group = galvatron::rt::groupOf(*inst);
@@ -166,25 +205,43 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     if (inst->opcode() != plan::Opcode::Recv && inst->inputs() &&
         inst->inputs()->size())
       sent = rank.tensors()->Get(inst->inputs()->Get(0))->bytes();
-    r.bytesSent[std::string(name) + ":" + groupKey(p, group)] += sent;
     std::string key = groupKey(p, group);
+    r.bytesSent[std::string(names.counted) + ":" + key] += sent;
     r.collectiveGroups.push_back(
         1 + static_cast<int>(std::count(key.begin(), key.end(), ',')));
-    RankMeasure::Collective c;
-    c.op = names.priced;
-    c.group = r.collectiveGroups.back();
-    if (p.groups() && group >= 0 && group < p.groups()->size())
-      if (const auto *ranks = p.groups()->Get(group)->ranks())
-        for (size_t i = 1; i < ranks->size(); ++i)
+    RankMeasure::Instruction step;
+    step.kind = RankMeasure::Instruction::Collective;
+    step.group = group;
+    const std::vector<int> *members =
+        group >= 0 && group < int64_t(r.groups.size()) ? &r.groups[group]
+                                                       : nullptr;
+    if (const auto *peer = inst->attrs_as_PeerAttrs()) {
+      bool send = inst->opcode() == plan::Opcode::Send;
+      step.kind = send ? RankMeasure::Instruction::Send
+                       : RankMeasure::Instruction::Recv;
+      if (members && peer->peer() >= 0 &&
+          peer->peer() < int64_t(members->size()))
+        step.peer = (*members)[peer->peer()];
+      step.bytes =
+          send ? sent : rank.tensors()->Get(inst->outputs()->Get(0))->bytes();
+    }
+    if (step.kind != RankMeasure::Instruction::Recv) {
+      RankMeasure::Collective c;
+      c.op = names.priced;
+      c.group = r.collectiveGroups.back();
+      if (members)
+        for (size_t i = 1; i < members->size(); ++i)
           c.consecutive =
-              c.consecutive && ranks->Get(i) == ranks->Get(i - 1) + 1;
-    // The whole buffer, as HardwareSpec::collectiveMs takes it: the
-    // gathered result of an all-gather, else what the rank hands over.
-    c.bytes = sent;
-    if (inst->opcode() == plan::Opcode::AllGather)
-      c.bytes = double(sent) * c.group;
-    if (inst->opcode() != plan::Opcode::Recv)
+              c.consecutive && (*members)[i] == (*members)[i - 1] + 1;
+      // The whole buffer, as HardwareSpec::collectiveMs takes it: the
+      // gathered result of an all-gather, else what the rank hands over.
+      c.bytes = sent;
+      if (inst->opcode() == plan::Opcode::AllGather)
+        c.bytes = double(sent) * c.group;
       r.collectives.push_back(c);
+      step.collective = int(r.collectives.size()) - 1;
+    }
+    r.program.push_back(step);
   }
   return r;
 }

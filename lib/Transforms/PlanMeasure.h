@@ -20,6 +20,10 @@
 #include <string>
 #include <vector>
 
+namespace galvatron::costmodel {
+struct HardwareSpec;
+} // namespace galvatron::costmodel
+
 namespace mlir::galv {
 
 struct RankMeasure {
@@ -30,11 +34,6 @@ struct RankMeasure {
   /// send or receive counts as a group of 2).
   uint64_t instructions = 0;
   std::vector<int> collectiveGroups;
-  /// What the step's compute instructions move, by kernel class
-  /// (elementwise, transcendental, movement, reduction, normalisation), and
-  /// the contractions' FLOPs.
-  std::map<std::string, double> classBytes;
-  double contractionFlops = 0;
   /// Each collective: the hardware spec's op name, group size, whether its
   /// ranks are consecutive, and the bytes it hands over.
   struct Collective {
@@ -44,8 +43,45 @@ struct RankMeasure {
     double bytes = 0;
   };
   std::vector<Collective> collectives;
+  /// The step's instructions in program order, for pricing: a compute
+  /// instruction's kernel class (HardwareSpec::kernelClasses) and work
+  /// (bytes read and written, FLOPs for contractions); a collective's plan
+  /// group and entry in `collectives`; a send's or receive's peer (a rank)
+  /// and bytes. An aliasing reshape moves nothing.
+  struct Instruction {
+    enum Kind { Compute, Alias, Collective, Send, Recv } kind = Compute;
+    std::string kernelClass;
+    double work = 0;
+    int64_t group = -1;
+    int collective = -1, peer = -1;
+    double bytes = 0;
+  };
+  std::vector<Instruction> program;
+  /// The ranks of each plan group (the same table on every rank).
+  std::vector<std::vector<int>> groups;
   uint64_t memoryBytes() const { return arenaBytes + boundBytes; }
 };
+
+/// Where each rank's step goes: its finish (s) and its time (s) by kernel
+/// class, "communication" (collectives and messages once they can start)
+/// and "wait" (for the last rank of a collective, or for a message).
+struct PlanTime {
+  std::vector<double> finish;
+  std::vector<std::map<std::string, double>> byClass;
+};
+
+/// A step's time (s) on `hw`, priced instruction by instruction and played
+/// out rank against rank (PlanTiming.cpp): each instruction costs the
+/// runtime's fixed time plus its work at its kernel class's measured rate
+/// (contractions without one at `gemmTflops`); a collective starts when the
+/// last rank of its group reaches it and costs its latency plus its bytes
+/// over the bandwidth tables; a send does not wait, its receive completes
+/// once the message has crossed. The step is the last rank's finish. 0 when
+/// the spec has no kernel rates; -1 when the programs cannot complete (a
+/// receive or a collective never matched).
+double planStepSeconds(const galvatron::costmodel::HardwareSpec &hw,
+                       double gemmTflops, const std::vector<RankMeasure> &ranks,
+                       PlanTime *detail = nullptr);
 
 /// `training`: --galv-training-pipeline's options ("" for the defaults).
 LogicalResult measurePlan(ModuleOp module, StringRef training,

@@ -254,48 +254,71 @@ protected:
     const char *op = "all_reduce";
     if (!fits(op, group, count, error))
       return false;
-    MPI_Request request;
-    MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), mpiType(dtype),
-                   mpiOp(kind), comms[group], &request);
-    wait(request, describe(op, group));
+    int n = static_cast<int>(count);
+    collective(
+        group, op, count * dtypeSize(dtype),
+        [&](MPI_Request *r) {
+          MPI_Iallreduce(MPI_IN_PLACE, data, n, mpiType(dtype), mpiOp(kind),
+                         comms[group], r);
+        },
+        [&] {
+          MPI_Allreduce(MPI_IN_PLACE, data, n, mpiType(dtype), mpiOp(kind),
+                        comms[group]);
+        });
     return true;
   }
 
   bool rawAllGather(int group, const void *in, void *out, size_t bytesEach,
                     std::string &error) override {
     const char *op = "all_gather";
-    if (!fits(op, group, bytesEach * groups()[group].size(), error))
+    size_t total = bytesEach * groups()[group].size();
+    if (!fits(op, group, total, error))
       return false;
-    MPI_Request request;
-    MPI_Iallgather(in, static_cast<int>(bytesEach), MPI_BYTE, out,
-                   static_cast<int>(bytesEach), MPI_BYTE, comms[group],
-                   &request);
-    wait(request, describe(op, group));
+    int n = static_cast<int>(bytesEach);
+    collective(
+        group, op, total,
+        [&](MPI_Request *r) {
+          MPI_Iallgather(in, n, MPI_BYTE, out, n, MPI_BYTE, comms[group], r);
+        },
+        [&] {
+          MPI_Allgather(in, n, MPI_BYTE, out, n, MPI_BYTE, comms[group]);
+        });
     return true;
   }
 
   bool rawReduceScatter(int group, const void *in, void *out, int64_t countEach,
                         DType dtype, std::string &error) override {
     const char *op = "reduce_scatter";
-    if (!fits(op, group, countEach * groups()[group].size(), error))
+    int64_t total = countEach * int64_t(groups()[group].size());
+    if (!fits(op, group, total, error))
       return false;
-    MPI_Request request;
-    MPI_Ireduce_scatter_block(in, out, static_cast<int>(countEach),
-                              mpiType(dtype), MPI_SUM, comms[group], &request);
-    wait(request, describe(op, group));
+    int n = static_cast<int>(countEach);
+    collective(
+        group, op, total * dtypeSize(dtype),
+        [&](MPI_Request *r) {
+          MPI_Ireduce_scatter_block(in, out, n, mpiType(dtype), MPI_SUM,
+                                    comms[group], r);
+        },
+        [&] {
+          MPI_Reduce_scatter_block(in, out, n, mpiType(dtype), MPI_SUM,
+                                   comms[group]);
+        });
     return true;
   }
 
   bool rawAllToAll(int group, const void *in, void *out, size_t bytesEach,
                    std::string &error) override {
     const char *op = "all_to_all";
-    if (!fits(op, group, bytesEach * groups()[group].size(), error))
+    size_t total = bytesEach * groups()[group].size();
+    if (!fits(op, group, total, error))
       return false;
-    MPI_Request request;
-    MPI_Ialltoall(in, static_cast<int>(bytesEach), MPI_BYTE, out,
-                  static_cast<int>(bytesEach), MPI_BYTE, comms[group],
-                  &request);
-    wait(request, describe(op, group));
+    int n = static_cast<int>(bytesEach);
+    collective(
+        group, op, total,
+        [&](MPI_Request *r) {
+          MPI_Ialltoall(in, n, MPI_BYTE, out, n, MPI_BYTE, comms[group], r);
+        },
+        [&] { MPI_Alltoall(in, n, MPI_BYTE, out, n, MPI_BYTE, comms[group]); });
     return true;
   }
 
@@ -304,10 +327,13 @@ protected:
     const char *op = "broadcast";
     if (!fits(op, group, bytes, error))
       return false;
-    MPI_Request request;
-    MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, comms[group],
-               &request);
-    wait(request, describe(op, group));
+    int n = static_cast<int>(bytes);
+    collective(
+        group, op, bytes,
+        [&](MPI_Request *r) {
+          MPI_Ibcast(data, n, MPI_BYTE, root, comms[group], r);
+        },
+        [&] { MPI_Bcast(data, n, MPI_BYTE, root, comms[group]); });
     return true;
   }
 
@@ -362,25 +388,61 @@ private:
     return false;
   }
 
-  /// Polls `request` until it completes or the deadline passes; spins
-  /// briefly (small collectives finish in microseconds), then yields the
-  /// core, then sleeps, so waiting ranks leave the CPU to ranks computing.
+  /// From this size on a collective runs as MPI's blocking call: Open MPI's
+  /// nonblocking collectives (libnbc) moved 256 KB-4 MB 4.7-6.7x slower
+  /// than its blocking ones on two ranks of one machine.
+  static constexpr uint64_t kBlockingBytes = 64 * 1024;
+
+  /// Runs one collective of `bytes` on `group`: a small one as the
+  /// nonblocking call `start` polled to completion; a large one as the
+  /// blocking call `blocking`, once an MPI_Ibarrier polled the same way has
+  /// shown that every rank of the group reached it, so that a rank that
+  /// never arrives still ends the job after --comm-timeout instead of
+  /// hanging it.
+  template <typename Start, typename Blocking>
+  void collective(int group, const char *op, uint64_t bytes, Start start,
+                  Blocking blocking) {
+    MPI_Request request;
+    if (bytes < kBlockingBytes) {
+      start(&request);
+      wait(request, describe(op, group));
+      return;
+    }
+    MPI_Ibarrier(comms[group], &request);
+    wait(request, describe(op, group));
+    blocking();
+  }
+
+  /// Polls `request` until it completes or the deadline passes. A
+  /// nonblocking collective progresses only while it is polled, so a rank
+  /// with a core of its own polls without pause. Ranks that outnumber the
+  /// machine's cores spin briefly (small collectives finish in
+  /// microseconds) and then yield, leaving the core to the ranks they wait
+  /// for. Only a wait of seconds (a stalled peer) sleeps between polls.
   void wait(MPI_Request &request, const std::string &what,
             MPI_Status *status = MPI_STATUS_IGNORE) {
     using Clock = std::chrono::steady_clock;
-    auto deadline = Clock::now() +
-                    std::chrono::duration_cast<Clock::duration>(
-                        std::chrono::duration<double>(options.timeoutSeconds));
+    auto start = Clock::now();
+    auto deadline =
+        start + std::chrono::duration_cast<Clock::duration>(
+                    std::chrono::duration<double>(options.timeoutSeconds));
+    static const bool oversubscribed =
+        localSize() > int(std::max(1u, std::thread::hardware_concurrency()));
+    bool stalled = false;
     for (long spin = 0;; ++spin) {
       int done = 0;
       MPI_Test(&request, &done, status);
       if (done)
         return;
-      if ((spin & 63) == 0 && Clock::now() > deadline)
-        timedOut(what);
-      if (spin > 2000)
+      if ((spin & 1023) == 0) {
+        auto now = Clock::now();
+        if (now > deadline)
+          timedOut(what);
+        stalled = now - start > std::chrono::seconds(1);
+      }
+      if (stalled)
         std::this_thread::sleep_for(std::chrono::microseconds(100));
-      else if (spin > 100)
+      else if (oversubscribed && spin > 100)
         std::this_thread::yield();
     }
   }

@@ -6,7 +6,20 @@
 #include <cassert>
 #include <cstring>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace galvatron::rt {
+
+void reuseFreedMemory() {
+#ifdef __GLIBC__
+  // Blocks up to 256 MB come from the heap, and the heap is not trimmed
+  // below 1 GB of free memory at its top.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
 
 size_t dtypeSize(DType dtype) {
   switch (dtype) {

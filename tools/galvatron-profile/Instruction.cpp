@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <thread>
 
 namespace galvatron {
@@ -63,55 +62,6 @@ double measureInstruction(const Layout &layout, Json &out) {
   out["what"] = "64-float add with the executor's copies, median of 5 x " +
                 std::to_string(calls);
   return slowest;
-}
-
-std::map<std::string, double> measureKernels(const Layout &layout, Json &out) {
-  progress(layout, "kernel rates");
-  shareCores(layout);
-  const rt::Shape shape = {256, 256};
-  rt::Tensor x(rt::DType::F32, shape), y(rt::DType::F32, shape);
-  for (size_t i = 0; i < x.bytes.size() / 4; ++i) {
-    reinterpret_cast<float *>(x.bytes.data())[i] = 0.001f * (i % 997);
-    reinterpret_cast<float *>(y.bytes.data())[i] = 0.002f * (i % 991);
-  }
-  const double tensor = x.bytes.size();
-  // Each class: one representative kernel and the bytes it reads and writes.
-  struct Kernel {
-    const char *name;
-    std::function<void()> run;
-    double bytes;
-  };
-  const Kernel kernels[] = {
-      {"elementwise", [&] { rt::binary(rt::Binary::Add, x, y); }, 3 * tensor},
-      {"transcendental", [&] { rt::unary(rt::Unary::GeluTanh, x); },
-       2 * tensor},
-      {"movement",
-       [&] {
-         rt::transpose(x, {1, 0});
-       },
-       2 * tensor},
-      {"reduction", [&] { rt::reduce(rt::Reduction::Sum, x, {1}, true); },
-       tensor},
-      {"normalisation", [&] { rt::softmax(x, 1); }, 2 * tensor}};
-  std::map<std::string, double> rates;
-  for (const Kernel &k : kernels) {
-    std::vector<double> runs;
-    for (int r = 0; r < 5; ++r) {
-      MPI_Barrier(MPI_COMM_WORLD);
-      double start = MPI_Wtime();
-      for (int i = 0; i < 20; ++i)
-        k.run();
-      runs.push_back((MPI_Wtime() - start) * 1e9 / 20);
-    }
-    std::sort(runs.begin(), runs.end());
-    double mine = runs[runs.size() / 2] / k.bytes, slowest = 0;
-    MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    rates[k.name] = slowest;
-    out[k.name] = slowest;
-  }
-  out["what"] = "ns per byte read and written, 256 x 256 floats, the "
-                "runtime's own kernels, slowest rank's median of 5 x 20";
-  return rates;
 }
 
 } // namespace profile

@@ -30,7 +30,8 @@ struct Options {
   int maxMb = 1024; ///< Largest message, MB (before the memory cap).
   bool maxMbGiven = false;
   bool quick = false;
-  int threads = 0; ///< BLAS threads per rank; 0 = cores / ranks on the node.
+  int threads = 0;  ///< BLAS threads per rank; 0 = cores / ranks on the node.
+  int kernelMs = 0; ///< Per timed kernel repetition; 0: 40 (--quick 10).
 };
 
 /// The ranks and how they sit on nodes.
@@ -83,10 +84,13 @@ std::map<int, double> measureLatency(const Options &options,
 /// (ms, the slowest rank's median).
 double measureInstruction(const Layout &layout, Json &out);
 
-/// Nanoseconds per byte read and written of the runtime's kernels by class
-/// (elementwise, transcendental, movement, reduction, normalisation), each
-/// measured on a 256 x 256 float tensor.
-std::map<std::string, double> measureKernels(const Layout &layout, Json &out);
+/// The runtime's kernels by class (costmodel::kernelClasses()): ns per
+/// unit of work (bytes, or FLOPs for the contractions) at increasing work
+/// per call, every rank calling at once; the slowest rank's.
+using KernelRates =
+    std::map<std::string, std::vector<std::pair<double, double>>>;
+KernelRates measureKernelRates(const Options &options, const Layout &layout,
+                               Json &out);
 
 /// Galvatron's overlap coefficient: a GEMM loop and an all-reduce loop of
 /// about equal length, run alone and then at the same time (the all-reduce

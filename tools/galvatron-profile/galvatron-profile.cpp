@@ -1,7 +1,8 @@
 //===- galvatron-profile.cpp - Galvatron's hardware profiler --------------===//
 //
 //   mpirun -np N galvatron-profile hardware [--backend cpu|cuda]
-//       [--max-mb M] [--quick] [--threads T] -o hw.json [--galvatron-dir DIR]
+//       [--max-mb M] [--quick] [--threads T] [--kernel-ms T] -o hw.json
+//       [--galvatron-dir DIR]
 //   galvatron-profile model MODEL.mlir --hardware SPEC -o profile.json ...
 //       (Model.cpp: the layers' times and memory; no MPI)
 //   galvatron-profile show SPEC      (a hw.json, Galvatron's dir, preset:NAME)
@@ -20,6 +21,7 @@
 #include "galvatron/CostModel/GalvatronCostModel.h"
 #include "galvatron/CostModel/Hardware.h"
 #include "galvatron/runtime/BlasTarget.h"
+#include "galvatron/runtime/Tensor.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -37,13 +39,15 @@ namespace {
 
 const char *kUsage =
     "usage: mpirun -np N galvatron-profile hardware [--backend cpu|cuda]\n"
-    "           [--max-mb M] [--quick] [--threads T] -o hw.json\n"
-    "           [--galvatron-dir DIR]\n"
+    "           [--max-mb M] [--quick] [--threads T] [--kernel-ms T]\n"
+    "           -o hw.json [--galvatron-dir DIR]\n"
     "  --backend     cpu (OpenBLAS, host memory; default) or cuda (cuBLAS)\n"
     "  --max-mb      largest message in MB (default 1024; capped to fit the\n"
     "                node's available memory)\n"
     "  --quick       a short run: small GEMMs, messages of 1-4 MB (tests)\n"
     "  --threads     BLAS/stream threads per rank (default cores / ranks)\n"
+    "  --kernel-ms   ms per timed repetition of each kernel class and size\n"
+    "                (default 40, 9 repetitions; --quick 10, 5 repetitions)\n"
     "  -o            the hw.json to write\n"
     "  --galvatron-dir  also write Galvatron's hardware files into DIR\n"
     "       galvatron-profile show SPEC   reads a hardware spec (a hw.json,\n"
@@ -91,7 +95,8 @@ bool parseArgs(int argc, char **argv, Options &options, std::string &error) {
         return error = "--backend: expected cpu or cuda, got '" +
                        options.backend + "'",
                false;
-    } else if (arg == "--max-mb" || arg == "--threads") {
+    } else if (arg == "--max-mb" || arg == "--threads" ||
+               arg == "--kernel-ms") {
       int number = 0;
       if (!value(text))
         return false;
@@ -99,7 +104,9 @@ bool parseArgs(int argc, char **argv, Options &options, std::string &error) {
         return error =
                    arg + ": expected a positive integer, got '" + text + "'",
                false;
-      (arg == "--max-mb" ? options.maxMb : options.threads) = number;
+      (arg == "--max-mb"    ? options.maxMb
+       : arg == "--threads" ? options.threads
+                            : options.kernelMs) = number;
       options.maxMbGiven |= arg == "--max-mb";
     } else if (arg == "-o") {
       if (!value(options.output))
@@ -295,6 +302,7 @@ int showOrList(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   galvatron::rt::restartWithFastBlasIfNeeded(argv);
+  galvatron::rt::reuseFreedMemory();
   if (argc >= 2 &&
       (std::string(argv[1]) == "show" || std::string(argv[1]) == "presets"))
     return showOrList(argc, argv);
@@ -323,7 +331,8 @@ int main(int argc, char **argv) {
   if (options.backend == "cpu") {
     spec.instructionMs =
         measureInstruction(layout, measurements["instruction"]);
-    spec.kernelNsPerByte = measureKernels(layout, measurements["kernels"]);
+    spec.kernelRates =
+        measureKernelRates(options, layout, measurements["kernel_rates"]);
   }
   spec.comm.numNodes = layout.ranksPerNode ? layout.nodes : 1;
   spec.comm.gpusPerNode =

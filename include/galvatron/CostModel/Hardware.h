@@ -49,14 +49,31 @@ struct HardwareSpec {
   /// the time of a small (4 KB) collective by group size. 0 / empty: none.
   double instructionMs = 0;
   std::map<int, double> collectiveLatencyMs;
-  /// The runtime's kernels: nanoseconds per byte read and written by class
-  /// ("elementwise", "transcendental", "movement", "reduction",
-  /// "normalisation"); empty: not measured.
-  std::map<std::string, double> kernelNsPerByte;
+  /// A small collective's start-up time on `group` ranks: the entry for the
+  /// smallest measured group at least that large (the largest when none
+  /// is), 0 when none was measured.
+  double startupMs(int group) const;
+  /// The runtime's kernels by class (kernelClasses()): nanoseconds per unit
+  /// of work (a byte read or written; a FLOP for "gemm", "attention" and
+  /// "attention_grad") measured at increasing work per call, as (work,
+  /// ns per unit) pairs in increasing work; empty: not measured.
+  std::map<std::string, std::vector<std::pair<double, double>>> kernelRates;
+  /// ns per unit of work of one call of `work` units of class `kind`:
+  /// interpolated between the measured sizes on log scales, the end rates
+  /// beyond them; a class not measured falls back to its coarser class
+  /// (kernelFallback) and then to -1.
+  double kernelNsPerUnit(const std::string &kind, double work) const;
   /// The raw profiler measurements ("measurements" of hw.json) as JSON text,
   /// kept verbatim; empty when absent.
   std::string measurements;
 };
+
+/// The kernel classes of `kernelRates`, and for each the class whose rate
+/// stands in for it when a spec lacks it ("" for none).
+const std::vector<std::string> &kernelClasses();
+std::string kernelFallback(const std::string &kind);
+/// True for the classes whose work is counted in FLOPs (else bytes).
+bool kernelCountsFlops(const std::string &kind);
 
 bool readHardwareJson(const std::string &path, HardwareSpec &out,
                       std::string &error);

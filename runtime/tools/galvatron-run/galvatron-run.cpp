@@ -157,6 +157,7 @@ rt::DriverOptions parseFlags(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   rt::restartWithFastBlasIfNeeded(argv);
+  rt::reuseFreedMemory();
   std::string error;
   if (!rt::mpi::init(&argc, &argv, error)) {
     rt::printError(error);

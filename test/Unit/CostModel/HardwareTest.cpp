@@ -96,15 +96,16 @@ TEST(CostModelHardware, JsonRoundTrip) {
   // The fixed costs (latency) round-trip too.
   spec.instructionMs = 0.0017;
   spec.collectiveLatencyMs = {{2, 0.015}, {4, 0.029}};
-  spec.kernelNsPerByte = {{"elementwise", 0.11}, {"transcendental", 3.5}};
+  spec.kernelRates = {{"elementwise", {{4096, 0.5}, {65536, 0.11}}},
+                      {"gemm", {{1e6, 0.02}, {1e9, 0.005}}}};
   ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
   EXPECT_EQ(back.instructionMs, spec.instructionMs);
   EXPECT_EQ(back.collectiveLatencyMs, spec.collectiveLatencyMs);
-  EXPECT_EQ(back.kernelNsPerByte, spec.kernelNsPerByte);
+  EXPECT_EQ(back.kernelRates, spec.kernelRates);
   spec.instructionMs = 0;
   spec.collectiveLatencyMs.clear();
-  spec.kernelNsPerByte.clear();
+  spec.kernelRates.clear();
   // Without the optional sections.
   spec.comm.spTime.clear();
   spec.measurements.clear();
@@ -181,8 +182,7 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
       {"latency-instruction",
        [](J &j) { j["latency"]["instruction_ms"] = -0.5; },
        "key 'latency.instruction_ms': must be a number >= 0"},
-      {"latency-group",
-       [](J &j) { j["latency"]["collective_ms"]["1"] = 0.01; },
+      {"latency-group", [](J &j) { j["latency"]["collective_ms"]["1"] = 0.01; },
        "key 'latency.collective_ms.1': group size must be >= 2"},
       {"latency-value",
        [](J &j) { j["latency"]["collective_ms"]["4"] = "slow"; },
@@ -193,6 +193,23 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
       {"kernel-rate",
        [](J &j) { j["latency"]["kernel_ns_per_byte"]["movement"] = -1; },
        "key 'latency.kernel_ns_per_byte.movement': must be a number >= 0"},
+      {"kernel-curve-class",
+       [](J &j) {
+         j["latency"]["kernel_rates"]["fft"] = J::array({{1, 1}});
+       },
+       "key 'latency.kernel_rates.fft': unknown class"},
+      {"kernel-curve-entry",
+       [](J &j) {
+         j["latency"]["kernel_rates"]["gemm"] = J::array({{1e6, 0}});
+       },
+       "key 'latency.kernel_rates.gemm': each entry must be [work > 0, ns "
+       "per unit > 0]"},
+      {"kernel-curve-order",
+       [](J &j) {
+         j["latency"]["kernel_rates"]["movement"] =
+             J::array({{4096, 0.5}, {1024, 0.4}});
+       },
+       "key 'latency.kernel_rates.movement': work must increase"},
   };
   for (const Case &c : cases) {
     J json = base;

@@ -1,0 +1,122 @@
+//===- PlanTimingTest.cpp - a step played out rank against rank -----------===//
+//
+// planStepSeconds on hand-written programs whose times are worked out by
+// hand: the fixed cost per instruction, a kernel rate interpolated between
+// measured sizes, a collective waiting for its last rank, and a pipeline
+// stage waiting for its input.
+//
+//===----------------------------------------------------------------------===//
+
+#include "../../../lib/Transforms/PlanMeasure.h"
+
+#include "galvatron/CostModel/Hardware.h"
+
+#include <gtest/gtest.h>
+
+using namespace mlir::galv;
+namespace cm = galvatron::costmodel;
+
+namespace {
+
+using Step = RankMeasure::Instruction;
+
+cm::HardwareSpec spec() {
+  cm::HardwareSpec hw;
+  hw.instructionMs = 0.001;
+  hw.collectiveLatencyMs = {{2, 0.010}};
+  // 1 ns per byte at 1 KB, 0.25 at 1 MB; 0.01 ns per FLOP throughout.
+  hw.kernelRates = {{"elementwise", {{1e3, 1.0}, {1e6, 0.25}}},
+                    {"gemm", {{1e6, 0.01}}}};
+  return hw;
+}
+
+Step compute(const char *kind, double work) {
+  Step s;
+  s.kernelClass = kind;
+  s.work = work;
+  return s;
+}
+
+/// A communication step on group 0, priced by collectives[0].
+Step communication(Step::Kind kind, int peer = -1) {
+  Step s;
+  s.kind = kind;
+  s.group = 0;
+  s.peer = peer;
+  s.collective = kind == Step::Recv ? -1 : 0;
+  return s;
+}
+
+/// A collective entry of group size 2.
+RankMeasure::Collective entry(const char *op) {
+  RankMeasure::Collective c;
+  c.op = op;
+  c.group = 2;
+  return c;
+}
+
+/// Two ranks in group 0 = {0, 1}.
+RankMeasure rank(std::vector<Step> program) {
+  RankMeasure r;
+  r.groups = {{0, 1}};
+  r.program = std::move(program);
+  return r;
+}
+
+} // namespace
+
+TEST(PlanTiming, KernelRateInterpolatesOnLogScales) {
+  cm::HardwareSpec hw = spec();
+  EXPECT_DOUBLE_EQ(hw.kernelNsPerUnit("elementwise", 10), 1.0);
+  EXPECT_DOUBLE_EQ(hw.kernelNsPerUnit("elementwise", 1e7), 0.25);
+  // Halfway on log(work): sqrt(1 x 0.25).
+  EXPECT_NEAR(hw.kernelNsPerUnit("elementwise", std::sqrt(1e9)), 0.5, 1e-12);
+  // A class not measured takes its coarser class's rate, else none.
+  EXPECT_DOUBLE_EQ(hw.kernelNsPerUnit("optimizer", 1e3), 1.0);
+  EXPECT_DOUBLE_EQ(hw.kernelNsPerUnit("attention", 5e6), 0.01);
+  EXPECT_LT(hw.kernelNsPerUnit("movement", 1e3), 0);
+}
+
+TEST(PlanTiming, CollectiveWaitsForItsLastRank) {
+  cm::HardwareSpec hw = spec();
+  Step all = communication(Step::Collective);
+  // Rank 0 computes 1 MB (0.25 ms + 0.001), rank 1 a 1e6-FLOP GEMM
+  // (0.01 ms + 0.001); both then all-reduce (no bandwidth table: the
+  // latency 0.010 plus the instruction 0.001) and add 1 KB (0.001 + 0.001).
+  RankMeasure r0 =
+      rank({compute("elementwise", 1e6), all, compute("elementwise", 1e3)});
+  RankMeasure r1 =
+      rank({compute("gemm", 1e6), all, compute("elementwise", 1e3)});
+  r0.collectives = r1.collectives = {entry("allreduce")};
+  PlanTime detail;
+  double step = planStepSeconds(hw, 0, {r0, r1}, &detail);
+  double expectedMs = 0.251 + 0.011 + 0.002;
+  EXPECT_NEAR(step * 1e3, expectedMs, 1e-9);
+  ASSERT_EQ(detail.finish.size(), 2u);
+  EXPECT_NEAR(detail.finish[0], detail.finish[1], 1e-12);
+  // Rank 1 waited 0.251 - 0.011 for rank 0.
+  EXPECT_NEAR(detail.byClass[1]["wait"] * 1e3, 0.240, 1e-9);
+  EXPECT_NEAR(detail.byClass[0]["communication"] * 1e3, 0.011, 1e-9);
+}
+
+TEST(PlanTiming, ReceiveWaitsForItsMessage) {
+  cm::HardwareSpec hw = spec();
+  Step send = communication(Step::Send, 1), recv = communication(Step::Recv, 0);
+  // Stage 0 computes 1 MB then sends (0.251 + 0.001, arriving 0.010
+  // later); stage 1 receives, then computes 1 KB: its clock starts at the
+  // arrival, 0.262, plus the receive's 0.001 and 0.002.
+  RankMeasure r0 = rank({compute("elementwise", 1e6), send});
+  r0.collectives = {entry("p2p")};
+  RankMeasure r1 = rank({recv, compute("elementwise", 1e3)});
+  PlanTime detail;
+  double step = planStepSeconds(hw, 0, {r0, r1}, &detail);
+  EXPECT_NEAR(detail.finish[0] * 1e3, 0.252, 1e-9);
+  EXPECT_NEAR(step * 1e3, 0.262 + 0.001 + 0.002, 1e-9);
+}
+
+TEST(PlanTiming, UnmatchedReceiveIsReported) {
+  Step recv = communication(Step::Recv, 1);
+  EXPECT_EQ(planStepSeconds(spec(), 0, {rank({recv}), rank({})}), -1);
+  // Without kernel rates the plan is not priced.
+  EXPECT_EQ(planStepSeconds(cm::HardwareSpec(), 0, {rank({})}), 0);
+}

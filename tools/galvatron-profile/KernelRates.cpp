@@ -1,0 +1,265 @@
+//===- KernelRates.cpp - the runtime's kernels by class and size ----------===//
+//
+// A kernel's time per byte is not one number: a small call is dominated by
+// its start-up (an OpenMP region, a row loop that does not vectorise), a
+// large one by memory. So each class is timed through the runtime's own
+// kernel, writing into preallocated buffers as the executor does, at work
+// sizes from a few KB to 16 MB (FLOPs from 10^5 to 10^9 for the
+// contractions), and the estimate interpolates between them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Measure.h"
+
+#include "galvatron/CostModel/Hardware.h"
+#include "galvatron/runtime/AttentionKernels.h"
+#include "galvatron/runtime/FusedKernels.h"
+#include "galvatron/runtime/Kernels.h"
+#include "galvatron/runtime/OptimizerKernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+
+namespace galvatron {
+namespace profile {
+
+namespace {
+
+/// Buffers that live as long as one probe's calls.
+struct Buffers {
+  std::vector<std::unique_ptr<rt::Tensor>> owned;
+  rt::Tensor &make(rt::DType dtype, rt::Shape shape, float fill = 0.01f) {
+    owned.push_back(std::make_unique<rt::Tensor>(dtype, std::move(shape)));
+    rt::Tensor &t = *owned.back();
+    if (dtype == rt::DType::F32) {
+      float *p = reinterpret_cast<float *>(t.bytes.data());
+      for (size_t i = 0; i < t.bytes.size() / 4; ++i)
+        p[i] = fill * float(int(i % 97) - 48);
+    } else {
+      std::fill(t.bytes.begin(), t.bytes.end(), 0);
+    }
+    return t;
+  }
+};
+
+/// One timed call: the kernel and the work it does (bytes read and written
+/// as PlanMeasure counts them, or FLOPs).
+struct Probe {
+  std::function<void()> run;
+  double work = 0;
+};
+
+double floatBytes(const rt::Tensor &t) { return double(t.bytes.size()); }
+
+/// A memory-bound class at `n` floats ([n / cols, cols]).
+Probe boundProbe(const std::string &kind, int64_t n, Buffers &b) {
+  using rt::DType;
+  int64_t cols = std::min<int64_t>(
+              n, kind.rfind("cross_entropy", 0) == 0 ? 1024 : 256),
+          rows = n / cols;
+  rt::Tensor &x = b.make(DType::F32, {rows, cols});
+  rt::Tensor &y = b.make(DType::F32, {rows, cols});
+  rt::Tensor &out = b.make(DType::F32, {rows, cols});
+  double bytes = floatBytes(x);
+  Probe p;
+  if (kind == "elementwise") {
+    p.run = [&] {
+      rt::TensorView o(out);
+      rt::binary(rt::Binary::Add, x, y, o);
+    };
+    p.work = 3 * bytes;
+  } else if (kind == "transcendental") {
+    p.run = [&] {
+      rt::TensorView o(out);
+      rt::unary(rt::Unary::GeluTanh, x, o);
+    };
+    p.work = 2 * bytes;
+  } else if (kind == "activation_grad") {
+    p.run = [&] {
+      rt::TensorView o(out);
+      rt::geluGrad(x, y, true, o);
+    };
+    p.work = 3 * bytes;
+  } else if (kind == "movement") {
+    // Contiguous rows, as slices, concatenations and lookups move them.
+    rt::Tensor &half =
+        b.make(DType::F32, {rows, std::max<int64_t>(1, cols / 2)});
+    p.run = [&] {
+      rt::TensorView o(half);
+      rt::slice(x, {0, 0}, {1, 1}, o);
+    };
+    p.work = 2 * floatBytes(half);
+  } else if (kind == "transpose") {
+    rt::Tensor &t = b.make(DType::F32, {cols, rows});
+    p.run = [&] {
+      rt::TensorView o(t);
+      rt::transpose(x, {1, 0}, o);
+    };
+    p.work = 2 * bytes;
+  } else if (kind == "reduction") {
+    rt::Tensor &r = b.make(DType::F32, {rows, 1});
+    p.run = [&] {
+      rt::TensorView o(r);
+      rt::reduce(rt::Reduction::Sum, x, {1}, o);
+    };
+    p.work = bytes + floatBytes(r);
+  } else if (kind == "normalisation" || kind == "norm_grad") {
+    rt::Tensor &scale = b.make(DType::F32, {cols}, 0.02f);
+    rt::Tensor &bias = b.make(DType::F32, {cols});
+    rt::Tensor &ds = b.make(DType::F32, {cols});
+    rt::Tensor &db = b.make(DType::F32, {cols});
+    if (kind == "normalisation") {
+      p.run = [&] {
+        rt::TensorView o(out), bv(bias);
+        rt::layerNorm(x, scale, &bv, 1e-5, o);
+      };
+      p.work = 2 * bytes + 2 * floatBytes(scale);
+    } else {
+      p.run = [&] {
+        rt::TensorView o(out), dsv(ds), dbv(db);
+        rt::layerNormGrad(x, scale, y, 1e-5, o, dsv, dbv);
+      };
+      p.work = 3 * bytes + 3 * floatBytes(scale) + bytes;
+    }
+  } else if (kind == "cross_entropy" || kind == "cross_entropy_grad") {
+    rt::Tensor &labels = b.make(DType::I64, {rows});
+    rt::Tensor &loss = b.make(DType::F32, {});
+    rt::Tensor &dloss = b.make(DType::F32, {}, 1.0f);
+    if (kind == "cross_entropy") {
+      p.run = [&] {
+        rt::TensorView l(loss);
+        rt::crossEntropy(x, labels, true, -100, l);
+      };
+      p.work = bytes + floatBytes(labels) + 4;
+    } else {
+      p.run = [&] {
+        rt::TensorView o(out);
+        rt::crossEntropyGrad(x, labels, dloss, true, -100, o);
+      };
+      p.work = 2 * bytes + floatBytes(labels) + 4;
+    }
+  } else if (kind == "optimizer") {
+    // In place, as the executor updates the trainer's state.
+    rt::Tensor &m = b.make(DType::F32, {rows, cols});
+    rt::Tensor &v = b.make(DType::F32, {rows, cols}, 0.0001f);
+    for (int64_t i = 0; i < n; ++i)
+      v.f32()[i] = std::abs(v.f32()[i]);
+    p.run = [&, n] {
+      rt::adamwUpdate({0.9, 0.999, 1e-8, 0.01}, n, x.f32(), y.f32(), m.f32(),
+                      v.f32(), 1e-3f, 3.0f, x.f32(), m.f32(), v.f32());
+    };
+    p.work = 7 * bytes + 2 * 4;
+  }
+  return p;
+}
+
+/// A contraction of about `scale`^3 x 8 FLOPs.
+Probe flopProbe(const std::string &kind, int64_t s, Buffers &b) {
+  using rt::DType;
+  Probe p;
+  if (kind == "gemm") {
+    // Shaped like a Transformer's linear: many token rows, a hidden width.
+    int64_t m = 4 * s, n = s, k = s;
+    rt::Tensor &a = b.make(DType::F32, {m, k});
+    rt::Tensor &w = b.make(DType::F32, {k, n});
+    rt::Tensor &c = b.make(DType::F32, {m, n});
+    p.run = [&a, &w, &c, m, n, k] {
+      rt::gemm(false, false, m, n, k, 1.0f, a.f32(), k, w.f32(), n, 0.0f,
+               c.f32(), n);
+    };
+    p.work = 2.0 * m * n * k;
+    return p;
+  }
+  // Causal attention over 4 heads of 32 at sequence s; FLOPs as
+  // PlanMeasure counts them (the causal half skipped).
+  rt::AttentionDims dims{1, 4, 4, s, s, 32, 32};
+  rt::Shape shape = {1, 4, s, 32};
+  rt::Tensor &q = b.make(DType::F32, shape), &k = b.make(DType::F32, shape),
+             &v = b.make(DType::F32, shape), &o = b.make(DType::F32, shape);
+  double qElements = 4.0 * s * 32;
+  if (kind == "attention") {
+    p.run = [&, dims] {
+      rt::attentionForward(dims, q.f32(), k.f32(), v.f32(), {}, true, 0.17f,
+                           o.f32());
+    };
+    p.work = 0.5 * 4 * qElements * s;
+  } else {
+    rt::Tensor &dq = b.make(DType::F32, shape), &dk = b.make(DType::F32, shape),
+               &dv = b.make(DType::F32, shape);
+    p.run = [&, dims] {
+      rt::attentionBackward(dims, q.f32(), k.f32(), v.f32(), o.f32(), {}, true,
+                            0.17f, dq.f32(), dk.f32(), dv.f32());
+    };
+    p.work = 0.5 * 10 * qElements * s;
+  }
+  return p;
+}
+
+/// ms per call: enough calls for `targetMs`, the median of `repetitions`
+/// with every rank calling at once; the slowest rank's.
+double timeProbe(const Probe &p, double targetMs, int repetitions) {
+  // Calls double until they take half the target: one slow call (the
+  // scheduler's) does not set the count.
+  p.run();
+  int calls = 1;
+  double start = 0;
+  for (;; calls *= 2) {
+    start = MPI_Wtime();
+    for (int i = 0; i < calls; ++i)
+      p.run();
+    if ((MPI_Wtime() - start) * 1e3 >= targetMs || calls >= 1 << 14)
+      break;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, &calls, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  std::vector<double> runs;
+  for (int r = 0; r < repetitions; ++r) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    start = MPI_Wtime();
+    for (int i = 0; i < calls; ++i)
+      p.run();
+    runs.push_back((MPI_Wtime() - start) * 1e3 / calls);
+  }
+  std::sort(runs.begin(), runs.end());
+  double mine = runs[runs.size() / 2], slowest = 0;
+  MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return slowest;
+}
+
+} // namespace
+
+KernelRates measureKernelRates(const Options &options, const Layout &layout,
+                               Json &out) {
+  KernelRates rates;
+  // Repetitions of at least 40 ms, 9 of them: this machine's speed drifts
+  // over tenths of a second.
+  double targetMs = options.kernelMs ? options.kernelMs
+                    : options.quick  ? 10
+                                     : 40;
+  int repetitions = options.quick && !options.kernelMs ? 5 : 9;
+  for (const std::string &kind : costmodel::kernelClasses()) {
+    progress(layout, "kernel rates: " + kind);
+    bool flops = costmodel::kernelCountsFlops(kind);
+    // Floats 1K..4M (4 KB..16 MB); contraction scales 16..512.
+    std::vector<int64_t> scales =
+        flops ? std::vector<int64_t>{16, 32, 64, 128, 256, 512}
+              : std::vector<int64_t>{1 << 10, 1 << 12, 1 << 14, 1 << 16,
+                                     1 << 18, 1 << 20, 1 << 22};
+    for (int64_t scale : scales) {
+      Buffers buffers;
+      Probe p = flops ? flopProbe(kind, scale, buffers)
+                      : boundProbe(kind, scale, buffers);
+      double ms = timeProbe(p, targetMs, repetitions);
+      rates[kind].push_back({p.work, ms * 1e6 / p.work});
+      out[kind].push_back({p.work, ms * 1e6 / p.work});
+    }
+  }
+  out["what"] = "ns per unit of work (bytes read and written; FLOPs for "
+                "gemm and attention) by work per call, the runtime's own "
+                "kernels into preallocated buffers, slowest rank's median";
+  return rates;
+}
+
+} // namespace profile
+} // namespace galvatron
