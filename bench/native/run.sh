@@ -28,9 +28,13 @@ mpirun=(mpirun --oversubscribe)
 export OMPI_MCA_orte_tmpdir_base=$work
 # This VM's speed drifts by up to 2x over minutes, so each rank count is
 # profiled just before its cases run, not all at the start.
+# One rank runs without mpirun, as its galvatron-run does (mpirun would bind
+# it to one core: half the machine).
 profile() {
   [ -f "$work/hw$1.json" ] && return
-  "${mpirun[@]}" -np "$1" "$bin/galvatron-profile" hardware --quick \
+  local launch=("${mpirun[@]}" -np "$1")
+  [ "$1" = 1 ] && launch=()
+  "${launch[@]}" "$bin/galvatron-profile" hardware --quick --kernel-ms 40 \
     -o "$work/hw$1.json" >/dev/null 2>&1
 }
 # model_dir B: the directory of the export at batch B (made when missing).

@@ -247,6 +247,18 @@ binaryF32(const TensorView &a, const TensorView &b, TensorView &out, F f) {
         o[r * nb + j] = f(x[r * nb + j], y[j]);
     return;
   }
+  // b one value per row of a ([..., n] with [..., 1]: a row's maximum).
+  if (a.shape == shape && shape.size() >= 1 && shape.back() > 0 &&
+      nb * shape.back() == n && b.rank() == a.rank() && b.shape.back() == 1 &&
+      Shape(b.shape.begin(), b.shape.end() - 1) ==
+          Shape(shape.begin(), shape.end() - 1)) {
+    int64_t cols = shape.back();
+#pragma omp parallel for if (n >= kParallelElements) schedule(static)
+    for (int64_t r = 0; r < nb; ++r)
+      for (int64_t j = 0; j < cols; ++j)
+        o[r * cols + j] = f(x[r * cols + j], y[r]);
+    return;
+  }
   if (b.shape == shape && na == 1) {
     float p = x[0];
 #pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
@@ -258,6 +270,86 @@ binaryF32(const TensorView &a, const TensorView &b, TensorView &out, F f) {
   forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
     o[i] = f(x[off[0]], y[off[1]]);
   });
+}
+
+/// How an operand of shape `in` is read against an output of shape `out`
+/// seen as [rows, cols] (cols its last dimension): the operand either spans
+/// the rows or is one row, and either spans the columns or is one column
+/// (a [r, 1] row statistic against [1, c] ids, as the vocabulary-parallel
+/// loss compares them). False for other broadcasts.
+static bool rowColumnStrides(const Shape &in, const Shape &out,
+                             int64_t &rowStride, int64_t &colStride) {
+  if (out.empty() || in.size() > out.size())
+    return false;
+  int64_t inCols = in.empty() ? 1 : in.back();
+  Shape lead(in.begin(), in.empty() ? in.end() : in.end() - 1);
+  bool spansRows =
+      in.size() == out.size() && lead == Shape(out.begin(), out.end() - 1);
+  if (!(spansRows || numElements(lead) == 1) ||
+      !(inCols == out.back() || inCols == 1))
+    return false;
+  colStride = inCols == out.back() ? 1 : 0;
+  rowStride = spansRows ? inCols : 0;
+  return true;
+}
+
+/// A comparison over [rows, cols] with strides {row, col} per operand.
+template <typename T, typename P>
+static void compareRows(const T *x, const T *y, uint8_t *o, int64_t rows,
+                        int64_t cols, const int64_t (&s)[4], P predicate) {
+#pragma omp parallel for if (rows * cols >= kParallelElements) schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      o[r * cols + c] =
+          predicate(x[r * s[0] + c * s[1]], y[r * s[2] + c * s[3]]);
+}
+
+template <typename T>
+static bool compareFast(Binary kind, const T *x, const T *y, uint8_t *o,
+                        int64_t rows, int64_t cols, const int64_t (&s)[4]) {
+  switch (kind) {
+  case Binary::Eq:
+    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p == q; });
+    return true;
+  case Binary::Ne:
+    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p != q; });
+    return true;
+  case Binary::Lt:
+    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p < q; });
+    return true;
+  case Binary::Le:
+    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p <= q; });
+    return true;
+  case Binary::Gt:
+    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p > q; });
+    return true;
+  case Binary::Ge:
+    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p >= q; });
+    return true;
+  default:
+    return false;
+  }
+}
+
+/// Comparisons of two i64 or two f32 operands into bools, broadcast by
+/// rows and columns: no per-element index arithmetic or conversion to
+/// double (the generic loop took 12 ns per element).
+static bool compareByRows(Binary kind, const TensorView &a, const TensorView &b,
+                          TensorView &out) {
+  int64_t s[4];
+  if (out.dtype != DType::Bool || a.dtype != b.dtype || out.shape.empty() ||
+      !rowColumnStrides(a.shape, out.shape, s[0], s[1]) ||
+      !rowColumnStrides(b.shape, out.shape, s[2], s[3]))
+    return false;
+  int64_t cols = out.shape.back(), rows = cols ? out.size() / cols : 0;
+  uint8_t *o = out.data();
+  if (a.dtype == DType::I64)
+    return compareFast(kind, reinterpret_cast<const int64_t *>(a.data()),
+                       reinterpret_cast<const int64_t *>(b.data()), o, rows,
+                       cols, s);
+  if (a.dtype == DType::F32)
+    return compareFast(kind, a.f32(), b.f32(), o, rows, cols, s);
+  return false;
 }
 
 void binary(Binary kind, const TensorView &a, const TensorView &b,
@@ -292,6 +384,8 @@ void binary(Binary kind, const TensorView &a, const TensorView &b,
       break;
     }
   }
+  if (compare && compareByRows(kind, a, b, out))
+    return;
   bool real = isFloat(a.dtype);
   forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
     double p = a.at(off[0]), q = b.at(off[1]);
@@ -396,7 +490,7 @@ void unary(Unary kind, const TensorView &x, TensorView &out) {
   case Unary::Abs:
     return mapF32(in, o, n, [](float v) { return std::fabs(v); });
   case Unary::Exp:
-    return mapF32(in, o, n, [](float v) { return std::exp(v); });
+    return mapF32(in, o, n, [](float v) { return expVector(v); });
   case Unary::Log:
     return mapF32(in, o, n, [](float v) { return std::log(v); });
   case Unary::Sqrt:
@@ -793,6 +887,28 @@ static void reduceBlock(Reduction kind, const TensorView &x, int64_t outer,
   constexpr int64_t kBlock = 64;
   const float *in = x.f32();
   float *o = out.f32();
+  if (inner == 1 && mid > 0 && kind != Reduction::Prod) {
+    // Each row's own contiguous values (a softmax's statistics over the
+    // vocabulary): one vectorised loop per row, not a switch per element.
+#pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
+    for (int64_t p = 0; p < outer; ++p) {
+      const float *row = in + p * mid;
+      if (kind == Reduction::Max || kind == Reduction::Min) {
+        bool max = kind == Reduction::Max;
+        float best = row[0];
+        for (int64_t m = 1; m < mid; ++m)
+          best = max ? std::max(best, row[m]) : std::min(best, row[m]);
+        o[p] = best;
+        continue;
+      }
+      double sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t m = 0; m < mid; ++m)
+        sum += row[m];
+      o[p] = static_cast<float>(kind == Reduction::Mean ? sum / mid : sum);
+    }
+    return;
+  }
   int64_t blocks = (inner + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) if (x.size() >= kParallelElements)        \
     schedule(static)

@@ -63,6 +63,16 @@ inline float expNonPositive(float x) {
   return x < lowest ? 0.0f : y * twoToN;
 }
 
+/// e^x for any x, vectorising (libm's expf does not): expNonPositive below
+/// 0 (2 ulp); above, 1 / e^(-x/2)^2 (within 6 ulp), which reaches float's
+/// largest finite result and gives +inf beyond it.
+inline float expVector(float x) {
+  float below = expNonPositive(std::min(x, 0.0f));
+  float half = expNonPositive(-0.5f * std::max(x, 0.0f));
+  float above = 1.0f / (half * half);
+  return x <= 0.0f || x != x ? below : above;
+}
+
 /// tanh(x) within a few ulp: Cephes' odd polynomial below |x| = 0.625, and
 /// (1 - e) / (1 + e) with e = e^(-2|x|) <= e^(-1.25) above, where neither
 /// cancels.

@@ -46,6 +46,17 @@ TEST(VectorMathTest, ExpNonPositiveWithinTwoUlps) {
   EXPECT_TRUE(std::isnan(expNonPositive(NAN)));
 }
 
+TEST(VectorMathTest, ExpWithinSixUlps) {
+  auto ref = [](double x) { return std::exp(x); };
+  EXPECT_LE(worstUlps(expVector, ref, -87.0, 0.0, 200003), 2.0);
+  EXPECT_LE(worstUlps(expVector, ref, 0.0, 88.7, 200003), 6.0);
+  EXPECT_EQ(expVector(0.0f), 1.0f);
+  EXPECT_EQ(expVector(-INFINITY), 0.0f);
+  EXPECT_EQ(expVector(89.0f), INFINITY);
+  EXPECT_EQ(expVector(INFINITY), INFINITY);
+  EXPECT_TRUE(std::isnan(expVector(NAN)));
+}
+
 TEST(VectorMathTest, TanhWithinFourUlps) {
   auto ref = [](double x) { return std::tanh(x); };
   EXPECT_LE(worstUlps(tanhVector, ref, -20.0, 20.0, 400001), 4.0);
