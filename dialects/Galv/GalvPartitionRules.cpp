@@ -353,6 +353,11 @@ static LogicalResult partitionUnequalParts(LinearOp op, PartitionState &s,
   return success();
 }
 
+/// The sequence dimension of a [B, S, E] activation, or of [S, B, E] (as
+/// PyTorch's nn.TransformerEncoder layers run): whichever of the first two
+/// is not the batch.
+static int64_t sequenceDim(const Layout &l) { return l.batchDim == 1 ? 0 : 1; }
+
 LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   LinearOp op = *this;
   Value x = s.conform(op, 0, axes);
@@ -398,12 +403,13 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
     return success();
   }
   bool gatheredSequence = false;
-  if (axes.megatronSp() && lx.dims.size() == 3 && lx.dims[1] == axes.tp &&
+  int64_t seq = sequenceDim(lx);
+  if (axes.megatronSp() && lx.dims.size() == 3 && lx.dims[seq] == axes.tp &&
       lx.dims[last].whole()) {
     gatheredSequence = true;
     // Megatron-SP: gather the sequence before a column-parallel linear;
     // the gradient is reduce-scattered back.
-    x = s.gatherDim(x, 1, axes.tp, op, /*scatterGrad=*/true);
+    x = s.gatherDim(x, seq, axes.tp, op, /*scatterGrad=*/true);
     op->setOperand(0, x);
     lx = s.layoutOf(x);
     result = lx;
@@ -463,14 +469,14 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
         LinearOp::create(s.b, op.getLoc(), x, w, Value(), op.getLayout());
     // Megatron-SP reduce-scatters along the sequence instead.
     bool scatter = axes.megatronSp() && result.dims.size() == 3 &&
-                   globalType.getDimSize(1) % axes.tp.size == 0;
+                   globalType.getDimSize(seq) % axes.tp.size == 0;
     Value sum =
-        scatter ? Value(ReduceScatterOp::create(s.b, op.getLoc(), partial, 1,
+        scatter ? Value(ReduceScatterOp::create(s.b, op.getLoc(), partial, seq,
                                                 s.groupAttr(axes.tp)))
                 : Value(AllReduceOp::create(s.b, op.getLoc(), ReduceKind::sum,
                                             partial, s.groupAttr(axes.tp)));
     if (scatter)
-      result.dims[1] = axes.tp;
+      result.dims[seq] = axes.tp;
     s.stamp(partial, op);
     s.stamp(sum.getDefiningOp(), op);
     if (bias) {
