@@ -687,7 +687,12 @@ LogicalResult mlir::galv::partitionElementwise(Operation *op, PartitionState &s,
       if (!l.dims[d].whole())
         return s.fail(op, "operands split differently along dimension " +
                               Twine(d + offset));
-      if (s.isParam(out) && !s.isCut(out)) {
+      // A parameter is cut with the tensor-parallel split it meets (a bias
+      // after a column-parallel linear). One that spans the batch (an
+      // exporter's folded position embeddings) is sliced below instead:
+      // cut over the data-parallel group, its shards' gradients would be
+      // synchronised as if they were copies.
+      if (s.isParam(out) && !s.isCut(out) && want == axes.tp) {
         Layout pl = Layout::whole(g.getRank());
         pl.dims[d] = want;
         pl.blocks[d] = result.blocks[d + offset];
