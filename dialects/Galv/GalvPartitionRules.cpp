@@ -171,6 +171,24 @@ GALV_REFUSED_RULE(AttentionGradOp, refuseBackwardOnly)
 // Contractions, parameters, data movement, Transformer ops
 //===----------------------------------------------------------------------===//
 
+/// The range [start, limit) of the last dimension `last` of `y` that `user`
+/// takes: a slice with step 1 of that range and of everything else.
+static std::optional<std::pair<int64_t, int64_t>>
+lastDimRange(Value y, Operation *user, int64_t last) {
+  auto slice = dyn_cast<SliceOp>(user);
+  if (!slice)
+    return std::nullopt;
+  auto type = cast<RankedTensorType>(y.getType());
+  for (int64_t d = 0; d <= last; ++d) {
+    int64_t start = slice.getStarts()[d], limit = slice.getLimits()[d];
+    if (slice.getSteps()[d] != 1)
+      return std::nullopt;
+    if (d != last && (start != 0 || limit != type.getDimSize(d)))
+      return std::nullopt;
+  }
+  return std::make_pair(slice.getStarts()[last], slice.getLimits()[last]);
+}
+
 /// The number of equal parts a fused projection's result `y` is taken
 /// apart into along its last dimension `last` (of `features`) right after:
 /// one split into equal sizes (GPT-2's c_attn), or slices that each take
@@ -189,25 +207,40 @@ static int64_t fusedParts(Value y, int64_t last, int64_t features) {
   // divides the features and aligns the starts.
   int64_t size = 0;
   for (Operation *user : y.getUsers()) {
-    auto slice = dyn_cast<SliceOp>(user);
-    if (!slice)
+    auto range = lastDimRange(y, user, last);
+    if (!range)
       return 1;
-    auto type = cast<RankedTensorType>(y.getType());
-    for (int64_t d = 0; d <= last; ++d) {
-      int64_t start = slice.getStarts()[d], limit = slice.getLimits()[d];
-      if (slice.getSteps()[d] != 1)
-        return 1;
-      if (d != last && (start != 0 || limit != type.getDimSize(d)))
-        return 1;
-    }
-    int64_t part = slice.getLimits()[last] - slice.getStarts()[last];
+    int64_t part = range->second - range->first;
     if (part <= 0 || (size && part != size))
       return 1;
     size = part;
-    if (slice.getStarts()[last] % size != 0)
+    if (range->first % size != 0)
       return 1;
   }
   return size && features % size == 0 ? features / size : 1;
+}
+
+/// The slices that take a fused projection's result `y` apart along its
+/// last dimension `last` into parts not all of one size (Falcon's
+/// query_key_value: every query head, then one key and one value head);
+/// empty otherwise.
+static SmallVector<SliceOp> unequalParts(Value y, int64_t last) {
+  SmallVector<SliceOp> parts;
+  SmallVector<int64_t> sizes;
+  for (Operation *user : y.getUsers()) {
+    auto range = lastDimRange(y, user, last);
+    if (!range)
+      return {};
+    parts.push_back(cast<SliceOp>(user));
+    sizes.push_back(range->second - range->first);
+  }
+  if (parts.size() < 2 || llvm::all_equal(sizes))
+    return {};
+  // In the projection's order, whatever the use list's.
+  llvm::sort(parts, [&](SliceOp a, SliceOp b) {
+    return a.getStarts()[last] < b.getStarts()[last];
+  });
+  return parts;
 }
 
 /// Whether `y`, a projection's result [..., F], is one attention head: its
@@ -247,6 +280,83 @@ static LogicalResult partitionSingleHead(LinearOp op, PartitionState &s,
   s.setLayout(op.getResult(), result);
   return success();
 }
+
+/// A projection taken apart into parts of unequal sizes (unequalParts):
+/// each part is computed apart from this rank's rows of the whole weight,
+/// a single head whole (as partitionSingleHead), the others
+/// column-parallel. Every rank holds the whole weight; its gradient, each
+/// rank's rows and share of the single heads', is summed over the group,
+/// and so is the input's (unless the Megatron-SP gather's reduce-scatter
+/// sums it).
+static LogicalResult partitionUnequalParts(LinearOp op, PartitionState &s,
+                                           const Axes &axes, Value x,
+                                           const Layout &result,
+                                           bool gatheredSequence,
+                                           ArrayRef<SliceOp> parts) {
+  int64_t last = result.dims.size() - 1;
+  int64_t outAxis = op.getLayout() == WeightLayout::out_in ? 0 : 1;
+  for (SliceOp part : parts) {
+    int64_t size = part.getLimits()[last] - part.getStarts()[last];
+    if (!isSingleHeadProjection(part.getResult()) && size % axes.tp.size != 0)
+      return s.fail(op, "a part of " + Twine(size) +
+                            " output features of this fused projection "
+                            "does not split over tp = " +
+                            Twine(axes.tp.size));
+  }
+  Value w = op.getWeight(), bias = op.getBias();
+  if (!s.isParam(w) || (bias && !s.isParam(bias)))
+    return s.fail(op, "tensor parallelism needs the linear's weight and bias "
+                      "to be parameters");
+  for (Value p : {w, bias})
+    if (p &&
+        failed(s.cutParam(p, Layout::whole(s.global(p).getRank()), axes, op)))
+      return failure();
+  w = s.replicate(w, axes.tp, op);
+  if (bias)
+    bias = s.replicate(bias, axes.tp, op);
+  if (s.trainable.contains(x) && !gatheredSequence)
+    x = s.replicate(x, axes.tp, op);
+  // Rows [start, limit) of `p` along `axis`, this rank's share if `split`.
+  auto rows = [&](Value p, int64_t axis, int64_t start, int64_t limit,
+                  bool split) {
+    RankedTensorType type = s.global(p);
+    SmallVector<int64_t> starts(type.getRank(), 0), limits(type.getShape()),
+        steps(type.getRank(), 1);
+    starts[axis] = start;
+    limits[axis] = limit;
+    s.b.setInsertionPoint(op);
+    Value r = SliceOp::create(s.b, op.getLoc(), p, starts, limits, steps);
+    s.stamp(r.getDefiningOp(), op);
+    s.define(r, PartitionState::typeOf(r), Layout::whole(type.getRank()));
+    return split ? s.sliceDim(r, axis, axes.tp, op) : r;
+  };
+  for (SliceOp part : parts) {
+    int64_t start = part.getStarts()[last], limit = part.getLimits()[last];
+    bool split = !isSingleHeadProjection(part.getResult());
+    Value wp = rows(w, outAxis, start, limit, split);
+    Value bp = bias ? rows(bias, 0, start, limit, split) : Value();
+    s.b.setInsertionPoint(op);
+    auto linear = LinearOp::create(s.b, op.getLoc(), x, wp, bp, op.getLayout());
+    s.stamp(linear, op);
+    Layout l = result;
+    l.dims[last] = split ? axes.tp : Group();
+    s.define(linear, PartitionState::typeOf(part.getResult()), l);
+    // The slice now takes all of its part.
+    SmallVector<int64_t> starts(part.getStarts()), limits(part.getLimits());
+    starts[last] = 0;
+    limits[last] = limit - start;
+    part->setOperand(0, linear.getResult());
+    part.setStarts(starts);
+    part.setLimits(limits);
+  }
+  op.erase();
+  return success();
+}
+
+/// The sequence dimension of a [B, S, E] activation, or of [S, B, E] (as
+/// PyTorch's nn.TransformerEncoder layers run): whichever of the first two
+/// is not the batch.
+static int64_t sequenceDim(const Layout &l) { return l.batchDim == 1 ? 0 : 1; }
 
 LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   LinearOp op = *this;
@@ -293,12 +403,13 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
     return success();
   }
   bool gatheredSequence = false;
-  if (axes.megatronSp() && lx.dims.size() == 3 && lx.dims[1] == axes.tp &&
+  int64_t seq = sequenceDim(lx);
+  if (axes.megatronSp() && lx.dims.size() == 3 && lx.dims[seq] == axes.tp &&
       lx.dims[last].whole()) {
     gatheredSequence = true;
     // Megatron-SP: gather the sequence before a column-parallel linear;
     // the gradient is reduce-scattered back.
-    x = s.gatherDim(x, 1, axes.tp, op, /*scatterGrad=*/true);
+    x = s.gatherDim(x, seq, axes.tp, op, /*scatterGrad=*/true);
     op->setOperand(0, x);
     lx = s.layoutOf(x);
     result = lx;
@@ -306,6 +417,12 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   if (!axes.tp.whole() && lx.dims[last].whole() &&
       isSingleHeadProjection(op.getResult()))
     return partitionSingleHead(op, s, axes, x, result, gatheredSequence);
+  if (!axes.tp.whole() && lx.dims[last].whole()) {
+    SmallVector<SliceOp> parts = unequalParts(op.getResult(), last);
+    if (!parts.empty())
+      return partitionUnequalParts(op, s, axes, x, result, gatheredSequence,
+                                   parts);
+  }
   if (!axes.tp.whole() && lx.dims[last].whole()) {
     // Column-parallel. A fused projection split into equal parts right
     // after is cut per part, so that each rank holds its heads of each.
@@ -352,14 +469,14 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
         LinearOp::create(s.b, op.getLoc(), x, w, Value(), op.getLayout());
     // Megatron-SP reduce-scatters along the sequence instead.
     bool scatter = axes.megatronSp() && result.dims.size() == 3 &&
-                   globalType.getDimSize(1) % axes.tp.size == 0;
+                   globalType.getDimSize(seq) % axes.tp.size == 0;
     Value sum =
-        scatter ? Value(ReduceScatterOp::create(s.b, op.getLoc(), partial, 1,
+        scatter ? Value(ReduceScatterOp::create(s.b, op.getLoc(), partial, seq,
                                                 s.groupAttr(axes.tp)))
                 : Value(AllReduceOp::create(s.b, op.getLoc(), ReduceKind::sum,
                                             partial, s.groupAttr(axes.tp)));
     if (scatter)
-      result.dims[1] = axes.tp;
+      result.dims[seq] = axes.tp;
     s.stamp(partial, op);
     s.stamp(sum.getDefiningOp(), op);
     if (bias) {
@@ -570,7 +687,12 @@ LogicalResult mlir::galv::partitionElementwise(Operation *op, PartitionState &s,
       if (!l.dims[d].whole())
         return s.fail(op, "operands split differently along dimension " +
                               Twine(d + offset));
-      if (s.isParam(out) && !s.isCut(out)) {
+      // A parameter is cut with the tensor-parallel split it meets (a bias
+      // after a column-parallel linear). One that spans the batch (an
+      // exporter's folded position embeddings) is sliced below instead:
+      // cut over the data-parallel group, its shards' gradients would be
+      // synchronised as if they were copies.
+      if (s.isParam(out) && !s.isCut(out) && want == axes.tp) {
         Layout pl = Layout::whole(g.getRank());
         pl.dims[d] = want;
         pl.blocks[d] = result.blocks[d + offset];

@@ -61,6 +61,12 @@ struct Segment {
   size_t begin, end;
 };
 
+/// A tandem repeat of op signatures: `count` blocks of `period` ops from
+/// `start`, within the run [start, end).
+struct Candidate {
+  size_t start, period, count, end;
+};
+
 /// The exact shape of a segment: how each operand of each op is produced.
 /// Two segments with equal forms compute the same function of their
 /// (external input, parameter) lists.
@@ -86,6 +92,8 @@ private:
   Form formOf(Segment segment);
   bool sameForm(const Form &a, const Form &b);
   int64_t liveAcross(size_t cut);
+  std::optional<std::pair<size_t, SmallVector<Form, 4>>>
+  blocksOf(const Candidate &c);
   std::string typeName(ArrayRef<Form> forms);
   SmallVector<std::string> paramNames(ArrayRef<Form> forms);
 
@@ -184,6 +192,40 @@ int64_t Outliner::liveAcross(size_t cut) {
   return live.size();
 }
 
+/// The blocks of `c` to outline (their first op and forms): of the phases
+/// whose blocks all have one form, the one with the most whole blocks,
+/// then the fewest values crossing its first cut. A block may begin after
+/// the run's first op (OPT's embedding sum looks like its residual sums).
+std::optional<std::pair<size_t, SmallVector<Form, 4>>>
+Outliner::blocksOf(const Candidate &c) {
+  struct Phase {
+    size_t start, count;
+    int64_t live;
+  };
+  SmallVector<Phase> phases;
+  for (size_t shift = 0; shift < c.period; ++shift) {
+    size_t start = c.start + shift;
+    size_t count = (c.end - start) / c.period;
+    if (count >= 2)
+      phases.push_back({start, count, liveAcross(start)});
+  }
+  llvm::stable_sort(phases, [](const Phase &a, const Phase &b) {
+    return a.count != b.count ? a.count > b.count : a.live < b.live;
+  });
+  for (const Phase &p : phases) {
+    SmallVector<Form, 4> forms;
+    for (size_t k = 0; k < p.count; ++k)
+      forms.push_back(
+          formOf({p.start + k * c.period, p.start + (k + 1) * c.period}));
+    if (forms[0].params.empty() || forms[0].outputs.empty() ||
+        !llvm::all_of(forms,
+                      [&](const Form &f) { return sameForm(forms[0], f); }))
+      continue;
+    return std::make_pair(p.start, std::move(forms));
+  }
+  return std::nullopt;
+}
+
 /// "transformer.h.3.attn.c_attn.weight" -> the part after the layer index
 /// that every instance shares: "attn.c_attn.weight".
 SmallVector<std::string> Outliner::paramNames(ArrayRef<Form> forms) {
@@ -252,10 +294,7 @@ bool Outliner::outlineOne() {
                        ? llvm::hash_code(reinterpret_cast<size_t>(op))
                        : signature(op));
 
-  // Candidate (start, period, count) triples by tandem-repeat length.
-  struct Candidate {
-    size_t start, period, count;
-  };
+  // Candidates by tandem-repeat length.
   SmallVector<Candidate> candidates;
   for (size_t period = minOps; period <= n / 2; ++period) {
     size_t runStart = 0, runLength = 0;
@@ -268,7 +307,8 @@ bool Outliner::outlineOne() {
         continue;
       }
       if (runLength >= period)
-        candidates.push_back({runStart, period, runLength / period + 1});
+        candidates.push_back({runStart, period, runLength / period + 1,
+                              runStart + runLength + period});
       runLength = 0;
     }
   }
@@ -280,35 +320,12 @@ bool Outliner::outlineOne() {
   });
 
   for (const Candidate &c : candidates) {
-    // Try each phase of the block within the run; keep the one with the most
-    // whole blocks, then the fewest values crossing its first cut.
-    size_t runEnd = c.start + c.period * c.count;
-    std::optional<std::pair<size_t, size_t>> best; // start, count
-    int64_t bestLive = 0;
-    for (size_t shift = 0; shift < c.period; ++shift) {
-      size_t start = c.start + shift;
-      size_t count = (runEnd - start) / c.period;
-      if (count < 2)
-        continue;
-      int64_t live = liveAcross(start);
-      if (!best || count > best->second ||
-          (count == best->second && live < bestLive)) {
-        best = {start, count};
-        bestLive = live;
-      }
-    }
-    if (!best)
+    std::optional<std::pair<size_t, SmallVector<Form, 4>>> blocks = blocksOf(c);
+    if (!blocks)
       continue;
-    auto [start, count] = *best;
-    SmallVector<Form, 4> forms;
-    for (size_t k = 0; k < count; ++k)
-      forms.push_back(
-          formOf({start + k * c.period, start + (k + 1) * c.period}));
-    if (forms[0].params.empty() || forms[0].outputs.empty())
-      continue;
-    if (!llvm::all_of(forms,
-                      [&](const Form &f) { return sameForm(forms[0], f); }))
-      continue;
+    size_t start = blocks->first;
+    SmallVector<Form, 4> &forms = blocks->second;
+    size_t count = forms.size();
     // A segment must not feed itself through an output used inside a later
     // op of the same segment before its end: guaranteed by program order.
 

@@ -38,6 +38,10 @@ void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
   pm.addPass(createRecomposeActivations());
   pm.addPass(createRecomposeRotary());
   pm.addPass(createRecomposeAttention());
+  // Attention over [B * H, S, D] is seen as such once the merge is sunk
+  // (recognised forms are matched first: the views of repeat_kv stay).
+  pm.addPass(createNormalizeViews());
+  pm.addPass(createRecomposeAttention());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createSymbolDCEPass());

@@ -56,6 +56,21 @@ Value keyFromTransposed(Value keyT, PatternRewriter &rewriter) {
                              swapped);
 }
 
+/// `v` without a constant factor, which multiplies `scale` (PyTorch's
+/// multi-head attention scales q and k^T by the root of the scale each).
+Value withoutScale(Value v, double &scale) {
+  Value rest = v;
+  matchBinary<MulOp>(v, [&](Value a, Value b) {
+    std::optional<double> s = getSplatValue(b);
+    if (!s || shapeOf(a) != shapeOf(v))
+      return false;
+    scale *= *s;
+    rest = a;
+    return true;
+  });
+  return rest;
+}
+
 /// Whether the elements `values` of a [.., Sq, Sk] mask are 0 where
 /// key <= query + (Sk - Sq) and hugely negative elsewhere.
 template <typename Range>
@@ -163,8 +178,8 @@ struct RecomposeAttentionPattern : OpRewritePattern<MatmulOp> {
     if (!qk || shapeOf(qk).size() != 4)
       return failure();
 
-    Value query = qk.getLhs();
-    Value key = keyFromTransposed(qk.getRhs(), rewriter);
+    Value query = withoutScale(qk.getLhs(), scale);
+    Value key = keyFromTransposed(withoutScale(qk.getRhs(), scale), rewriter);
     if (!key)
       return failure();
     key = unrepeat(key);

@@ -89,3 +89,22 @@ func.func @bias_and_causal(%q: tensor<2x2x4x8xf32>, %bias: tensor<1x2x4x4xf32>) 
   %4 = galv.matmul %3, %q : tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32> -> tensor<2x2x4x8xf32>
   return %4 : tensor<2x2x4x8xf32>
 }
+
+// -----
+
+// PyTorch's multi-head attention scales q and k^T by the root of the scale
+// each (0.7071 * 0.7071 = 1 / sqrt(4)).
+// CHECK-LABEL: func.func @scale_split_over_q_and_k
+// CHECK-SAME: (%[[Q:.*]]: tensor<2x4x8x4xf32>, %[[K:.*]]: tensor<2x4x8x4xf32>, %[[V:.*]]: tensor<2x4x8x4xf32>)
+// CHECK: %[[O:.*]] = galv.attention %[[Q]], %[[K]], %[[V]] scale = 0.49999998{{[0-9]*}} : tensor<2x4x8x4xf32>, tensor<2x4x8x4xf32>, tensor<2x4x8x4xf32> -> tensor<2x4x8x4xf32>
+// CHECK-NEXT: return %[[O]]
+func.func @scale_split_over_q_and_k(%q: tensor<2x4x8x4xf32>, %k: tensor<2x4x8x4xf32>, %v: tensor<2x4x8x4xf32>) -> tensor<2x4x8x4xf32> {
+  %s = galv.constant dense<0.707106769> : tensor<1xf32>
+  %kt = galv.transpose %k [0, 1, 3, 2] : tensor<2x4x8x4xf32> -> tensor<2x4x4x8xf32>
+  %qs = galv.mul %q, %s : tensor<2x4x8x4xf32>, tensor<1xf32> -> tensor<2x4x8x4xf32>
+  %ks = galv.mul %kt, %s : tensor<2x4x4x8xf32>, tensor<1xf32> -> tensor<2x4x4x8xf32>
+  %0 = galv.matmul %qs, %ks : tensor<2x4x8x4xf32>, tensor<2x4x4x8xf32> -> tensor<2x4x8x8xf32>
+  %1 = galv.softmax %0 axis = -1 : tensor<2x4x8x8xf32>
+  %2 = galv.matmul %1, %v : tensor<2x4x8x8xf32>, tensor<2x4x8x4xf32> -> tensor<2x4x8x4xf32>
+  return %2 : tensor<2x4x8x4xf32>
+}

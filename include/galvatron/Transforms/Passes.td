@@ -115,6 +115,23 @@ def RecomposeRotary : Pass<"galv-recompose-rotary", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::galv::GalvDialect"];
 }
 
+def NormalizeViews : Pass<"galv-normalize-views", "::mlir::ModuleOp"> {
+  let summary = "Rewrite views into the forms tensor parallelism follows";
+  let description = [{
+    A reshape that merges dimensions (`[B, H, S, D] -> [B * H, S, D]`,
+    `[S, B, E] -> [S, B * H, D]`, `[B, S, E] -> [B * S, E]`) moves below the
+    ops that treat the merged dimensions alike (elementwise ops, norms,
+    softmax and linear along the last dimension, transposes, batched
+    matmuls), where it meets its inverse and folds away: a split dimension
+    merged with another is no block of the merged one. A slice or a gather
+    by constant consecutive indices that takes a part out of a fused
+    projection through reshapes and transposes becomes a slice of the
+    projection's last dimension, then the views, so that partitioning cuts
+    the projection per part.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
 def RecomposeAttention : Pass<"galv-recompose-attention", "::mlir::ModuleOp"> {
   let summary = "Recognise scaled dot-product attention";
   let description = [{
