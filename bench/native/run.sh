@@ -2,10 +2,14 @@
 # Native cost model against the CPU runtime: for each strategy, what
 # --galv-estimate predicts (step time from the native model on this
 # machine's hw.json, peak memory and bytes sent from the lowered plan) next
-# to what galvatron-run measures (median ms per step over the last steps,
-# the largest rank's tensor bytes, the bytes its communicator counted).
+# to what galvatron-run measures (median ms per step over the last half of
+# the steps; the largest rank's tensor memory: the arena it allocates and
+# the tensors bound to it, beside the peak of live arena bytes and the peak
+# RSS; the bytes its communicator counted). With ROUNDS=N every case runs
+# N times, each round on fresh profiles, and the table gives medians (this
+# VM's speed drifts by 20% between minutes).
 #
-#   bench/native/run.sh [STEPS]
+#   [ROUNDS=3] bench/native/run.sh [STEPS]
 #   LAYERS=2 HIDDEN=128 HEADS=4 BATCH=8 SEQ=64 PYTHON=python3 \
 #     bench/native/run.sh [STEPS]
 #
@@ -73,16 +77,12 @@ strategies=(
   "4|pp=2 tp=2 chunks=2"
   "4|tp=2 tp-consec=0 dp-type=zero2 checkpoint=1"
 )
-echo "| ranks | strategy | predicted ms/step | measured ms/step | time error | predicted peak bytes | measured peak bytes | bytes sent equal |"
-echo "|---|---|---|---|---|---|---|---|"
-for entry in "${strategies[@]}"; do
-  ranks=${entry%%|*}
-  flags=${entry#*|}
+# One case: predict, lower, run; appends a JSON line to $work/results.
+run_case() {
+  local ranks=$1 flags=$2 round=$3
   profile "$ranks"
-  tag=$work/s$RANDOM
-  chunks=1
+  local tag=$work/s$RANDOM chunks=1 model=$work/m.mlir part
   [[ $flags =~ chunks=([0-9]+) ]] && chunks=${BASH_REMATCH[1]}
-  model=$work/m.mlir
   if [ "$chunks" != 1 ]; then
     model=$work/m$chunks.mlir
     part=$onnx
@@ -96,24 +96,65 @@ for entry in "${strategies[@]}"; do
     --galv-estimate="out=$tag.est.json" \
     --galv-training-pipeline -o "$tag.mlir" >/dev/null
   "$bin/galvatron-translate" --emit-plan --plan-function=train_step "$tag.mlir" -o "$tag.bin"
-  run=("$bin/galvatron-run" "$tag.bin" --weights "${model%.mlir}.safetensors"
-       --data "$data" --steps "$steps" --lr 1e-3 --log "$tag.jsonl")
+  local run=("$bin/galvatron-run" "$tag.bin" --weights "${model%.mlir}.safetensors"
+             --data "$data" --steps "$steps" --lr 1e-3 --log "$tag.jsonl")
   if [ "$ranks" = 1 ]; then "${run[@]}" >/dev/null; else "${mpirun[@]}" -np "$ranks" "${run[@]}" >/dev/null; fi
-  python3 - "$tag" "$ranks" "${flags:-data parallel}" <<'PY'
+  python3 - "$tag" "$ranks" "${flags:-data parallel}" "$round" >>"$work/results" <<'PY'
 import json, statistics, sys
-tag, ranks, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tag, ranks, flags, round_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 est = json.load(open(tag + ".est.json"))
 logs = [[json.loads(l) for l in open(tag + (".jsonl" if r == 0 else f".rank{r}.jsonl"))]
         for r in range(ranks)]
 half = len(logs[0]) // 2
-measured_ms = statistics.median(x["ms_per_step"] for x in logs[0][half:])
-predicted_ms = est["step_time_s"] * 1000
-measured_peak = max(x["tensor_bytes"] for log in logs for x in log)
-predicted_peak = max(s["peak_memory_bytes"] for s in est["stages"])
-same = all(est["ranks"][r]["bytes_sent"] == logs[r][-1]["comm_bytes"] for r in range(ranks))
-print(f"| {ranks} | {flags} | {predicted_ms:.3f} | {measured_ms:.3f} | "
-      f"{(predicted_ms / measured_ms - 1) * 100:+.0f}% | {predicted_peak:.0f} | "
-      f"{measured_peak} | {'yes' if same else 'NO'} |")
+print(json.dumps({
+    "ranks": ranks, "strategy": flags, "round": round_,
+    "predicted_ms": est["step_time_s"] * 1000,
+    "measured_ms": statistics.median(x["ms_per_step"] for x in logs[0][half:]),
+    "predicted_bytes": max(s["peak_memory_bytes"] for s in est["stages"]),
+    # What the runtime holds for tensors: its arena (allocated and zeroed
+    # whole before the first step) and the tensors bound to it.
+    "held_bytes": max(x["arena_bytes"] + x["bound_bytes"] for l in logs for x in l),
+    "live_bytes": max(x["tensor_bytes"] for l in logs for x in l),
+    "peak_rss_mb": max(x["peak_rss_mb"] for l in logs for x in l),
+    "bytes_equal": all(est["ranks"][r]["bytes_sent"] == logs[r][-1]["comm_bytes"]
+                       for r in range(ranks))}))
 PY
+}
+
+# Rounds: every case once per round, each round with fresh profiles; the
+# table gives each case's median over the rounds.
+for ((round = 1; round <= ${ROUNDS:-1}; ++round)); do
+  rm -f "$work"/hw*.json
+  for entry in "${strategies[@]}"; do
+    run_case "${entry%%|*}" "${entry#*|}" "$round"
+  done
 done
+python3 - "$work/results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+cases = []
+for r in rows:
+    if (r["ranks"], r["strategy"]) not in cases:
+        cases.append((r["ranks"], r["strategy"]))
+print("| ranks | strategy | predicted ms/step | measured ms/step | time error "
+      "| predicted peak bytes | held by the runtime | live peak | peak RSS MB "
+      "| bytes sent equal |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+within = 0
+for ranks, strategy in cases:
+    rs = [r for r in rows if (r["ranks"], r["strategy"]) == (ranks, strategy)]
+    pred = statistics.median(r["predicted_ms"] for r in rs)
+    meas = statistics.median(r["measured_ms"] for r in rs)
+    error = pred / meas - 1
+    within += abs(error) <= 0.10
+    held = max(r["held_bytes"] for r in rs)
+    predicted = max(r["predicted_bytes"] for r in rs)
+    spread = "" if len(rs) == 1 else " (%s)" % ", ".join(
+        "%+.0f%%" % ((r["predicted_ms"] / r["measured_ms"] - 1) * 100) for r in rs)
+    print(f"| {ranks} | {strategy} | {pred:.1f} | {meas:.1f} | {error * 100:+.0f}%{spread} "
+          f"| {predicted:.0f} | {held} ({(predicted / held - 1) * 100:+.1f}%) "
+          f"| {max(r['live_bytes'] for r in rs)} | {max(r['peak_rss_mb'] for r in rs):.0f} "
+          f"| {'yes' if all(r['bytes_equal'] for r in rs) else 'NO'} |")
+print(f"\n{within} of {len(cases)} within 10% (medians over {max(r['round'] for r in rows)} round(s))")
+PY
 [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"

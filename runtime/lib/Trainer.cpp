@@ -454,9 +454,11 @@ void Trainer::report(int step, double loss, double lr, double ms,
                "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, "
                "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
                "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu, "
-               "\"tensor_bytes\": %llu, \"comm_bytes\": %s}\n",
+               "\"bound_bytes\": %llu, \"tensor_bytes\": %llu, "
+               "\"comm_bytes\": %s}\n",
                step, loss, lr, tokensPerSecond, ms, peakRssMb(),
                static_cast<unsigned long long>(stats.arenaBytes),
+               static_cast<unsigned long long>(stats.boundBytes),
                static_cast<unsigned long long>(stats.boundBytes) +
                    stats.peakLiveBytes,
                commBytesJson(stats.commBytes).c_str());
