@@ -227,17 +227,20 @@ LogicalResult mlir::galv::applyStateDictNames(
     return module.lookupSymbol<ParameterOp>(name);
   };
   /// Among equal candidates, the name named_parameters() gives tied
-  /// weights; a uniform tensor keeps its own name when it has one.
+  /// weights. A uniform tensor keeps its own name, or stays unnamed when
+  /// several could be it: merging untied copies would train them as one.
   auto pick = [&](StateDictIndex::Range range, StringRef own,
                   bool uniform) -> std::string {
     std::string chosen;
+    bool several = false;
     for (auto it = range.first; it != range.second; ++it) {
       if (uniform && it->second == own)
         return it->second;
+      several = !chosen.empty();
       if (chosen.empty() || listedBefore(it->second, chosen, stateDict))
         chosen = it->second;
     }
-    return chosen;
+    return uniform && several ? "" : chosen;
   };
 
   SmallVector<ParameterOp> params(module.getOps<ParameterOp>());
