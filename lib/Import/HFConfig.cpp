@@ -138,11 +138,13 @@ LogicalResult mlir::galv::applyPaddingIdx(ModuleOp module,
   bool positions = positionTableHasPadding(config.modelType);
   int64_t pad = *config.padTokenId;
   Builder b(module.getContext());
+  bool tokenFound = false;
   for (EmbeddingOp e : lookups) {
     bool token =
         rowsOf(e) == vocab && (!anyFromInput || idsFromInput(e.getIds()));
     bool position = !token && config.maxPositionEmbeddings &&
                     rowsOf(e) == *config.maxPositionEmbeddings;
+    tokenFound |= token;
     if (!(token && tokens) && !(position && positions))
       continue;
     if (pad >= rowsOf(e))
@@ -152,5 +154,11 @@ LogicalResult mlir::galv::applyPaddingIdx(ModuleOp module,
                            << rowsOf(e) << " rows";
     e.setPaddingIdxAttr(b.getI64IntegerAttr(pad));
   }
+  // Training would silently differ from PyTorch's.
+  if (tokens && !tokenFound)
+    emitWarning(module.getLoc())
+        << "pad_token_id " << pad << " of the Hugging Face config not applied: "
+        << "no embedding lookup of a table with " << vocab
+        << " rows (an import with --onnx-raw has none)";
   return success();
 }

@@ -275,7 +275,7 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   }
   double cleanupSeconds = seconds(cleanupStart);
   // On the recomposed embeddings (a raw import has only gathers).
-  if (*config && !flags->raw && failed(applyPaddingIdx(*module, **config)))
+  if (*config && failed(applyPaddingIdx(*module, **config)))
     return nullptr;
 
   auto writeStart = std::chrono::steady_clock::now();
