@@ -15,6 +15,8 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <cstring>
+
 using namespace mlir;
 using namespace mlir::galv;
 
@@ -67,6 +69,25 @@ bool idsFromInput(Value ids) {
     ids = def->getOperand(0);
   }
   return isa<BlockArgument>(ids);
+}
+
+/// Model types whose RMS norms scale by `1 + w`.
+bool normScalesByOnePlusWeight(StringRef modelType) {
+  return llvm::is_contained({"gemma", "gemma2", "gemma3", "gemma3_text"},
+                            modelType);
+}
+
+/// Every read of `param` only multiplies.
+bool onlyMultiplied(ModuleOp module, ParameterOp param) {
+  bool read = false, other = false;
+  module.walk([&](GetParameterOp get) {
+    if (get.getName() != param.getSymName())
+      return;
+    read = true;
+    for (Operation *user : get->getUsers())
+      other |= !isa<MulOp>(user);
+  });
+  return read && !other;
 }
 
 int64_t rowsOf(EmbeddingOp e) {
@@ -160,5 +181,43 @@ LogicalResult mlir::galv::applyPaddingIdx(ModuleOp module,
         << "pad_token_id " << pad << " of the Hugging Face config not applied: "
         << "no embedding lookup of a table with " << vocab
         << " rows (an import with --onnx-raw has none)";
+  return success();
+}
+
+LogicalResult mlir::galv::unfoldUnitOffsetScales(ModuleOp module,
+                                                 ImportedONNX &imported,
+                                                 const HFConfig &config) {
+  if (!normScalesByOnePlusWeight(config.modelType))
+    return success();
+  OpBuilder builder(module.getContext());
+  for (ParameterOp param : module.getOps<ParameterOp>()) {
+    RankedTensorType type = param.getTensorType();
+    auto view = imported.weights.find(param.getSymName().str());
+    if (!param.getTrainable() || type.getRank() != 1 ||
+        !type.getElementType().isF32() || view == imported.weights.end() ||
+        !onlyMultiplied(module, param))
+      continue;
+    std::string &bytes = imported.computedWeights.emplace_back(
+        view->second.data, view->second.size);
+    for (size_t at = 0; at + sizeof(float) <= bytes.size();
+         at += sizeof(float)) {
+      float v;
+      std::memcpy(&v, &bytes[at], sizeof v);
+      v -= 1.0f; // exact for the scales near 1 that norms hold
+      std::memcpy(&bytes[at], &v, sizeof v);
+    }
+    view->second.data = bytes.data();
+    module.walk([&](GetParameterOp get) {
+      if (get.getName() != param.getSymName())
+        return;
+      builder.setInsertionPointAfter(get);
+      auto one = ConstantOp::create(
+          builder, get.getLoc(),
+          DenseElementsAttr::get(
+              RankedTensorType::get({}, builder.getF32Type()), 1.0f));
+      auto sum = AddOp::create(builder, get.getLoc(), get, one);
+      get.getResult().replaceAllUsesExcept(sum, sum);
+    });
+  }
   return success();
 }

@@ -265,6 +265,10 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   if (*config && (*config)->tieWordEmbeddings && !flags->shapesOnly &&
       failed(tieEmbeddings(*module, *imported)))
     return nullptr;
+  // Before norms are recomposed: their scales are still multiplications.
+  if (*config && !flags->shapesOnly &&
+      failed(unfoldUnitOffsetScales(*module, *imported, **config)))
+    return nullptr;
 
   auto cleanupStart = std::chrono::steady_clock::now();
   if (!flags->raw) {

@@ -8,6 +8,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,6 +55,9 @@ struct ImportedONNX {
   OwningOpRef<ModuleOp> module;
   std::map<std::string, galvatron::SafetensorsView> weights;
   std::shared_ptr<void> storage;
+  /// Weights the import computed (a folded `1 + w` unfolded to w); a deque,
+  /// so that `weights` can view them.
+  std::deque<std::string> computedWeights;
   /// The external-data files the weights were read from.
   std::vector<std::string> dataFiles;
   ONNXImportTimings timings;
@@ -136,6 +140,15 @@ FailureOr<HFConfig> readHFConfig(MLIRContext *context, StringRef path);
 /// position table) the config's pad_token_id as galv.embedding's
 /// padding_idx. Fails with a diagnostic when the id is outside the table.
 LogicalResult applyPaddingIdx(ModuleOp module, const HFConfig &config);
+
+/// Gemma's norms scale by `1 + w`, which the exporters fold into one
+/// constant: without the state dict, AdamW would update and decay `1 + w`.
+/// For the model types that do, a trainable vector read only by
+/// multiplications (a norm scale before recomposition) holding v is made to
+/// hold v - 1 and be read as `1 + it`: the forward is unchanged and the
+/// optimizer sees w, as PyTorch's does.
+LogicalResult unfoldUnitOffsetScales(ModuleOp module, ImportedONNX &imported,
+                                     const HFConfig &config);
 
 /// Registers `--import-onnx` with galvatron-translate.
 void registerONNXImportTranslation();
