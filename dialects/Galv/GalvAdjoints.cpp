@@ -520,9 +520,11 @@ LogicalResult EmbeddingOp::buildAdjoint(AdjointBuilder &ab,
   Value g = grads.empty() ? Value() : grads[0];
   EmbeddingOp e = *this;
   RankedTensorType table = ab.typeOf(e.getTable());
+  // The padding row (torch.nn.Embedding's padding_idx) gets no gradient.
   ab.accumulate(e.getTable(),
-                EmbeddingGradOp::create(ab.b, ab.loc, table, g, e.getIds(),
-                                        table.getDimSize(0)));
+                EmbeddingGradOp::create(
+                    ab.b, ab.loc, table, g, e.getIds(), table.getDimSize(0),
+                    e.getPaddingIdxAttr(), e.getVocabGroupAttr()));
   return success();
 }
 

@@ -565,6 +565,30 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+/// torch.nn.Embedding's padding_idx: a vocabulary id, so within the rows of
+/// every rank's block of a table split over `group`.
+static LogicalResult verifyPaddingIdx(Operation *op,
+                                      std::optional<uint64_t> padding,
+                                      DeviceGroupAttr group, int64_t rows) {
+  if (!padding) {
+    if (group)
+      return op->emitOpError("vocab_group without padding_idx");
+    return success();
+  }
+  int64_t vocab = rows * (group ? group.getSize() : 1);
+  int64_t id = static_cast<int64_t>(*padding);
+  if (id < 0 || id >= vocab)
+    return op->emitOpError() << "padding_idx " << id
+                             << " outside the vocabulary [0, " << vocab << ")";
+  return success();
+}
+
+LogicalResult EmbeddingOp::verify() {
+  return verifyPaddingIdx(
+      *this, getPaddingIdx(), getVocabGroupAttr(),
+      cast<RankedTensorType>(getTable().getType()).getDimSize(0));
+}
+
 LogicalResult AdamWUpdateOp::verify() {
   if (getLr().getType().getRank() != 0)
     return emitOpError() << "lr and step must be scalars, got "
@@ -586,7 +610,8 @@ LogicalResult EmbeddingGradOp::verify() {
       getType().getElementType() != grad.getElementType())
     return emitOpError() << "result must be "
                          << RankedTensorType::get(table, grad.getElementType());
-  return success();
+  return verifyPaddingIdx(*this, getPaddingIdx(), getVocabGroupAttr(),
+                          static_cast<int64_t>(getRows()));
 }
 
 LogicalResult RotaryOp::verify() {

@@ -509,16 +509,31 @@ def Galv_EmbeddingOp : Galv_ComputeOp<"embedding", [Pure, InferTypeOpAdaptor]> {
     `table [V, D]`, integer `ids [...]` in `[0, V)` -> `[..., D]`. Vocabulary
     tensor parallelism splits `V`.
 
+    `padding_idx` is torch.nn.Embedding's: lookups of that id read the row
+    but give it no gradient (ONNX cannot carry it; the importer takes it
+    from the Hugging Face config). With `vocab_group` the table is this
+    rank's block of a vocabulary split over the group (block k of size V at
+    the rank's position k), `ids` index the block, and `padding_idx` is a
+    vocabulary id: the block's row `padding_idx - k * V`, if it holds it.
+
     ```mlir
     %h = galv.embedding %wte[%ids] : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
+    %p = galv.embedding %wte[%ids] padding_idx = 1 : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
     ```
   }];
-  let arguments = (ins Galv_FloatTensor:$table, Galv_IntTensor:$ids);
+  let arguments = (ins Galv_FloatTensor:$table, Galv_IntTensor:$ids,
+                       OptionalAttr<I64Attr>:$padding_idx,
+                       OptionalAttr<Galv_DeviceGroupAttr>:$vocab_group);
   let results = (outs Galv_FloatTensor:$result);
+  let builders = [OpBuilder<(ins "Value":$table, "Value":$ids), [{
+    build($_builder, $_state, table, ids, IntegerAttr(), DeviceGroupAttr());
+  }]>];
   let assemblyFormat = [{
-    $table `[` $ids `]` attr-dict `:` type($table) `,` type($ids) `->`
-    type($result)
+    $table `[` $ids `]` (`padding_idx` `=` $padding_idx^)?
+    (`vocab_group` `=` $vocab_group^)? attr-dict `:` type($table) `,`
+    type($ids) `->` type($result)
   }];
+  let hasVerifier = 1;
 }
 
 def Galv_EmbeddingGradOp : Galv_ComputeOp<"embedding_grad", [Pure]> {
@@ -526,17 +541,25 @@ def Galv_EmbeddingGradOp : Galv_ComputeOp<"embedding_grad", [Pure]> {
   let description = [{
     Scatters the rows of `grad [..., D]` into a zero `[rows, D]` table at the
     positions `ids [...]` name, adding rows that share an id: what autodiff
-    emits for `galv.embedding` (and row gathers).
+    emits for `galv.embedding` (and row gathers). The row `padding_idx`
+    names (as `galv.embedding`'s, with `vocab_group`) stays zero.
 
     ```mlir
     %dw = galv.embedding_grad %g[%ids] rows = 1000 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
     ```
   }];
   let arguments = (ins Galv_FloatTensor:$grad, Galv_IntTensor:$ids,
-                       I64Attr:$rows);
+                       I64Attr:$rows, OptionalAttr<I64Attr>:$padding_idx,
+                       OptionalAttr<Galv_DeviceGroupAttr>:$vocab_group);
   let results = (outs Galv_FloatTensor:$result);
+  let builders = [OpBuilder<(ins "Type":$result, "Value":$grad, "Value":$ids,
+                                 "int64_t":$rows), [{
+    build($_builder, $_state, result, grad, ids, rows, IntegerAttr(),
+          DeviceGroupAttr());
+  }]>];
   let assemblyFormat = [{
-    $grad `[` $ids `]` `rows` `=` $rows attr-dict `:` type($grad) `,`
+    $grad `[` $ids `]` `rows` `=` $rows (`padding_idx` `=` $padding_idx^)?
+    (`vocab_group` `=` $vocab_group^)? attr-dict `:` type($grad) `,`
     type($ids) `->` type($result)
   }];
   let hasVerifier = 1;

@@ -546,7 +546,11 @@ static LogicalResult partitionVocabEmbedding(EmbeddingOp op, PartitionState &s,
       CompareOp::create(s.b, loc, ComparePredicate::lt, ids, end));
   Value local = WhereOp::create(s.b, loc, inside,
                                 SubOp::create(s.b, loc, ids, start), scalar(0));
-  Value rows = EmbeddingOp::create(s.b, loc, table, local);
+  // The padding id stays a vocabulary id: each rank's plan finds its row.
+  IntegerAttr padding = op.getPaddingIdxAttr();
+  Value rows =
+      EmbeddingOp::create(s.b, loc, table, local, padding,
+                          padding ? s.groupAttr(axes.tp) : DeviceGroupAttr());
   SmallVector<int64_t> maskShape(idsType.getShape());
   maskShape.push_back(1);
   Type f = tableType.getElementType();

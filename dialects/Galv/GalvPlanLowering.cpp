@@ -303,6 +303,14 @@ LogicalResult AdamWUpdateOp::lowerToPlan(PlanInstruction &instruction) {
 LogicalResult EmbeddingGradOp::lowerToPlan(PlanInstruction &instruction) {
   plan::EmbeddingGradAttrsT attrs;
   attrs.rows = static_cast<int64_t>(getRows());
+  // A vocabulary id; in a rank's block of the table, its row there (the
+  // rank's position is known now), or none when another rank holds it.
+  if (std::optional<uint64_t> padding = getPaddingIdx()) {
+    int64_t row = static_cast<int64_t>(*padding);
+    if (DeviceGroupAttr group = getVocabGroupAttr())
+      row -= instruction.positionIn(group) * attrs.rows;
+    attrs.padding_idx = row >= 0 && row < attrs.rows ? row : -1;
+  }
   return lowered(instruction, O::EmbeddingGrad, attrs);
 }
 

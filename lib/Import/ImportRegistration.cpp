@@ -12,7 +12,6 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
@@ -53,7 +52,9 @@ struct ImportFlags {
       llvm::cl::desc("the model's Hugging Face config.json (default: "
                      "config.json beside the model, if there is one): with "
                      "tie_word_embeddings (true unless it says false), "
-                     "copies of the embedding tables are tied back to them"),
+                     "copies of the embedding tables are tied back to them; "
+                     "pad_token_id is the embeddings' padding_idx (no "
+                     "gradient for that row) where Hugging Face sets it"),
       llvm::cl::init(""), llvm::cl::cat(category)};
   llvm::cl::list<std::string> trainable{
       "trainable",
@@ -169,38 +170,22 @@ LogicalResult readTrainablePatterns(MLIRContext *context,
   return success();
 }
 
-/// Whether the Hugging Face config (--hf-config, else config.json beside
-/// the model) ties the word embeddings; none ties nothing.
-FailureOr<bool> tiesWordEmbeddings(MLIRContext *context, StringRef inputPath) {
+/// The Hugging Face config: --hf-config, else config.json beside the
+/// model, else none.
+FailureOr<std::optional<HFConfig>> findHFConfig(MLIRContext *context,
+                                                StringRef inputPath) {
   std::string path = flags->hfConfig;
   if (path.empty()) {
     SmallString<256> beside(llvm::sys::path::parent_path(inputPath));
     llvm::sys::path::append(beside, "config.json");
     if (!llvm::sys::fs::exists(beside))
-      return false;
+      return std::optional<HFConfig>();
     path = std::string(beside);
   }
-  auto fail = [&](const Twine &why) {
-    return emitError(UnknownLoc::get(context))
-           << "--hf-config '" << path << "': " << why;
-  };
-  auto buffer = llvm::MemoryBuffer::getFile(path);
-  if (!buffer)
-    return fail(buffer.getError().message());
-  llvm::Expected<llvm::json::Value> json =
-      llvm::json::parse((*buffer)->getBuffer());
-  if (!json)
-    return fail(llvm::toString(json.takeError()));
-  const llvm::json::Object *config = json->getAsObject();
-  if (!config)
-    return fail("not a JSON object");
-  // Hugging Face's default, when the file leaves it out, is to tie.
-  const llvm::json::Value *tie = config->get("tie_word_embeddings");
-  if (!tie)
-    return true;
-  if (!tie->getAsBoolean())
-    return fail("tie_word_embeddings is not true or false");
-  return *tie->getAsBoolean();
+  FailureOr<HFConfig> config = readHFConfig(context, path);
+  if (failed(config))
+    return failure();
+  return std::optional<HFConfig>(*config);
 }
 
 /// --shapes-only imports have no bytes: options that write or compare them
@@ -274,9 +259,15 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
   if (!flags->stateDict.empty() &&
       failed(applyStateDictNames(*module, *imported, stateDict)))
     return nullptr;
-  FailureOr<bool> tie = tiesWordEmbeddings(context, inputPath);
-  if (failed(tie) ||
-      (*tie && !flags->shapesOnly && failed(tieEmbeddings(*module, *imported))))
+  FailureOr<std::optional<HFConfig>> config = findHFConfig(context, inputPath);
+  if (failed(config))
+    return nullptr;
+  if (*config && (*config)->tieWordEmbeddings && !flags->shapesOnly &&
+      failed(tieEmbeddings(*module, *imported)))
+    return nullptr;
+  // Before norms are recomposed: their scales are still multiplications.
+  if (*config && !flags->shapesOnly &&
+      failed(unfoldUnitOffsetScales(*module, *imported, **config)))
     return nullptr;
 
   auto cleanupStart = std::chrono::steady_clock::now();
@@ -287,6 +278,9 @@ OwningOpRef<Operation *> translate(llvm::SourceMgr &sourceMgr,
       return nullptr;
   }
   double cleanupSeconds = seconds(cleanupStart);
+  // On the recomposed embeddings (a raw import has only gathers).
+  if (*config && failed(applyPaddingIdx(*module, **config)))
+    return nullptr;
 
   auto writeStart = std::chrono::steady_clock::now();
   if (!flags->shapesOnly && failed(writeWeights(*imported, inputPath)))

@@ -57,6 +57,8 @@ void printAttrs(llvm::raw_ostream &os, const plan::Instruction &inst) {
        << ", ignore_index = " << a->ignore_index();
   } else if (const auto *a = inst.attrs_as_EmbeddingGradAttrs()) {
     os << " {rows = " << a->rows();
+    if (a->padding_idx() >= 0)
+      os << ", padding_idx = " << a->padding_idx();
   } else if (const auto *a = inst.attrs_as_AdamWAttrs()) {
     os << " {beta1 = " << a->beta1() << ", beta2 = " << a->beta2()
        << ", epsilon = " << a->epsilon()

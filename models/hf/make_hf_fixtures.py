@@ -22,7 +22,9 @@ each exported four ways: the TorchScript and dynamo exporters, with dynamic
   state_dict.safetensors  the model's state_dict() before training (what
                     save_pretrained writes: tied weights under each name),
                     for galvatron-translate --state-dict
-  config.json       the Hugging Face config (HF families)
+  config.json       the Hugging Face config (HF families), also beside each
+                    variant's model.onnx, where Hugging Face and optimum
+                    exports keep it and galvatron-translate looks for it
 
 A variant that fails to export or whose onnxruntime logits differ from
 PyTorch's by more than 1e-4 (relative to the largest logit) is reported
@@ -263,6 +265,8 @@ def make_family(name, seed, out):
                 rel = check_variant(path, ids, ref)
                 (d / variant).mkdir()
                 shutil.copy(path, d / variant / "model.onnx")
+                if cfg is not None:
+                    shutil.copy(d / "config.json", d / variant / "config.json")
             size = (d / variant / "model.onnx").stat().st_size
             print(f"  {name}/{variant}: {size} bytes, onnxruntime rel err {rel:.1e}")
         except Exception as exc:  # reported; the other variants still export

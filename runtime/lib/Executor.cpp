@@ -528,7 +528,7 @@ private:
       const auto *a = attrs<plan::EmbeddingGradAttrs>(c);
       if (!a || !need(c, 2) || !checkIndices(c.inst, 1, 0, a->rows()))
         return Outcome::Failed;
-      embeddingGrad(in[0], in[1], out[0]);
+      embeddingGrad(in[0], in[1], out[0], a->padding_idx());
       return Outcome::Done;
     }
     default:

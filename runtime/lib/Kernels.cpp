@@ -859,7 +859,7 @@ void embedding(const TensorView &table, const TensorView &ids,
 }
 
 void embeddingGrad(const TensorView &grad, const TensorView &ids,
-                   TensorView &out) {
+                   TensorView &out, int64_t paddingIdx) {
   int64_t rows = out.rank() == 2 ? out.shape[0] : -1;
   assert(isF32(grad) && grad.rank() >= 1 && holds(ids) && rows >= 0 &&
          "embedding gradient is not f32 [..., D]");
@@ -869,7 +869,7 @@ void embeddingGrad(const TensorView &grad, const TensorView &ids,
   std::memset(out.data(), 0, out.byteSize());
   for (int64_t i = 0, n = ids.size(); i < n; ++i) {
     int64_t row = ids.intAt(i);
-    if (row < 0 || row >= rows)
+    if (row < 0 || row >= rows || row == paddingIdx)
       continue; // out-of-range ids contribute nothing, like a one-hot
     float *dst = out.f32() + row * d;
     const float *src = grad.f32() + i * d;
@@ -1351,10 +1351,12 @@ Tensor embedding(const Tensor &table, const Tensor &ids) {
                  [&](TensorView &o) { embedding(table, ids, o); });
 }
 
-Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows) {
+Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows,
+                     int64_t paddingIdx) {
   assert(grad.rank() >= 1 && "embedding gradient is not f32 [..., D]");
-  return produce(DType::F32, {rows, grad.shape.back()},
-                 [&](TensorView &o) { embeddingGrad(grad, ids, o); });
+  return produce(DType::F32, {rows, grad.shape.back()}, [&](TensorView &o) {
+    embeddingGrad(grad, ids, o, paddingIdx);
+  });
 }
 
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,

@@ -298,11 +298,15 @@ bool InstructionChecker::check() {
     expected = in[1];
     expected.push_back(in[0][1]);
     return outputIs(expected);
-  case O::EmbeddingGrad:
+  case O::EmbeddingGrad: {
     if (!need(2) || out[0].size() != 2 ||
         inst.attrs_as_EmbeddingGradAttrs()->rows() != out[0][0])
       return fail("needs [rows, features] output with rows = its attribute");
+    int64_t padding = inst.attrs_as_EmbeddingGradAttrs()->padding_idx();
+    if (padding < -1 || padding >= out[0][0])
+      return fail("padding_idx outside the table's rows");
     return true;
+  }
   case O::GeluGrad:
   case O::GeluTanhGrad:
     if (!need(2) || in[1] != in[0] || out[0] != in[0])

@@ -43,3 +43,17 @@ func.func @forward(%ids: tensor<2x4xi64>) -> tensor<2x4x8xf32> {
 func.func @forward(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
   return %x : tensor<2x4xf32>
 }
+
+// -----
+
+// torch.nn.Embedding's padding_idx reaches the table's gradient: the padding
+// row stays zero (the tied head still gives it one through the linear).
+// CHECK-LABEL: func.func @loss_grad(
+// CHECK: galv.embedding_grad %{{.*}}[%{{.*}}] rows = 8 padding_idx = 1 {{.*}}: tensor<2x4x4xf32>, tensor<2x4xi64> -> tensor<8x4xf32>
+galv.parameter @tied : tensor<8x4xf32> trainable
+func.func @forward(%ids: tensor<2x4xi64>) -> tensor<2x4x8xf32> {
+  %e = galv.get_parameter @tied : tensor<8x4xf32>
+  %h = galv.embedding %e[%ids] padding_idx = 1 : tensor<8x4xf32>, tensor<2x4xi64> -> tensor<2x4x4xf32>
+  %l = galv.linear %h, %e : tensor<2x4x4xf32>, tensor<8x4xf32> -> tensor<2x4x8xf32>
+  return %l : tensor<2x4x8xf32>
+}

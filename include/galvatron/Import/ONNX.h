@@ -8,8 +8,10 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +55,9 @@ struct ImportedONNX {
   OwningOpRef<ModuleOp> module;
   std::map<std::string, galvatron::SafetensorsView> weights;
   std::shared_ptr<void> storage;
+  /// Weights the import computed (a folded `1 + w` unfolded to w); a deque,
+  /// so that `weights` can view them.
+  std::deque<std::string> computedWeights;
   /// The external-data files the weights were read from.
   std::vector<std::string> dataFiles;
   ONNXImportTimings timings;
@@ -70,9 +75,10 @@ std::unique_ptr<ImportedONNX> importONNX(MLIRContext *context, StringRef bytes,
                                          StringRef path,
                                          const ONNXImportOptions &options);
 
-/// State-dict tensors by their bytes, and 2-D ones by their transposed
-/// bytes: how an exporter's renamed or transposed copy of a weight is traced
-/// back to its state-dict name.
+/// State-dict tensors by their bytes, 2-D ones by their transposed bytes
+/// and f32 vectors by the bytes of `1 + w`: how an exporter's renamed,
+/// transposed or folded copy of a weight (Gemma's norm scales, `1 + w`
+/// folded by the exporter) is traced back to its state-dict name.
 class StateDictIndex {
 public:
   explicit StateDictIndex(
@@ -87,17 +93,24 @@ public:
   Range transposed(const std::string &bytes) const {
     return byTransposed.equal_range(bytes);
   }
-  /// The first name holding `bytes`, directly or transposed, or "".
+  Range plusOne(const std::string &bytes) const {
+    return byPlusOne.equal_range(bytes);
+  }
+  /// The first name holding `bytes`, directly, transposed or plus one, or
+  /// "".
   std::string nameOf(const std::string &bytes) const;
 
 private:
-  std::multimap<std::string, std::string> byBytes, byTransposed;
+  std::multimap<std::string, std::string> byBytes, byTransposed, byPlusOne;
 };
 
 /// Renames imported parameters after the model's state dict: a parameter
 /// whose bytes equal a state-dict tensor takes that name; one equal to a
-/// state-dict tensor transposed is read through a transpose of it; duplicates
-/// collapse into one parameter. `stateDict` must outlive `imported`'s views.
+/// state-dict tensor transposed is read through a transpose of it, one equal
+/// to `1 + w` as `1 + w`, a trainable one made of a matrix's rows as those
+/// rows looked up; duplicates collapse into one parameter, under the name
+/// named_parameters() gives tied weights. `stateDict` must outlive
+/// `imported`'s views.
 LogicalResult applyStateDictNames(
     ModuleOp module, ImportedONNX &imported,
     const std::map<std::string, galvatron::SafetensorsTensor> &stateDict);
@@ -108,6 +121,34 @@ LogicalResult applyStateDictNames(
 /// or transposed (an exporter's copy of the output projection), is read from
 /// that table instead.
 LogicalResult tieEmbeddings(ModuleOp module, ImportedONNX &imported);
+
+/// What ONNX cannot carry, from the model's Hugging Face config.json.
+struct HFConfig {
+  std::string modelType;
+  /// Hugging Face's default when the file does not say.
+  bool tieWordEmbeddings = true;
+  std::optional<int64_t> padTokenId, vocabSize, maxPositionEmbeddings;
+};
+
+/// Reads the config.json at `path`; emits a diagnostic naming it (as
+/// --hf-config) and fails when it is not a JSON object or a key it uses has
+/// the wrong type.
+FailureOr<HFConfig> readHFConfig(MLIRContext *context, StringRef path);
+
+/// Gives the embedding lookups Hugging Face builds with padding_idx (the
+/// token table, unless the model type builds it without; RoBERTa's lineage's
+/// position table) the config's pad_token_id as galv.embedding's
+/// padding_idx. Fails with a diagnostic when the id is outside the table.
+LogicalResult applyPaddingIdx(ModuleOp module, const HFConfig &config);
+
+/// Gemma's norms scale by `1 + w`, which the exporters fold into one
+/// constant: without the state dict, AdamW would update and decay `1 + w`.
+/// For the model types that do, a trainable vector read only by
+/// multiplications (a norm scale before recomposition) holding v is made to
+/// hold v - 1 and be read as `1 + it`: the forward is unchanged and the
+/// optimizer sees w, as PyTorch's does.
+LogicalResult unfoldUnitOffsetScales(ModuleOp module, ImportedONNX &imported,
+                                     const HFConfig &config);
 
 /// Registers `--import-onnx` with galvatron-translate.
 void registerONNXImportTranslation();

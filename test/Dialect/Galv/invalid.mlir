@@ -584,6 +584,30 @@ func.func @embedding_grad_result(%g: tensor<2x8x64xf32>, %i: tensor<2x8xi64>) {
 
 // -----
 
+func.func @embedding_padding_outside(%t: tensor<10x4xf32>, %i: tensor<2x8xi64>) {
+  // expected-error @below {{padding_idx 10 outside the vocabulary [0, 10)}}
+  %0 = galv.embedding %t[%i] padding_idx = 10 : tensor<10x4xf32>, tensor<2x8xi64> -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_grad_padding_outside(%g: tensor<2x8x4xf32>, %i: tensor<2x8xi64>) {
+  // expected-error @below {{padding_idx 20 outside the vocabulary [0, 20)}}
+  %0 = galv.embedding_grad %g[%i] rows = 10 padding_idx = 20 vocab_group = <size = 2, stride = 1> : tensor<2x8x4xf32>, tensor<2x8xi64> -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_group_without_padding(%t: tensor<10x4xf32>, %i: tensor<2x8xi64>) {
+  // expected-error @below {{vocab_group without padding_idx}}
+  %0 = galv.embedding %t[%i] vocab_group = <size = 2, stride = 1> : tensor<10x4xf32>, tensor<2x8xi64> -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
 func.func @cross_entropy_grad_labels(%l: tensor<2x8x10xf32>, %y: tensor<2x7xi64>, %d: tensor<f32>) {
   // expected-error @below {{labels shape [2, 7] must be the logits shape [2, 8, 10] without its last (class) dimension}}
   %0 = galv.cross_entropy_grad %l, %y, %d : tensor<2x8x10xf32>, tensor<2x7xi64>, tensor<f32>

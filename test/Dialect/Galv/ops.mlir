@@ -135,6 +135,10 @@ func.func @transformer(%table: tensor<1000x64xf32>, %ids: tensor<2x8xi64>, %q: t
   %0 = galv.embedding %table[%ids] : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
   // CHECK: galv.embedding_grad %{{.*}}[%{{.*}}] rows = 1000 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
   %eg = galv.embedding_grad %0[%ids] rows = 1000 : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
+  // CHECK: galv.embedding %{{.*}}[%{{.*}}] padding_idx = 1 : tensor<1000x64xf32>
+  %p = galv.embedding %table[%ids] padding_idx = 1 : tensor<1000x64xf32>, tensor<2x8xi64> -> tensor<2x8x64xf32>
+  // CHECK: galv.embedding_grad %{{.*}}[%{{.*}}] rows = 1000 padding_idx = 1500 vocab_group = <size = 2, stride = 1> : tensor<2x8x64xf32>
+  %pg = galv.embedding_grad %p[%ids] rows = 1000 padding_idx = 1500 vocab_group = <size = 2, stride = 1> : tensor<2x8x64xf32>, tensor<2x8xi64> -> tensor<1000x64xf32>
   // CHECK: galv.rotary %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x8x8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>
   %1 = galv.rotary %q, %cos, %sin : tensor<2x8x8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>
   // CHECK: galv.rotary %{{.*}}, %{{.*}}, %{{.*}} interleaved : tensor<2x2x8x16xf32>

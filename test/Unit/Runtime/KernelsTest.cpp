@@ -266,6 +266,27 @@ TEST(Kernels, CrossEntropyIgnoresLabels) {
   EXPECT_NEAR(loss.f32()[0], total / 4, 1e-5);
 }
 
+TEST(Kernels, EmbeddingGradSkipsThePaddingRow) {
+  // torch.nn.Embedding(padding_idx=2): ids 2 give their row no gradient;
+  // rows that share another id add up; out-of-range ids add nothing.
+  Tensor grad = random({2, 3, 4}, 14);
+  Tensor ids(DType::I64, {2, 3});
+  int64_t values[] = {2, 0, 2, 1, 0, 5};
+  std::copy(values, values + 6, ids.i64());
+  for (int64_t padding : {-1, 2, 0}) {
+    Tensor table = embeddingGrad(grad, ids, 5, padding);
+    for (int64_t row = 0; row < 5; ++row)
+      for (int64_t j = 0; j < 4; ++j) {
+        float want = 0;
+        for (int i = 0; i < 6; ++i)
+          if (values[i] == row && row != padding)
+            want += grad.f32()[i * 4 + j];
+        EXPECT_EQ(table.f32()[row * 4 + j], want)
+            << "padding " << padding << " row " << row;
+      }
+  }
+}
+
 TEST(Npy, RoundTripAndErrors) {
   Tensor t = random({2, 3}, 13);
   std::string path =

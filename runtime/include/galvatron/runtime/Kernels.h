@@ -99,9 +99,11 @@ void expand(const TensorView &x, TensorView &out);
 void gather(const TensorView &data, const TensorView &indices, int64_t axis,
             TensorView &out);
 void embedding(const TensorView &table, const TensorView &ids, TensorView &out);
-/// Rows of grad [..., D] added into a zero [rows, D] table at `ids`.
+/// Rows of grad [..., D] added into a zero [rows, D] table at `ids`; the
+/// row `paddingIdx` (torch.nn.Embedding's padding_idx; -1: none) stays
+/// zero.
 void embeddingGrad(const TensorView &grad, const TensorView &ids,
-                   TensorView &out);
+                   TensorView &out, int64_t paddingIdx = -1);
 
 void reduce(Reduction kind, const TensorView &x,
             const std::vector<int64_t> &axes, TensorView &out);
@@ -144,7 +146,8 @@ std::vector<Tensor> split(const Tensor &x, int64_t axis,
 Tensor expand(const Tensor &x, const Shape &shape);
 Tensor gather(const Tensor &data, const Tensor &indices, int64_t axis);
 Tensor embedding(const Tensor &table, const Tensor &ids);
-Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows);
+Tensor embeddingGrad(const Tensor &grad, const Tensor &ids, int64_t rows,
+                     int64_t paddingIdx = -1);
 Tensor reduce(Reduction kind, const Tensor &x, const std::vector<int64_t> &axes,
               bool keepDims);
 Tensor softmax(const Tensor &x, int64_t axis);
