@@ -358,6 +358,38 @@ static LogicalResult partitionUnequalParts(LinearOp op, PartitionState &s,
 /// is not the batch.
 static int64_t sequenceDim(const Layout &l) { return l.batchDim == 1 ? 0 : 1; }
 
+/// Ulysses: whole weights on a split sequence; features split by the
+/// attention's all-to-all come back to a split sequence first.
+static LogicalResult partitionLinearUlysses(LinearOp op, PartitionState &s,
+                                            const Axes &axes, Value x) {
+  Layout lx = s.layoutOf(x);
+  int64_t last = lx.dims.size() - 1;
+  Value w = op.getWeight(), bias = op.getBias();
+  Layout result = lx;
+  result.blocks[last] = 1;
+  if (lx.dims[last] == axes.tp) {
+    x = s.allToAll(x, 1, last, axes.tp, op);
+    op->setOperand(0, x);
+    lx = s.layoutOf(x);
+    result = lx;
+  }
+  if (!lx.dims[last].whole())
+    return s.fail(op, "input features split over a group the linear does "
+                      "not use");
+  for (Value p : {w, bias})
+    if (p && s.isParam(p) &&
+        failed(s.cutParam(p, Layout::whole(s.global(p).getRank()), axes, op)))
+      return failure();
+  // The weights meet a split sequence: their gradients are partial sums.
+  if (lx.splitOver(axes.tp)) {
+    op->setOperand(1, s.replicate(w, axes.tp, op));
+    if (bias)
+      op->setOperand(2, s.replicate(bias, axes.tp, op));
+  }
+  s.setLayout(op.getResult(), result);
+  return success();
+}
+
 LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   LinearOp op = *this;
   Value x = s.conform(op, 0, axes);
@@ -377,31 +409,8 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
   };
   Layout result = lx;
   result.blocks[last] = 1;
-  if (axes.ulysses()) {
-    // Ulysses: whole weights on a split sequence; features split by the
-    // attention's all-to-all come back to a split sequence first.
-    if (lx.dims[last] == axes.tp) {
-      x = s.allToAll(x, 1, last, axes.tp, op);
-      op->setOperand(0, x);
-      lx = s.layoutOf(x);
-      result = lx;
-    }
-    if (!lx.dims[last].whole())
-      return s.fail(op, "input features split over a group the linear does "
-                        "not use");
-    for (Value p : {w, bias})
-      if (p && s.isParam(p) &&
-          failed(s.cutParam(p, Layout::whole(s.global(p).getRank()), axes, op)))
-        return failure();
-    // The weights meet a split sequence: their gradients are partial sums.
-    if (lx.splitOver(axes.tp)) {
-      op->setOperand(1, s.replicate(w, axes.tp, op));
-      if (bias)
-        op->setOperand(2, s.replicate(bias, axes.tp, op));
-    }
-    s.setLayout(op.getResult(), result);
-    return success();
-  }
+  if (axes.ulysses())
+    return partitionLinearUlysses(op, s, axes, x);
   bool gatheredSequence = false;
   int64_t seq = sequenceDim(lx);
   if (axes.megatronSp() && lx.dims.size() == 3 && lx.dims[seq] == axes.tp &&
@@ -414,16 +423,13 @@ LogicalResult LinearOp::partition(PartitionState &s, const Axes &axes) {
     lx = s.layoutOf(x);
     result = lx;
   }
-  if (!axes.tp.whole() && lx.dims[last].whole() &&
-      isSingleHeadProjection(op.getResult()))
-    return partitionSingleHead(op, s, axes, x, result, gatheredSequence);
   if (!axes.tp.whole() && lx.dims[last].whole()) {
+    if (isSingleHeadProjection(op.getResult()))
+      return partitionSingleHead(op, s, axes, x, result, gatheredSequence);
     SmallVector<SliceOp> parts = unequalParts(op.getResult(), last);
     if (!parts.empty())
       return partitionUnequalParts(op, s, axes, x, result, gatheredSequence,
                                    parts);
-  }
-  if (!axes.tp.whole() && lx.dims[last].whole()) {
     // Column-parallel. A fused projection split into equal parts right
     // after is cut per part, so that each rank holds its heads of each.
     int64_t outFeatures = wType.getDimSize(outAxis);

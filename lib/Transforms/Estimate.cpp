@@ -90,8 +90,9 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
     double fixedS = 0;
     for (const RankMeasure &r : ranks) {
       double ms = r.instructions * costs.hardware.instructionMs;
-      for (int group : r.collectiveGroups)
-        ms += costs.hardware.startupMs(group);
+      for (const RankMeasure::Instruction &step : r.program)
+        if (step.group >= 0 && step.group < int64_t(r.groups.size()))
+          ms += costs.hardware.startupMs(int(r.groups[step.group].size()));
       fixedS = std::max(fixedS, ms / 1000);
     }
     double stepS = est.timeMs / 1000 + fixedS;

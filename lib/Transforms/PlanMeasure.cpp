@@ -205,10 +205,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     if (inst->opcode() != plan::Opcode::Recv && inst->inputs() &&
         inst->inputs()->size())
       sent = rank.tensors()->Get(inst->inputs()->Get(0))->bytes();
-    std::string key = groupKey(p, group);
-    r.bytesSent[std::string(names.counted) + ":" + key] += sent;
-    r.collectiveGroups.push_back(
-        1 + static_cast<int>(std::count(key.begin(), key.end(), ',')));
+    r.bytesSent[std::string(names.counted) + ":" + groupKey(p, group)] += sent;
     RankMeasure::Instruction step;
     step.kind = RankMeasure::Instruction::Collective;
     step.group = group;
@@ -228,7 +225,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     if (step.kind != RankMeasure::Instruction::Recv) {
       RankMeasure::Collective c;
       c.op = names.priced;
-      c.group = r.collectiveGroups.back();
+      c.group = members ? int(members->size()) : 1;
       if (members)
         for (size_t i = 1; i < members->size(); ++i)
           c.consecutive =

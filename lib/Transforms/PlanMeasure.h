@@ -30,10 +30,7 @@ struct RankMeasure {
   int stage = 0;
   uint64_t arenaBytes = 0, boundBytes = 0;
   std::map<std::string, uint64_t> bytesSent; ///< "op:rank,rank,..." -> bytes
-  /// Instructions in the step, and the group size of each collective (a
-  /// send or receive counts as a group of 2).
-  uint64_t instructions = 0;
-  std::vector<int> collectiveGroups;
+  uint64_t instructions = 0;                 ///< Instructions in the step.
   /// Each collective: the hardware spec's op name, group size, whether its
   /// ranks are consecutive, and the bytes it hands over.
   struct Collective {

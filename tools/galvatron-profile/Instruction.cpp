@@ -33,6 +33,13 @@ void shareCores(const Layout &layout) {
 
 } // namespace
 
+double slowestRankMedian(std::vector<double> runs) {
+  std::sort(runs.begin(), runs.end());
+  double mine = runs[runs.size() / 2], slowest = 0;
+  MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return slowest;
+}
+
 double measureInstruction(const Layout &layout, Json &out) {
   progress(layout, "instruction overhead");
   shareCores(layout);
@@ -55,9 +62,7 @@ double measureInstruction(const Layout &layout, Json &out) {
       once();
     runs.push_back((MPI_Wtime() - start) * 1e3 / calls);
   }
-  std::sort(runs.begin(), runs.end());
-  double mine = runs[runs.size() / 2], slowest = 0;
-  MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  double slowest = slowestRankMedian(std::move(runs));
   out["ms"] = slowest;
   out["what"] = "64-float add with the executor's copies, median of 5 x " +
                 std::to_string(calls);

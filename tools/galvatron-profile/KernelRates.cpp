@@ -227,10 +227,7 @@ double timeProbe(const std::vector<Probe> &copies, double targetMs,
       call();
     runs.push_back((MPI_Wtime() - start) * 1e3 / calls);
   }
-  std::sort(runs.begin(), runs.end());
-  double mine = runs[runs.size() / 2], slowest = 0;
-  MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return slowest;
+  return slowestRankMedian(std::move(runs));
 }
 
 } // namespace

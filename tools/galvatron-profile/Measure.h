@@ -79,6 +79,10 @@ std::vector<CommSample> measureCollectives(const Options &options,
 std::map<int, double> measureLatency(const Options &options,
                                      const Layout &layout, Json &out);
 
+/// The median of this rank's `runs`, the largest over the ranks (every
+/// rank calls it).
+double slowestRankMedian(std::vector<double> runs);
+
 /// What the runtime spends on one instruction whatever its size: a small
 /// elementwise kernel with the executor's copies in and out of its arena
 /// (ms, the slowest rank's median).
