@@ -6,8 +6,9 @@
 # the steps; the largest rank's tensor memory: the arena it allocates and
 # the tensors bound to it, beside the peak of live arena bytes and the peak
 # RSS; the bytes its communicator counted). With ROUNDS=N every case runs
-# N times, each round on fresh profiles, and the table gives medians (this
-# VM's speed drifts by 20% between minutes).
+# N times, each round on fresh profiles, and the table compares the fastest
+# prediction with the fastest measurement (this VM's neighbours slow it by
+# up to 40% for minutes), the medians beside them.
 #
 #   [ROUNDS=3] bench/native/run.sh [STEPS]
 #   LAYERS=2 HIDDEN=128 HEADS=4 BATCH=8 SEQ=64 PYTHON=python3 \
@@ -136,25 +137,37 @@ cases = []
 for r in rows:
     if (r["ranks"], r["strategy"]) not in cases:
         cases.append((r["ranks"], r["strategy"]))
+# This VM shares its host: neighbours slow it down, never speed it up, by
+# up to 40% for minutes at a time. So the time columns compare the fastest
+# round's prediction (each round profiles afresh) with the fastest round's
+# measurement: the machine undisturbed on both sides. The medians' error
+# is given beside it.
 print("| ranks | strategy | predicted ms/step | measured ms/step | time error "
+      "| median error (each round) "
       "| predicted peak bytes | held by the runtime | live peak | peak RSS MB "
       "| bytes sent equal |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-within = 0
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+within = within_median = 0
 for ranks, strategy in cases:
     rs = [r for r in rows if (r["ranks"], r["strategy"]) == (ranks, strategy)]
-    pred = statistics.median(r["predicted_ms"] for r in rs)
-    meas = statistics.median(r["measured_ms"] for r in rs)
+    pred = min(r["predicted_ms"] for r in rs)
+    meas = min(r["measured_ms"] for r in rs)
     error = pred / meas - 1
     within += abs(error) <= 0.10
+    median_error = (statistics.median(r["predicted_ms"] for r in rs) /
+                    statistics.median(r["measured_ms"] for r in rs) - 1)
+    within_median += abs(median_error) <= 0.10
     held = max(r["held_bytes"] for r in rs)
     predicted = max(r["predicted_bytes"] for r in rs)
     spread = "" if len(rs) == 1 else " (%s)" % ", ".join(
         "%+.0f%%" % ((r["predicted_ms"] / r["measured_ms"] - 1) * 100) for r in rs)
-    print(f"| {ranks} | {strategy} | {pred:.1f} | {meas:.1f} | {error * 100:+.0f}%{spread} "
+    print(f"| {ranks} | {strategy} | {pred:.1f} | {meas:.1f} | {error * 100:+.0f}% "
+          f"| {median_error * 100:+.0f}%{spread} "
           f"| {predicted:.0f} | {held} ({(predicted / held - 1) * 100:+.1f}%) "
           f"| {max(r['live_bytes'] for r in rs)} | {max(r['peak_rss_mb'] for r in rs):.0f} "
           f"| {'yes' if all(r['bytes_equal'] for r in rs) else 'NO'} |")
-print(f"\n{within} of {len(cases)} within 10% (medians over {max(r['round'] for r in rows)} round(s))")
+rounds = max(r["round"] for r in rows)
+print(f"\n{within} of {len(cases)} within 10% (fastest of {rounds} round(s)); "
+      f"{within_median} of {len(cases)} by the medians")
 PY
 [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"

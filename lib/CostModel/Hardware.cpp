@@ -113,6 +113,20 @@ bool readString(const std::string &path, const ordered_json &json,
   return true;
 }
 
+/// device.cores_per_node: optional, an integer >= 1.
+bool readCores(const std::string &path, const ordered_json &device, int &out,
+               std::string &error) {
+  if (!device.contains("cores_per_node"))
+    return true;
+  const ordered_json &value = device["cores_per_node"];
+  if (!value.is_number_integer() || value.get<long long>() < 1 ||
+      value.get<long long>() > (1 << 20))
+    return keyError(error, path, "device.cores_per_node",
+                    "must be an integer >= 1");
+  out = value.get<int>();
+  return true;
+}
+
 bool readDevice(const std::string &path, const ordered_json &json,
                 DeviceRates &out, std::string &error) {
   if (!json.contains("device"))
@@ -121,7 +135,8 @@ bool readDevice(const std::string &path, const ordered_json &json,
   if (!device.is_object())
     return keyError(error, path, "device", "must be an object");
   static const char *known[] = {"gemm_tflops_fp32", "gemm_tflops_bf16",
-                                "memory_bandwidth_gbs", "memory_gb"};
+                                "memory_bandwidth_gbs", "memory_gb",
+                                "cores_per_node"};
   for (auto &[key, value] : device.items())
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       return keyError(error, path, "device." + key, "unknown key");
@@ -132,7 +147,8 @@ bool readDevice(const std::string &path, const ordered_json &json,
          readRate(path, device, "device.", "memory_bandwidth_gbs", false,
                   out.memoryBandwidthGBs, error) &&
          readRate(path, device, "device.", "memory_gb", false, out.memoryGB,
-                  error);
+                  error) &&
+         readCores(path, device, out.coresPerNode, error);
 }
 
 /// An object section; `optional` ones may be absent (left empty).
@@ -534,6 +550,8 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
   device["gemm_tflops_bf16"] = in.device.gemmTflopsBf16;
   device["memory_bandwidth_gbs"] = in.device.memoryBandwidthGBs;
   device["memory_gb"] = in.device.memoryGB;
+  if (in.device.coresPerNode > 0)
+    device["cores_per_node"] = in.device.coresPerNode;
   json["allreduce_bandwidth"] = commJson(in.comm, "allreduce_bandwidth");
   json["p2p_bandwidth"] = commJson(in.comm, "p2p_bandwidth");
   json["overlap_coefficient"] = in.comm.overlapCoefficient;

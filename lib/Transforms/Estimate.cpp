@@ -15,6 +15,7 @@
 #include "galvatron/Support/AtomicFile.h"
 #include "galvatron/Transforms/Passes.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <nlohmann/json.hpp>
@@ -64,8 +65,11 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
     std::vector<RankMeasure> ranks;
     if (traffic && failed(measurePlan(module, training, ranks, error)))
       return failure();
-    nlohmann::ordered_json j = toJson(costs, strategy, est, ranks);
+    PlanTime detail;
+    nlohmann::ordered_json j = toJson(costs, strategy, est, ranks, detail);
     printTable(j);
+    if (!trace.empty() && !writeTrace(ranks, detail, error))
+      return failure();
     if (!out.empty()) {
       std::string text = j.dump(2) + "\n";
       if (!galvatron::writeFileAtomically(out, {{text.data(), text.size()}},
@@ -78,7 +82,8 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
   nlohmann::ordered_json toJson(const ModuleCosts &costs,
                                 const cm::Strategy &strategy,
                                 const cm::Estimate &est,
-                                const std::vector<RankMeasure> &ranks) {
+                                const std::vector<RankMeasure> &ranks,
+                                PlanTime &detail) {
     nlohmann::ordered_json j;
     j["model"] = costs.native ? "native" : "galvatron";
     j["hardware"] = costs.hardware.name;
@@ -103,7 +108,6 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
         costs.settings.mixedPrecision && hw.device.gemmTflopsBf16 > 0
             ? hw.device.gemmTflopsBf16
             : hw.device.gemmTflopsFp32;
-    PlanTime detail;
     double planS =
         ranks.empty() ? 0 : planStepSeconds(hw, tflops, ranks, &detail);
     if (planS < 0) {
@@ -150,6 +154,55 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
       j["ranks"][r]["time_by_class_s"] = detail.byClass[r];
     }
     return j;
+  }
+
+  /// The played-out step as Chrome trace events, one file per rank named as
+  /// galvatron-run --trace names its own, so that a measured step and its
+  /// prediction can be compared instruction by instruction.
+  bool writeTrace(const std::vector<RankMeasure> &ranks,
+                  const PlanTime &detail, std::string &error) {
+    if (detail.spans.size() != ranks.size()) {
+      error = "trace=" + trace +
+              ": the step was not played out (no kernel rates in the "
+              "hardware, or no plan)";
+      return false;
+    }
+    if (std::error_code ec = llvm::sys::fs::create_directories(trace)) {
+      error = "trace=" + trace + ": cannot create the directory: " +
+              ec.message();
+      return false;
+    }
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      nlohmann::ordered_json events = nlohmann::ordered_json::array();
+      for (size_t i = 0; i < ranks[r].program.size(); ++i) {
+        const RankMeasure::Instruction &step = ranks[r].program[i];
+        auto [start, end] = detail.spans[r][i];
+        bool comm = step.kind == RankMeasure::Instruction::Collective ||
+                    step.kind == RankMeasure::Instruction::Send ||
+                    step.kind == RankMeasure::Instruction::Recv;
+        nlohmann::ordered_json args = {{"step", 0}, {"instruction", i}};
+        if (!comm)
+          args["class"] = step.kind == RankMeasure::Instruction::Alias
+                              ? "alias"
+                              : step.kernelClass;
+        events.push_back({{"name", step.opcode},
+                          {"cat", comm ? "comm" : "compute"},
+                          {"ph", "X"},
+                          {"ts", start * 1000},
+                          {"dur", (end - start) * 1000},
+                          {"pid", r},
+                          {"tid", 0},
+                          {"args", args}});
+      }
+      nlohmann::ordered_json file = {{"traceEvents", events},
+                                     {"displayTimeUnit", "ms"}};
+      std::string text = file.dump() + "\n";
+      std::string path = trace + "/trace-rank" + std::to_string(r) + ".json";
+      if (!galvatron::writeFileAtomically(path, {{text.data(), text.size()}},
+                                          error))
+        return false;
+    }
+    return true;
   }
 
   void printTable(const nlohmann::ordered_json &j) {

@@ -160,6 +160,13 @@ RankMeasure::Instruction computeStep(const plan::RankProgram &rank,
                                      const plan::Instruction &inst) {
   RankMeasure::Instruction step;
   step.kernelClass = kernelClass(inst.opcode());
+  // A transpose that keeps the last axis (heads split or merged) copies
+  // whole rows, as slices do; only one that moves it transposes elements.
+  if (const auto *t = inst.attrs_as_TransposeAttrs())
+    if (t->perm() && t->perm()->size() &&
+        t->perm()->Get(t->perm()->size() - 1) ==
+            static_cast<int32_t>(t->perm()->size() - 1))
+      step.kernelClass = "movement";
   bool contraction = step.kernelClass == "gemm" ||
                      step.kernelClass == "attention" ||
                      step.kernelClass == "attention_grad";
@@ -197,6 +204,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     CollectiveNames names = collectiveNames(inst->opcode());
     if (!names.counted) {
       r.program.push_back(computeStep(rank, *inst));
+      r.program.back().opcode = plan::EnumNameOpcode(inst->opcode());
       continue;
     }
     int64_t group = galvatron::rt::groupOf(*inst);
@@ -208,6 +216,7 @@ RankMeasure measureRank(const plan::Plan &p, const plan::RankProgram &rank) {
     r.bytesSent[std::string(names.counted) + ":" + groupKey(p, group)] += sent;
     RankMeasure::Instruction step;
     step.kind = RankMeasure::Instruction::Collective;
+    step.opcode = plan::EnumNameOpcode(inst->opcode());
     step.group = group;
     const std::vector<int> *members =
         group >= 0 && group < int64_t(r.groups.size()) ? &r.groups[group]

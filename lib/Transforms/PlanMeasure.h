@@ -47,6 +47,7 @@ struct RankMeasure {
   /// and bytes. An aliasing reshape moves nothing.
   struct Instruction {
     enum Kind { Compute, Alias, Collective, Send, Recv } kind = Compute;
+    const char *opcode = ""; ///< The plan's opcode name, as traces name it.
     std::string kernelClass;
     double work = 0;
     int64_t group = -1;
@@ -65,6 +66,10 @@ struct RankMeasure {
 struct PlanTime {
   std::vector<double> finish;
   std::vector<std::map<std::string, double>> byClass;
+  /// Per rank, per instruction: when it is reached and when it ends (ms
+  /// from the step's start), waits included, as galvatron-run --trace
+  /// times an instruction.
+  std::vector<std::vector<std::pair<double, double>>> spans;
 };
 
 /// A step's time (s) on `hw`, priced instruction by instruction and played

@@ -3,11 +3,18 @@
 // Summing each rank's instructions misses what makes a parallel step slow:
 // ranks wait. A collective cannot start before the last rank of its group
 // reaches it, and a pipeline stage idles until its input arrives (the
-// bubble). So the ranks' programs are played out together: each rank keeps
-// a clock, compute advances it, a collective sets every member's clock to
-// the last arrival plus the collective's cost, and a receive waits for its
-// message (sends are eager: the runtime's MPI_Isend returns at once, and
-// messages from one peer arrive in order).
+// bubble). So the ranks' programs are played out together in time: compute
+// runs, a collective starts for every member when the last one arrives and
+// costs them all its price, and a receive waits for its message (sends are
+// eager: the runtime's MPI_Isend returns at once, and messages from one
+// peer arrive in order).
+//
+// On the CPU backend the ranks of a node may outnumber its cores. The
+// profiler measured every rate with all of them busy at once, so a rate
+// holds a share of a core; a rank that waits yields its core, and the ranks
+// still running go faster. Each cost is therefore taken back to a whole
+// core (times cores / ranks of the profile) and every running rank of a
+// node advances at min(1, cores / running ranks): processor sharing.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <map>
 
 using namespace mlir::galv;
@@ -59,81 +67,167 @@ struct Player {
   const cm::HardwareSpec &hw;
   double gemmTflops;
   const std::vector<RankMeasure> &ranks;
-  std::vector<size_t> next;
-  std::vector<double> clock;
+  /// A profiled cost's part that needs a whole core, and the node's cores
+  /// (0: every rank computes on its own).
+  double share = 1;
+  int cores = 0, perNode = 1;
+  double now = 0;
+
+  enum State { Ready, Running, Blocked, Done };
+  struct Progress {
+    State state = Ready;
+    size_t next = 0;
+    /// Work left (ms on a whole core), when the instruction was reached
+    /// and when it started running, and what its time counts as.
+    double remaining = 0, arrived = 0, started = 0;
+    std::string kind;
+  };
+  std::vector<Progress> at;
   std::vector<std::map<std::string, double>> byClass;
+  /// Per rank, per instruction: reached and ended (ms).
+  std::vector<std::vector<std::pair<double, double>>> spans;
   /// Per (sender, receiver): when each message in flight arrives.
   std::map<std::pair<int, int>, std::deque<double>> inFlight;
-  /// Per plan group: the ranks waiting at its current collective, and
-  /// when each arrived.
-  std::map<int64_t, std::map<int, double>> waiting;
+  /// Per plan group: the ranks waiting at its current collective.
+  std::map<int64_t, std::vector<int>> waiting;
 
   Player(const cm::HardwareSpec &hw, double gemmTflops,
          const std::vector<RankMeasure> &ranks)
-      : hw(hw), gemmTflops(gemmTflops), ranks(ranks), next(ranks.size(), 0),
-        clock(ranks.size(), 0.0), byClass(ranks.size()) {}
-
-  /// Advances rank r's clock to `until` (waiting) and then by `ms` of `kind`.
-  void spend(int r, double until, double ms, const std::string &kind) {
-    if (until > clock[r])
-      byClass[r]["wait"] += until - clock[r];
-    clock[r] = std::max(clock[r], until) + ms;
-    byClass[r][kind] += ms;
+      : hw(hw), gemmTflops(gemmTflops), ranks(ranks), at(ranks.size()),
+        byClass(ranks.size()), spans(ranks.size()) {
+    perNode = std::max(1, hw.comm.gpusPerNode);
+    if (hw.device.coresPerNode > 0 && hw.device.coresPerNode < perNode) {
+      cores = hw.device.coresPerNode;
+      share = double(cores) / perNode;
+    }
+    for (size_t r = 0; r < ranks.size(); ++r)
+      spans[r].resize(ranks[r].program.size());
   }
 
-  /// Runs rank `r` until it blocks or ends; true when it advanced.
-  bool advance(int r) {
+  void run(int r, double ms, const std::string &kind) {
+    at[r].state = Running;
+    at[r].remaining = ms * share;
+    at[r].started = now;
+    at[r].kind = kind;
+  }
+
+  /// Starts rank r's next instruction, or leaves it blocked.
+  void start(int r) {
+    Progress &p = at[r];
     const std::vector<Step> &program = ranks[r].program;
-    bool moved = false;
-    while (next[r] < program.size()) {
-      const Step &step = program[next[r]];
-      if (step.kind == Step::Compute || step.kind == Step::Alias) {
-        spend(r, 0, computeMs(hw, gemmTflops, step),
-              step.kind == Step::Alias ? "alias" : step.kernelClass);
-      } else if (step.kind == Step::Send) {
-        spend(r, 0, hw.instructionMs, "communication");
-        inFlight[{r, step.peer}].push_back(
-            clock[r] + transferMs(hw, ranks[r].collectives[step.collective]));
-      } else if (step.kind == Step::Recv) {
-        auto &queue = inFlight[{step.peer, r}];
-        if (queue.empty())
-          return moved;
-        spend(r, queue.front(), hw.instructionMs, "communication");
-        queue.pop_front();
-      } else {
-        return collective(r, step) || moved;
-      }
-      ++next[r];
-      moved = true;
+    if (p.next >= program.size()) {
+      p.state = Done;
+      return;
     }
-    return moved;
+    const Step &step = program[p.next];
+    if (p.state == Ready)
+      p.arrived = now;
+    if (step.kind == Step::Compute || step.kind == Step::Alias) {
+      run(r, computeMs(hw, gemmTflops, step),
+          step.kind == Step::Alias ? "alias" : step.kernelClass);
+    } else if (step.kind == Step::Send) {
+      run(r, hw.instructionMs, "communication");
+    } else if (step.kind == Step::Recv) {
+      std::deque<double> &queue = inFlight[{step.peer, r}];
+      if (queue.empty() || queue.front() > now) {
+        p.state = Blocked;
+        return;
+      }
+      queue.pop_front();
+      run(r, hw.instructionMs, "communication");
+    } else if (p.state == Ready) {
+      arrive(r, step);
+    }
   }
 
-  /// Rank `r` reaches a collective: it waits, and when it is the group's
-  /// last, every member finishes at the last arrival plus the cost.
-  bool collective(int r, const Step &step) {
-    auto &arrived = waiting[step.group];
-    if (arrived.count(r))
-      return false;
-    arrived[r] = clock[r];
-    const std::vector<int> &members = ranks[r].groups[step.group];
-    if (arrived.size() < members.size())
-      return true;
-    double start = 0, cost = 0;
-    for (auto &[member, at] : arrived) {
-      start = std::max(start, at);
-      const Step &theirs = ranks[member].program[next[member]];
-      cost = std::max(
-          cost,
-          hw.instructionMs +
-              transferMs(hw, ranks[member].collectives[theirs.collective]));
+  /// Rank r reaches a collective; the group's last arrival starts it for
+  /// every member at the price of the costliest member's part.
+  void arrive(int r, const Step &step) {
+    std::vector<int> &arrived = waiting[step.group];
+    arrived.push_back(r);
+    at[r].state = Blocked;
+    if (arrived.size() < ranks[r].groups[step.group].size())
+      return;
+    double cost = 0;
+    for (int member : arrived) {
+      const Step &theirs = ranks[member].program[at[member].next];
+      cost = std::max(cost, hw.instructionMs +
+                                transferMs(hw, ranks[member].collectives
+                                                   [theirs.collective]));
     }
-    for (auto &[member, at] : arrived) {
-      spend(member, start, cost, "communication");
-      ++next[member];
-    }
+    for (int member : arrived)
+      run(member, cost, "communication");
     arrived.clear();
-    return true;
+  }
+
+  void finish(int r) {
+    Progress &p = at[r];
+    const Step &step = ranks[r].program[p.next];
+    byClass[r]["wait"] += p.started - p.arrived;
+    byClass[r][p.kind] += now - p.started;
+    spans[r][p.next] = {p.arrived, now};
+    if (step.kind == Step::Send)
+      inFlight[{r, step.peer}].push_back(
+          now + share * transferMs(hw, ranks[r].collectives[step.collective]));
+    ++p.next;
+    p.state = Ready;
+  }
+
+  /// Plays the step out; false when it cannot complete.
+  bool play() {
+    int count = int(ranks.size());
+    for (;;) {
+      // Start what can start; a start may unblock others (a collective's
+      // last arrival), so until nothing changes.
+      for (bool changed = true; changed;) {
+        changed = false;
+        for (int r = 0; r < count; ++r) {
+          State before = at[r].state;
+          bool blockedRecv =
+              before == Blocked && at[r].next < ranks[r].program.size() &&
+              ranks[r].program[at[r].next].kind == Step::Recv;
+          if (before == Ready || blockedRecv) {
+            start(r);
+            changed |= at[r].state != before;
+          }
+        }
+      }
+      // Each node's running ranks share its cores.
+      std::map<int, int> running;
+      bool done = true;
+      for (int r = 0; r < count; ++r) {
+        running[r / perNode] += at[r].state == Running;
+        done &= at[r].state == Done;
+      }
+      if (done)
+        return true;
+      auto rate = [&](int r) {
+        int k = running[r / perNode];
+        return cores && k > cores ? double(cores) / k : 1.0;
+      };
+      double dt = std::numeric_limits<double>::infinity();
+      for (int r = 0; r < count; ++r) {
+        if (at[r].state == Running)
+          dt = std::min(dt, at[r].remaining / rate(r));
+        if (at[r].state == Blocked &&
+            ranks[r].program[at[r].next].kind == Step::Recv) {
+          const std::deque<double> &queue =
+              inFlight[{ranks[r].program[at[r].next].peer, r}];
+          if (!queue.empty())
+            dt = std::min(dt, queue.front() - now);
+        }
+      }
+      if (!std::isfinite(dt))
+        return false;
+      now += std::max(dt, 0.0);
+      for (int r = 0; r < count; ++r) {
+        if (at[r].state != Running)
+          continue;
+        at[r].remaining -= dt * rate(r);
+        if (at[r].remaining <= 1e-9)
+          finish(r);
+      }
+    }
   }
 
   bool valid() const {
@@ -141,6 +235,8 @@ struct Player {
       for (const Step &step : r.program) {
         bool message = step.kind == Step::Send || step.kind == Step::Recv;
         if (message && (step.peer < 0 || step.peer >= int(ranks.size())))
+          return false;
+        if (step.kind == Step::Send && step.collective < 0)
           return false;
         if (step.kind == Step::Collective &&
             (step.group < 0 || step.group >= int64_t(r.groups.size()) ||
@@ -164,23 +260,18 @@ double mlir::galv::planStepSeconds(const cm::HardwareSpec &hw,
   if (hw.kernelRates.empty())
     return 0;
   Player player(hw, gemmTflops, ranks);
-  if (!player.valid())
+  if (!player.valid() || !player.play())
     return -1;
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (int r = 0; r < int(ranks.size()); ++r)
-      moved |= player.advance(r);
-  }
-  for (size_t r = 0; r < ranks.size(); ++r)
-    if (player.next[r] < ranks[r].program.size())
-      return -1;
   if (detail) {
     for (size_t r = 0; r < ranks.size(); ++r) {
-      detail->finish.push_back(player.clock[r] / 1000);
+      detail->finish.push_back(player.spans[r].empty()
+                                   ? 0
+                                   : player.spans[r].back().second / 1000);
       detail->byClass.emplace_back();
       for (auto &[kind, ms] : player.byClass[r])
         detail->byClass.back()[kind] = ms / 1000;
     }
+    detail->spans = std::move(player.spans);
   }
-  return *std::max_element(player.clock.begin(), player.clock.end()) / 1000;
+  return player.now / 1000;
 }

@@ -116,6 +116,46 @@ void forEachBroadcast(const Shape &out, const Shape *const (&ins)[N],
   }
 }
 
+/// `out` read row by row along its last dimension against two broadcast
+/// operands: where each operand's part of every row starts, and whether it
+/// runs along the row (step 1) or repeats one value (step 0). A broadcast
+/// loop then needs no index arithmetic per element, and its inner loop
+/// vectorises.
+struct RowBroadcast {
+  int64_t rows = 0, cols = 1;
+  std::vector<int64_t> start[2];
+  int64_t step[2] = {0, 0};
+
+  RowBroadcast(const Shape &out, const Shape &a, const Shape &b) {
+    int64_t rank = static_cast<int64_t>(out.size());
+    cols = rank ? out.back() : 1;
+    rows = cols ? numElements(out) / cols : 0;
+    std::vector<int64_t> strides[2] = {broadcastStrides(a, out),
+                                       broadcastStrides(b, out)};
+    std::vector<int64_t> index(std::max<int64_t>(rank - 1, 0), 0);
+    int64_t offset[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      step[k] = rank ? strides[k].back() : 0;
+      start[k].resize(rows);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int k = 0; k < 2; ++k)
+        start[k][r] = offset[k];
+      for (int64_t d = rank - 2; d >= 0; --d) {
+        if (++index[d] < out[d]) {
+          for (int k = 0; k < 2; ++k)
+            offset[k] += strides[k][d];
+          break;
+        }
+        for (int k = 0; k < 2; ++k)
+          offset[k] -= strides[k][d] * (out[d] - 1);
+        index[d] = 0;
+      }
+    }
+  }
+
+};
+
 bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 
 // Predicates for the asserts (unused in Release builds).
@@ -176,6 +216,36 @@ bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
 /// region costs more than it saves.
 constexpr int64_t kParallelElements = 1 << 14;
 
+/// o = f(x, y) over rows of a broadcast (RowBroadcast): one loop per pair
+/// of steps, so that each vectorises.
+template <typename T, typename U, typename F>
+GALVATRON_VECTOR_CLONES void broadcastRows(const RowBroadcast &rows,
+                                           const T *x, const T *y, U *o,
+                                           F f) {
+  int64_t cols = rows.cols;
+  bool alongX = rows.step[0] != 0, alongY = rows.step[1] != 0;
+#pragma omp parallel for if (rows.rows * cols >= kParallelElements)           \
+    schedule(static)
+  for (int64_t r = 0; r < rows.rows; ++r) {
+    const T *px = x + rows.start[0][r], *py = y + rows.start[1][r];
+    U *po = o + r * cols;
+    if (alongX && alongY) {
+      for (int64_t j = 0; j < cols; ++j)
+        po[j] = f(px[j], py[j]);
+    } else if (alongX) {
+      T q = *py;
+      for (int64_t j = 0; j < cols; ++j)
+        po[j] = f(px[j], q);
+    } else if (alongY) {
+      T p = *px;
+      for (int64_t j = 0; j < cols; ++j)
+        po[j] = f(p, py[j]);
+    } else {
+      std::fill(po, po + cols, static_cast<U>(f(*px, *py)));
+    }
+  }
+}
+
 /// The common case: A never transposed.
 void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
           const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -216,9 +286,9 @@ static bool isPredicate(Binary kind) {
 }
 
 /// f32 arithmetic: out = f(a, b) with broadcasting. One instantiation per
-/// function, so that each loop vectorises. Fast paths: equal shapes, a
-/// scalar side, or b repeating over a's leading dimensions (a bias): no
-/// index arithmetic per element.
+/// function, so that each loop vectorises: equal shapes and a scalar side
+/// as flat loops, other broadcasts row by row (a bias, a row's maximum, a
+/// column against a row).
 template <typename F>
 GALVATRON_VECTOR_CLONES static void
 binaryF32(const TensorView &a, const TensorView &b, TensorView &out, F f) {
@@ -239,26 +309,6 @@ binaryF32(const TensorView &a, const TensorView &b, TensorView &out, F f) {
       o[i] = f(x[i], q);
     return;
   }
-  if (a.shape == shape && nb > 0 && n % nb == 0 &&
-      Shape(shape.end() - b.rank(), shape.end()) == b.shape) {
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-    for (int64_t r = 0; r < n / nb; ++r)
-      for (int64_t j = 0; j < nb; ++j)
-        o[r * nb + j] = f(x[r * nb + j], y[j]);
-    return;
-  }
-  // b one value per row of a ([..., n] with [..., 1]: a row's maximum).
-  if (a.shape == shape && shape.size() >= 1 && shape.back() > 0 &&
-      nb * shape.back() == n && b.rank() == a.rank() && b.shape.back() == 1 &&
-      Shape(b.shape.begin(), b.shape.end() - 1) ==
-          Shape(shape.begin(), shape.end() - 1)) {
-    int64_t cols = shape.back();
-#pragma omp parallel for if (n >= kParallelElements) schedule(static)
-    for (int64_t r = 0; r < nb; ++r)
-      for (int64_t j = 0; j < cols; ++j)
-        o[r * cols + j] = f(x[r * cols + j], y[r]);
-    return;
-  }
   if (b.shape == shape && na == 1) {
     float p = x[0];
 #pragma omp parallel for simd if (n >= kParallelElements) schedule(static)
@@ -266,89 +316,52 @@ binaryF32(const TensorView &a, const TensorView &b, TensorView &out, F f) {
       o[i] = f(p, y[i]);
     return;
   }
-  const Shape *ins[2] = {&a.shape, &b.shape};
-  forEachBroadcast(shape, ins, [&](int64_t i, const int64_t *off) {
-    o[i] = f(x[off[0]], y[off[1]]);
-  });
+  broadcastRows(RowBroadcast(shape, a.shape, b.shape), x, y, o, f);
 }
 
-/// How an operand of shape `in` is read against an output of shape `out`
-/// seen as [rows, cols] (cols its last dimension): the operand either spans
-/// the rows or is one row, and either spans the columns or is one column
-/// (a [r, 1] row statistic against [1, c] ids, as the vocabulary-parallel
-/// loss compares them). False for other broadcasts.
-static bool rowColumnStrides(const Shape &in, const Shape &out,
-                             int64_t &rowStride, int64_t &colStride) {
-  if (out.empty() || in.size() > out.size())
-    return false;
-  int64_t inCols = in.empty() ? 1 : in.back();
-  Shape lead(in.begin(), in.empty() ? in.end() : in.end() - 1);
-  bool spansRows =
-      in.size() == out.size() && lead == Shape(out.begin(), out.end() - 1);
-  if (!(spansRows || numElements(lead) == 1) ||
-      !(inCols == out.back() || inCols == 1))
-    return false;
-  colStride = inCols == out.back() ? 1 : 0;
-  rowStride = spansRows ? inCols : 0;
-  return true;
-}
-
-/// A comparison over [rows, cols] with strides {row, col} per operand.
-template <typename T, typename P>
-static void compareRows(const T *x, const T *y, uint8_t *o, int64_t rows,
-                        int64_t cols, const int64_t (&s)[4], P predicate) {
-#pragma omp parallel for if (rows * cols >= kParallelElements) schedule(static)
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      o[r * cols + c] =
-          predicate(x[r * s[0] + c * s[1]], y[r * s[2] + c * s[3]]);
-}
-
+/// Comparisons of two i64 or two f32 operands into bools, row by row (the
+/// vocabulary-parallel loss compares [r, 1] labels with [1, c] ids): no
+/// per-element index arithmetic or conversion to double (the generic loop
+/// took 12 ns per element, strided rows 2).
 template <typename T>
-static bool compareFast(Binary kind, const T *x, const T *y, uint8_t *o,
-                        int64_t rows, int64_t cols, const int64_t (&s)[4]) {
+static bool compareTyped(Binary kind, const T *x, const T *y, uint8_t *o,
+                         const RowBroadcast &rows) {
   switch (kind) {
   case Binary::Eq:
-    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p == q; });
+    broadcastRows(rows, x, y, o, [](T p, T q) -> uint8_t { return p == q; });
     return true;
   case Binary::Ne:
-    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p != q; });
+    broadcastRows(rows, x, y, o, [](T p, T q) -> uint8_t { return p != q; });
     return true;
   case Binary::Lt:
-    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p < q; });
+    broadcastRows(rows, x, y, o, [](T p, T q) -> uint8_t { return p < q; });
     return true;
   case Binary::Le:
-    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p <= q; });
+    broadcastRows(rows, x, y, o, [](T p, T q) -> uint8_t { return p <= q; });
     return true;
   case Binary::Gt:
-    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p > q; });
+    broadcastRows(rows, x, y, o, [](T p, T q) -> uint8_t { return p > q; });
     return true;
   case Binary::Ge:
-    compareRows(x, y, o, rows, cols, s, [](T p, T q) { return p >= q; });
+    broadcastRows(rows, x, y, o, [](T p, T q) -> uint8_t { return p >= q; });
     return true;
   default:
     return false;
   }
 }
 
-/// Comparisons of two i64 or two f32 operands into bools, broadcast by
-/// rows and columns: no per-element index arithmetic or conversion to
-/// double (the generic loop took 12 ns per element).
 static bool compareByRows(Binary kind, const TensorView &a, const TensorView &b,
                           TensorView &out) {
-  int64_t s[4];
-  if (out.dtype != DType::Bool || a.dtype != b.dtype || out.shape.empty() ||
-      !rowColumnStrides(a.shape, out.shape, s[0], s[1]) ||
-      !rowColumnStrides(b.shape, out.shape, s[2], s[3]))
+  if (out.dtype != DType::Bool || a.dtype != b.dtype)
     return false;
-  int64_t cols = out.shape.back(), rows = cols ? out.size() / cols : 0;
   uint8_t *o = out.data();
   if (a.dtype == DType::I64)
-    return compareFast(kind, reinterpret_cast<const int64_t *>(a.data()),
-                       reinterpret_cast<const int64_t *>(b.data()), o, rows,
-                       cols, s);
+    return compareTyped(kind, reinterpret_cast<const int64_t *>(a.data()),
+                        reinterpret_cast<const int64_t *>(b.data()), o,
+                        RowBroadcast(out.shape, a.shape, b.shape));
   if (a.dtype == DType::F32)
-    return compareFast(kind, a.f32(), b.f32(), o, rows, cols, s);
+    return compareTyped(kind, a.f32(), b.f32(), o,
+                        RowBroadcast(out.shape, a.shape, b.shape));
   return false;
 }
 
@@ -654,6 +667,10 @@ static void copyRow(const uint8_t *src, uint8_t *dst, int64_t count,
                     int64_t stride) {
   const T *from = reinterpret_cast<const T *>(src);
   T *to = reinterpret_cast<T *>(dst);
+  if (stride == 0) {
+    std::fill(to, to + count, *from);
+    return;
+  }
   for (int64_t j = 0; j < count; ++j)
     to[j] = from[j * stride];
 }
@@ -894,11 +911,8 @@ static void reduceBlock(Reduction kind, const TensorView &x, int64_t outer,
     for (int64_t p = 0; p < outer; ++p) {
       const float *row = in + p * mid;
       if (kind == Reduction::Max || kind == Reduction::Min) {
-        bool max = kind == Reduction::Max;
-        float best = row[0];
-        for (int64_t m = 1; m < mid; ++m)
-          best = max ? std::max(best, row[m]) : std::min(best, row[m]);
-        o[p] = best;
+        o[p] = kind == Reduction::Max ? rowExtreme<true>(row, mid)
+                                      : rowExtreme<false>(row, mid);
         continue;
       }
       double sum = 0;

@@ -103,19 +103,32 @@ inline float geluTanhVector(float x) {
   return 0.5f * x * (1.0f + tanhVector(c * (x + 0.044715f * x * x * x)));
 }
 
-/// The largest of `row[0, n)`, in eight independent lanes (a vector max;
-/// a scalar max waits on the previous one at each element).
-inline float rowMax(const float *row, int64_t n) {
+/// The largest (Max) or smallest of `row[0, n)`, n > 0, in eight
+/// independent lanes (a vector max; a scalar max waits on the previous one
+/// at each element). std::max's order: a NaN counts only at row[0].
+template <bool Max> inline float rowExtreme(const float *row, int64_t n) {
   constexpr int kLanes = 8;
+  auto pick = [](float best, float v) {
+    return Max ? std::max(best, v) : std::min(best, v);
+  };
   float lanes[kLanes];
-  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
+  std::fill(lanes, lanes + kLanes, row[0]);
   int64_t c = 0;
   for (; c + kLanes <= n; c += kLanes)
     for (int k = 0; k < kLanes; ++k)
-      lanes[k] = std::max(lanes[k], row[c + k]);
+      lanes[k] = pick(lanes[k], row[c + k]);
   for (; c < n; ++c)
-    lanes[0] = std::max(lanes[0], row[c]);
-  return *std::max_element(lanes, lanes + kLanes);
+    lanes[0] = pick(lanes[0], row[c]);
+  float best = lanes[0];
+  for (int k = 1; k < kLanes; ++k)
+    best = pick(best, lanes[k]);
+  return best;
+}
+
+/// The largest of `row[0, n)`; -inf when n is 0.
+inline float rowMax(const float *row, int64_t n) {
+  return n > 0 ? rowExtreme<true>(row, n)
+               : -std::numeric_limits<float>::infinity();
 }
 
 } // namespace galvatron::rt

@@ -38,3 +38,19 @@
 // NOPLAN: error: galv-estimate: the module has no strategy (galv.plan)
 // NOCOSTS: error: galv-estimate: the module has no cost attributes (galv.costs)
 // TRAINING: error: galv-estimate: cannot parse 'bogus=1' as training-pipeline options
+
+// With kernel rates the step is played out, and trace=DIR writes it per
+// rank as galvatron-run --trace writes a measured step: one complete event
+// per instruction with its index and kernel class.
+// RUN: rm -rf %t.trace
+// RUN: galvatron-opt %S/annotate-costs.mlir --galv-apply-strategy="world-size=2 tp=2 sp=megatron" --galv-annotate-costs="hardware=%S/Inputs/hw-round-rates.json" --galv-estimate="out=%t.rates.json trace=%t.trace" -o /dev/null
+// RUN: FileCheck %s --check-prefix=PLAYED < %t.rates.json
+// RUN: FileCheck %s --check-prefix=TRACE < %t.trace/trace-rank1.json
+// RUN: not galvatron-opt %S/annotate-costs.mlir --galv-apply-strategy="world-size=2 tp=2" --galv-annotate-costs="hardware=%S/Inputs/hw-round.json" --galv-estimate="trace=%t.none" 2>&1 | FileCheck %s --check-prefix=NORATES
+
+// PLAYED: "plan_step_time_s":
+// PLAYED: "finish_s":
+// PLAYED: "time_by_class_s": {
+// TRACE: {"traceEvents":[{"name":"{{[A-Za-z]+}}","cat":"{{compute|comm}}","ph":"X","ts":0.0,"dur":{{[0-9.e+-]+}},"pid":1,"tid":0,"args":{"step":0,"instruction":0
+// TRACE-SAME: "cat":"comm"
+// NORATES: error: galv-estimate: trace={{.*}}: the step was not played out (no kernel rates in the hardware, or no plan)

@@ -30,6 +30,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 using namespace galvatron;
@@ -222,6 +223,10 @@ bool measureDevice(const Options &options, const Layout &layout,
     device.memoryBandwidthGBs =
         measureStream(options, layout, measurements["memory"]);
     device.memoryGB = memTotalGiB() / std::max(1, layout.size / layout.nodes);
+    // The node's processors, not this rank's binding: mpirun may pin each
+    // rank to one core, yet the ranks share all of them.
+    device.coresPerNode =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     return true;
   }
   int ok = measureCudaDevice(options, layout, device.gemmTflopsFp32,

@@ -28,6 +28,9 @@ struct DeviceRates {
   double gemmTflopsBf16 = 0;     ///< 0 = no bf16 (CPU): use fp32.
   double memoryBandwidthGBs = 0; ///< Sustained device-memory bandwidth, GB/s.
   double memoryGB = 0;           ///< Device memory capacity.
+  /// CPU backend: the cores a node's ranks share (more ranks than cores
+  /// take turns on them). 0: every device computes on its own.
+  int coresPerNode = 0;
 };
 
 /// A cluster: device rates plus Galvatron's communication profile.

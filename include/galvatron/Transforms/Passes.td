@@ -359,7 +359,11 @@ def Estimate : Pass<"galv-estimate", "::mlir::ModuleOp"> {
            "Count the bytes each rank sends (lowers a copy of the module)">,
     Option<"training", "training", "std::string", /*default=*/"\"\"",
            "Options of the training pipeline the copy is lowered with, as "
-           "--galv-training-pipeline takes them (e.g. 'clip-norm=1')">
+           "--galv-training-pipeline takes them (e.g. 'clip-norm=1')">,
+    Option<"trace", "trace", "std::string", /*default=*/"\"\"",
+           "Write the played-out step here as galvatron-run --trace writes "
+           "a measured one (trace-rankR.json, Chrome trace events, one "
+           "per instruction with its kernel class), to set beside it">
   ];
 }
 

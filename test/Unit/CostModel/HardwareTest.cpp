@@ -103,6 +103,11 @@ TEST(CostModelHardware, JsonRoundTrip) {
   EXPECT_EQ(back.instructionMs, spec.instructionMs);
   EXPECT_EQ(back.collectiveLatencyMs, spec.collectiveLatencyMs);
   EXPECT_EQ(back.kernelRates, spec.kernelRates);
+  spec.device.coresPerNode = 2;
+  ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
+  ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
+  EXPECT_EQ(back.device.coresPerNode, 2);
+  spec.device.coresPerNode = 0;
   spec.instructionMs = 0;
   spec.collectiveLatencyMs.clear();
   spec.kernelRates.clear();
@@ -142,6 +147,8 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
        "key 'device.gemm_tflops_fp32': must be a positive number"},
       {"bf16-negative", [](J &j) { j["device"]["gemm_tflops_bf16"] = -1; },
        "key 'device.gemm_tflops_bf16': must be a non-negative number"},
+      {"cores-zero", [](J &j) { j["device"]["cores_per_node"] = 0; },
+       "key 'device.cores_per_node': must be an integer >= 1"},
       {"device-missing", [](J &j) { j["device"].erase("memory_gb"); },
        "key 'device.memory_gb': missing"},
       {"device-unknown", [](J &j) { j["device"]["fp8"] = 1; },

@@ -178,13 +178,16 @@ TEST(Kernels, ReduceMatchesNaiveLoops) {
   Tensor x = random(shape, 14);
   for (std::vector<int64_t> axes :
        {std::vector<int64_t>{0}, {1}, {2}, {0, 1}, {1, 2}, {0, 2}, {0, 1, 2}})
-    for (Reduction kind : {Reduction::Sum, Reduction::Max, Reduction::Mean}) {
+    for (Reduction kind :
+         {Reduction::Sum, Reduction::Max, Reduction::Min, Reduction::Mean}) {
       Tensor r = reduce(kind, x, axes, /*keepDims=*/true);
       Shape kept = shape;
       for (int64_t a : axes)
         kept[a] = 1;
       ASSERT_EQ(r.shape, kept);
-      std::vector<double> acc(r.size(), kind == Reduction::Max ? -1e300 : 0.0);
+      std::vector<double> acc(r.size(), kind == Reduction::Max   ? -1e300
+                                        : kind == Reduction::Min ? 1e300
+                                                                 : 0.0);
       int64_t per = x.size() / r.size();
       for (int64_t i = 0; i < shape[0]; ++i)
         for (int64_t j = 0; j < shape[1]; ++j)
@@ -194,13 +197,72 @@ TEST(Kernels, ReduceMatchesNaiveLoops) {
             for (int d = 0; d < 3; ++d)
               o = o * kept[d] + (kept[d] == 1 ? 0 : at[d]);
             double v = x.f32()[(i * shape[1] + j) * shape[2] + k];
-            acc[o] = kind == Reduction::Max ? std::max(acc[o], v) : acc[o] + v;
+            acc[o] = kind == Reduction::Max   ? std::max(acc[o], v)
+                     : kind == Reduction::Min ? std::min(acc[o], v)
+                                              : acc[o] + v;
           }
       for (int64_t o = 0; o < r.size(); ++o)
         EXPECT_NEAR(r.f32()[o], kind == Reduction::Mean ? acc[o] / per : acc[o],
                     1e-4)
             << "axes " << axes.size() << " kind " << static_cast<int>(kind);
     }
+}
+
+// Every broadcast of two rank-3 shapes whose dimensions are each full or 1
+// (rows against columns, a bias, a middle axis, a scalar side), for f32
+// arithmetic and for f32 and i64 comparisons, against the element's own
+// numpy index arithmetic. Large enough to run the row loops in parallel.
+TEST(Kernels, BroadcastBinaryMatchesNaiveLoops) {
+  const Shape full = {3, 40, 150};
+  auto shapeOf = [&](int mask) {
+    Shape s = full;
+    for (int d = 0; d < 3; ++d)
+      if (mask & (1 << d))
+        s[d] = 1;
+    return s;
+  };
+  auto offset = [&](const Shape &s, int64_t i, int64_t j, int64_t k) {
+    return ((s[0] == 1 ? 0 : i) * s[1] + (s[1] == 1 ? 0 : j)) * s[2] +
+           (s[2] == 1 ? 0 : k);
+  };
+  for (int maskA = 0; maskA < 8; ++maskA)
+    for (int maskB = 0; maskB < 8; ++maskB) {
+      if ((maskA & maskB) == 7)
+        continue; // Both [1, 1, 1]: nothing broadcast.
+      Shape sa = shapeOf(maskA), sb = shapeOf(maskB);
+      Tensor a = random(sa, 20 + maskA), b = random(sb, 40 + maskB);
+      Tensor ia(DType::I64, sa), ib(DType::I64, sb);
+      for (int64_t i = 0; i < ia.size(); ++i)
+        ia.i64()[i] = int64_t(i % 7);
+      for (int64_t i = 0; i < ib.size(); ++i)
+        ib.i64()[i] = int64_t(i % 5);
+      Tensor sub = binary(Binary::Sub, a, b), div = binary(Binary::Div, a, b);
+      Tensor lt = binary(Binary::Lt, a, b), eq = binary(Binary::Eq, ia, ib);
+      Shape out = broadcastShape(sa, sb);
+      ASSERT_EQ(sub.shape, out);
+      for (int64_t i = 0; i < out[0]; ++i)
+        for (int64_t j = 0; j < out[1]; ++j)
+          for (int64_t k = 0; k < out[2]; ++k) {
+            int64_t o = offset(out, i, j, k), p = offset(sa, i, j, k),
+                    q = offset(sb, i, j, k);
+            float x = a.f32()[p], y = b.f32()[q];
+            ASSERT_EQ(sub.f32()[o], x - y) << maskA << " " << maskB;
+            ASSERT_EQ(div.f32()[o], x / y) << maskA << " " << maskB;
+            ASSERT_EQ(lt.b8()[o], x < y) << maskA << " " << maskB;
+            ASSERT_EQ(eq.b8()[o], ia.i64()[p] == ib.i64()[q])
+                << maskA << " " << maskB;
+          }
+    }
+  // Lower ranks broadcast from the right: [150] and [40, 1] against [3, 40,
+  // 150].
+  Tensor a = random(full, 60), bias = random({150}, 61),
+         column = random({40, 1}, 62);
+  Tensor withBias = binary(Binary::Mul, bias, a);
+  Tensor withColumn = binary(Binary::Add, a, column);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(withBias.f32()[i], bias.f32()[i % 150] * a.f32()[i]);
+    ASSERT_EQ(withColumn.f32()[i], a.f32()[i] + column.f32()[i / 150 % 40]);
+  }
 }
 
 TEST(Kernels, GroupedAttentionEqualsRepeatedKeys) {

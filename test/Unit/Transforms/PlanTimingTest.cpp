@@ -120,3 +120,38 @@ TEST(PlanTiming, UnmatchedReceiveIsReported) {
   // Without kernel rates the plan is not priced.
   EXPECT_EQ(planStepSeconds(cm::HardwareSpec(), 0, {rank({})}), 0);
 }
+
+TEST(PlanTiming, RanksBeyondTheCoresShareThem) {
+  // Four ranks on a node of two cores, profiled with all four busy: a rate
+  // holds half a core. 8 MB at 0.25 ns/B plus the fixed 0.001 is 2.001 ms
+  // as profiled, 1.0005 on a whole core.
+  cm::HardwareSpec hw = spec();
+  hw.comm.gpusPerNode = 4;
+  hw.device.coresPerNode = 2;
+  Step big = compute("elementwise", 8e6), small = compute("elementwise", 4e6);
+  // All four busy: each at half a core, as profiled.
+  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({big}), rank({big}), rank({big}),
+                                      rank({big})}) *
+                  1e3,
+              2.001, 1e-9);
+  // Two busy, two with nothing to do: each of the two has a core.
+  EXPECT_NEAR(
+      planStepSeconds(hw, 0, {rank({big}), rank({big}), rank({}), rank({})}) *
+          1e3,
+      2.001 / 2, 1e-9);
+  // Two 2.001 ms and two 1.001 ms (as profiled): all four share until the
+  // small ones end at 1.001; the big ones are then halfway through their
+  // whole-core 1.0005 and finish the other half alone: 1.001 + 0.5.
+  PlanTime detail;
+  double step = planStepSeconds(
+      hw, 0, {rank({big}), rank({big}), rank({small}), rank({small})},
+      &detail);
+  EXPECT_NEAR(detail.finish[2] * 1e3, 1.001, 1e-9);
+  EXPECT_NEAR(step * 1e3, 1.001 + 0.5, 1e-9);
+  // Without the cores recorded (an accelerator) every rank runs alone.
+  hw.device.coresPerNode = 0;
+  EXPECT_NEAR(
+      planStepSeconds(hw, 0, {rank({big}), rank({big}), rank({}), rank({})}) *
+          1e3,
+      2.001, 1e-9);
+}
