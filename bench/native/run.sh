@@ -21,7 +21,8 @@
 # pipeline's micro-batch gets an export of its own).
 # The hardware of each case is a fresh `mpirun -np R galvatron-profile
 # hardware --quick` at the case's rank count R (ranks share the cores, so
-# the rates depend on it). Prints a Markdown table.
+# the rates depend on it), taken just before the case runs. Prints a
+# Markdown table.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -31,16 +32,17 @@ steps=${1:-30}
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
 export OMPI_MCA_orte_tmpdir_base=$work
-# This VM's speed drifts by up to 2x over minutes, so each rank count is
-# profiled just before its cases run, not all at the start.
+# This VM's speed drifts by up to 40% from one minute to the next, so every
+# case is profiled just before it runs (KERNEL_MS per timed repetition of
+# each kernel class and size, default 10), and a prediction and its
+# measurement are half a minute apart, not many.
 # One rank runs without mpirun, as its galvatron-run does (mpirun would bind
 # it to one core: half the machine).
 profile() {
-  [ -f "$work/hw$1.json" ] && return
   local launch=("${mpirun[@]}" -np "$1")
   [ "$1" = 1 ] && launch=()
-  "${launch[@]}" "$bin/galvatron-profile" hardware --quick --kernel-ms 40 \
-    -o "$work/hw$1.json" >/dev/null 2>&1
+  "${launch[@]}" "$bin/galvatron-profile" hardware --quick \
+    --kernel-ms "${KERNEL_MS:-10}" -o "$work/hw$1.json" >/dev/null 2>&1
 }
 # model_dir B: the directory of the export at batch B (made when missing).
 model_dir() {
@@ -125,7 +127,6 @@ PY
 # Rounds: every case once per round, each round with fresh profiles; the
 # table gives each case's median over the rounds.
 for ((round = 1; round <= ${ROUNDS:-1}; ++round)); do
-  rm -f "$work"/hw*.json
   for entry in "${strategies[@]}"; do
     run_case "${entry%%|*}" "${entry#*|}" "$round"
   done

@@ -60,14 +60,16 @@ struct RankMeasure {
   uint64_t memoryBytes() const { return arenaBytes + boundBytes; }
 };
 
-/// Where each rank's step goes: its finish (s) and its time (s) by kernel
-/// class, "communication" (collectives and messages once they can start)
-/// and "wait" (for the last rank of a collective, or for a message).
+/// Where each rank's step goes, in the steady state (the last of the steps
+/// played back to back, from the first rank's start of it): its finish (s)
+/// and its time (s) by kernel class, "communication" (collectives and
+/// messages once they can start) and "wait" (for the last rank of a
+/// collective, or for a message).
 struct PlanTime {
   std::vector<double> finish;
   std::vector<std::map<std::string, double>> byClass;
   /// Per rank, per instruction: when it is reached and when it ends (ms
-  /// from the step's start), waits included, as galvatron-run --trace
+  /// from that step's start), waits included, as galvatron-run --trace
   /// times an instruction.
   std::vector<std::vector<std::pair<double, double>>> spans;
 };
@@ -78,8 +80,10 @@ struct PlanTime {
 /// (contractions without one at `gemmTflops`); a collective starts when the
 /// last rank of its group reaches it and costs its latency plus its bytes
 /// over the bandwidth tables; a send does not wait, its receive completes
-/// once the message has crossed. The step is the last rank's finish. 0 when
-/// the spec has no kernel rates; -1 when the programs cannot complete (a
+/// once the message has crossed; ranks beyond a node's cores share them.
+/// Ranks run their next step as soon as they end one, so steps are played
+/// back to back and the step is their steady-state period. 0 when the spec
+/// has no kernel rates or no rank has a program; -1 when the programs cannot complete (a
 /// receive or a collective never matched).
 double planStepSeconds(const galvatron::costmodel::HardwareSpec &hw,
                        double gemmTflops, const std::vector<RankMeasure> &ranks,

@@ -5,9 +5,13 @@
 // reaches it, and a pipeline stage idles until its input arrives (the
 // bubble). So the ranks' programs are played out together in time: compute
 // runs, a collective starts for every member when the last one arrives and
-// costs them all its price, and a receive waits for its message (sends are
-// eager: the runtime's MPI_Isend returns at once, and messages from one
-// peer arrive in order).
+// costs them all its price, and a receive waits for its message. A send
+// does not wait (the runtime's MPI_Isend returns at once; messages from one
+// peer arrive in order), but its message moves only once the receive is
+// posted (MPI's rendezvous above the eager limit, 4 KiB), and the step
+// returns only when every such message it sent has been received. Ranks do not wait for each other between steps,
+// so several steps are played back to back and the step time is their
+// period, not the first step's length.
 //
 // On the CPU backend the ranks of a node may outnumber its cores. The
 // profiler measured every rate with all of them busy at once, so a rate
@@ -34,6 +38,11 @@ namespace cm = galvatron::costmodel;
 namespace {
 
 using Step = RankMeasure::Instruction;
+
+/// Open MPI's shared-memory eager limit (btl_vader_eager_limit, 4 KiB): a
+/// message this small is copied out at the send, which is then complete; a
+/// larger one waits for its receive (rendezvous).
+constexpr double kEagerLimitBytes = 4096;
 
 /// A compute instruction's time (ms): the fixed cost plus its work at its
 /// class's rate; contractions without a rate at the sustained GEMM rate.
@@ -73,7 +82,10 @@ struct Player {
   int cores = 0, perNode = 1;
   double now = 0;
 
-  enum State { Ready, Running, Blocked, Done };
+  /// Draining: a step's instructions are done but a message it sent has
+  /// not been received yet (the runtime completes its sends before the
+  /// step returns).
+  enum State { Ready, Running, Blocked, Draining, Done };
   struct Progress {
     State state = Ready;
     size_t next = 0;
@@ -81,20 +93,39 @@ struct Player {
     /// and when it started running, and what its time counts as.
     double remaining = 0, arrived = 0, started = 0;
     std::string kind;
+    /// Messages sent above the eager limit and not yet received.
+    int unreceived = 0;
+    /// The current receive's message is eager.
+    bool eagerReceive = false;
   };
   std::vector<Progress> at;
   std::vector<std::map<std::string, double>> byClass;
-  /// Per rank, per instruction: reached and ended (ms).
+  /// Steps played back to back: a rank starts its next step as soon as it
+  /// ends one, as galvatron-run's ranks do (no barrier between steps).
+  int repeats = 1;
+  /// Per rank, per instruction of the last step: reached and ended (ms),
+  /// and when that step began.
   std::vector<std::vector<std::pair<double, double>>> spans;
-  /// Per (sender, receiver): when each message in flight arrives.
-  std::map<std::pair<int, int>, std::deque<double>> inFlight;
+  std::vector<double> lastStart;
+  /// Per rank: when each step ended (ms).
+  std::vector<std::vector<double>> stepEnds;
+  /// A message sent: when the send was posted, and its transfer (ms as
+  /// profiled) once the receive is posted too.
+  struct Message {
+    double sentAt, transferMs;
+    bool eager; ///< Complete for its sender once sent.
+  };
+
+  /// Per (sender, receiver): the messages sent and not yet received.
+  std::map<std::pair<int, int>, std::deque<Message>> inFlight;
   /// Per plan group: the ranks waiting at its current collective.
   std::map<int64_t, std::vector<int>> waiting;
 
   Player(const cm::HardwareSpec &hw, double gemmTflops,
-         const std::vector<RankMeasure> &ranks)
+         const std::vector<RankMeasure> &ranks, int repeats)
       : hw(hw), gemmTflops(gemmTflops), ranks(ranks), at(ranks.size()),
-        byClass(ranks.size()), spans(ranks.size()) {
+        byClass(ranks.size()), repeats(repeats), spans(ranks.size()),
+        lastStart(ranks.size(), 0), stepEnds(ranks.size()) {
     perNode = std::max(1, hw.comm.gpusPerNode);
     if (hw.device.coresPerNode > 0 && hw.device.coresPerNode < perNode) {
       cores = hw.device.coresPerNode;
@@ -111,30 +142,47 @@ struct Player {
     at[r].kind = kind;
   }
 
+  /// Rank r's current instruction; null once it has played every step.
+  const Step *current(int r) const {
+    const std::vector<Step> &program = ranks[r].program;
+    if (program.empty() || at[r].next >= program.size() * repeats)
+      return nullptr;
+    return &program[at[r].next % program.size()];
+  }
+  bool inLastStep(int r) const {
+    return at[r].next >= ranks[r].program.size() * (repeats - 1);
+  }
+
   /// Starts rank r's next instruction, or leaves it blocked.
   void start(int r) {
     Progress &p = at[r];
-    const std::vector<Step> &program = ranks[r].program;
-    if (p.next >= program.size()) {
+    const Step *current = this->current(r);
+    if (!current) {
       p.state = Done;
       return;
     }
-    const Step &step = program[p.next];
-    if (p.state == Ready)
+    const Step &step = *current;
+    if (p.state == Ready) {
       p.arrived = now;
+      if (p.next == ranks[r].program.size() * (repeats - 1))
+        lastStart[r] = now;
+    }
     if (step.kind == Step::Compute || step.kind == Step::Alias) {
       run(r, computeMs(hw, gemmTflops, step),
           step.kind == Step::Alias ? "alias" : step.kernelClass);
     } else if (step.kind == Step::Send) {
       run(r, hw.instructionMs, "communication");
     } else if (step.kind == Step::Recv) {
-      std::deque<double> &queue = inFlight[{step.peer, r}];
-      if (queue.empty() || queue.front() > now) {
+      // Above MPI's eager limit a message moves once both sides are there
+      // (rendezvous): its transfer starts at the later of the two.
+      std::deque<Message> &queue = inFlight[{step.peer, r}];
+      if (queue.empty()) {
         p.state = Blocked;
         return;
       }
+      run(r, hw.instructionMs + queue.front().transferMs, "communication");
+      p.eagerReceive = queue.front().eager;
       queue.pop_front();
-      run(r, hw.instructionMs, "communication");
     } else if (p.state == Ready) {
       arrive(r, step);
     }
@@ -150,7 +198,7 @@ struct Player {
       return;
     double cost = 0;
     for (int member : arrived) {
-      const Step &theirs = ranks[member].program[at[member].next];
+      const Step &theirs = *current(member);
       cost = std::max(cost, hw.instructionMs +
                                 transferMs(hw, ranks[member].collectives
                                                    [theirs.collective]));
@@ -162,14 +210,41 @@ struct Player {
 
   void finish(int r) {
     Progress &p = at[r];
-    const Step &step = ranks[r].program[p.next];
-    byClass[r]["wait"] += p.started - p.arrived;
-    byClass[r][p.kind] += now - p.started;
-    spans[r][p.next] = {p.arrived, now};
-    if (step.kind == Step::Send)
+    const Step &step = *current(r);
+    size_t size = ranks[r].program.size();
+    if (inLastStep(r)) {
+      byClass[r]["wait"] += p.started - p.arrived;
+      byClass[r][p.kind] += now - p.started;
+      spans[r][p.next % size] = {p.arrived, now};
+    }
+    if (step.kind == Step::Send) {
+      bool eager = step.bytes <= kEagerLimitBytes;
       inFlight[{r, step.peer}].push_back(
-          now + share * transferMs(hw, ranks[r].collectives[step.collective]));
+          {now, transferMs(hw, ranks[r].collectives[step.collective]), eager});
+      p.unreceived += !eager;
+    }
+    if (step.kind == Step::Recv) {
+      Progress &sender = at[step.peer];
+      if (!p.eagerReceive && --sender.unreceived == 0 &&
+          sender.state == Draining)
+        endStep(step.peer);
+    }
     ++p.next;
+    p.state = Ready;
+    if (p.next % size == 0) {
+      p.state = Draining;
+      p.arrived = now;
+      if (p.unreceived == 0)
+        endStep(r);
+    }
+  }
+
+  /// Rank r's step returns: its sends are complete.
+  void endStep(int r) {
+    Progress &p = at[r];
+    if (p.next == ranks[r].program.size() * repeats)
+      byClass[r]["wait"] += now - p.arrived;
+    stepEnds[r].push_back(now);
     p.state = Ready;
   }
 
@@ -183,9 +258,8 @@ struct Player {
         changed = false;
         for (int r = 0; r < count; ++r) {
           State before = at[r].state;
-          bool blockedRecv =
-              before == Blocked && at[r].next < ranks[r].program.size() &&
-              ranks[r].program[at[r].next].kind == Step::Recv;
+          bool blockedRecv = before == Blocked && current(r) &&
+                             current(r)->kind == Step::Recv;
           if (before == Ready || blockedRecv) {
             start(r);
             changed |= at[r].state != before;
@@ -209,13 +283,6 @@ struct Player {
       for (int r = 0; r < count; ++r) {
         if (at[r].state == Running)
           dt = std::min(dt, at[r].remaining / rate(r));
-        if (at[r].state == Blocked &&
-            ranks[r].program[at[r].next].kind == Step::Recv) {
-          const std::deque<double> &queue =
-              inFlight[{ranks[r].program[at[r].next].peer, r}];
-          if (!queue.empty())
-            dt = std::min(dt, queue.front() - now);
-        }
       }
       if (!std::isfinite(dt))
         return false;
@@ -259,19 +326,40 @@ double mlir::galv::planStepSeconds(const cm::HardwareSpec &hw,
                                    PlanTime *detail) {
   if (hw.kernelRates.empty())
     return 0;
-  Player player(hw, gemmTflops, ranks);
+  // Four steps back to back; the step is the mean of the last two periods
+  // (the first step starts every rank together, which no later one does: a
+  // pipeline's last stage starts its next step while the first still ends
+  // the previous one).
+  constexpr int kRepeats = 4;
+  Player player(hw, gemmTflops, ranks, kRepeats);
   if (!player.valid() || !player.play())
     return -1;
+  std::vector<double> ends(kRepeats, 0);
+  double origin = std::numeric_limits<double>::infinity();
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    if (ranks[r].program.empty())
+      continue;
+    for (int k = 0; k < kRepeats; ++k)
+      ends[k] = std::max(ends[k], player.stepEnds[r][k]);
+    origin = std::min(origin, player.lastStart[r]);
+  }
+  if (!std::isfinite(origin))
+    return 0;
   if (detail) {
     for (size_t r = 0; r < ranks.size(); ++r) {
-      detail->finish.push_back(player.spans[r].empty()
-                                   ? 0
-                                   : player.spans[r].back().second / 1000);
+      for (auto &[start, end] : player.spans[r]) {
+        start -= origin;
+        end -= origin;
+      }
+      detail->finish.push_back(
+          player.stepEnds[r].empty()
+              ? 0
+              : (player.stepEnds[r].back() - origin) / 1000);
       detail->byClass.emplace_back();
       for (auto &[kind, ms] : player.byClass[r])
         detail->byClass.back()[kind] = ms / 1000;
     }
     detail->spans = std::move(player.spans);
   }
-  return player.now / 1000;
+  return (ends[kRepeats - 1] - ends[1]) / (kRepeats - 2) / 1000;
 }

@@ -102,16 +102,28 @@ TEST(PlanTiming, CollectiveWaitsForItsLastRank) {
 TEST(PlanTiming, ReceiveWaitsForItsMessage) {
   cm::HardwareSpec hw = spec();
   Step send = communication(Step::Send, 1), recv = communication(Step::Recv, 0);
-  // Stage 0 computes 1 MB then sends (0.251 + 0.001, arriving 0.010
-  // later); stage 1 receives, then computes 1 KB: its clock starts at the
-  // arrival, 0.262, plus the receive's 0.001 and 0.002.
+  // Stage 0 computes 1 MB then sends (0.251 + 0.001); stage 1 has posted
+  // its receive, so the message moves at once (the p2p latency 0.010 plus
+  // the receive's 0.001): received at 0.263, when stage 0's step returns
+  // (its send is complete). Stage 1 then computes 1 KB (0.002) and ends at
+  // 0.265, after stage 0 began its next step: steps follow every 0.263.
+  send.bytes = 1e6;
   RankMeasure r0 = rank({compute("elementwise", 1e6), send});
   r0.collectives = {entry("p2p")};
   RankMeasure r1 = rank({recv, compute("elementwise", 1e3)});
   PlanTime detail;
   double step = planStepSeconds(hw, 0, {r0, r1}, &detail);
-  EXPECT_NEAR(detail.finish[0] * 1e3, 0.252, 1e-9);
-  EXPECT_NEAR(step * 1e3, 0.262 + 0.001 + 0.002, 1e-9);
+  EXPECT_NEAR(step * 1e3, 0.263, 1e-9);
+  EXPECT_NEAR(detail.finish[0] * 1e3, 0.263, 1e-9);
+  EXPECT_NEAR(detail.finish[1] * 1e3, 0.265, 1e-9);
+  // Stage 0 waited 0.011 for its message to be received; stage 1, from
+  // its previous step's end (0.002 into stage 0's step) to the send (0.252).
+  EXPECT_NEAR(detail.byClass[0]["wait"] * 1e3, 0.011, 1e-9);
+  EXPECT_NEAR(detail.byClass[1]["wait"] * 1e3, 0.250, 1e-9);
+  // Within the eager limit the send is complete at once: steps follow
+  // every 0.252, stage 1 keeping up.
+  r0.program[1].bytes = 64;
+  EXPECT_NEAR(planStepSeconds(hw, 0, {r0, r1}) * 1e3, 0.252, 1e-9);
 }
 
 TEST(PlanTiming, UnmatchedReceiveIsReported) {
@@ -139,15 +151,25 @@ TEST(PlanTiming, RanksBeyondTheCoresShareThem) {
       planStepSeconds(hw, 0, {rank({big}), rank({big}), rank({}), rank({})}) *
           1e3,
       2.001 / 2, 1e-9);
-  // Two 2.001 ms and two 1.001 ms (as profiled): all four share until the
-  // small ones end at 1.001; the big ones are then halfway through their
-  // whole-core 1.0005 and finish the other half alone: 1.001 + 0.5.
+  // Two 2.001 ms and two 1.001 ms (as profiled), then an all-reduce of
+  // the four (0.011 as profiled: the instruction and the 4 KB latency): all
+  // four share until the small ones end at 1.001; the big ones are then
+  // halfway through their whole-core 1.0005 and finish the other half
+  // alone (1.501); the all-reduce runs on all four (1.512). The small ones
+  // wait 0.5 for it.
+  Step all = communication(Step::Collective);
+  auto withAll = [&](Step work) {
+    RankMeasure r = rank({work, all});
+    r.groups = {{0, 1, 2, 3}};
+    r.collectives = {entry("allreduce")};
+    return r;
+  };
   PlanTime detail;
   double step = planStepSeconds(
-      hw, 0, {rank({big}), rank({big}), rank({small}), rank({small})},
+      hw, 0, {withAll(big), withAll(big), withAll(small), withAll(small)},
       &detail);
-  EXPECT_NEAR(detail.finish[2] * 1e3, 1.001, 1e-9);
-  EXPECT_NEAR(step * 1e3, 1.001 + 0.5, 1e-9);
+  EXPECT_NEAR(step * 1e3, 1.512, 1e-9);
+  EXPECT_NEAR(detail.byClass[2]["wait"] * 1e3, 0.5, 1e-9);
   // Without the cores recorded (an accelerator) every rank runs alone.
   hw.device.coresPerNode = 0;
   EXPECT_NEAR(
