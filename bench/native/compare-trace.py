@@ -32,7 +32,7 @@ def main():
                     help="also list the N instructions furthest under")
     a = ap.parse_args()
     name = f"trace-rank{a.rank}.json"
-    pred = [e for e in load(os.path.join(a.predicted, name))]
+    pred = load(os.path.join(a.predicted, name))
     meas = [e for e in load(os.path.join(a.measured, name)) if e["name"] != "step"]
     group_of, pred_ms, names = {}, {}, {}
     for e in pred:

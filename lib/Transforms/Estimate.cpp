@@ -159,8 +159,8 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
   /// The played-out step as Chrome trace events, one file per rank named as
   /// galvatron-run --trace names its own, so that a measured step and its
   /// prediction can be compared instruction by instruction.
-  bool writeTrace(const std::vector<RankMeasure> &ranks,
-                  const PlanTime &detail, std::string &error) {
+  bool writeTrace(const std::vector<RankMeasure> &ranks, const PlanTime &detail,
+                  std::string &error) {
     if (detail.spans.size() != ranks.size()) {
       error = "trace=" + trace +
               ": the step was not played out (no kernel rates in the "
@@ -168,8 +168,8 @@ struct EstimatePass : galv::impl::EstimateBase<EstimatePass> {
       return false;
     }
     if (std::error_code ec = llvm::sys::fs::create_directories(trace)) {
-      error = "trace=" + trace + ": cannot create the directory: " +
-              ec.message();
+      error =
+          "trace=" + trace + ": cannot create the directory: " + ec.message();
       return false;
     }
     for (size_t r = 0; r < ranks.size(); ++r) {

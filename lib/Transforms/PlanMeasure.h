@@ -83,8 +83,8 @@ struct PlanTime {
 /// once the message has crossed; ranks beyond a node's cores share them.
 /// Ranks run their next step as soon as they end one, so steps are played
 /// back to back and the step is their steady-state period. 0 when the spec
-/// has no kernel rates or no rank has a program; -1 when the programs cannot complete (a
-/// receive or a collective never matched).
+/// has no kernel rates or no rank has a program; -1 when the programs cannot
+/// complete (a receive or a collective never matched).
 double planStepSeconds(const galvatron::costmodel::HardwareSpec &hw,
                        double gemmTflops, const std::vector<RankMeasure> &ranks,
                        PlanTime *detail = nullptr);

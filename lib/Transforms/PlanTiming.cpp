@@ -9,9 +9,9 @@
 // does not wait (the runtime's MPI_Isend returns at once; messages from one
 // peer arrive in order), but its message moves only once the receive is
 // posted (MPI's rendezvous above the eager limit, 4 KiB), and the step
-// returns only when every such message it sent has been received. Ranks do not wait for each other between steps,
-// so several steps are played back to back and the step time is their
-// period, not the first step's length.
+// returns only when every such message it sent has been received. Ranks do
+// not wait for each other between steps, so several steps are played back
+// to back and the step time is their period, not the first step's length.
 //
 // On the CPU backend the ranks of a node may outnumber its cores. The
 // profiler measured every rate with all of them busy at once, so a rate
@@ -109,13 +109,12 @@ struct Player {
   std::vector<double> lastStart;
   /// Per rank: when each step ended (ms).
   std::vector<std::vector<double>> stepEnds;
-  /// A message sent: when the send was posted, and its transfer (ms as
-  /// profiled) once the receive is posted too.
+  /// A message sent: its transfer (ms as profiled) once the receive is
+  /// posted too.
   struct Message {
-    double sentAt, transferMs;
+    double transferMs;
     bool eager; ///< Complete for its sender once sent.
   };
-
   /// Per (sender, receiver): the messages sent and not yet received.
   std::map<std::pair<int, int>, std::deque<Message>> inFlight;
   /// Per plan group: the ranks waiting at its current collective.
@@ -199,9 +198,10 @@ struct Player {
     double cost = 0;
     for (int member : arrived) {
       const Step &theirs = *current(member);
-      cost = std::max(cost, hw.instructionMs +
-                                transferMs(hw, ranks[member].collectives
-                                                   [theirs.collective]));
+      cost = std::max(
+          cost,
+          hw.instructionMs +
+              transferMs(hw, ranks[member].collectives[theirs.collective]));
     }
     for (int member : arrived)
       run(member, cost, "communication");
@@ -220,7 +220,7 @@ struct Player {
     if (step.kind == Step::Send) {
       bool eager = step.bytes <= kEagerLimitBytes;
       inFlight[{r, step.peer}].push_back(
-          {now, transferMs(hw, ranks[r].collectives[step.collective]), eager});
+          {transferMs(hw, ranks[r].collectives[step.collective]), eager});
       p.unreceived += !eager;
     }
     if (step.kind == Step::Recv) {
@@ -258,8 +258,8 @@ struct Player {
         changed = false;
         for (int r = 0; r < count; ++r) {
           State before = at[r].state;
-          bool blockedRecv = before == Blocked && current(r) &&
-                             current(r)->kind == Step::Recv;
+          bool blockedRecv =
+              before == Blocked && current(r) && current(r)->kind == Step::Recv;
           if (before == Ready || blockedRecv) {
             start(r);
             changed |= at[r].state != before;
@@ -267,7 +267,7 @@ struct Player {
         }
       }
       // Each node's running ranks share its cores.
-      std::map<int, int> running;
+      std::vector<int> running(count / perNode + 1, 0);
       bool done = true;
       for (int r = 0; r < count; ++r) {
         running[r / perNode] += at[r].state == Running;
@@ -280,10 +280,9 @@ struct Player {
         return cores && k > cores ? double(cores) / k : 1.0;
       };
       double dt = std::numeric_limits<double>::infinity();
-      for (int r = 0; r < count; ++r) {
+      for (int r = 0; r < count; ++r)
         if (at[r].state == Running)
           dt = std::min(dt, at[r].remaining / rate(r));
-      }
       if (!std::isfinite(dt))
         return false;
       now += std::max(dt, 0.0);
@@ -351,10 +350,10 @@ double mlir::galv::planStepSeconds(const cm::HardwareSpec &hw,
         start -= origin;
         end -= origin;
       }
-      detail->finish.push_back(
-          player.stepEnds[r].empty()
-              ? 0
-              : (player.stepEnds[r].back() - origin) / 1000);
+      detail->finish.push_back(player.stepEnds[r].empty()
+                                   ? 0
+                                   : (player.stepEnds[r].back() - origin) /
+                                         1000);
       detail->byClass.emplace_back();
       for (auto &[kind, ms] : player.byClass[r])
         detail->byClass.back()[kind] = ms / 1000;

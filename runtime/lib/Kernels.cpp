@@ -153,7 +153,6 @@ struct RowBroadcast {
       }
     }
   }
-
 };
 
 bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
@@ -219,12 +218,11 @@ constexpr int64_t kParallelElements = 1 << 14;
 /// o = f(x, y) over rows of a broadcast (RowBroadcast): one loop per pair
 /// of steps, so that each vectorises.
 template <typename T, typename U, typename F>
-GALVATRON_VECTOR_CLONES void broadcastRows(const RowBroadcast &rows,
-                                           const T *x, const T *y, U *o,
-                                           F f) {
+GALVATRON_VECTOR_CLONES void broadcastRows(const RowBroadcast &rows, const T *x,
+                                           const T *y, U *o, F f) {
   int64_t cols = rows.cols;
   bool alongX = rows.step[0] != 0, alongY = rows.step[1] != 0;
-#pragma omp parallel for if (rows.rows * cols >= kParallelElements)           \
+#pragma omp parallel for if (rows.rows * cols >= kParallelElements)            \
     schedule(static)
   for (int64_t r = 0; r < rows.rows; ++r) {
     const T *px = x + rows.start[0][r], *py = y + rows.start[1][r];

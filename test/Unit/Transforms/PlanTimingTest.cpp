@@ -142,8 +142,8 @@ TEST(PlanTiming, RanksBeyondTheCoresShareThem) {
   hw.device.coresPerNode = 2;
   Step big = compute("elementwise", 8e6), small = compute("elementwise", 4e6);
   // All four busy: each at half a core, as profiled.
-  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({big}), rank({big}), rank({big}),
-                                      rank({big})}) *
+  EXPECT_NEAR(planStepSeconds(
+                  hw, 0, {rank({big}), rank({big}), rank({big}), rank({big})}) *
                   1e3,
               2.001, 1e-9);
   // Two busy, two with nothing to do: each of the two has a core.
