@@ -392,6 +392,10 @@ private:
   /// nonblocking collectives (libnbc) moved 256 KB-4 MB 4.7-6.7x slower
   /// than its blocking ones on two ranks of one machine.
   static constexpr uint64_t kBlockingBytes = 64 * 1024;
+  /// An oversubscribed rank's wait: polls before it sleeps, and its first
+  /// and longest sleep (us).
+  static constexpr long kSpinPolls = 100;
+  static constexpr std::chrono::microseconds kFirstPause{5}, kMaxPause{100};
 
   /// Runs one collective of `bytes` on `group`: a small one as the
   /// nonblocking call `start` polled to completion; a large one as the
@@ -417,8 +421,13 @@ private:
   /// nonblocking collective progresses only while it is polled, so a rank
   /// with a core of its own polls without pause. Ranks that outnumber the
   /// machine's cores spin briefly (small collectives finish in
-  /// microseconds) and then yield, leaving the core to the ranks they wait
-  /// for. Only a wait of seconds (a stalled peer) sleeps between polls.
+  /// microseconds) and then sleep between polls, a little longer each time
+  /// up to kMaxPause: a rank that only yielded would stay runnable, and the
+  /// scheduler would never hand its core to a rank that computes (two ranks
+  /// of a stage that shared a core idled the other one: np 4 pp=2 tp=2 on
+  /// two cores took 122-129 ms a step or 82, by where the ranks landed;
+  /// 73-84 with sleeps). A wait of seconds (a stalled peer) sleeps 100 us
+  /// a poll.
   void wait(MPI_Request &request, const std::string &what,
             MPI_Status *status = MPI_STATUS_IGNORE) {
     using Clock = std::chrono::steady_clock;
@@ -429,6 +438,7 @@ private:
     static const bool oversubscribed =
         localSize() > int(std::max(1u, std::thread::hardware_concurrency()));
     bool stalled = false;
+    std::chrono::microseconds pause = kFirstPause;
     for (long spin = 0;; ++spin) {
       int done = 0;
       MPI_Test(&request, &done, status);
@@ -440,10 +450,12 @@ private:
           timedOut(what);
         stalled = now - start > std::chrono::seconds(1);
       }
-      if (stalled)
+      if (stalled) {
         std::this_thread::sleep_for(std::chrono::microseconds(100));
-      else if (oversubscribed && spin > 100)
-        std::this_thread::yield();
+      } else if (oversubscribed && spin > kSpinPolls) {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(2 * pause, kMaxPause);
+      }
     }
   }
 

@@ -151,6 +151,11 @@ TEST(PlanTiming, RanksBeyondTheCoresShareThem) {
       planStepSeconds(hw, 0, {rank({big}), rank({big}), rank({}), rank({})}) *
           1e3,
       2.001 / 2, 1e-9);
+  // Three busy: some core holds two of them, and the step waits for those.
+  EXPECT_NEAR(planStepSeconds(
+                  hw, 0, {rank({big}), rank({big}), rank({big}), rank({})}) *
+                  1e3,
+              2.001, 1e-9);
   // Two 2.001 ms and two 1.001 ms (as profiled), then an all-reduce of
   // the four (0.011 as profiled: the instruction and the 4 KB latency): all
   // four share until the small ones end at 1.001; the big ones are then
