@@ -144,15 +144,26 @@ double contractionFlops(const plan::RankProgram &rank,
   return 2.0 * elements(out0) * k;
 }
 
-/// Bytes an instruction reads and writes.
+/// Bytes an instruction reads and writes. A slice or a lookup reads of its
+/// source only the rows it copies: its output's bytes, not the source's (a
+/// 4 MB embedding table, of which a step's tokens read 256 KB).
 double bytesMoved(const plan::RankProgram &rank,
                   const plan::Instruction &inst) {
-  double bytes = 0;
-  for (const auto *list : {inst.inputs(), inst.outputs()})
-    if (list)
-      for (int32_t t : *list)
-        bytes += rank.tensors()->Get(t)->bytes();
-  return bytes;
+  double bytes = 0, largestInput = 0, outputs = 0;
+  if (inst.inputs())
+    for (int32_t t : *inst.inputs()) {
+      double b = rank.tensors()->Get(t)->bytes();
+      bytes += b;
+      largestInput = std::max(largestInput, b);
+    }
+  if (inst.outputs())
+    for (int32_t t : *inst.outputs())
+      outputs += rank.tensors()->Get(t)->bytes();
+  using O = plan::Opcode;
+  O op = inst.opcode();
+  if (op == O::Slice || op == O::Gather || op == O::Embedding)
+    bytes += outputs - largestInput;
+  return bytes + outputs;
 }
 
 /// A compute instruction: its kernel class and work.
@@ -173,6 +184,16 @@ RankMeasure::Instruction computeStep(const plan::RankProgram &rank,
   if (contraction && inst.inputs() && inst.inputs()->size() && inst.outputs() &&
       inst.outputs()->size()) {
     step.work = contractionFlops(rank, inst);
+    // Attention's rate depends on the sequence, not on how many (batch,
+    // head) pairs run it: read at the FLOPs of one pair.
+    const plan::Tensor &q = *rank.tensors()->Get(inst.inputs()->Get(0));
+    if (step.kernelClass != "gemm" && q.shape() && q.shape()->size() >= 2) {
+      size_t dims = q.shape()->size();
+      double perPair =
+          double(q.shape()->Get(dims - 2)) * q.shape()->Get(dims - 1);
+      if (perPair > 0 && elements(q) >= perPair)
+        step.rateWork = step.work / (elements(q) / perPair);
+    }
   } else if (galvatron::rt::isAliasingCopy(rank, inst)) {
     // A reshape on its operand's buffer moves nothing.
     step.kind = RankMeasure::Instruction::Alias;

@@ -50,6 +50,9 @@ struct RankMeasure {
     const char *opcode = ""; ///< The plan's opcode name, as traces name it.
     std::string kernelClass;
     double work = 0;
+    /// The work at which the class's rate is read (0: `work`): attention's
+    /// FLOPs per batch and head, as the profiler keys them.
+    double rateWork = 0;
     int64_t group = -1;
     int collective = -1, peer = -1;
     double bytes = 0;

@@ -56,7 +56,8 @@ double computeMs(const cm::HardwareSpec &hw, double gemmTflops,
   double ms = hw.instructionMs;
   if (step.kind == Step::Alias)
     return ms;
-  double ns = hw.kernelNsPerUnit(step.kernelClass, step.work);
+  double ns = hw.kernelNsPerUnit(step.kernelClass,
+                                 step.rateWork > 0 ? step.rateWork : step.work);
   if (ns > 0)
     return ms + step.work * ns / 1e6;
   if (cm::kernelCountsFlops(step.kernelClass) && gemmTflops > 0)

@@ -51,6 +51,8 @@ struct Buffers {
 struct Probe {
   std::function<void()> run;
   double work = 0;
+  /// Attention's (batch, head) pairs: its rate is keyed per pair.
+  double pairs = 1;
 };
 
 double floatBytes(const rt::Tensor &t) { return double(t.bytes.size()); }
@@ -123,7 +125,8 @@ Probe boundProbe(const std::string &kind, int64_t n, Buffers &b) {
         rt::TensorView o(out), dsv(ds), dbv(db);
         rt::layerNormGrad(x, scale, y, 1e-5, o, dsv, dbv);
       };
-      p.work = 3 * bytes + 3 * floatBytes(scale) + bytes;
+      // x, dy and dx; scale, dscale and dbias, as PlanMeasure counts them.
+      p.work = 3 * bytes + 3 * floatBytes(scale);
     }
   } else if (kind == "cross_entropy" || kind == "cross_entropy_grad") {
     rt::Tensor &labels = b.make(DType::I64, {rows});
@@ -175,12 +178,15 @@ Probe flopProbe(const std::string &kind, int64_t s, Buffers &b) {
     return p;
   }
   // Causal attention over 4 heads of 32 at sequence s; FLOPs as
-  // PlanMeasure counts them (the causal half skipped).
+  // PlanMeasure counts them (the causal half skipped). The rate is keyed by
+  // the FLOPs of one (batch, head) pair: it follows the sequence, and
+  // PlanMeasure reads it at a step's sequence whatever its batch and heads.
   rt::AttentionDims dims{1, 4, 4, s, s, 32, 32};
   rt::Shape shape = {1, 4, s, 32};
   rt::Tensor &q = b.make(DType::F32, shape), &k = b.make(DType::F32, shape),
              &v = b.make(DType::F32, shape), &o = b.make(DType::F32, shape);
   double qElements = 4.0 * s * 32;
+  p.pairs = 4;
   if (kind == "attention") {
     p.run = [&, dims] {
       rt::attentionForward(dims, q.f32(), k.f32(), v.f32(), {}, true, 0.17f,
@@ -265,14 +271,15 @@ KernelRates measureKernelRates(const Options &options, const Layout &layout,
       for (size_t c = 1; c < count; ++c)
         copies.push_back(probe(buffers[c]));
       double ms = timeProbe(copies, targetMs, repetitions);
-      double work = copies[0].work;
-      rates[kind].push_back({work, ms * 1e6 / work});
-      out[kind].push_back({work, ms * 1e6 / work});
+      double work = copies[0].work, key = work / copies[0].pairs;
+      rates[kind].push_back({key, ms * 1e6 / work});
+      out[kind].push_back({key, ms * 1e6 / work});
     }
   }
   out["what"] =
       "ns per unit of work (bytes read and written; FLOPs for "
-      "gemm and attention) by work per call, the runtime's own "
+      "gemm and attention) by work per call (attention: per batch and "
+      "head), the runtime's own "
       "kernels into preallocated buffers filling 64 MB in turns, slowest "
       "rank's median";
   return rates;

@@ -77,6 +77,16 @@ TEST(PlanTiming, KernelRateInterpolatesOnLogScales) {
   EXPECT_LT(hw.kernelNsPerUnit("movement", 1e3), 0);
 }
 
+TEST(PlanTiming, RateReadAtItsOwnWork) {
+  // 1 MB of work whose rate is read at 1 KB (as attention's is read per
+  // batch and head): 1e6 x 1.0 ns, not 1e6 x 0.25, plus the fixed 0.001.
+  cm::HardwareSpec hw = spec();
+  Step step = compute("elementwise", 1e6);
+  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({step})}) * 1e3, 0.251, 1e-9);
+  step.rateWork = 1e3;
+  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({step})}) * 1e3, 1.001, 1e-9);
+}
+
 TEST(PlanTiming, CollectiveWaitsForItsLastRank) {
   cm::HardwareSpec hw = spec();
   Step all = communication(Step::Collective);
