@@ -361,6 +361,11 @@ std::string kernelFallback(const std::string &kind) {
   return it == coarser.end() ? "" : it->second;
 }
 
+double gemmProbeBytes(double flops) {
+  double scale = std::cbrt(std::max(flops, 0.0) / 8);
+  return 36 * scale * scale;
+}
+
 bool kernelCountsFlops(const std::string &kind) {
   return kind == "gemm" || kind == "attention" || kind == "attention_grad";
 }
@@ -480,6 +485,11 @@ static bool readLatency(const std::string &path, const ordered_json &latency,
     } else if (key == "kernel_rates") {
       if (!readKernelRates(path, value, spec, error))
         return false;
+    } else if (key == "gemm_ns_per_byte") {
+      if (!value.is_number() || !(value.get<double>() >= 0))
+        return keyError(error, path, "latency.gemm_ns_per_byte",
+                        "must be a number >= 0");
+      spec.gemmNsPerByte = value.get<double>();
     } else {
       return keyError(error, path, "latency." + key, "unknown key");
     }
@@ -567,6 +577,8 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
     for (auto &[kind, curve] : in.kernelRates)
       for (auto &[work, ns] : curve)
         latency["kernel_rates"][kind].push_back({work, ns});
+    if (in.gemmNsPerByte > 0)
+      latency["gemm_ns_per_byte"] = in.gemmNsPerByte;
   }
   if (!in.measurements.empty()) {
     ordered_json raw = ordered_json::parse(in.measurements, nullptr, false);

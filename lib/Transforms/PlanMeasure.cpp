@@ -184,6 +184,8 @@ RankMeasure::Instruction computeStep(const plan::RankProgram &rank,
   if (contraction && inst.inputs() && inst.inputs()->size() && inst.outputs() &&
       inst.outputs()->size()) {
     step.work = contractionFlops(rank, inst);
+    if (step.kernelClass == "gemm")
+      step.bytes = bytesMoved(rank, inst);
     // Attention's rate depends on the sequence, not on how many (batch,
     // head) pairs run it: read at the FLOPs of one pair.
     const plan::Tensor &q = *rank.tensors()->Get(inst.inputs()->Get(0));

@@ -55,6 +55,7 @@ struct RankMeasure {
     double rateWork = 0;
     int64_t group = -1;
     int collective = -1, peer = -1;
+    /// A send's or a receive's message; a GEMM's operands and result.
     double bytes = 0;
   };
   std::vector<Instruction> program;

@@ -58,8 +58,16 @@ double computeMs(const cm::HardwareSpec &hw, double gemmTflops,
     return ms;
   double ns = hw.kernelNsPerUnit(step.kernelClass,
                                  step.rateWork > 0 ? step.rateWork : step.work);
-  if (ns > 0)
-    return ms + step.work * ns / 1e6;
+  if (ns > 0) {
+    double flopMs = step.work * ns / 1e6;
+    // A GEMM's bytes beyond (or short of) those of the probe of its FLOPs.
+    if (step.kernelClass == "gemm" && hw.gemmNsPerByte > 0)
+      return ms +
+             std::max(flopMs / 2,
+                      flopMs + (step.bytes - cm::gemmProbeBytes(step.work)) *
+                                   hw.gemmNsPerByte / 1e6);
+    return ms + flopMs;
+  }
   if (cm::kernelCountsFlops(step.kernelClass) && gemmTflops > 0)
     return ms + step.work / (gemmTflops * 1e9);
   return ms;

@@ -164,9 +164,12 @@ Probe boundProbe(const std::string &kind, int64_t n, Buffers &b) {
 Probe flopProbe(const std::string &kind, int64_t s, Buffers &b) {
   using rt::DType;
   Probe p;
-  if (kind == "gemm") {
-    // Shaped like a Transformer's linear: many token rows, a hidden width.
-    int64_t m = 4 * s, n = s, k = s;
+  if (kind == "gemm" || kind == "gemm_skinny") {
+    // Shaped like a Transformer's linear: many token rows, a hidden width;
+    // or, skinny, as its head: the FLOPs of the first at 2.25x the bytes.
+    bool skinny = kind == "gemm_skinny";
+    int64_t m = skinny ? s : 4 * s, n = skinny ? 16 * s : s,
+            k = skinny ? s / 4 : s;
     rt::Tensor &a = b.make(DType::F32, {m, k});
     rt::Tensor &w = b.make(DType::F32, {k, n});
     rt::Tensor &c = b.make(DType::F32, {m, n});
@@ -236,10 +239,57 @@ double timeProbe(const std::vector<Probe> &copies, double targetMs,
   return slowestRankMedian(std::move(runs));
 }
 
+/// ms per call of `kind` at `scale` (timeProbe), its calls taking turns on
+/// enough copies of their buffers to fill 64 MB: a training step's tensors
+/// do not stay in cache from one use to the next (its arena alone is tens
+/// of MB). `first` gets the probe's work and `bytes` its buffers' size.
+double timeAtScale(const std::string &kind, int64_t scale, double targetMs,
+                   int repetitions, Probe &first, double &bytes) {
+  bool flops = costmodel::kernelCountsFlops(kind) || kind == "gemm_skinny";
+  std::vector<Buffers> buffers(1);
+  std::vector<Probe> copies;
+  auto probe = [&](Buffers &b) {
+    return flops ? flopProbe(kind, scale, b) : boundProbe(kind, scale, b);
+  };
+  copies.push_back(probe(buffers[0]));
+  bytes = double(buffers[0].bytes);
+  size_t count = std::clamp<size_t>(
+      (size_t(64) << 20) / std::max<size_t>(buffers[0].bytes, 1), 1, 64);
+  buffers.resize(count);
+  for (size_t c = 1; c < count; ++c)
+    copies.push_back(probe(buffers[c]));
+  double ms = timeProbe(copies, targetMs, repetitions);
+  first.work = copies[0].work;
+  first.pairs = copies[0].pairs;
+  return ms;
+}
+
+/// A GEMM's time per byte beyond the "gemm" probe's: skinny GEMMs of the
+/// FLOPs of the square-ish probes at the two largest scales, their extra
+/// time over their extra bytes (costmodel::gemmProbeBytes).
+double measureGemmBytes(double targetMs, int repetitions, Json &out) {
+  double perByte = 0;
+  for (int64_t scale : {256, 512}) {
+    Probe square, skinny;
+    double squareBytes = 0, skinnyBytes = 0;
+    double squareMs =
+        timeAtScale("gemm", scale, targetMs, repetitions, square, squareBytes);
+    double skinnyMs = timeAtScale("gemm_skinny", scale, targetMs, repetitions,
+                                  skinny, skinnyBytes);
+    perByte += (skinnyMs - squareMs) * 1e6 / (skinnyBytes - squareBytes) / 2;
+    out["gemm_skinny"].push_back({{"flops", square.work},
+                                  {"square_ms", squareMs},
+                                  {"square_bytes", squareBytes},
+                                  {"skinny_ms", skinnyMs},
+                                  {"skinny_bytes", skinnyBytes}});
+  }
+  return std::max(0.0, perByte);
+}
+
 } // namespace
 
 KernelRates measureKernelRates(const Options &options, const Layout &layout,
-                               Json &out) {
+                               Json &out, double &gemmNsPerByte) {
   KernelRates rates;
   // Repetitions of at least 40 ms, 9 of them: this machine's speed drifts
   // over tenths of a second.
@@ -256,26 +306,16 @@ KernelRates measureKernelRates(const Options &options, const Layout &layout,
               : std::vector<int64_t>{1 << 10, 1 << 12, 1 << 14, 1 << 16,
                                      1 << 18, 1 << 20, 1 << 22};
     for (int64_t scale : scales) {
-      // A training step's tensors do not stay in cache from one use to the
-      // next (its arena alone is tens of MB), so calls take turns on enough
-      // copies of their buffers to fill 64 MB.
-      std::vector<Buffers> buffers(1);
-      std::vector<Probe> copies;
-      auto probe = [&](Buffers &b) {
-        return flops ? flopProbe(kind, scale, b) : boundProbe(kind, scale, b);
-      };
-      copies.push_back(probe(buffers[0]));
-      size_t count = std::clamp<size_t>(
-          (size_t(64) << 20) / std::max<size_t>(buffers[0].bytes, 1), 1, 64);
-      buffers.resize(count);
-      for (size_t c = 1; c < count; ++c)
-        copies.push_back(probe(buffers[c]));
-      double ms = timeProbe(copies, targetMs, repetitions);
-      double work = copies[0].work, key = work / copies[0].pairs;
-      rates[kind].push_back({key, ms * 1e6 / work});
-      out[kind].push_back({key, ms * 1e6 / work});
+      Probe first;
+      double bytes = 0;
+      double ms = timeAtScale(kind, scale, targetMs, repetitions, first, bytes);
+      double key = first.work / first.pairs;
+      rates[kind].push_back({key, ms * 1e6 / first.work});
+      out[kind].push_back({key, ms * 1e6 / first.work});
     }
   }
+  progress(layout, "kernel rates: gemm bytes");
+  gemmNsPerByte = measureGemmBytes(targetMs, repetitions, out);
   out["what"] =
       "ns per unit of work (bytes read and written; FLOPs for "
       "gemm and attention) by work per call (attention: per batch and "

@@ -90,11 +90,13 @@ double measureInstruction(const Layout &layout, Json &out);
 
 /// The runtime's kernels by class (costmodel::kernelClasses()): ns per
 /// unit of work (bytes, or FLOPs for the contractions) at increasing work
-/// per call, every rank calling at once; the slowest rank's.
+/// per call, every rank calling at once; the slowest rank's; and
+/// `gemmNsPerByte`, a GEMM's time per byte of operands beyond the "gemm"
+/// probe's (skinny GEMMs against the probe's shape at equal FLOPs).
 using KernelRates =
     std::map<std::string, std::vector<std::pair<double, double>>>;
 KernelRates measureKernelRates(const Options &options, const Layout &layout,
-                               Json &out);
+                               Json &out, double &gemmNsPerByte);
 
 /// Galvatron's overlap coefficient: a GEMM loop and an all-reduce loop of
 /// about equal length, run alone and then at the same time (the all-reduce

@@ -336,8 +336,8 @@ int main(int argc, char **argv) {
   if (options.backend == "cpu") {
     spec.instructionMs =
         measureInstruction(layout, measurements["instruction"]);
-    spec.kernelRates =
-        measureKernelRates(options, layout, measurements["kernel_rates"]);
+    spec.kernelRates = measureKernelRates(
+        options, layout, measurements["kernel_rates"], spec.gemmNsPerByte);
   }
   spec.comm.numNodes = layout.ranksPerNode ? layout.nodes : 1;
   spec.comm.gpusPerNode =

@@ -61,6 +61,11 @@ struct HardwareSpec {
   /// "attention_grad") measured at increasing work per call, as (work,
   /// ns per unit) pairs in increasing work; empty: not measured.
   std::map<std::string, std::vector<std::pair<double, double>>> kernelRates;
+  /// A GEMM's time per byte of operands and result beyond those of the
+  /// profiler's probe of equal FLOPs ("latency.gemm_ns_per_byte"; 0: none):
+  /// a [512, 128] x [128, 8192] GEMM moves 2.3x the bytes of a [2048, 512]
+  /// x [512, 512] one of equal FLOPs and takes 1.15x its time.
+  double gemmNsPerByte = 0;
   /// ns per unit of work of one call of `work` units of class `kind`:
   /// interpolated between the measured sizes on log scales, the end rates
   /// beyond them; a class not measured falls back to its coarser class
@@ -70,6 +75,10 @@ struct HardwareSpec {
   /// kept verbatim; empty when absent.
   std::string measurements;
 };
+
+/// The bytes (operands and result, f32) of the profiler's "gemm" probe of
+/// `flops` FLOPs: [4 s, s] x [s, s], 8 s^3 FLOPs and 36 s^2 bytes.
+double gemmProbeBytes(double flops);
 
 /// The kernel classes of `kernelRates`, and for each the class whose rate
 /// stands in for it when a spec lacks it ("" for none).

@@ -103,6 +103,12 @@ TEST(CostModelHardware, JsonRoundTrip) {
   EXPECT_EQ(back.instructionMs, spec.instructionMs);
   EXPECT_EQ(back.collectiveLatencyMs, spec.collectiveLatencyMs);
   EXPECT_EQ(back.kernelRates, spec.kernelRates);
+  EXPECT_EQ(back.gemmNsPerByte, 0);
+  spec.gemmNsPerByte = 0.125;
+  ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
+  ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
+  EXPECT_EQ(back.gemmNsPerByte, 0.125);
+  spec.gemmNsPerByte = 0;
   spec.device.coresPerNode = 2;
   ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
@@ -189,6 +195,9 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
       {"latency-instruction",
        [](J &j) { j["latency"]["instruction_ms"] = -0.5; },
        "key 'latency.instruction_ms': must be a number >= 0"},
+      {"latency-gemm-bytes",
+       [](J &j) { j["latency"]["gemm_ns_per_byte"] = "slow"; },
+       "key 'latency.gemm_ns_per_byte': must be a number >= 0"},
       {"latency-group", [](J &j) { j["latency"]["collective_ms"]["1"] = 0.01; },
        "key 'latency.collective_ms.1': group size must be >= 2"},
       {"latency-value",

@@ -87,6 +87,22 @@ TEST(PlanTiming, RateReadAtItsOwnWork) {
   EXPECT_NEAR(planStepSeconds(hw, 0, {rank({step})}) * 1e3, 1.001, 1e-9);
 }
 
+TEST(PlanTiming, GemmPaysForBytesBeyondItsProbes) {
+  // 1e6 FLOPs at 0.01 ns (0.01 ms) and the fixed 0.001. The probe of 1e6
+  // FLOPs (s = 50) moves 36 x 50^2 = 90000 bytes; at 0.1 ns per byte, 2 MB
+  // add (2e6 - 9e4) x 0.1 ns = 0.191 ms.
+  EXPECT_DOUBLE_EQ(cm::gemmProbeBytes(1e6), 90000);
+  cm::HardwareSpec hw = spec();
+  Step gemm = compute("gemm", 1e6);
+  gemm.bytes = 2e6;
+  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({gemm})}) * 1e3, 0.011, 1e-9);
+  hw.gemmNsPerByte = 0.1;
+  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({gemm})}) * 1e3, 0.202, 1e-9);
+  // Fewer bytes than the probe take time off, down to half the FLOPs'.
+  gemm.bytes = 0;
+  EXPECT_NEAR(planStepSeconds(hw, 0, {rank({gemm})}) * 1e3, 0.006, 1e-9);
+}
+
 TEST(PlanTiming, CollectiveWaitsForItsLastRank) {
   cm::HardwareSpec hw = spec();
   Step all = communication(Step::Collective);
