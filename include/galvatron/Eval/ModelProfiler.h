@@ -31,7 +31,8 @@ struct ModelProfileOptions {
   /// The largest tensor-parallel (and vocabulary) degree tried.
   int64_t maxTp = 8;
   /// Each time is the fastest of at least `minRuns` runs taking together at
-  /// least `minSeconds`.
+  /// least `minSeconds` (up to 8x that while a layer's time, a difference
+  /// of two models' times, does not come out positive).
   int minRuns = 5;
   double minSeconds = 0.05;
   /// Kernel threads (0: the runtime's default, as galvatron-run).
