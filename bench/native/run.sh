@@ -100,31 +100,18 @@ print(statistics.median(json.loads(l)["ms_per_step"] for l in list(open(sys.argv
 }
 # One case until the machine held still across it (or TRIES ran out).
 run_stable() {
-  local try before after
+  local try
   for ((try = 1; try <= ${TRIES:-1}; ++try)); do
-    before=$(speed)
-    run_case "$@" "$try" "$before"
-    after=$(speed)
-    # The case's line gets the speed after it; stop once within STABLE.
-    python3 - "$work/results" "$after" "${STABLE:-0.05}" <<'PY' && return
-import json, sys
-path, after, stable = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-lines = open(path).read().splitlines()
-row = json.loads(lines[-1])
-row["speed_after_ms"] = after
-speeds = [row["speed_before_ms"], row["speed_mid_ms"], after]
-row["stable"] = max(speeds) / min(speeds) - 1 <= stable
-lines[-1] = json.dumps(row)
-open(path, "w").write("\n".join(lines) + "\n")
-sys.exit(0 if row["stable"] else 1)
-PY
+    run_case "$@" "$try"
+    tail -n 1 "$work/results" | grep -q '"stable": true' && return
   done
   return 0
 }
 
 # One case: predict, lower, run; appends a JSON line to $work/results.
 run_case() {
-  local ranks=$1 flags=$2 round=$3 try=$4 before=$5
+  local ranks=$1 flags=$2 round=$3 try=$4 before mid after
+  before=$(speed)
   profile "$ranks"
   local tag=$work/s$RANDOM chunks=1 model=$work/m.mlir part
   [[ $flags =~ chunks=([0-9]+) ]] && chunks=${BASH_REMATCH[1]}
@@ -141,24 +128,26 @@ run_case() {
     --galv-estimate="out=$tag.est.json" \
     --galv-training-pipeline -o "$tag.mlir" >/dev/null
   "$bin/galvatron-translate" --emit-plan --plan-function=train_step "$tag.mlir" -o "$tag.bin"
-  local mid
   mid=$(speed)
   local run=("$bin/galvatron-run" "$tag.bin" --weights "${model%.mlir}.safetensors"
              --data "$data" --steps "$steps" --lr 1e-3 --log "$tag.jsonl")
   if [ "$ranks" = 1 ]; then "${run[@]}" >/dev/null; else "${mpirun[@]}" -np "$ranks" "${run[@]}" >/dev/null; fi
+  after=$(speed)
   python3 - "$tag" "$ranks" "${flags:-data parallel}" "$round" "$try" "$before" \
-    "$mid" >>"$work/results" <<'PY'
+    "$mid" "$after" "${STABLE:-0.05}" >>"$work/results" <<'PY'
 import json, statistics, sys
 tag, ranks, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-round_, try_, before = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
-mid = float(sys.argv[7])
+round_, try_ = int(sys.argv[4]), int(sys.argv[5])
+speeds = [float(x) for x in sys.argv[6:9]]
+stable = max(speeds) / min(speeds) - 1 <= float(sys.argv[9])
 est = json.load(open(tag + ".est.json"))
 logs = [[json.loads(l) for l in open(tag + (".jsonl" if r == 0 else f".rank{r}.jsonl"))]
         for r in range(ranks)]
 half = len(logs[0]) // 2
 print(json.dumps({
     "ranks": ranks, "strategy": flags, "round": round_, "try": try_,
-    "speed_before_ms": before, "speed_mid_ms": mid,
+    "speed_before_ms": speeds[0], "speed_mid_ms": speeds[1],
+    "speed_after_ms": speeds[2], "stable": stable,
     "predicted_ms": est["step_time_s"] * 1000,
     "measured_ms": statistics.median(x["ms_per_step"] for x in logs[0][half:]),
     "predicted_bytes": max(s["peak_memory_bytes"] for s in est["stages"]),

@@ -266,7 +266,10 @@ double timeAtScale(const std::string &kind, int64_t scale, double targetMs,
 
 /// A GEMM's time per byte beyond the "gemm" probe's: skinny GEMMs of the
 /// FLOPs of the square-ish probes at the two largest scales, their extra
-/// time over their extra bytes (costmodel::gemmProbeBytes).
+/// time over their extra bytes (costmodel::gemmProbeBytes). The square
+/// probes are timed again beside the skinny ones, not taken from the table
+/// measured seconds earlier: the machine's drift in between would enter
+/// the difference.
 double measureGemmBytes(double targetMs, int repetitions, Json &out) {
   double perByte = 0;
   for (int64_t scale : {256, 512}) {
