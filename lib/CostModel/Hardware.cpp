@@ -391,6 +391,23 @@ double HardwareSpec::startupMs(int group) const {
                                          : collectiveLatencyMs.rbegin()->second;
 }
 
+double HardwareSpec::syncExcessAt(double burstMs) const {
+  if (syncExcessMs.empty() || burstMs <= 0)
+    return 0;
+  auto after =
+      std::lower_bound(syncExcessMs.begin(), syncExcessMs.end(), burstMs,
+                       [](const std::pair<double, double> &point,
+                          double burst) { return point.first < burst; });
+  if (after == syncExcessMs.end())
+    return syncExcessMs.back().second;
+  std::pair<double, double> before =
+      after == syncExcessMs.begin() ? std::make_pair(0.0, 0.0) : *(after - 1);
+  double span = after->first - before.first;
+  return span > 0 ? before.second + (after->second - before.second) *
+                                        (burstMs - before.first) / span
+                  : after->second;
+}
+
 double HardwareSpec::kernelNsPerUnit(const std::string &kind,
                                      double work) const {
   auto it = kernelRates.find(kind);
@@ -438,6 +455,29 @@ static bool readKernelRates(const std::string &path, const ordered_json &value,
       points.push_back({point[0].get<double>(), point[1].get<double>()});
     }
     spec.kernelRates[kind] = std::move(points);
+  }
+  return true;
+}
+
+/// "sync_excess_ms": [[burst ms, extra ms], ...], bursts increasing.
+static bool readSyncExcess(const std::string &path, const ordered_json &value,
+                           HardwareSpec &spec, std::string &error) {
+  const char *where = "latency.sync_excess_ms";
+  if (!value.is_array())
+    return keyError(error, path, where,
+                    "must be an array of [burst ms, extra ms] pairs");
+  double previous = 0;
+  for (const ordered_json &pair : value) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() ||
+        !pair[1].is_number())
+      return keyError(error, path, where,
+                      "each entry must be a [burst ms, extra ms] pair");
+    double burst = pair[0].get<double>(), extra = pair[1].get<double>();
+    if (!(burst > previous) || !(extra >= 0))
+      return keyError(error, path, where,
+                      "bursts must be > 0 and increasing, extra ms >= 0");
+    spec.syncExcessMs.emplace_back(burst, extra);
+    previous = burst;
   }
   return true;
 }
@@ -490,6 +530,9 @@ static bool readLatency(const std::string &path, const ordered_json &latency,
         return keyError(error, path, "latency.gemm_ns_per_byte",
                         "must be a number >= 0");
       spec.gemmNsPerByte = value.get<double>();
+    } else if (key == "sync_excess_ms") {
+      if (!readSyncExcess(path, value, spec, error))
+        return false;
     } else {
       return keyError(error, path, "latency." + key, "unknown key");
     }
@@ -568,7 +611,7 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
   if (!in.comm.spTime.empty())
     json["sp_time"] = commJson(in.comm, "sp_time");
   if (in.instructionMs > 0 || !in.collectiveLatencyMs.empty() ||
-      !in.kernelRates.empty()) {
+      !in.kernelRates.empty() || !in.syncExcessMs.empty()) {
     ordered_json &latency = json["latency"];
     latency["instruction_ms"] = in.instructionMs;
     latency["collective_ms"] = ordered_json::object();
@@ -579,6 +622,8 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
         latency["kernel_rates"][kind].push_back({work, ns});
     if (in.gemmNsPerByte > 0)
       latency["gemm_ns_per_byte"] = in.gemmNsPerByte;
+    for (auto &[burst, extra] : in.syncExcessMs)
+      latency["sync_excess_ms"].push_back({burst, extra});
   }
   if (!in.measurements.empty()) {
     ordered_json raw = ordered_json::parse(in.measurements, nullptr, false);

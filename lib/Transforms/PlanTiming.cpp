@@ -23,7 +23,12 @@
 // core with ceil(k / c) of them, and a group in lockstep goes at its
 // slowest member's pace (three ranks on two cores computing 10 ms each
 // between all-reduces took 19.4 ms an iteration, not the 15 an even share
-// gives; two of four took 10.2).
+// gives; two of four took 10.2). Ranks that compute in turns on a shared
+// core and then meet at a collective lose more than that share: each
+// collective costs them the profile's extra time after a burst as long as
+// the longest its members computed since their last collective (four
+// ranks on two cores, GEMM bursts of 0.4-1.6 ms on a whole core between
+// all-reduces of 4 KB, lost 0.3-0.6 of a burst each time).
 //
 //===----------------------------------------------------------------------===//
 
@@ -133,12 +138,15 @@ struct Player {
   std::map<std::pair<int, int>, std::deque<Message>> inFlight;
   /// Per plan group: the ranks waiting at its current collective.
   std::map<int64_t, std::vector<int>> waiting;
+  /// Per rank: computation (ms on a whole core) since its last collective.
+  std::vector<double> burst;
 
   Player(const cm::HardwareSpec &hw, double gemmTflops,
          const std::vector<RankMeasure> &ranks, int repeats)
       : hw(hw), gemmTflops(gemmTflops), ranks(ranks), at(ranks.size()),
         byClass(ranks.size()), repeats(repeats), spans(ranks.size()),
-        lastStart(ranks.size(), 0), stepEnds(ranks.size()) {
+        lastStart(ranks.size(), 0), stepEnds(ranks.size()),
+        burst(ranks.size(), 0) {
     perNode = std::max(1, hw.comm.gpusPerNode);
     if (hw.device.coresPerNode > 0 && hw.device.coresPerNode < perNode) {
       cores = hw.device.coresPerNode;
@@ -215,14 +223,18 @@ struct Player {
     at[r].state = Blocked;
     if (arrived.size() < ranks[r].groups[step.group].size())
       return;
-    double cost = 0;
+    double cost = 0, longestBurst = 0;
     for (int member : arrived) {
       const Step &theirs = *current(member);
       cost = std::max(
           cost,
           hw.instructionMs +
               transferMs(hw, ranks[member].collectives[theirs.collective]));
+      longestBurst = std::max(longestBurst, burst[member]);
+      burst[member] = 0;
     }
+    if (cores)
+      cost += hw.syncExcessAt(longestBurst);
     for (int member : arrived)
       run(member, cost, "communication");
     arrived.clear();
@@ -237,6 +249,8 @@ struct Player {
       byClass[r][p.kind] += now - p.started;
       spans[r][p.next % size] = {p.arrived, now};
     }
+    if (step.kind == Step::Compute)
+      burst[r] += computeMs(hw, gemmTflops, step) * share;
     if (step.kind == Step::Send) {
       bool eager = step.bytes <= kEagerLimitBytes;
       inFlight[{r, step.peer}].push_back(

@@ -62,7 +62,10 @@ bool available() { return true; }
 bool init(int *argc, char ***argv, std::string &error) {
   if (started || !launcherSize())
     return true;
-  if (MPI_Init(argc, argv) != MPI_SUCCESS)
+  // A tool that started MPI itself (galvatron-profile) hands it over.
+  int already = 0;
+  MPI_Initialized(&already);
+  if (!already && MPI_Init(argc, argv) != MPI_SUCCESS)
     return error = "MPI_Init failed", false;
   started = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -32,6 +32,7 @@ struct Options {
   bool quick = false;
   int threads = 0;  ///< BLAS threads per rank; 0 = cores / ranks on the node.
   int kernelMs = 0; ///< Per timed kernel repetition; 0: 40 (--quick 10).
+  int cores = 0;    ///< The cores a node's ranks share; 0: its processors.
 };
 
 /// The ranks and how they sit on nodes.
@@ -104,6 +105,15 @@ KernelRates measureKernelRates(const Options &options, const Layout &layout,
 /// between GEMMs); coefficient = together / max(alone).
 double measureOverlap(const Options &options, const Layout &layout, int mb,
                       Json &out);
+
+/// Where the node's ranks outnumber its `cores`: what an all-reduce costs
+/// beyond its own time after each rank computed a burst, by burst length
+/// (GEMM bursts between the runtime communicator's 4 KB all-reduces, against
+/// the bursts and the all-reduces timed apart), as (burst ms on a whole
+/// core, extra ms) pairs; empty when every rank has a core.
+std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
+                                                         const Layout &layout,
+                                                         int cores, Json &out);
 
 /// CUDA device rates (cuBLAS sgemm and bf16 GEMM, device-to-device copy,
 /// memory size) of this rank's device; false with `error` when CUDA is not

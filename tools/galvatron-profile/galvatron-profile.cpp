@@ -1,8 +1,8 @@
 //===- galvatron-profile.cpp - Galvatron's hardware profiler --------------===//
 //
 //   mpirun -np N galvatron-profile hardware [--backend cpu|cuda]
-//       [--max-mb M] [--quick] [--threads T] [--kernel-ms T] -o hw.json
-//       [--galvatron-dir DIR]
+//       [--max-mb M] [--quick] [--threads T] [--kernel-ms T] [--cores C]
+//       -o hw.json [--galvatron-dir DIR]
 //   galvatron-profile model MODEL.mlir --hardware SPEC -o profile.json ...
 //       (Model.cpp: the layers' times and memory; no MPI)
 //   galvatron-profile show SPEC      (a hw.json, Galvatron's dir, preset:NAME)
@@ -41,7 +41,7 @@ namespace {
 const char *kUsage =
     "usage: mpirun -np N galvatron-profile hardware [--backend cpu|cuda]\n"
     "           [--max-mb M] [--quick] [--threads T] [--kernel-ms T]\n"
-    "           -o hw.json [--galvatron-dir DIR]\n"
+    "           [--cores C] -o hw.json [--galvatron-dir DIR]\n"
     "  --backend     cpu (OpenBLAS, host memory; default) or cuda (cuBLAS)\n"
     "  --max-mb      largest message in MB (default 1024; capped to fit the\n"
     "                node's available memory)\n"
@@ -49,6 +49,9 @@ const char *kUsage =
     "  --threads     BLAS/stream threads per rank (default cores / ranks)\n"
     "  --kernel-ms   ms per timed repetition of each kernel class and size\n"
     "                (default 40, 9 repetitions; --quick 10, 5 repetitions)\n"
+    "  --cores       the cores a node's ranks share (cpu; default the node's\n"
+    "                processors); ranks beyond them also get what a\n"
+    "                collective after a burst costs them\n"
     "  -o            the hw.json to write\n"
     "  --galvatron-dir  also write Galvatron's hardware files into DIR\n"
     "       galvatron-profile show SPEC   reads a hardware spec (a hw.json,\n"
@@ -97,7 +100,7 @@ bool parseArgs(int argc, char **argv, Options &options, std::string &error) {
                        options.backend + "'",
                false;
     } else if (arg == "--max-mb" || arg == "--threads" ||
-               arg == "--kernel-ms") {
+               arg == "--kernel-ms" || arg == "--cores") {
       int number = 0;
       if (!value(text))
         return false;
@@ -105,9 +108,10 @@ bool parseArgs(int argc, char **argv, Options &options, std::string &error) {
         return error =
                    arg + ": expected a positive integer, got '" + text + "'",
                false;
-      (arg == "--max-mb"    ? options.maxMb
-       : arg == "--threads" ? options.threads
-                            : options.kernelMs) = number;
+      (arg == "--max-mb"      ? options.maxMb
+       : arg == "--threads"   ? options.threads
+       : arg == "--kernel-ms" ? options.kernelMs
+                              : options.cores) = number;
       options.maxMbGiven |= arg == "--max-mb";
     } else if (arg == "-o") {
       if (!value(options.output))
@@ -226,7 +230,9 @@ bool measureDevice(const Options &options, const Layout &layout,
     // The node's processors, not this rank's binding: mpirun may pin each
     // rank to one core, yet the ranks share all of them.
     device.coresPerNode =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        options.cores ? options.cores
+                      : static_cast<int>(
+                            std::max(1u, std::thread::hardware_concurrency()));
     return true;
   }
   int ok = measureCudaDevice(options, layout, device.gemmTflopsFp32,
@@ -259,6 +265,10 @@ void printSummary(const costmodel::HardwareSpec &spec, const Json &m) {
   printComm(spec);
   if (m.contains("overlap"))
     std::printf("overlap coefficient: %.4f\n", spec.comm.overlapCoefficient);
+  for (auto &[burst, extra] : spec.syncExcessMs)
+    std::printf("on shared cores, a collective after %.2f ms of computation: "
+                "%.3f ms more\n",
+                burst, extra);
 }
 
 void printComm(const costmodel::HardwareSpec &spec) {
@@ -367,6 +377,10 @@ int main(int argc, char **argv) {
         measureLatency(options, layout, measurements["latency_ms"]);
     spec.comm.overlapCoefficient = measureOverlap(
         options, layout, std::min(sizes.back(), 64), measurements["overlap"]);
+    if (options.backend == "cpu")
+      spec.syncExcessMs =
+          measureSyncExcess(options, layout, spec.device.coresPerNode,
+                            measurements["sync_excess"]);
     progress(layout, "done", true);
   }
   int written = 1;

@@ -66,6 +66,17 @@ struct HardwareSpec {
   /// a [512, 128] x [128, 8192] GEMM moves 2.3x the bytes of a [2048, 512]
   /// x [512, 512] one of equal FLOPs and takes 1.15x its time.
   double gemmNsPerByte = 0;
+  /// Where a node's ranks outnumber its cores: what one collective costs
+  /// beyond its own time after a burst of computation, as (burst ms on a
+  /// whole core, extra ms) pairs in increasing burst ("latency.
+  /// sync_excess_ms"; empty: none). Ranks that meet at a collective after
+  /// computing in turns on shared cores lose time the rates measured with
+  /// every rank busy at once do not show (galvatron-profile measures it
+  /// with GEMM bursts between all-reduces).
+  std::vector<std::pair<double, double>> syncExcessMs;
+  /// The extra ms of a collective after a `burstMs` burst: linear from 0
+  /// to the first pair and between pairs, the last pair's beyond it.
+  double syncExcessAt(double burstMs) const;
   /// ns per unit of work of one call of `work` units of class `kind`:
   /// interpolated between the measured sizes on log scales, the end rates
   /// beyond them; a class not measured falls back to its coarser class

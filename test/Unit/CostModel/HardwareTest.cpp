@@ -109,6 +109,11 @@ TEST(CostModelHardware, JsonRoundTrip) {
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
   EXPECT_EQ(back.gemmNsPerByte, 0.125);
   spec.gemmNsPerByte = 0;
+  spec.syncExcessMs = {{0.25, 0.05}, {1.5, 0.5}};
+  ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
+  ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
+  EXPECT_EQ(back.syncExcessMs, spec.syncExcessMs);
+  spec.syncExcessMs.clear();
   spec.device.coresPerNode = 2;
   ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
@@ -198,6 +203,17 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
       {"latency-gemm-bytes",
        [](J &j) { j["latency"]["gemm_ns_per_byte"] = "slow"; },
        "key 'latency.gemm_ns_per_byte': must be a number >= 0"},
+      {"sync-excess-shape",
+       [](J &j) {
+         j["latency"]["sync_excess_ms"] = J::array({1, 2});
+       },
+       "key 'latency.sync_excess_ms': each entry must be a [burst ms, extra "
+       "ms] pair"},
+      {"sync-excess-order",
+       [](J &j) {
+         j["latency"]["sync_excess_ms"] = J::array({{1.0, 0.1}, {0.5, 0.2}});
+       },
+       "key 'latency.sync_excess_ms': bursts must be > 0 and increasing"},
       {"latency-group", [](J &j) { j["latency"]["collective_ms"]["1"] = 0.01; },
        "key 'latency.collective_ms.1': group size must be >= 2"},
       {"latency-value",
@@ -342,6 +358,17 @@ TEST(CostModelHardware, EveryPresetConvertsToGalvatronFiles) {
   ASSERT_TRUE(loadHardware("preset:a100-2x8", a100, error)) << error;
   EXPECT_DOUBLE_EQ(a100.comm.allreduce.at({16, 1}), 44.682);
   EXPECT_DOUBLE_EQ(a100.comm.p2p.at(2), 7.65998);
+}
+
+TEST(CostModelHardware, SyncExcessInterpolatesByBurst) {
+  HardwareSpec spec;
+  EXPECT_EQ(spec.syncExcessAt(1.0), 0);
+  spec.syncExcessMs = {{0.5, 0.1}, {2.0, 0.4}};
+  EXPECT_EQ(spec.syncExcessAt(0), 0);
+  EXPECT_NEAR(spec.syncExcessAt(0.25), 0.05, 1e-12); // from (0, 0)
+  EXPECT_NEAR(spec.syncExcessAt(0.5), 0.1, 1e-12);
+  EXPECT_NEAR(spec.syncExcessAt(1.25), 0.25, 1e-12);
+  EXPECT_NEAR(spec.syncExcessAt(8.0), 0.4, 1e-12); // the last beyond it
 }
 
 TEST(CostModelHardware, CollectiveTimes) {

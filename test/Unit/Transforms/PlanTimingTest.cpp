@@ -208,3 +208,39 @@ TEST(PlanTiming, RanksBeyondTheCoresShareThem) {
           1e3,
       2.001, 1e-9);
 }
+
+TEST(PlanTiming, SharedCoresPayEachCollectiveAfterABurst) {
+  cm::HardwareSpec hw = spec();
+  hw.comm.gpusPerNode = 4;
+  hw.device.coresPerNode = 2;
+  // 0.1 ms extra after a 0.5 ms burst on a whole core, 0.4 after 2 ms.
+  hw.syncExcessMs = {{0.5, 0.1}, {2.0, 0.4}};
+  Step big = compute("elementwise", 8e6), small = compute("elementwise", 4e6);
+  Step all = communication(Step::Collective);
+  auto withAll = [&](std::vector<Step> program) {
+    RankMeasure r = rank(std::move(program));
+    r.groups = {{0, 1, 2, 3}};
+    r.collectives = {entry("allreduce")};
+    return r;
+  };
+  // As in RanksBeyondTheCoresShareThem (1.512 ms), and the all-reduce comes
+  // after a longest burst of 2.001 / 2 = 1.0005 ms on a whole core: 0.1 +
+  // 0.3 x 0.5005 / 1.5 = 0.2001 ms more, run by all four on two cores.
+  double step = planStepSeconds(hw, 0,
+                                {withAll({big, all}), withAll({big, all}),
+                                 withAll({small, all}), withAll({small, all})});
+  EXPECT_NEAR(step * 1e3, 1.512 + 0.2001, 1e-9);
+  // A second all-reduce right after the first follows no burst: the same
+  // 0.011 as profiled, and nothing more.
+  step =
+      planStepSeconds(hw, 0,
+                      {withAll({big, all, all}), withAll({big, all, all}),
+                       withAll({small, all, all}), withAll({small, all, all})});
+  EXPECT_NEAR(step * 1e3, 1.512 + 0.2001 + 0.011, 1e-9);
+  // Every rank on a core of its own: no extra.
+  hw.device.coresPerNode = 4;
+  step = planStepSeconds(hw, 0,
+                         {withAll({big, all}), withAll({big, all}),
+                          withAll({small, all}), withAll({small, all})});
+  EXPECT_NEAR(step * 1e3, 2.001 + 0.011, 1e-9);
+}

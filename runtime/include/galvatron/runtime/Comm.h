@@ -146,7 +146,8 @@ namespace mpi {
 bool available();
 /// Starts MPI when an MPI launcher (mpirun, srun) started this process, so
 /// that a plain `galvatron-run` stays a single process and starts fast.
-/// False with `error` when launched by one but built without MPI.
+/// False with `error` when launched by one but built without MPI. A process
+/// that already called MPI_Init keeps its MPI (init() adopts it).
 bool init(int *argc, char ***argv, std::string &error);
 /// Whether init() started MPI (and finalize() has not run).
 bool active();
