@@ -27,8 +27,8 @@
 // core and then meet at a collective lose more than that share: each
 // collective costs them the profile's extra time after a burst as long as
 // the longest its members computed since their last collective (four
-// ranks on two cores, GEMM bursts of 0.4-1.6 ms on a whole core between
-// all-reduces of 4 KB, lost 0.3-0.6 of a burst each time).
+// ranks on two cores, GEMM bursts of 0.16-1.6 ms on a whole core between
+// all-reduces of 4 KB, lost 0.5-0.9 of a burst each time).
 //
 //===----------------------------------------------------------------------===//
 
@@ -108,9 +108,9 @@ struct Player {
   struct Progress {
     State state = Ready;
     size_t next = 0;
-    /// Work left (ms on a whole core), when the instruction was reached
-    /// and when it started running, and what its time counts as.
-    double remaining = 0, arrived = 0, started = 0;
+    /// Work left and in all (ms on a whole core), when the instruction was
+    /// reached and when it started running, and what its time counts as.
+    double remaining = 0, work = 0, arrived = 0, started = 0;
     std::string kind;
     /// Messages sent above the eager limit and not yet received.
     int unreceived = 0;
@@ -164,7 +164,7 @@ struct Player {
 
   void run(int r, double ms, const std::string &kind) {
     at[r].state = Running;
-    at[r].remaining = ms * share;
+    at[r].remaining = at[r].work = ms * share;
     at[r].started = now;
     at[r].kind = kind;
   }
@@ -250,7 +250,7 @@ struct Player {
       spans[r][p.next % size] = {p.arrived, now};
     }
     if (step.kind == Step::Compute)
-      burst[r] += computeMs(hw, gemmTflops, step) * share;
+      burst[r] += p.work;
     if (step.kind == Step::Send) {
       bool eager = step.bytes <= kEagerLimitBytes;
       inFlight[{r, step.peer}].push_back(

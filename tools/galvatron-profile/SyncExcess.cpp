@@ -5,8 +5,8 @@
 // a training step's ranks meet at a collective after every few kernels, and
 // there they lose more than their share: a rank that waits sleeps and wakes
 // late, the ones left compute on caches the others emptied. Four ranks on
-// two cores, GEMM bursts of 0.4-1.6 ms (on a whole core) between 4 KB
-// all-reduces took 0.3-0.6 of a burst longer per iteration than the bursts
+// two cores, GEMM bursts of 0.16-1.6 ms (on a whole core) between 4 KB
+// all-reduces took 0.5-0.9 of a burst longer per iteration than the bursts
 // and the all-reduces timed apart. The probe times exactly that, through
 // the runtime's own communicator (its waits are what is measured).
 //
@@ -26,7 +26,8 @@ namespace profile {
 namespace {
 
 /// Seconds per iteration of `body` over `iterations`, between barriers; the
-/// slowest rank's, so that every rank agrees on it.
+/// slowest rank's, so that every rank agrees on it (and on the iteration
+/// counts and medians that follow).
 template <typename Body> double perIteration(int iterations, Body body) {
   MPI_Barrier(MPI_COMM_WORLD);
   double start = MPI_Wtime();
@@ -36,11 +37,6 @@ template <typename Body> double perIteration(int iterations, Body body) {
   double mine = (MPI_Wtime() - start) / iterations, slowest = mine;
   MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return slowest;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 } // namespace
@@ -108,15 +104,15 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
       together.push_back(t);
       extra.push_back(std::max(0.0, t - b - r));
     }
-    double burstMs = median(bursts) * share * 1e3;
-    double extraMs = median(extra) * 1e3;
+    double burstMs = slowestRankMedian(bursts) * share * 1e3;
+    double extraMs = slowestRankMedian(extra) * 1e3;
     out["points"].push_back({{"gemm_n", n},
                              {"gemms", gemms},
                              {"iterations", iterations},
-                             {"burst_ms", median(bursts) * 1e3},
+                             {"burst_ms", slowestRankMedian(bursts) * 1e3},
                              {"burst_whole_core_ms", burstMs},
-                             {"allreduce_ms", median(alone) * 1e3},
-                             {"together_ms", median(together) * 1e3},
+                             {"allreduce_ms", slowestRankMedian(alone) * 1e3},
+                             {"together_ms", slowestRankMedian(together) * 1e3},
                              {"extra_ms", extraMs}});
     // Bursts must increase; a repeat of an equal one keeps the first.
     if (table.empty() || burstMs > table.back().first)
