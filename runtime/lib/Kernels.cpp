@@ -24,6 +24,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <unistd.h>
 
 namespace galvatron::rt {
 
@@ -35,9 +36,13 @@ void setKernelThreads(int threads) {
 #endif
 }
 
-/// Below this many multiply-adds a GEMM is not worth splitting across
-/// threads.
-constexpr int64_t kSmallGemm = int64_t(256) * 256 * 256;
+void restartWithSpinningKernelThreads(char **argv) {
+  if (std::getenv("OMP_WAIT_POLICY"))
+    return;
+  setenv("OMP_WAIT_POLICY", "active", /*overwrite=*/1);
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc): go on with libgomp's default wait.
+}
 
 // OpenBLAS runs on one thread: two spinning thread pools on the same cores
 // slow each other down.
@@ -50,7 +55,7 @@ void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
   CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
   int64_t blocks = 1;
 #ifdef _OPENMP
-  if (!omp_in_parallel() && m * n * k > kSmallGemm)
+  if (!omp_in_parallel() && m * n * k > kThreadedGemmMultiplyAdds)
     blocks = std::min<int64_t>(omp_get_max_threads(), (m + 31) / 32);
 #endif
   if (blocks <= 1) {
@@ -622,7 +627,7 @@ void matmul(const TensorView &a, const TensorView &b, TensorView &out,
   // Many small GEMMs (attention's backward) run one per thread; a large one
   // splits its rows across the threads inside gemm(), which it cannot do
   // from inside a parallel region, even an inactive one.
-  if (count > 1 && m * n * k <= kSmallGemm) {
+  if (count > 1 && m * n * k <= kThreadedGemmMultiplyAdds) {
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < count; ++p)
       product(p);

@@ -208,83 +208,109 @@ Probe flopProbe(const std::string &kind, int64_t s, Buffers &b) {
   return p;
 }
 
-/// ms per call: enough calls for `targetMs`, the median of `repetitions`
-/// with every rank calling at once; the slowest rank's. Calls go round
-/// `copies`, each on buffers of its own.
-double timeProbe(const std::vector<Probe> &copies, double targetMs,
-                 int repetitions) {
+/// The "gemm" probe's scales, and one on each side of where gemm() starts
+/// to split its rows across the kernel threads: its rate steps there
+/// (twice as fast on two threads), and interpolating across the step from
+/// the scales either side of it priced a 512 x 512 x 128 GEMM on two
+/// threads 1.5x what it took.
+void addThreadingStep(std::vector<int64_t> &scales) {
+  // The probe multiplies (4 s x s) by (s x s): 4 s^3 multiply-adds.
+  auto below = int64_t(std::cbrt(double(rt::kThreadedGemmMultiplyAdds) / 4));
+  while (4 * below * below * below > rt::kThreadedGemmMultiplyAdds)
+    --below;
+  int64_t above = below + below / 8;
+  scales.push_back(below);
+  scales.push_back(above);
+  std::sort(scales.begin(), scales.end());
+  scales.erase(std::unique(scales.begin(), scales.end()), scales.end());
+}
+
+/// One probe's calls, taking turns on enough copies of their buffers to
+/// fill 64 MB: a training step's tensors do not stay in cache from one use
+/// to the next (its arena alone is tens of MB).
+struct ProbeSet {
+  std::vector<Buffers> buffers;
+  std::vector<Probe> copies;
+  /// One copy's buffers (bytes).
+  double bytes = 0;
   size_t next = 0;
-  auto call = [&] { copies[next++ % copies.size()].run(); };
-  // Calls double until they take the target: one slow call (the
-  // scheduler's) does not set the count.
-  call();
+  void call() { copies[next++ % copies.size()].run(); }
+  const Probe &first() const { return copies.front(); }
+};
+
+std::unique_ptr<ProbeSet> makeProbes(const std::string &kind, int64_t scale) {
+  bool flops = costmodel::kernelCountsFlops(kind) || kind == "gemm_skinny";
+  auto set = std::make_unique<ProbeSet>();
+  auto probe = [&](Buffers &b) {
+    return flops ? flopProbe(kind, scale, b) : boundProbe(kind, scale, b);
+  };
+  set->buffers.resize(1);
+  set->copies.push_back(probe(set->buffers[0]));
+  set->bytes = double(set->buffers[0].bytes);
+  size_t count = std::clamp<size_t>(
+      (size_t(64) << 20) / std::max<size_t>(set->buffers[0].bytes, 1), 1, 64);
+  // Tensors live behind unique_ptrs: growing the vector moves none of them.
+  set->buffers.resize(count);
+  for (size_t c = 1; c < count; ++c)
+    set->copies.push_back(probe(set->buffers[c]));
+  return set;
+}
+
+/// Calls that take about `targetMs`, the fewest any rank needs. They
+/// double until they take the target: one slow call (the scheduler's) does
+/// not set the count.
+int callsFor(ProbeSet &set, double targetMs) {
+  set.call();
   int calls = 1;
-  double start = 0;
   for (;; calls *= 2) {
-    start = MPI_Wtime();
+    double start = MPI_Wtime();
     for (int i = 0; i < calls; ++i)
-      call();
+      set.call();
     if ((MPI_Wtime() - start) * 1e3 >= targetMs || calls >= 1 << 14)
       break;
   }
   MPI_Allreduce(MPI_IN_PLACE, &calls, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  std::vector<double> runs;
-  for (int r = 0; r < repetitions; ++r) {
-    MPI_Barrier(MPI_COMM_WORLD);
-    start = MPI_Wtime();
-    for (int i = 0; i < calls; ++i)
-      call();
-    runs.push_back((MPI_Wtime() - start) * 1e3 / calls);
-  }
-  return slowestRankMedian(std::move(runs));
+  return calls;
 }
 
-/// ms per call of `kind` at `scale` (timeProbe), its calls taking turns on
-/// enough copies of their buffers to fill 64 MB: a training step's tensors
-/// do not stay in cache from one use to the next (its arena alone is tens
-/// of MB). `first` gets the probe's work and `bytes` its buffers' size.
-double timeAtScale(const std::string &kind, int64_t scale, double targetMs,
-                   int repetitions, Probe &first, double &bytes) {
-  bool flops = costmodel::kernelCountsFlops(kind) || kind == "gemm_skinny";
-  std::vector<Buffers> buffers(1);
-  std::vector<Probe> copies;
-  auto probe = [&](Buffers &b) {
-    return flops ? flopProbe(kind, scale, b) : boundProbe(kind, scale, b);
-  };
-  copies.push_back(probe(buffers[0]));
-  bytes = double(buffers[0].bytes);
-  size_t count = std::clamp<size_t>(
-      (size_t(64) << 20) / std::max<size_t>(buffers[0].bytes, 1), 1, 64);
-  buffers.resize(count);
-  for (size_t c = 1; c < count; ++c)
-    copies.push_back(probe(buffers[c]));
-  double ms = timeProbe(copies, targetMs, repetitions);
-  first.work = copies[0].work;
-  first.pairs = copies[0].pairs;
-  return ms;
+/// ms per call over `calls` calls, every rank starting at once.
+double timeCalls(ProbeSet &set, int calls) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  double start = MPI_Wtime();
+  for (int i = 0; i < calls; ++i)
+    set.call();
+  return (MPI_Wtime() - start) * 1e3 / calls;
 }
 
 /// A GEMM's time per byte beyond the "gemm" probe's: skinny GEMMs of the
 /// FLOPs of the square-ish probes at the two largest scales, their extra
-/// time over their extra bytes (costmodel::gemmProbeBytes). The square
-/// probes are timed again beside the skinny ones, not taken from the table
-/// measured seconds earlier: the machine's drift in between would enter
-/// the difference.
+/// time over their extra bytes (costmodel::gemmProbeBytes). The two shapes
+/// take turns, twice as many repetitions as a rate's: the result is a
+/// difference of two times, so the machine's drift from one second to the
+/// next would enter it whole if they were timed one after the other (it
+/// read 0.07 to 0.25 ns a byte on four profiles a minute apart, and the
+/// 50257-word head's GEMMs carry 97 MB beyond their probe's).
 double measureGemmBytes(double targetMs, int repetitions, Json &out) {
   double perByte = 0;
   for (int64_t scale : {256, 512}) {
-    Probe square, skinny;
-    double squareBytes = 0, skinnyBytes = 0;
-    double squareMs =
-        timeAtScale("gemm", scale, targetMs, repetitions, square, squareBytes);
-    double skinnyMs = timeAtScale("gemm_skinny", scale, targetMs, repetitions,
-                                  skinny, skinnyBytes);
-    perByte += (skinnyMs - squareMs) * 1e6 / (skinnyBytes - squareBytes) / 2;
-    out["gemm_skinny"].push_back({{"flops", square.work},
+    std::unique_ptr<ProbeSet> square = makeProbes("gemm", scale),
+                              skinny = makeProbes("gemm_skinny", scale);
+    int squareCalls = callsFor(*square, targetMs),
+        skinnyCalls = callsFor(*skinny, targetMs);
+    std::vector<double> squareRuns, skinnyRuns;
+    for (int r = 0; r < 2 * repetitions; ++r) {
+      squareRuns.push_back(timeCalls(*square, squareCalls));
+      skinnyRuns.push_back(timeCalls(*skinny, skinnyCalls));
+    }
+    double squareMs = slowestRankMedian(std::move(squareRuns));
+    double skinnyMs = slowestRankMedian(std::move(skinnyRuns));
+    perByte +=
+        (skinnyMs - squareMs) * 1e6 / (skinny->bytes - square->bytes) / 2;
+    out["gemm_skinny"].push_back({{"flops", square->first().work},
                                   {"square_ms", squareMs},
-                                  {"square_bytes", squareBytes},
+                                  {"square_bytes", square->bytes},
                                   {"skinny_ms", skinnyMs},
-                                  {"skinny_bytes", skinnyBytes}});
+                                  {"skinny_bytes", skinny->bytes}});
   }
   return std::max(0.0, perByte);
 }
@@ -293,38 +319,68 @@ double measureGemmBytes(double targetMs, int repetitions, Json &out) {
 
 KernelRates measureKernelRates(const Options &options, const Layout &layout,
                                Json &out, double &gemmNsPerByte) {
-  KernelRates rates;
   // Repetitions of at least 40 ms, 9 of them: this machine's speed drifts
   // over tenths of a second.
   double targetMs = options.kernelMs ? options.kernelMs
                     : options.quick  ? 10
                                      : 40;
   int repetitions = options.quick && !options.kernelMs ? 5 : 9;
+  // The repetitions are spread over passes through every class and size:
+  // a second in which the machine stalls (one profile read a 256 KB add
+  // 270x slower, on all 9 of its back-to-back repetitions) then costs a
+  // point a third of its repetitions, which its median outvotes.
+  constexpr int kPasses = 3;
+  int perPass = (repetitions + kPasses - 1) / kPasses;
+  struct Point {
+    std::string kind;
+    int64_t scale;
+    int calls = 0;
+    double key = 0, work = 0;
+    std::vector<double> runs;
+  };
+  std::vector<Point> points;
   for (const std::string &kind : costmodel::kernelClasses()) {
-    progress(layout, "kernel rates: " + kind);
-    bool flops = costmodel::kernelCountsFlops(kind);
     // Floats 1K..4M (4 KB..16 MB); contraction scales 16..512.
     std::vector<int64_t> scales =
-        flops ? std::vector<int64_t>{16, 32, 64, 128, 256, 512}
-              : std::vector<int64_t>{1 << 10, 1 << 12, 1 << 14, 1 << 16,
-                                     1 << 18, 1 << 20, 1 << 22};
-    for (int64_t scale : scales) {
-      Probe first;
-      double bytes = 0;
-      double ms = timeAtScale(kind, scale, targetMs, repetitions, first, bytes);
-      double key = first.work / first.pairs;
-      rates[kind].push_back({key, ms * 1e6 / first.work});
-      out[kind].push_back({key, ms * 1e6 / first.work});
+        costmodel::kernelCountsFlops(kind)
+            ? std::vector<int64_t>{16, 32, 64, 128, 256, 512}
+            : std::vector<int64_t>{1 << 10, 1 << 12, 1 << 14, 1 << 16,
+                                   1 << 18, 1 << 20, 1 << 22};
+    if (kind == "gemm")
+      addThreadingStep(scales);
+    for (int64_t scale : scales)
+      points.push_back({kind, scale});
+  }
+  for (int pass = 0; pass < kPasses; ++pass)
+    for (Point &point : points) {
+      progress(layout, "kernel rates: " + point.kind + " (pass " +
+                           std::to_string(pass + 1) + " of " +
+                           std::to_string(kPasses) + ")");
+      std::unique_ptr<ProbeSet> set = makeProbes(point.kind, point.scale);
+      if (!point.calls) {
+        point.calls = callsFor(*set, targetMs);
+        point.work = set->first().work;
+        point.key = point.work / set->first().pairs;
+      }
+      for (int r = 0; r < perPass; ++r)
+        point.runs.push_back(timeCalls(*set, point.calls));
     }
+  KernelRates rates;
+  for (Point &point : points) {
+    double nsPerUnit =
+        slowestRankMedian(std::move(point.runs)) * 1e6 / point.work;
+    rates[point.kind].push_back({point.key, nsPerUnit});
+    out[point.kind].push_back({point.key, nsPerUnit});
   }
   progress(layout, "kernel rates: gemm bytes");
   gemmNsPerByte = measureGemmBytes(targetMs, repetitions, out);
   out["what"] =
       "ns per unit of work (bytes read and written; FLOPs for "
       "gemm and attention) by work per call (attention: per batch and "
-      "head), the runtime's own "
-      "kernels into preallocated buffers filling 64 MB in turns, slowest "
-      "rank's median";
+      "head), the runtime's own kernels into preallocated buffers filling "
+      "64 MB in turns, the slowest rank's median of repetitions spread "
+      "over " +
+      std::to_string(kPasses) + " passes through every class and size";
   return rates;
 }
 

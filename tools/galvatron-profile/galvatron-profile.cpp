@@ -21,6 +21,7 @@
 #include "galvatron/CostModel/GalvatronCostModel.h"
 #include "galvatron/CostModel/Hardware.h"
 #include "galvatron/runtime/BlasTarget.h"
+#include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/Tensor.h"
 
 #include <algorithm>
@@ -316,6 +317,7 @@ int showOrList(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
+  galvatron::rt::restartWithSpinningKernelThreads(argv);
   galvatron::rt::restartWithFastBlasIfNeeded(argv);
   galvatron::rt::reuseFreedMemory();
   if (argc >= 2 &&

@@ -46,9 +46,11 @@ for piece, what in ((layer, "layer"), (profile["other"], "other")):
     fit = piece["forward_backward_fit"]
     check(fit["slope_ms"] > 0, "%s forward+backward slope %g ms/sample"
           % (what, fit["slope_ms"]))
-    check(all(b > f for f, b in zip(piece["forward_ms"],
-                                    piece["forward_backward_ms"])),
-          "%s backward adds time" % what)
+    # At the largest batch: the smaller ones' "other" (embedding and head of
+    # a 2-layer fixture) take about 10 us, within the timer's noise on a
+    # loaded machine (one run read 11.9 us forward, 6.8 forward+backward).
+    check(piece["forward_backward_ms"][-1] > piece["forward_ms"][-1],
+          "%s backward adds time at batch %d" % (what, batches[-1]))
 
 # Memory: every tp degree the 4 heads allow, each sequence-parallel kind.
 memory = {(m["tp"], m["sp"]): m for m in layer["memory"]}

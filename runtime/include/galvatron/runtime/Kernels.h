@@ -61,6 +61,19 @@ enum class Reduction { Sum, Mean, Max, Min, Prod };
 /// Threads the kernels may use (OpenMP; no effect without it).
 void setKernelThreads(int threads);
 
+/// Restarts the program (execv of /proc/self/exe) with OMP_WAIT_POLICY=active
+/// unless it is set (by the user, or by this restart): libgomp reads it only
+/// as it loads. Returns when it did not restart. For a program whose kernel
+/// threads each have a core and that calls kernels back to back (the
+/// profiler): a team whose threads sleep between calls waits on this VM for
+/// a sleeping thread's core to be scheduled again, which made some profiles
+/// read 64 KB-1 MB kernels 100-2000x slower than they run.
+void restartWithSpinningKernelThreads(char **argv);
+
+/// gemm() splits its rows across the kernel threads only from this many
+/// multiply-adds (m n k) on: below it, splitting costs more than it saves.
+constexpr int64_t kThreadedGemmMultiplyAdds = int64_t(256) * 256 * 256;
+
 /// numpy broadcasting of two shapes (assumed compatible).
 Shape broadcastShape(const Shape &a, const Shape &b);
 
