@@ -109,9 +109,14 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
     if (!comm->allReduce(0, rt::Reduction::Sum, small, reduced, error))
       rt::mpi::abortJob(1);
   };
-  // Bursts of about 0.15 to 3.5 ms on a whole core here: the lengths a
-  // training step computes between collectives.
-  std::vector<Burst> bursts{{192, 1}, {256, 1}, {256, 2}, {256, 4}, {256, 8}};
+  // Bursts of about 0.15 to 30 ms on a whole core here: the lengths a
+  // training step computes between collectives, from a tensor-parallel
+  // layer's few kernels to a data-parallel rank's whole forward and
+  // backward before its gradients' all-reduce (the extra still grew there:
+  // four ranks on two cores lost 1.2-1.6 ms after 1.5-5.5 ms and 2.6-4
+  // after 11-42).
+  std::vector<Burst> bursts{{192, 1}, {256, 1},  {256, 2},  {256, 4},
+                            {256, 8}, {256, 16}, {256, 32}, {256, 64}};
   double target = options.quick ? 0.15 : 0.4;
   for (Burst &burst : bursts) {
     double once = perIteration(1, [&] { burst.compute(); });
@@ -119,10 +124,20 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
   }
   // The rounds take every burst in turn, so that a minute in which the
   // machine ran slower moves every point alike rather than one of them.
+  // A burst of several GEMMs is timed alone as that many times its single
+  // GEMM (many iterations of the short burst, the same round): a few
+  // iterations of a long burst alone end with the ranks apart (nothing
+  // meets between them), and that last wait, in the time alone, hid the
+  // very extra the point measures (some read less together than alone).
   int rounds = options.quick ? 7 : 11;
   for (int round = 0; round < rounds; ++round)
     for (Burst &burst : bursts) {
-      double b = perIteration(burst.iterations, [&] { burst.compute(); });
+      auto single = std::find_if(bursts.begin(), bursts.end(), [&](auto &b) {
+        return b.n == burst.n && b.gemms == 1;
+      });
+      double b = &*single == &burst || single == bursts.end()
+                     ? perIteration(burst.iterations, [&] { burst.compute(); })
+                     : burst.gemms * single->alone.back() / single->gemms;
       double r = perIteration(burst.iterations, reduce);
       double t = perIteration(burst.iterations, [&] {
         burst.compute();
@@ -135,7 +150,8 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
     }
   out = Json::object();
   out["method"] = "GEMM bursts between the runtime communicator's 4 KB "
-                  "all-reduces over every rank, against both timed apart; "
+                  "all-reduces over every rank, against both timed apart "
+                  "(a burst of g GEMMs alone: g times its one GEMM); "
                   "medians of " +
                   std::to_string(rounds) +
                   " rounds over every burst; extra_ms made non-decreasing "
