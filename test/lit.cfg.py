@@ -43,9 +43,9 @@ else:
 # this machine needs (test/CMakeLists.txt).
 if getattr(config, "galvatron_mpirun", ""):
     config.available_features.add("mpi")
-    config.substitutions.append(("%mpirun", config.galvatron_mpirun))
-    # Open MPI session directories of their own, apart from other suites'
-    # mpirun jobs running at the same time (see test/Equivalence).
-    import tempfile
-    config.environment["OMPI_MCA_orte_tmpdir_base"] = tempfile.mkdtemp(
-        prefix="galvatron-lit-ompi-")
+    # Each job gets Open MPI session directories of its own, apart from the
+    # other jobs lit runs at the same time and from other suites' (see
+    # test/Equivalence).
+    config.substitutions.append(("%mpirun", "%s %s" % (
+        os.path.join(config.test_source_root, "mpirun-own-session.sh"),
+        config.galvatron_mpirun)))
