@@ -49,6 +49,9 @@ struct Burst {
                c.data(), n);
   }
   int n, gemms, iterations = 3;
+  /// The one-GEMM burst of the same n, timed earlier in each round, whose
+  /// time alone this one's is a multiple of; null for that burst itself.
+  const Burst *single = nullptr;
   std::vector<float> a, c;
   std::vector<double> alone, reduceAlone, together, extra;
 };
@@ -129,15 +132,16 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
   // iterations of a long burst alone end with the ranks apart (nothing
   // meets between them), and that last wait, in the time alone, hid the
   // very extra the point measures (some read less together than alone).
+  for (Burst &burst : bursts)
+    for (Burst &other : bursts)
+      if (&other != &burst && other.n == burst.n && other.gemms == 1)
+        burst.single = &other;
   int rounds = options.quick ? 7 : 11;
   for (int round = 0; round < rounds; ++round)
     for (Burst &burst : bursts) {
-      auto single = std::find_if(bursts.begin(), bursts.end(), [&](auto &b) {
-        return b.n == burst.n && b.gemms == 1;
-      });
-      double b = &*single == &burst || single == bursts.end()
-                     ? perIteration(burst.iterations, [&] { burst.compute(); })
-                     : burst.gemms * single->alone.back() / single->gemms;
+      double b = burst.single
+                     ? burst.gemms * burst.single->alone.back()
+                     : perIteration(burst.iterations, [&] { burst.compute(); });
       double r = perIteration(burst.iterations, reduce);
       double t = perIteration(burst.iterations, [&] {
         burst.compute();
@@ -158,13 +162,14 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
                   "in the table";
   out["points"] = Json::array();
   for (Burst &burst : bursts) {
-    double burstMs = slowestRankMedian(burst.alone) * share * 1e3;
+    double aloneMs = slowestRankMedian(burst.alone) * 1e3;
+    double burstMs = aloneMs * share;
     double extraMs = slowestRankMedian(burst.extra) * 1e3;
     out["points"].push_back(
         {{"gemm_n", burst.n},
          {"gemms", burst.gemms},
          {"iterations", burst.iterations},
-         {"burst_ms", slowestRankMedian(burst.alone) * 1e3},
+         {"burst_ms", aloneMs},
          {"burst_whole_core_ms", burstMs},
          {"allreduce_ms", slowestRankMedian(burst.reduceAlone) * 1e3},
          {"together_ms", slowestRankMedian(burst.together) * 1e3},
