@@ -391,21 +391,36 @@ double HardwareSpec::startupMs(int group) const {
                                          : collectiveLatencyMs.rbegin()->second;
 }
 
+/// Linear from (0, 0) to the first of the (x, y) pairs of `table` (x
+/// increasing) and between them, the last y beyond them.
+static double interpolate(const std::vector<std::pair<double, double>> &table,
+                          double x) {
+  auto after = std::lower_bound(table.begin(), table.end(), x,
+                                [](const std::pair<double, double> &point,
+                                   double x) { return point.first < x; });
+  if (after == table.end())
+    return table.back().second;
+  std::pair<double, double> before =
+      after == table.begin() ? std::make_pair(0.0, 0.0) : *(after - 1);
+  double span = after->first - before.first;
+  return span > 0 ? before.second + (after->second - before.second) *
+                                        (x - before.first) / span
+                  : after->second;
+}
+
 double HardwareSpec::syncExcessAt(double burstMs) const {
   if (syncExcessMs.empty() || burstMs <= 0)
     return 0;
-  auto after =
-      std::lower_bound(syncExcessMs.begin(), syncExcessMs.end(), burstMs,
-                       [](const std::pair<double, double> &point,
-                          double burst) { return point.first < burst; });
-  if (after == syncExcessMs.end())
-    return syncExcessMs.back().second;
-  std::pair<double, double> before =
-      after == syncExcessMs.begin() ? std::make_pair(0.0, 0.0) : *(after - 1);
-  double span = after->first - before.first;
-  return span > 0 ? before.second + (after->second - before.second) *
-                                        (burstMs - before.first) / span
-                  : after->second;
+  return interpolate(syncExcessMs, burstMs);
+}
+
+double HardwareSpec::contendedExcessAt(double bytes, double callMs) const {
+  if (contendedExcessMs.empty() || callMs <= 0)
+    return 0;
+  auto row = contendedExcessMs.upper_bound(bytes);
+  if (row != contendedExcessMs.begin())
+    --row;
+  return interpolate(row->second, callMs);
 }
 
 double HardwareSpec::kernelNsPerUnit(const std::string &kind,
@@ -459,25 +474,31 @@ static bool readKernelRates(const std::string &path, const ordered_json &value,
   return true;
 }
 
-/// "sync_excess_ms": [[burst ms, extra ms], ...], bursts increasing.
-static bool readSyncExcess(const std::string &path, const ordered_json &value,
-                           HardwareSpec &spec, std::string &error) {
-  const char *where = "latency.sync_excess_ms";
+/// "sync_excess_ms": [[burst ms, extra ms], ...], bursts increasing; each
+/// row of "contended_excess_ms" ({"<bytes>": [[call ms, extra ms], ...]}),
+/// calls increasing.
+static bool readExcessTable(const std::string &path, const std::string &key,
+                            const ordered_json &value, const char *first,
+                            std::vector<std::pair<double, double>> &table,
+                            std::string &error) {
+  std::string where = "latency." + key;
+  std::string pairName = std::string("[") + first + ", extra ms]";
   if (!value.is_array())
     return keyError(error, path, where,
-                    "must be an array of [burst ms, extra ms] pairs");
+                    "must be an array of " + pairName + " pairs");
   double previous = 0;
   for (const ordered_json &pair : value) {
     if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() ||
         !pair[1].is_number())
       return keyError(error, path, where,
-                      "each entry must be a [burst ms, extra ms] pair");
-    double burst = pair[0].get<double>(), extra = pair[1].get<double>();
-    if (!(burst > previous) || !(extra >= 0))
+                      "each entry must be a " + pairName + " pair");
+    double x = pair[0].get<double>(), extra = pair[1].get<double>();
+    if (!(x > previous) || !(extra >= 0))
       return keyError(error, path, where,
-                      "bursts must be > 0 and increasing, extra ms >= 0");
-    spec.syncExcessMs.emplace_back(burst, extra);
-    previous = burst;
+                      std::string(first) +
+                          " must be > 0 and increasing, extra ms >= 0");
+    table.emplace_back(x, extra);
+    previous = x;
   }
   return true;
 }
@@ -531,8 +552,24 @@ static bool readLatency(const std::string &path, const ordered_json &latency,
                         "must be a number >= 0");
       spec.gemmNsPerByte = value.get<double>();
     } else if (key == "sync_excess_ms") {
-      if (!readSyncExcess(path, value, spec, error))
+      if (!readExcessTable(path, key, value, "burst ms", spec.syncExcessMs,
+                           error))
         return false;
+    } else if (key == "contended_excess_ms") {
+      if (!value.is_object())
+        return keyError(error, path, "latency.contended_excess_ms",
+                        "must be an object keyed by collective bytes");
+      for (auto &[bytes, table] : value.items()) {
+        std::string where = "contended_excess_ms." + bytes;
+        if (bytes.empty() || bytes.size() > 12 ||
+            bytes.find_first_not_of("0123456789") != std::string::npos ||
+            std::stod(bytes) < 1)
+          return keyError(error, path, "latency." + where,
+                          "bytes must be an integer >= 1");
+        if (!readExcessTable(path, where, table, "call ms",
+                             spec.contendedExcessMs[std::stod(bytes)], error))
+          return false;
+      }
     } else {
       return keyError(error, path, "latency." + key, "unknown key");
     }
@@ -611,7 +648,8 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
   if (!in.comm.spTime.empty())
     json["sp_time"] = commJson(in.comm, "sp_time");
   if (in.instructionMs > 0 || !in.collectiveLatencyMs.empty() ||
-      !in.kernelRates.empty() || !in.syncExcessMs.empty()) {
+      !in.kernelRates.empty() || !in.syncExcessMs.empty() ||
+      !in.contendedExcessMs.empty()) {
     ordered_json &latency = json["latency"];
     latency["instruction_ms"] = in.instructionMs;
     latency["collective_ms"] = ordered_json::object();
@@ -624,6 +662,10 @@ bool writeHardwareJson(const std::string &path, const HardwareSpec &in,
       latency["gemm_ns_per_byte"] = in.gemmNsPerByte;
     for (auto &[burst, extra] : in.syncExcessMs)
       latency["sync_excess_ms"].push_back({burst, extra});
+    for (auto &[bytes, table] : in.contendedExcessMs)
+      for (auto &[callMs, extra] : table)
+        latency["contended_excess_ms"][std::to_string(int64_t(bytes))]
+            .push_back({callMs, extra});
   }
   if (!in.measurements.empty()) {
     ordered_json raw = ordered_json::parse(in.measurements, nullptr, false);

@@ -28,7 +28,14 @@
 // collective costs them the profile's extra time after a burst as long as
 // the longest its members computed since their last collective (four
 // ranks on two cores, GEMM bursts of 0.16-1.6 ms on a whole core between
-// all-reduces of 4 KB, lost 0.5-0.9 of a burst each time).
+// all-reduces of 4 KB, lost 0.5-0.9 of a burst each time). A collective
+// whose members wait while other ranks of their node compute loses more
+// again: its members progress only while each holds a core, and a computing
+// rank gives its core up between calls, not within one (two ranks of four
+// on two cores all-reducing 128 KB took 1.8, 7 and 17 ms an all-reduce
+// while the other two ran GEMMs of 0.5, 4 and 30 ms, 0.1 while they slept).
+// The members poll meanwhile (Open MPI's blocking calls do), so they keep
+// their share of the cores.
 //
 //===----------------------------------------------------------------------===//
 
@@ -223,21 +230,45 @@ struct Player {
     at[r].state = Blocked;
     if (arrived.size() < ranks[r].groups[step.group].size())
       return;
-    double cost = 0, longestBurst = 0;
+    double cost = 0, longestBurst = 0, bytes = 0;
     for (int member : arrived) {
-      const Step &theirs = *current(member);
-      cost = std::max(
-          cost,
-          hw.instructionMs +
-              transferMs(hw, ranks[member].collectives[theirs.collective]));
+      const RankMeasure::Collective &theirs =
+          ranks[member].collectives[current(member)->collective];
+      cost = std::max(cost, hw.instructionMs + transferMs(hw, theirs));
+      bytes = std::max(bytes, double(theirs.bytes));
       longestBurst = std::max(longestBurst, burst[member]);
       burst[member] = 0;
     }
     if (cores)
-      cost += hw.syncExcessAt(longestBurst);
+      cost += hw.syncExcessAt(longestBurst) +
+              hw.contendedExcessAt(bytes, othersCallMs(arrived));
     for (int member : arrived)
       run(member, cost, "communication");
     arrived.clear();
+  }
+
+  /// The longest call (ms on a whole core) that ranks outside `members`
+  /// are computing on a node of theirs, where they and the members
+  /// outnumber its cores; 0 where none does.
+  double othersCallMs(const std::vector<int> &members) const {
+    std::map<int, std::pair<int, double>> nodes; // members, longest call
+    for (int member : members)
+      ++nodes[member / perNode].first;
+    std::map<int, int> computing;
+    for (int r = 0; r < int(ranks.size()); ++r) {
+      auto node = nodes.find(r / perNode);
+      if (node == nodes.end() || at[r].state != Running ||
+          at[r].kind == "communication" ||
+          std::find(members.begin(), members.end(), r) != members.end())
+        continue;
+      ++computing[node->first];
+      node->second.second = std::max(node->second.second, at[r].work);
+    }
+    double longest = 0;
+    for (auto &[node, count] : nodes)
+      if (count.first + computing[node] > cores)
+        longest = std::max(longest, count.second);
+    return longest;
   }
 
   void finish(int r) {

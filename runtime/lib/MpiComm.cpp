@@ -394,7 +394,7 @@ private:
   /// From this size on a collective runs as MPI's blocking call: Open MPI's
   /// nonblocking collectives (libnbc) moved 256 KB-4 MB 4.7-6.7x slower
   /// than its blocking ones on two ranks of one machine.
-  static constexpr uint64_t kBlockingBytes = 64 * 1024;
+  static constexpr uint64_t kBlockingBytes = kBlockingCollectiveBytes;
   /// An oversubscribed rank's wait: polls before it sleeps, and its first
   /// and longest sleep (us).
   static constexpr long kSpinPolls = 100;

@@ -115,6 +115,17 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
                                                          const Layout &layout,
                                                          int cores, Json &out);
 
+/// Where the node's ranks outnumber its `cores` (at least 3 of them): what
+/// an all-reduce of node 0's first two ranks costs beyond its own time while
+/// the node's other ranks compute, by bytes (either side of the runtime's
+/// blocking size) and then as (their GEMM call's ms, extra ms) pairs; empty
+/// otherwise.
+using ContendedExcess =
+    std::map<double, std::vector<std::pair<double, double>>>;
+ContendedExcess measureContendedExcess(const Options &options,
+                                       const Layout &layout, int cores,
+                                       Json &out);
+
 /// CUDA device rates (cuBLAS sgemm and bf16 GEMM, device-to-device copy,
 /// memory size) of this rank's device; false with `error` when CUDA is not
 /// built in or no device is present.

@@ -270,6 +270,11 @@ void printSummary(const costmodel::HardwareSpec &spec, const Json &m) {
     std::printf("on shared cores, a collective after %.2f ms of computation: "
                 "%.3f ms more\n",
                 burst, extra);
+  for (auto &[bytes, row] : spec.contendedExcessMs)
+    for (auto &[callMs, extra] : row)
+      std::printf("on shared cores, a %.0f-byte collective while others run "
+                  "%.2f ms calls: %.3f ms more\n",
+                  bytes, callMs, extra);
 }
 
 void printComm(const costmodel::HardwareSpec &spec) {
@@ -379,10 +384,14 @@ int main(int argc, char **argv) {
         measureLatency(options, layout, measurements["latency_ms"]);
     spec.comm.overlapCoefficient = measureOverlap(
         options, layout, std::min(sizes.back(), 64), measurements["overlap"]);
-    if (options.backend == "cpu")
+    if (options.backend == "cpu") {
       spec.syncExcessMs =
           measureSyncExcess(options, layout, spec.device.coresPerNode,
                             measurements["sync_excess"]);
+      spec.contendedExcessMs =
+          measureContendedExcess(options, layout, spec.device.coresPerNode,
+                                 measurements["contended_excess"]);
+    }
     progress(layout, "done", true);
   }
   int written = 1;

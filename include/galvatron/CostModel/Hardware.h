@@ -77,6 +77,22 @@ struct HardwareSpec {
   /// The extra ms of a collective after a `burstMs` burst: linear from 0
   /// to the first pair and between pairs, the last pair's beyond it.
   double syncExcessAt(double burstMs) const;
+  /// Where a node's ranks outnumber its cores: what a collective costs
+  /// beyond its own time while ranks of its node outside its group compute,
+  /// by the collective's bytes and then as (the computing ranks' kernel call,
+  /// ms on a whole core; extra ms) pairs in increasing call ("latency.
+  /// contended_excess_ms"; empty: none). Its members progress only while
+  /// each holds a core, and a computing rank gives its core up only between
+  /// calls: two ranks of four on two cores all-reducing 128 KB took 1.8, 7
+  /// and 17 ms an all-reduce while the other two ran GEMMs of 0.5, 4 and 30
+  /// ms, 0.1 ms while those slept.
+  std::map<double, std::vector<std::pair<double, double>>> contendedExcessMs;
+  /// The extra ms of a collective of `bytes` while others run calls of
+  /// `callMs`: the row of the largest measured size not above `bytes` (the
+  /// smallest below it; the runtime's small and large collectives wait
+  /// differently), linear from 0 to its first pair and between pairs, the
+  /// last pair's beyond it.
+  double contendedExcessAt(double bytes, double callMs) const;
   /// ns per unit of work of one call of `work` units of class `kind`:
   /// interpolated between the measured sizes on log scales, the end rates
   /// beyond them; a class not measured falls back to its coarser class

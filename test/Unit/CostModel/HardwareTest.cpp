@@ -114,6 +114,12 @@ TEST(CostModelHardware, JsonRoundTrip) {
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
   EXPECT_EQ(back.syncExcessMs, spec.syncExcessMs);
   spec.syncExcessMs.clear();
+  spec.contendedExcessMs = {{4096, {{0.5, 0.8}, {30, 6.5}}},
+                            {65536, {{0.5, 1.5}, {4, 7}}}};
+  ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
+  ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
+  EXPECT_EQ(back.contendedExcessMs, spec.contendedExcessMs);
+  spec.contendedExcessMs.clear();
   spec.device.coresPerNode = 2;
   ASSERT_TRUE(writeHardwareJson(path, spec, error)) << error;
   ASSERT_TRUE(readHardwareJson(path, back, error)) << error;
@@ -213,7 +219,24 @@ TEST(CostModelHardware, MalformedRefusedNamingFileAndKey) {
        [](J &j) {
          j["latency"]["sync_excess_ms"] = J::array({{1.0, 0.1}, {0.5, 0.2}});
        },
-       "key 'latency.sync_excess_ms': bursts must be > 0 and increasing"},
+       "key 'latency.sync_excess_ms': burst ms must be > 0 and increasing"},
+      {"contended-type",
+       [](J &j) { j["latency"]["contended_excess_ms"] = J::array(); },
+       "key 'latency.contended_excess_ms': must be an object keyed by "
+       "collective bytes"},
+      {"contended-bytes",
+       [](J &j) {
+         j["latency"]["contended_excess_ms"]["4KB"] = J::array({{1.0, 0.1}});
+       },
+       "key 'latency.contended_excess_ms.4KB': bytes must be an integer >= "
+       "1"},
+      {"contended-order",
+       [](J &j) {
+         j["latency"]["contended_excess_ms"]["4096"] =
+             J::array({{4.0, 0.1}, {0.5, 0.2}});
+       },
+       "key 'latency.contended_excess_ms.4096': call ms must be > 0 and "
+       "increasing"},
       {"latency-group", [](J &j) { j["latency"]["collective_ms"]["1"] = 0.01; },
        "key 'latency.collective_ms.1': group size must be >= 2"},
       {"latency-value",
@@ -369,6 +392,23 @@ TEST(CostModelHardware, SyncExcessInterpolatesByBurst) {
   EXPECT_NEAR(spec.syncExcessAt(0.5), 0.1, 1e-12);
   EXPECT_NEAR(spec.syncExcessAt(1.25), 0.25, 1e-12);
   EXPECT_NEAR(spec.syncExcessAt(8.0), 0.4, 1e-12); // the last beyond it
+}
+
+TEST(CostModelHardware, ContendedExcessByBytesThenCall) {
+  HardwareSpec spec;
+  EXPECT_EQ(spec.contendedExcessAt(4096, 1.0), 0);
+  spec.contendedExcessMs = {{4096, {{0.5, 0.8}, {30, 6.7}}},
+                            {65536, {{0.5, 1.5}, {4, 7}}}};
+  EXPECT_EQ(spec.contendedExcessAt(65536, 0), 0); // nobody computes
+  // The row of the largest size not above the bytes; below all, the first.
+  EXPECT_NEAR(spec.contendedExcessAt(100, 0.5), 0.8, 1e-12);
+  EXPECT_NEAR(spec.contendedExcessAt(65535, 0.5), 0.8, 1e-12);
+  EXPECT_NEAR(spec.contendedExcessAt(65536, 0.5), 1.5, 1e-12);
+  EXPECT_NEAR(spec.contendedExcessAt(1e9, 0.5), 1.5, 1e-12);
+  // Along the row: from (0, 0), between pairs, the last beyond it.
+  EXPECT_NEAR(spec.contendedExcessAt(1e5, 0.25), 0.75, 1e-12);
+  EXPECT_NEAR(spec.contendedExcessAt(1e5, 2.25), 4.25, 1e-12);
+  EXPECT_NEAR(spec.contendedExcessAt(1e5, 40), 7, 1e-12);
 }
 
 TEST(CostModelHardware, CollectiveTimes) {

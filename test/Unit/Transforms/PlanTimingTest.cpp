@@ -244,3 +244,45 @@ TEST(PlanTiming, SharedCoresPayEachCollectiveAfterABurst) {
                           withAll({small, all}), withAll({small, all})});
   EXPECT_NEAR(step * 1e3, 2.001 + 0.011, 1e-9);
 }
+
+TEST(PlanTiming, SharedCoresSlowACollectiveWhileOthersCompute) {
+  cm::HardwareSpec hw = spec();
+  hw.comm.gpusPerNode = 4;
+  hw.device.coresPerNode = 2;
+  // Collectives of 4 KB and less: 0.2 ms more while others run 0.5 ms
+  // calls, 0.8 while they run 2 ms calls; from 64 KB on, 1.0 and 4.0.
+  hw.contendedExcessMs = {{4096, {{0.5, 0.2}, {2.0, 0.8}}},
+                          {65536, {{0.5, 1.0}, {2.0, 4.0}}}};
+  // Ranks 0 and 1 only all-reduce; ranks 2 and 3 compute 2.001 ms as
+  // profiled (1.0005 on a whole core) a step, outside their group. The
+  // all-reducing ranks' last step comes while the others compute.
+  Step big = compute("elementwise", 8e6);
+  Step all = communication(Step::Collective);
+  auto reducer = [&](double bytes) {
+    RankMeasure r = rank({all});
+    r.collectives = {entry("allreduce")};
+    r.collectives[0].bytes = bytes;
+    return r;
+  };
+  auto lastAllReduceMs = [&](double bytes, bool othersCompute) {
+    std::vector<Step> others;
+    if (othersCompute)
+      others = {big};
+    PlanTime detail;
+    planStepSeconds(
+        hw, 0, {reducer(bytes), reducer(bytes), rank(others), rank(others)},
+        &detail);
+    return detail.byClass[0]["communication"] * 1e3;
+  };
+  // 100 KB: the 64 KB row at a 1.0005 ms call, 1.0 + 3.0 x 0.5005 / 1.5 =
+  // 2.001 ms beyond the 0.011 of the instruction and the latency, run by
+  // all four ranks on two cores (the members poll meanwhile).
+  EXPECT_NEAR(lastAllReduceMs(1e5, true), 0.011 + 2.001, 1e-9);
+  // 1 KB: the smallest row, 0.2 + 0.6 x 0.5005 / 1.5 = 0.4002 more.
+  EXPECT_NEAR(lastAllReduceMs(1e3, true), 0.011 + 0.4002, 1e-9);
+  // Nobody else computing: no extra, and a core each.
+  EXPECT_NEAR(lastAllReduceMs(1e5, false), 0.011 / 2, 1e-9);
+  // Without the table: what the shared cores alone give.
+  hw.contendedExcessMs.clear();
+  EXPECT_NEAR(lastAllReduceMs(1e5, true), 0.011, 1e-9);
+}

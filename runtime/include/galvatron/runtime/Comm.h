@@ -160,6 +160,11 @@ void finalize();
 /// Ends the whole job at once with `code` (exits when MPI is not active).
 [[noreturn]] void abortJob(int code);
 
+/// From this size (bytes handed over) on, a collective runs as MPI's
+/// blocking call, which polls; a smaller one is nonblocking and sleeps
+/// between polls when the machine's ranks outnumber its cores.
+constexpr uint64_t kBlockingCollectiveBytes = 64 * 1024;
+
 struct Options {
   /// How long one operation may wait for its peers before the job ends.
   double timeoutSeconds = 120;
