@@ -12,6 +12,7 @@
 # (this VM's neighbours slow it by up to 40%, from one second to the next).
 #
 #   [ROUNDS=3] [TRIES=1] [STABLE=0.05] [CASES=regex] bench/native/run.sh [STEPS]
+#   REPORT="RUN1/results RUN2/results" bench/native/run.sh
 #   LAYERS=2 HIDDEN=128 HEADS=4 BATCH=8 SEQ=64 PYTHON=python3 \
 #     bench/native/run.sh [STEPS]
 #
@@ -33,6 +34,69 @@ steps=${1:-30}
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
 export OMPI_MCA_orte_tmpdir_base=$work
+
+# The table from a results file (one JSON line per take).
+report() {
+  python3 - "$1" "${TRIES:-1}" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+retaken = int(sys.argv[2]) > 1
+cases = []
+for r in rows:
+    if (r["ranks"], r["strategy"]) not in cases:
+        cases.append((r["ranks"], r["strategy"]))
+# This VM shares its host: neighbours slow it down, never speed it up, by
+# up to 40% at a time. With TRIES above 1 only the takes across which the
+# machine held still (`stable`) count, where a case has any; of those, the time
+# columns give the take on the quietest machine (the fastest measurement),
+# a prediction beside the measurement of the same take, and the median of
+# every counted take's error beside it.
+print("| ranks | strategy | predicted ms/step | measured ms/step | time error "
+      "| median error (each take) | machine speed moved "
+      "| predicted peak bytes | held by the runtime | live peak | peak RSS MB "
+      "| bytes sent equal |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+within = within_median = 0
+for ranks, strategy in cases:
+    rs = [r for r in rows if (r["ranks"], r["strategy"]) == (ranks, strategy)]
+    stable = [r for r in rs if r.get("stable")]
+    counted = (stable or rs) if retaken else rs
+    moved = statistics.median(
+        max(r["speed_before_ms"], r["speed_mid_ms"], r["speed_after_ms"]) /
+        min(r["speed_before_ms"], r["speed_mid_ms"], r["speed_after_ms"]) - 1
+        for r in counted)
+    errors = [r["predicted_ms"] / r["measured_ms"] - 1 for r in counted]
+    best = min(counted, key=lambda r: r["measured_ms"])
+    pred, meas = best["predicted_ms"], best["measured_ms"]
+    error = pred / meas - 1
+    within += abs(error) <= 0.10
+    median_error = statistics.median(errors)
+    within_median += abs(median_error) <= 0.10
+    held = max(r["held_bytes"] for r in rs)
+    predicted = max(r["predicted_bytes"] for r in rs)
+    spread = "" if len(errors) == 1 else " (%s)" % ", ".join(
+        "%+.0f%%" % (e * 100) for e in errors)
+    print(f"| {ranks} | {strategy} | {pred:.1f} | {meas:.1f} | {error * 100:+.0f}% "
+          f"| {median_error * 100:+.0f}%{spread} | {moved * 100:.0f}%"
+          f"{f' ({len(stable)} of {len(rs)} takes stable)' if retaken else ''} "
+          f"| {predicted:.0f} | {held} ({(predicted / held - 1) * 100:+.1f}%) "
+          f"| {max(r['live_bytes'] for r in rs)} | {max(r['peak_rss_mb'] for r in rs):.0f} "
+          f"| {'yes' if all(r['bytes_equal'] for r in rs) else 'NO'} |")
+takes = max(sum((r["ranks"], r["strategy"]) == c for r in rows) for c in cases)
+print(f"\n{within} of {len(cases)} within 10% (the take on the quietest machine, of "
+      f"{takes} take(s)); {within_median} of {len(cases)} by the median take")
+PY
+}
+
+# REPORT="results ...": the table of earlier runs' takes together (their
+# kept results files, KEEP=1), nothing run.
+if [ -n "${REPORT:-}" ]; then
+  # shellcheck disable=SC2086
+  cat $REPORT > "$work/results"
+  report "$work/results"
+  rm -rf "$work"
+  exit 0
+fi
 # This VM's speed drifts by up to 40% from one minute to the next, so every
 # case is profiled just before it runs (KERNEL_MS per timed repetition of
 # each kernel class and size, default 10), and a prediction and its
@@ -169,53 +233,5 @@ for ((round = 1; round <= ${ROUNDS:-1}; ++round)); do
     run_stable "${entry%%|*}" "${entry#*|}" "$round"
   done
 done
-python3 - "$work/results" "${TRIES:-1}" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-retaken = int(sys.argv[2]) > 1
-cases = []
-for r in rows:
-    if (r["ranks"], r["strategy"]) not in cases:
-        cases.append((r["ranks"], r["strategy"]))
-# This VM shares its host: neighbours slow it down, never speed it up, by
-# up to 40% at a time. With TRIES above 1 only the takes across which the
-# machine held still (`stable`) count, where a case has any; of those, the time
-# columns give the take on the quietest machine (the fastest measurement),
-# a prediction beside the measurement of the same take, and the median of
-# every counted take's error beside it.
-print("| ranks | strategy | predicted ms/step | measured ms/step | time error "
-      "| median error (each take) | machine speed moved "
-      "| predicted peak bytes | held by the runtime | live peak | peak RSS MB "
-      "| bytes sent equal |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-within = within_median = 0
-for ranks, strategy in cases:
-    rs = [r for r in rows if (r["ranks"], r["strategy"]) == (ranks, strategy)]
-    stable = [r for r in rs if r.get("stable")]
-    counted = (stable or rs) if retaken else rs
-    moved = statistics.median(
-        max(r["speed_before_ms"], r["speed_mid_ms"], r["speed_after_ms"]) /
-        min(r["speed_before_ms"], r["speed_mid_ms"], r["speed_after_ms"]) - 1
-        for r in counted)
-    errors = [r["predicted_ms"] / r["measured_ms"] - 1 for r in counted]
-    best = min(counted, key=lambda r: r["measured_ms"])
-    pred, meas = best["predicted_ms"], best["measured_ms"]
-    error = pred / meas - 1
-    within += abs(error) <= 0.10
-    median_error = statistics.median(errors)
-    within_median += abs(median_error) <= 0.10
-    held = max(r["held_bytes"] for r in rs)
-    predicted = max(r["predicted_bytes"] for r in rs)
-    spread = "" if len(errors) == 1 else " (%s)" % ", ".join(
-        "%+.0f%%" % (e * 100) for e in errors)
-    print(f"| {ranks} | {strategy} | {pred:.1f} | {meas:.1f} | {error * 100:+.0f}% "
-          f"| {median_error * 100:+.0f}%{spread} | {moved * 100:.0f}%"
-          f"{f' ({len(stable)} of {len(rs)} takes stable)' if retaken else ''} "
-          f"| {predicted:.0f} | {held} ({(predicted / held - 1) * 100:+.1f}%) "
-          f"| {max(r['live_bytes'] for r in rs)} | {max(r['peak_rss_mb'] for r in rs):.0f} "
-          f"| {'yes' if all(r['bytes_equal'] for r in rs) else 'NO'} |")
-rounds = max(r["round"] for r in rows)
-print(f"\n{within} of {len(cases)} within 10% (the take on the quietest machine, of "
-      f"{rounds} round(s)); {within_median} of {len(cases)} by the median take")
-PY
+report "$work/results"
 [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
