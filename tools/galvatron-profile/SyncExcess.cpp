@@ -24,6 +24,7 @@
 #include "galvatron/runtime/Kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace galvatron {
@@ -188,6 +189,76 @@ std::vector<std::pair<double, double>> measureSyncExcess(const Options &options,
   return table;
 }
 
+namespace {
+
+/// One point of the contended probe: node 0's ranks 0 and 1 all-reduce
+/// `bytes` for about 0.15 s while the node's other ranks wait, then again
+/// while they run n x n GEMMs. Every rank returns {all-reduce alone,
+/// all-reduce contended, one GEMM call} in seconds.
+std::array<double, 3> timeContended(rt::Communicator &comm, int rank,
+                                    int perNode, uint64_t bytes, int n) {
+  std::string error;
+  auto barrier = [&] {
+    if (!comm.worldBarrier("the contended-collective probe", error))
+      rt::mpi::abortJob(1);
+  };
+  int64_t count = int64_t(bytes / sizeof(float));
+  rt::Tensor in(rt::DType::F32, {count}), out(rt::DType::F32, {count});
+  std::fill_n(in.f32(), count, 1.0f);
+  // All-reduces for about `seconds` (at least 3): rank 0's first element
+  // says whether another follows, so both ranks stop together.
+  auto reduceFor = [&](double seconds) {
+    double start = MPI_Wtime();
+    for (int i = 0;; ++i) {
+      in.f32()[0] = rank == 0 && (i < 3 || MPI_Wtime() - start < seconds);
+      if (!comm.allReduce(0, rt::Reduction::Sum, in, out, error))
+        rt::mpi::abortJob(1);
+      if (out.f32()[0] == 0)
+        return (MPI_Wtime() - start) / (i + 1);
+    }
+  };
+  bool reduces = rank < 2, computes = rank >= 2 && rank < perNode;
+  std::array<double, 3> times = {0, 0, 0};
+  barrier();
+  if (reduces)
+    times[0] = reduceFor(0.15);
+  std::vector<float> a(size_t(n) * n, 0.5f), c(a.size(), 0.0f);
+  barrier();
+  if (reduces) {
+    times[1] = reduceFor(0.15);
+    int stop = 1;
+    if (rank == 0)
+      for (int r = 2; r < perNode; ++r)
+        MPI_Send(&stop, 1, MPI_INT, r, 0, MPI_COMM_WORLD);
+  } else if (computes) {
+    // Computes until rank 0 says the all-reduces are done, testing for its
+    // message only between calls, as a rank of a step does.
+    int done = 0, payload = 0, gemms = 0;
+    MPI_Request request;
+    MPI_Irecv(&payload, 1, MPI_INT, 0, 0, MPI_COMM_WORLD, &request);
+    double start = MPI_Wtime();
+    while (!done) {
+      rt::gemm(false, false, n, n, n, 1.0f, a.data(), n, a.data(), n, 0.0f,
+               c.data(), n);
+      ++gemms;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    }
+    times[2] = (MPI_Wtime() - start) / gemms;
+  }
+  barrier();
+  // Rank 0 has the all-reduce times, rank 2 the call's.
+  MPI_Bcast(times.data(), 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  MPI_Bcast(times.data() + 2, 1, MPI_DOUBLE, 2, MPI_COMM_WORLD);
+  return times;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+} // namespace
+
 ContendedExcess measureContendedExcess(const Options &options,
                                        const Layout &layout, int cores,
                                        Json &out) {
@@ -210,12 +281,6 @@ ContendedExcess measureContendedExcess(const Options &options,
     out = "not measured: " + error;
     return table;
   }
-  int rank = layout.rank;
-  bool reduces = rank < 2, computes = rank >= 2 && rank < perNode;
-  auto barrier = [&] {
-    if (!comm->worldBarrier("the contended-collective probe", error))
-      rt::mpi::abortJob(1);
-  };
   // Below the runtime's blocking size a collective sleeps between polls;
   // from it on it polls without pause: one row each.
   const std::vector<uint64_t> sizes{4096, rt::mpi::kBlockingCollectiveBytes};
@@ -223,85 +288,28 @@ ContendedExcess measureContendedExcess(const Options &options,
   // layer's kernels up to a language-model head's GEMMs.
   const std::vector<int> calls{256, 512, 1024};
   int rounds = options.quick ? 3 : 5;
-  struct Point {
-    std::vector<double> alone, contended, call;
-  };
-  std::map<std::pair<uint64_t, int>, Point> points;
+  std::map<std::pair<uint64_t, int>, std::array<std::vector<double>, 3>>
+      points; // alone, contended, call (s)
   for (int round = 0; round < rounds; ++round)
     for (uint64_t bytes : sizes)
       for (int n : calls) {
-        Point &point = points[{bytes, n}];
-        int64_t count = int64_t(bytes / sizeof(float));
-        rt::Tensor in(rt::DType::F32, {count}), out(rt::DType::F32, {count});
-        std::fill_n(in.f32(), count, 1.0f);
-        // All-reduces for about 0.15 s (at least 3): rank 0's first
-        // element says whether another follows, so both stop together.
-        auto reduceFor = [&](double seconds) {
-          double start = MPI_Wtime();
-          for (int i = 0;; ++i) {
-            in.f32()[0] = rank == 0 && (i < 3 || MPI_Wtime() - start < seconds);
-            if (!comm->allReduce(0, rt::Reduction::Sum, in, out, error))
-              rt::mpi::abortJob(1);
-            if (out.f32()[0] == 0)
-              return (MPI_Wtime() - start) / (i + 1);
-          }
-        };
-        double times[3] = {0, 0, 0};
-        barrier();
-        if (reduces)
-          times[0] = reduceFor(0.15);
-        barrier();
-        std::vector<float> a(size_t(n) * n, 0.5f), c(a.size(), 0.0f);
-        auto gemm = [&] {
-          rt::gemm(false, false, n, n, n, 1.0f, a.data(), n, a.data(), n, 0.0f,
-                   c.data(), n);
-        };
-        barrier();
-        if (reduces) {
-          times[1] = reduceFor(0.15);
-          int stop = 1;
-          if (rank == 0)
-            for (int r = 2; r < perNode; ++r)
-              MPI_Send(&stop, 1, MPI_INT, r, 0, MPI_COMM_WORLD);
-        } else if (computes) {
-          // Computes until rank 0 says the all-reduces are done, testing
-          // for its message only between calls, as a rank of a step does.
-          int done = 0, payload = 0, gemms = 0;
-          MPI_Request request;
-          MPI_Irecv(&payload, 1, MPI_INT, 0, 0, MPI_COMM_WORLD, &request);
-          double start = MPI_Wtime();
-          while (!done) {
-            gemm();
-            ++gemms;
-            MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-          }
-          times[2] = (MPI_Wtime() - start) / gemms;
-        }
-        barrier();
-        // Rank 0 has the all-reduce times, rank 2 the call's.
-        MPI_Bcast(times, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-        MPI_Bcast(times + 2, 1, MPI_DOUBLE, 2, MPI_COMM_WORLD);
-        point.alone.push_back(times[0]);
-        point.contended.push_back(times[1]);
-        point.call.push_back(times[2]);
+        std::array<double, 3> times =
+            timeContended(*comm, layout.rank, perNode, bytes, n);
+        for (int k = 0; k < 3; ++k)
+          points[{bytes, n}][k].push_back(times[k]);
       }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   out = Json::object();
   out["method"] = "the runtime communicator's all-reduces over node 0's "
                   "first two ranks while the node's other ranks run GEMMs "
                   "(and while they wait), medians of " +
                   std::to_string(rounds) + " rounds";
   out["points"] = Json::array();
-  for (auto &[key, point] : points) {
-    double alone = median(point.alone) * 1e3,
-           contended = median(point.contended) * 1e3;
+  for (auto &[key, runs] : points) {
+    double alone = median(runs[0]) * 1e3, contended = median(runs[1]) * 1e3;
     double extra = std::max(0.0, contended - alone);
     // The call ran on a core shared with a rank that mostly waited: about
     // a whole core's time.
-    double callMs = median(point.call) * 1e3;
+    double callMs = median(runs[2]) * 1e3;
     out["points"].push_back({{"bytes", key.first},
                              {"gemm_n", key.second},
                              {"call_ms", callMs},
