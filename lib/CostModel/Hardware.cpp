@@ -561,13 +561,15 @@ static bool readLatency(const std::string &path, const ordered_json &latency,
                         "must be an object keyed by collective bytes");
       for (auto &[bytes, table] : value.items()) {
         std::string where = "contended_excess_ms." + bytes;
-        if (bytes.empty() || bytes.size() > 12 ||
-            bytes.find_first_not_of("0123456789") != std::string::npos ||
-            std::stod(bytes) < 1)
+        bool digits =
+            !bytes.empty() && bytes.size() <= 12 &&
+            bytes.find_first_not_of("0123456789") == std::string::npos;
+        double size = digits ? std::stod(bytes) : 0;
+        if (size < 1)
           return keyError(error, path, "latency." + where,
                           "bytes must be an integer >= 1");
         if (!readExcessTable(path, where, table, "call ms",
-                             spec.contendedExcessMs[std::stod(bytes)], error))
+                             spec.contendedExcessMs[size], error))
           return false;
       }
     } else {

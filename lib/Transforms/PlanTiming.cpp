@@ -32,8 +32,9 @@
 // whose members wait while other ranks of their node compute loses more
 // again: its members progress only while each holds a core, and a computing
 // rank gives its core up between calls, not within one (two ranks of four
-// on two cores all-reducing 128 KB took 1.8, 7 and 17 ms an all-reduce
-// while the other two ran GEMMs of 0.5, 4 and 30 ms, 0.1 while they slept).
+// on two cores all-reducing 128 KB took 1.3-1.8, 7.3-7.6 and 16.5-16.8 ms
+// an all-reduce while the other two ran GEMMs of about 0.4, 3 and 25 ms,
+// 0.1 while they slept).
 // The members poll meanwhile (Open MPI's blocking calls do), so they keep
 // their share of the cores.
 //
@@ -239,9 +240,11 @@ struct Player {
       longestBurst = std::max(longestBurst, burst[member]);
       burst[member] = 0;
     }
-    if (cores)
-      cost += hw.syncExcessAt(longestBurst) +
-              hw.contendedExcessAt(bytes, othersCallMs(arrived));
+    if (cores) {
+      cost += hw.syncExcessAt(longestBurst);
+      if (!hw.contendedExcessMs.empty())
+        cost += hw.contendedExcessAt(bytes, othersCallMs(arrived));
+    }
     for (int member : arrived)
       run(member, cost, "communication");
     arrived.clear();
@@ -251,23 +254,26 @@ struct Player {
   /// are computing on a node of theirs, where they and the members
   /// outnumber its cores; 0 where none does.
   double othersCallMs(const std::vector<int> &members) const {
-    std::map<int, std::pair<int, double>> nodes; // members, longest call
+    struct Node {
+      int members = 0, computing = 0;
+      double longestCall = 0;
+    };
+    std::map<int, Node> nodes;
     for (int member : members)
-      ++nodes[member / perNode].first;
-    std::map<int, int> computing;
+      ++nodes[member / perNode].members;
     for (int r = 0; r < int(ranks.size()); ++r) {
       auto node = nodes.find(r / perNode);
       if (node == nodes.end() || at[r].state != Running ||
           at[r].kind == "communication" ||
           std::find(members.begin(), members.end(), r) != members.end())
         continue;
-      ++computing[node->first];
-      node->second.second = std::max(node->second.second, at[r].work);
+      ++node->second.computing;
+      node->second.longestCall = std::max(node->second.longestCall, at[r].work);
     }
     double longest = 0;
-    for (auto &[node, count] : nodes)
-      if (count.first + computing[node] > cores)
-        longest = std::max(longest, count.second);
+    for (auto &[index, node] : nodes)
+      if (node.members + node.computing > cores)
+        longest = std::max(longest, node.longestCall);
     return longest;
   }
 

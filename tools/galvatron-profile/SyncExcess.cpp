@@ -193,8 +193,8 @@ namespace {
 
 /// One point of the contended probe: node 0's ranks 0 and 1 all-reduce
 /// `bytes` for about 0.15 s while the node's other ranks wait, then again
-/// while they run n x n GEMMs. Every rank returns {all-reduce alone,
-/// all-reduce contended, one GEMM call} in seconds.
+/// while they run n x n GEMMs. Returns {all-reduce alone, all-reduce
+/// contended, one GEMM call} in seconds, 0 for what this rank did not time.
 std::array<double, 3> timeContended(rt::Communicator &comm, int rank,
                                     int perNode, uint64_t bytes, int n) {
   std::string error;
@@ -222,7 +222,6 @@ std::array<double, 3> timeContended(rt::Communicator &comm, int rank,
   barrier();
   if (reduces)
     times[0] = reduceFor(0.15);
-  std::vector<float> a(size_t(n) * n, 0.5f), c(a.size(), 0.0f);
   barrier();
   if (reduces) {
     times[1] = reduceFor(0.15);
@@ -233,6 +232,7 @@ std::array<double, 3> timeContended(rt::Communicator &comm, int rank,
   } else if (computes) {
     // Computes until rank 0 says the all-reduces are done, testing for its
     // message only between calls, as a rank of a step does.
+    std::vector<float> a(size_t(n) * n, 0.5f), c(a.size(), 0.0f);
     int done = 0, payload = 0, gemms = 0;
     MPI_Request request;
     MPI_Irecv(&payload, 1, MPI_INT, 0, 0, MPI_COMM_WORLD, &request);
@@ -246,15 +246,7 @@ std::array<double, 3> timeContended(rt::Communicator &comm, int rank,
     times[2] = (MPI_Wtime() - start) / gemms;
   }
   barrier();
-  // Rank 0 has the all-reduce times, rank 2 the call's.
-  MPI_Bcast(times.data(), 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  MPI_Bcast(times.data() + 2, 1, MPI_DOUBLE, 2, MPI_COMM_WORLD);
   return times;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 } // namespace
@@ -284,7 +276,7 @@ ContendedExcess measureContendedExcess(const Options &options,
   // Below the runtime's blocking size a collective sleeps between polls;
   // from it on it polls without pause: one row each.
   const std::vector<uint64_t> sizes{4096, rt::mpi::kBlockingCollectiveBytes};
-  // Calls of about 0.5, 4 and 30 ms on a whole core here: an elementwise
+  // Calls of about 0.4, 3 and 25 ms on a whole core here: an elementwise
   // layer's kernels up to a language-model head's GEMMs.
   const std::vector<int> calls{256, 512, 1024};
   int rounds = options.quick ? 3 : 5;
@@ -299,17 +291,20 @@ ContendedExcess measureContendedExcess(const Options &options,
           points[{bytes, n}][k].push_back(times[k]);
       }
   out = Json::object();
-  out["method"] = "the runtime communicator's all-reduces over node 0's "
-                  "first two ranks while the node's other ranks run GEMMs "
-                  "(and while they wait), medians of " +
-                  std::to_string(rounds) + " rounds";
+  out["method"] =
+      "the runtime communicator's all-reduces over node 0's "
+      "first two ranks while the node's other ranks run GEMMs "
+      "(and while they wait); the slowest timing rank's median of " +
+      std::to_string(rounds) + " rounds";
   out["points"] = Json::array();
+  // Each the slowest timing rank's median (the others hold zeros).
   for (auto &[key, runs] : points) {
-    double alone = median(runs[0]) * 1e3, contended = median(runs[1]) * 1e3;
+    double alone = slowestRankMedian(runs[0]) * 1e3,
+           contended = slowestRankMedian(runs[1]) * 1e3;
     double extra = std::max(0.0, contended - alone);
     // The call ran on a core shared with a rank that mostly waited: about
     // a whole core's time.
-    double callMs = median(runs[2]) * 1e3;
+    double callMs = slowestRankMedian(runs[2]) * 1e3;
     out["points"].push_back({{"bytes", key.first},
                              {"gemm_n", key.second},
                              {"call_ms", callMs},

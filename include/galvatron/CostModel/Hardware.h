@@ -83,9 +83,9 @@ struct HardwareSpec {
   /// ms on a whole core; extra ms) pairs in increasing call ("latency.
   /// contended_excess_ms"; empty: none). Its members progress only while
   /// each holds a core, and a computing rank gives its core up only between
-  /// calls: two ranks of four on two cores all-reducing 128 KB took 1.8, 7
-  /// and 17 ms an all-reduce while the other two ran GEMMs of 0.5, 4 and 30
-  /// ms, 0.1 ms while those slept.
+  /// calls: two ranks of four on two cores all-reducing 128 KB took 1.3-1.8,
+  /// 7.3-7.6 and 16.5-16.8 ms an all-reduce while the other two ran GEMMs of
+  /// about 0.4, 3 and 25 ms, 0.1 ms while those slept.
   std::map<double, std::vector<std::pair<double, double>>> contendedExcessMs;
   /// The extra ms of a collective of `bytes` while others run calls of
   /// `callMs`: the row of the largest measured size not above `bytes` (the
