@@ -21,6 +21,14 @@ class PartitionState;
 struct Axes;
 class AdjointBuilder;
 
+/// Where an op computes in a mixed-precision program (AutocastOpInterface).
+enum class AutocastPolicy {
+  /// In the lower precision (bf16): GEMMs and attention.
+  Lower,
+  /// In fp32: norms, softmax, losses, reductions, exp and log.
+  Full,
+};
+
 /// What one execution of an op costs, from its types.
 struct OpCost {
   /// Floating-point operations (a multiply-add counts two).

@@ -84,4 +84,25 @@ def Galv_PlanOpInterface : OpInterface<"PlanOpInterface"> {
   ];
 }
 
+def Galv_AutocastOpInterface : OpInterface<"AutocastOpInterface"> {
+  let description = [{
+    Where the op computes in a mixed-precision (bf16) program, as PyTorch's
+    autocast decides it: GEMMs and attention take their operands in the
+    lower precision, norms, softmax, losses, reductions and exp/log keep
+    fp32. galv-autocast converts the operands the op names; ops without
+    this interface compute in the widest floating type of their operands.
+  }];
+  let cppNamespace = "::mlir::galv";
+  let methods = [
+    InterfaceMethod<[{
+        The precision this op computes in.
+      }], "::mlir::galv::AutocastPolicy", "getAutocastPolicy", (ins)>,
+    InterfaceMethod<[{
+        Whether floating operand `index` is converted to that precision
+        (an operand that is not, such as an additive mask, keeps its type).
+      }], "bool", "autocastsOperand", (ins "unsigned":$index), [{}],
+      [{ return true; }]>,
+  ];
+}
+
 #endif // GALV_INTERFACES_TD

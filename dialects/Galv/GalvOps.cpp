@@ -676,9 +676,11 @@ attentionResultType(std::optional<Location> loc, Adaptor adaptor) {
   if (Value mask = adaptor.getMask()) {
     RankedTensorType maskType = tensorOf(mask);
     Type elem = maskType.getElementType();
-    if (!elem.isInteger(1) && elem != q.getElementType())
-      return emitOptionalError(loc, "mask must be i1 or ", q.getElementType(),
-                               ", got ", elem);
+    // A float mask is added to the scores, which are fp32 whatever the
+    // operands (a bf16 program keeps its additive masks fp32).
+    if (!elem.isInteger(1) && !isa<FloatType>(elem))
+      return emitOptionalError(loc, "mask must be i1 or a float type, got ",
+                               elem);
     SmallVector<int64_t> scores = {batch, heads, sq, sk};
     auto shape = broadcastShapes(maskType.getShape(), scores);
     if (failed(shape) || ArrayRef<int64_t>(*shape) != ArrayRef<int64_t>(scores))

@@ -63,7 +63,8 @@ def Galv_MulOp : Galv_BinaryOp<"mul", "multiplication", [Commutative]> {
   let hasFolder = 1;
 }
 def Galv_DivOp : Galv_BinaryOp<"div", "division">;
-def Galv_PowOp : Galv_BinaryOp<"pow", "power">;
+def Galv_PowOp : Galv_BinaryOp<"pow", "power",
+    [DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]>;
 def Galv_MaxOp : Galv_BinaryOp<"max", "maximum", [Commutative]>;
 def Galv_MinOp : Galv_BinaryOp<"min", "minimum", [Commutative]>;
 def Galv_AndOp : Galv_BinaryOp<"and", "logical and of i1 tensors",
@@ -122,11 +123,15 @@ def Galv_AbsOp : Galv_UnaryOp<"abs", "absolute value"> {
   let arguments = (ins Galv_Tensor:$input);
   let results = (outs Galv_Tensor:$result);
 }
-def Galv_ExpOp : Galv_UnaryOp<"exp", "exponential">;
-def Galv_LogOp : Galv_UnaryOp<"log", "natural logarithm">;
+def Galv_ExpOp : Galv_UnaryOp<"exp", "exponential",
+    [DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]>;
+def Galv_LogOp : Galv_UnaryOp<"log", "natural logarithm",
+    [DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]>;
 def Galv_SqrtOp : Galv_UnaryOp<"sqrt", "square root">;
-def Galv_RsqrtOp : Galv_UnaryOp<"rsqrt", "reciprocal square root">;
-def Galv_ReciprocalOp : Galv_UnaryOp<"reciprocal", "reciprocal">;
+def Galv_RsqrtOp : Galv_UnaryOp<"rsqrt", "reciprocal square root",
+    [DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]>;
+def Galv_ReciprocalOp : Galv_UnaryOp<"reciprocal", "reciprocal",
+    [DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]>;
 def Galv_TanhOp : Galv_UnaryOp<"tanh", "hyperbolic tangent">;
 def Galv_ErfOp : Galv_UnaryOp<"erf", "Gauss error function">;
 def Galv_SigmoidOp : Galv_UnaryOp<"sigmoid", "logistic sigmoid">;
@@ -207,7 +212,7 @@ def Galv_ConstantOp : Galv_ComputeOp<"constant",
 //===----------------------------------------------------------------------===//
 
 def Galv_MatmulOp : Galv_ComputeOp<"matmul",
-    [Pure, InferTypeOpAdaptor, SameOperandsElementType]> {
+    [Pure, InferTypeOpAdaptor, SameOperandsElementType, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "batched matrix product with broadcast batch dimensions";
   let description = [{
     `[..., M, K] x [..., K, N] -> [..., M, N]`; both operands have rank >= 2
@@ -230,7 +235,8 @@ def Galv_MatmulOp : Galv_ComputeOp<"matmul",
   }];
 }
 
-def Galv_LinearOp : Galv_ComputeOp<"linear", [Pure, InferTypeOpAdaptor]> {
+def Galv_LinearOp : Galv_ComputeOp<"linear",
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "fully connected layer: x W^T + b";
   let description = [{
     `input [..., K]`, `weight [N, K]` (layout `out_in`, as torch.nn.Linear
@@ -387,7 +393,7 @@ def Galv_GatherOp : Galv_ComputeOp<"gather", [Pure, InferTypeOpAdaptor]> {
 //===----------------------------------------------------------------------===//
 
 def Galv_ReduceOp : Galv_ComputeOp<"reduce",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "reduce over a set of dimensions";
   let description = [{
     ```mlir
@@ -404,7 +410,8 @@ def Galv_ReduceOp : Galv_ComputeOp<"reduce",
   }];
 }
 
-def Galv_SoftmaxOp : Galv_ComputeOp<"softmax", [Pure, SameOperandsAndResultType]> {
+def Galv_SoftmaxOp : Galv_ComputeOp<"softmax",
+    [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "softmax along one dimension";
   let description = [{
     ```mlir
@@ -418,7 +425,7 @@ def Galv_SoftmaxOp : Galv_ComputeOp<"softmax", [Pure, SameOperandsAndResultType]
 }
 
 def Galv_LogSoftmaxOp : Galv_ComputeOp<"log_softmax",
-    [Pure, SameOperandsAndResultType]> {
+    [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "logarithm of the softmax along one dimension";
   let description = [{
     `x - max - log(sum(exp(x - max)))` along `axis` (ONNX LogSoftmax,
@@ -458,7 +465,7 @@ def Galv_ArgMaxOp : Galv_ComputeOp<"argmax", [Pure, InferTypeOpAdaptor]> {
 }
 
 def Galv_LayerNormOp : Galv_ComputeOp<"layer_norm",
-    [Pure, AllTypesMatch<["input", "result"]>]> {
+    [Pure, AllTypesMatch<["input", "result"]>, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "layer normalisation over the last dimension";
   let description = [{
     `(x - mean) / sqrt(var + epsilon) * scale + bias` with mean and (biased)
@@ -480,7 +487,7 @@ def Galv_LayerNormOp : Galv_ComputeOp<"layer_norm",
 }
 
 def Galv_RmsNormOp : Galv_ComputeOp<"rms_norm",
-    [Pure, AllTypesMatch<["input", "result"]>]> {
+    [Pure, AllTypesMatch<["input", "result"]>, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "RMS normalisation over the last dimension (LLaMA)";
   let description = [{
     `x / sqrt(mean(x^2) + epsilon) * scale` over the last dimension.
@@ -621,7 +628,8 @@ def Galv_RotaryOp : Galv_ComputeOp<"rotary",
   let hasVerifier = 1;
 }
 
-def Galv_AttentionOp : Galv_ComputeOp<"attention", [Pure, InferTypeOpAdaptor]> {
+def Galv_AttentionOp : Galv_ComputeOp<"attention", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galv_AutocastOpInterface, ["autocastsOperand"]>]> {
   let summary = "scaled dot-product attention with grouped KV heads";
   let description = [{
     `softmax(q k^T * scale + mask) v` per head. `q [B, H, Sq, D]`,
@@ -680,7 +688,7 @@ def Galv_AttentionGradOp : Galv_ComputeOp<"attention_grad",
 }
 
 def Galv_CrossEntropyOp : Galv_ComputeOp<"cross_entropy",
-    [Pure, InferTypeOpAdaptor]> {
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galv_AutocastOpInterface>]> {
   let summary = "softmax cross-entropy against integer labels";
   let description = [{
     `logits [..., V]`, `labels [...]`. Positions whose label equals

@@ -32,11 +32,13 @@ inline void registerAllGalvatronDialects(DialectRegistry &registry) {
 /// clean-ups people chain with them.
 inline void registerAllGalvatronPasses() {
   registerGalvPasses();
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<InferencePipelineOptions>(
       "galv-inference-pipeline",
       "Prepare an imported model for --emit-plan: inline the layers, clean "
       "up, then assign stages, schedule and plan memory of @forward",
-      [](OpPassManager &pm) { buildInferencePipeline(pm); });
+      [](OpPassManager &pm, const InferencePipelineOptions &options) {
+        buildInferencePipeline(pm, options);
+      });
   PassPipelineRegistration<TrainingPipelineOptions>(
       "galv-training-pipeline",
       "From imported IR to @train_step: next-token loss, gradients, clipping "

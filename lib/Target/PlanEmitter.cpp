@@ -102,6 +102,8 @@ FailureOr<plan::DType> dtypeOf(Type type, Location loc) {
     return plan::DType::F32;
   if (type.isF64())
     return plan::DType::F64;
+  if (type.isBF16())
+    return plan::DType::BF16;
   if (type.isInteger(64))
     return plan::DType::I64;
   if (type.isInteger(32))
@@ -113,6 +115,7 @@ FailureOr<plan::DType> dtypeOf(Type type, Location loc) {
 
 size_t widthOf(plan::DType d) {
   return d == plan::DType::Bool                           ? 1
+         : d == plan::DType::BF16                         ? 2
          : d == plan::DType::F32 || d == plan::DType::I32 ? 4
                                                           : 8;
 }
@@ -268,6 +271,12 @@ LogicalResult Emitter::appendConstant(DenseElementsAttr attr,
     for (APFloat v : attr.getValues<APFloat>()) {
       double d = v.convertToDouble();
       put(&d, 8);
+    }
+    break;
+  case plan::DType::BF16:
+    for (APFloat v : attr.getValues<APFloat>()) {
+      uint16_t bits = v.bitcastToAPInt().getZExtValue();
+      put(&bits, 2);
     }
     break;
   case plan::DType::I64:

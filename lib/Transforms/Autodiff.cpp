@@ -100,7 +100,8 @@ LogicalResult Differentiator::run(ArrayRef<Operation *> ops, Value loss,
           return Value();
         break;
       }
-      if (!isa<ReshapeOp, SliceOp>(op) || !op->getOperand(0).hasOneUse())
+      if (!isa<ReshapeOp, SliceOp, CastOp>(op) ||
+          !op->getOperand(0).hasOneUse())
         return Value();
       op = op->getOperand(0).getDefiningOp();
     }

@@ -48,8 +48,13 @@ void mlir::galv::buildImportCleanupPipeline(OpPassManager &pm) {
   pm.addPass(createOutlineLayers());
 }
 
-void mlir::galv::buildInferencePipeline(OpPassManager &pm) {
+void mlir::galv::buildInferencePipeline(
+    OpPassManager &pm, const InferencePipelineOptions &options) {
   buildFlatPipeline(pm);
+  if (options.precision == Precision::bf16) {
+    pm.addPass(createAutocast());
+    pm.addPass(createCSEPass());
+  }
   buildPlanPipeline(pm, "forward");
 }
 
@@ -58,6 +63,8 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   buildFlatPipeline(pm);
   pm.addPass(createAppendLoss());
   pm.addPass(createPartition());
+  if (options.precision == Precision::bf16)
+    pm.addPass(createAutocast());
   AutodiffOptions autodiff;
   autodiff.fusedBackward = options.fusedBackward;
   autodiff.fusedAttention = options.fusedAttention;

@@ -102,6 +102,8 @@ const char *safetensorsDType(DType dtype) {
     return "I32";
   case DType::Bool:
     return "BOOL";
+  case DType::BF16:
+    return "BF16";
   }
   return "F32";
 }

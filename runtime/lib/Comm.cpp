@@ -61,7 +61,7 @@ void around(const Shape &shape, int64_t axis, int64_t n, size_t width,
 
 bool reducible(DType dtype) {
   return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I64 ||
-         dtype == DType::I32;
+         dtype == DType::I32 || dtype == DType::BF16;
 }
 
 } // namespace
@@ -124,7 +124,7 @@ bool Communicator::allReduce(int group, Reduction kind, const TensorView &in,
     return false;
   if (!reducible(in.dtype) ||
       (kind == Reduction::Mean && in.dtype != DType::F32 &&
-       in.dtype != DType::F64))
+       in.dtype != DType::F64 && in.dtype != DType::BF16))
     return error = describe(op, group) + " cannot reduce " +
                    dtypeName(in.dtype) + " tensors",
            false;

@@ -699,16 +699,53 @@ private:
         return false;
       c.out.push_back(views[t]);
     }
+    if (isCommunication(inst.opcode()))
+      return communicate(index, c);
+    if (inst.opcode() != plan::Opcode::Cast && touchesBf16(c))
+      return computeWidened(c);
+    return computeKernel(c);
+  }
+
+  bool computeKernel(Call &c) {
     for (auto group :
          {&Machine::elementwise, &Machine::movement, &Machine::compute}) {
       Outcome outcome = (this->*group)(c);
       if (outcome != Outcome::NotMine)
         return outcome == Outcome::Done;
     }
-    if (isCommunication(inst.opcode()))
-      return communicate(index, c);
     return fail(std::string("no kernel for instruction ") +
-                plan::EnumNameOpcode(inst.opcode()));
+                plan::EnumNameOpcode(c.inst.opcode()));
+  }
+
+  static bool touchesBf16(const Call &c) {
+    auto bf16 = [](const TensorView &t) { return t.dtype == DType::BF16; };
+    return std::any_of(c.in.begin(), c.in.end(), bf16) ||
+           std::any_of(c.out.begin(), c.out.end(), bf16);
+  }
+
+  /// A bf16 instruction runs as a GPU kernel does: on its operands widened
+  /// to fp32, computing in fp32, and rounding each bf16 result once when it
+  /// is stored.
+  bool computeWidened(Call &c) {
+    std::deque<Tensor> wide;
+    for (TensorView &operand : c.in)
+      if (operand.dtype == DType::BF16) {
+        Tensor &w = wide.emplace_back(DType::F32, operand.shape);
+        TensorView into(w);
+        cast(operand, into);
+        operand = TensorView(w);
+      }
+    std::vector<std::pair<size_t, TensorView>> slots;
+    for (size_t k = 0; k < c.out.size(); ++k)
+      if (c.out[k].dtype == DType::BF16) {
+        slots.emplace_back(k, c.out[k]);
+        c.out[k] = TensorView(wide.emplace_back(DType::F32, c.out[k].shape));
+      }
+    if (!computeKernel(c))
+      return false;
+    for (auto &[k, slot] : slots)
+      cast(c.out[k], slot);
+    return true;
   }
 
   /// Communication instructions: the group and the rest of each

@@ -160,7 +160,9 @@ struct RowBroadcast {
   }
 };
 
-bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
+bool isFloat(DType d) {
+  return d == DType::F32 || d == DType::F64 || d == DType::BF16;
+}
 
 // Predicates for the asserts (unused in Release builds).
 
@@ -574,6 +576,17 @@ void cast(const TensorView &x, TensorView &out) {
   if (to == DType::F32 && x.dtype == DType::I64) {
     for (int64_t i = 0; i < n; ++i)
       out.f32()[i] = static_cast<float>(static_cast<double>(x.i64()[i]));
+    return;
+  }
+  // Mixed precision's casts, at every GEMM's operands and results.
+  if (to == DType::BF16 && x.dtype == DType::F32) {
+    for (int64_t i = 0; i < n; ++i)
+      out.bf16()[i] = floatToBf16(x.f32()[i]);
+    return;
+  }
+  if (to == DType::F32 && x.dtype == DType::BF16) {
+    for (int64_t i = 0; i < n; ++i)
+      out.f32()[i] = bf16ToFloat(x.bf16()[i]);
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -1090,6 +1103,8 @@ static double valueAt(const TensorView &x, int64_t i) {
     return reinterpret_cast<const int32_t *>(x.data())[i];
   case DType::Bool:
     return x.data()[i];
+  case DType::BF16:
+    return bf16ToFloat(x.bf16()[i]);
   }
   return 0;
 }

@@ -108,11 +108,46 @@ MPI_Datatype mpiType(DType dtype) {
     return MPI_INT32_T;
   case DType::Bool:
     return MPI_BYTE;
+  case DType::BF16:
+    return MPI_UINT16_T;
   }
   return MPI_BYTE;
 }
 
-MPI_Op mpiOp(Reduction kind) {
+/// MPI has no bfloat16: its reductions widen each pair to fp32, combine and
+/// round (as NCCL's bf16 reductions do per step).
+template <Reduction Kind>
+void combineBf16(void *in, void *inout, int *count, MPI_Datatype *) {
+  const auto *a = static_cast<const uint16_t *>(in);
+  auto *b = static_cast<uint16_t *>(inout);
+  for (int i = 0; i < *count; ++i) {
+    float x = bf16ToFloat(a[i]), y = bf16ToFloat(b[i]);
+    float r = Kind == Reduction::Max    ? std::max(x, y)
+              : Kind == Reduction::Min  ? std::min(x, y)
+              : Kind == Reduction::Prod ? x * y
+                                        : x + y;
+    b[i] = floatToBf16(r);
+  }
+}
+
+MPI_Op createOp(MPI_User_function *combine) {
+  MPI_Op op;
+  MPI_Op_create(combine, /*commute=*/1, &op);
+  return op;
+}
+
+MPI_Op mpiOp(Reduction kind, DType dtype) {
+  if (dtype == DType::BF16) {
+    // Made once, after MPI_Init (the first reduction comes after it).
+    static const MPI_Op ops[] = {createOp(combineBf16<Reduction::Sum>),
+                                 createOp(combineBf16<Reduction::Max>),
+                                 createOp(combineBf16<Reduction::Min>),
+                                 createOp(combineBf16<Reduction::Prod>)};
+    return ops[kind == Reduction::Max    ? 1
+               : kind == Reduction::Min  ? 2
+               : kind == Reduction::Prod ? 3
+                                         : 0];
+  }
   switch (kind) {
   case Reduction::Max:
     return MPI_MAX;
@@ -261,12 +296,12 @@ protected:
     collective(
         group, op, count * dtypeSize(dtype),
         [&](MPI_Request *r) {
-          MPI_Iallreduce(MPI_IN_PLACE, data, n, mpiType(dtype), mpiOp(kind),
-                         comms[group], r);
+          MPI_Iallreduce(MPI_IN_PLACE, data, n, mpiType(dtype),
+                         mpiOp(kind, dtype), comms[group], r);
         },
         [&] {
-          MPI_Allreduce(MPI_IN_PLACE, data, n, mpiType(dtype), mpiOp(kind),
-                        comms[group]);
+          MPI_Allreduce(MPI_IN_PLACE, data, n, mpiType(dtype),
+                        mpiOp(kind, dtype), comms[group]);
         });
     return true;
   }
@@ -299,12 +334,13 @@ protected:
     collective(
         group, op, total * dtypeSize(dtype),
         [&](MPI_Request *r) {
-          MPI_Ireduce_scatter_block(in, out, n, mpiType(dtype), MPI_SUM,
-                                    comms[group], r);
+          MPI_Ireduce_scatter_block(in, out, n, mpiType(dtype),
+                                    mpiOp(Reduction::Sum, dtype), comms[group],
+                                    r);
         },
         [&] {
-          MPI_Reduce_scatter_block(in, out, n, mpiType(dtype), MPI_SUM,
-                                   comms[group]);
+          MPI_Reduce_scatter_block(in, out, n, mpiType(dtype),
+                                   mpiOp(Reduction::Sum, dtype), comms[group]);
         });
     return true;
   }

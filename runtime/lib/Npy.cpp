@@ -158,8 +158,16 @@ bool readTokenIds(const std::string &path, Tensor &tokens, std::string &error) {
   return false;
 }
 
-bool writeNpy(const std::string &path, const Tensor &tensor,
+bool writeNpy(const std::string &path, const Tensor &given,
               std::string &error) {
+  // numpy has no bfloat16: such outputs are written widened (exactly).
+  Tensor widened;
+  if (given.dtype == DType::BF16) {
+    widened = Tensor(DType::F32, given.shape);
+    for (int64_t i = 0; i < given.size(); ++i)
+      widened.f32()[i] = bf16ToFloat(given.bf16()[i]);
+  }
+  const Tensor &tensor = given.dtype == DType::BF16 ? widened : given;
   const char *descr = tensor.dtype == DType::F32   ? "<f4"
                       : tensor.dtype == DType::F64 ? "<f8"
                       : tensor.dtype == DType::I64 ? "<i8"

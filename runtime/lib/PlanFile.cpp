@@ -59,6 +59,8 @@ static size_t dtypeBytes(plan::DType dtype) {
     return 8;
   case plan::DType::Bool:
     return 1;
+  case plan::DType::BF16:
+    return 2;
   }
   return 0;
 }
@@ -75,6 +77,8 @@ DType toDType(plan::DType dtype) {
     return DType::I32;
   case plan::DType::Bool:
     return DType::Bool;
+  case plan::DType::BF16:
+    return DType::BF16;
   }
   return DType::F32;
 }

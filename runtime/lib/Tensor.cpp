@@ -31,6 +31,8 @@ size_t dtypeSize(DType dtype) {
     return 8;
   case DType::Bool:
     return 1;
+  case DType::BF16:
+    return 2;
   }
   return 0;
 }
@@ -47,6 +49,8 @@ const char *dtypeName(DType dtype) {
     return "i32";
   case DType::Bool:
     return "bool";
+  case DType::BF16:
+    return "bf16";
   }
   return "?";
 }
@@ -95,6 +99,8 @@ double elementAt(DType dtype, const uint8_t *data, int64_t i) {
     return reinterpret_cast<const int32_t *>(data)[i];
   case DType::Bool:
     return data[i] ? 1.0 : 0.0;
+  case DType::BF16:
+    return bf16ToFloat(reinterpret_cast<const uint16_t *>(data)[i]);
   }
   return 0;
 }
@@ -128,6 +134,10 @@ void setElement(DType dtype, uint8_t *data, int64_t i, double value) {
     break;
   case DType::Bool:
     data[i] = value != 0.0;
+    break;
+  case DType::BF16:
+    reinterpret_cast<uint16_t *>(data)[i] =
+        floatToBf16(static_cast<float>(value));
     break;
   }
 }

@@ -9,11 +9,9 @@
 namespace galvatron::rt {
 
 std::optional<Tensor> fromSafetensors(const SafetensorsTensor &tensor) {
-  static const std::map<std::string, DType> dtypes = {{"F32", DType::F32},
-                                                      {"F64", DType::F64},
-                                                      {"I64", DType::I64},
-                                                      {"I32", DType::I32},
-                                                      {"BOOL", DType::Bool}};
+  static const std::map<std::string, DType> dtypes = {
+      {"F32", DType::F32}, {"F64", DType::F64},   {"I64", DType::I64},
+      {"I32", DType::I32}, {"BOOL", DType::Bool}, {"BF16", DType::BF16}};
   auto it = dtypes.find(tensor.dtype);
   if (it == dtypes.end())
     return std::nullopt;

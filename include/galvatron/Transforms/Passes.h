@@ -18,15 +18,43 @@ namespace mlir::galv {
 /// strategy passes reason about, and layer outlining.
 void buildImportCleanupPipeline(OpPassManager &pm);
 
+/// The precision a pipeline's program computes in.
+enum class Precision {
+  fp32,
+  /// Mixed: bf16 GEMMs and attention, fp32 elsewhere and in the optimizer.
+  bf16,
+};
+
+/// The values of both pipelines' `precision=` option.
+inline auto precisionValues() {
+  return llvm::cl::values(
+      clEnumValN(Precision::fp32, "fp32", "fp32 throughout"),
+      clEnumValN(Precision::bf16, "bf16",
+                 "bf16 where PyTorch's autocast uses it (galv-autocast)"));
+}
+
+struct InferencePipelineOptions
+    : public PassPipelineOptions<InferencePipelineOptions> {
+  Option<Precision> precision{
+      *this, "precision", llvm::cl::desc("Compute precision"),
+      llvm::cl::init(Precision::fp32), precisionValues()};
+};
+
 /// From imported galv IR to what --emit-plan serialises for a forward pass:
 /// one flat @forward (layers inlined), folded and deduplicated, then its
 /// stages assigned, scheduled (@forward_stage0) and its memory planned.
-void buildInferencePipeline(OpPassManager &pm);
+void buildInferencePipeline(OpPassManager &pm,
+                            const InferencePipelineOptions &options = {});
 
 /// The optimizer's hyper-parameters, as options of --galv-training-pipeline.
 /// The learning rate and its schedule are runtime inputs of @train_step.
 struct TrainingPipelineOptions
     : public PassPipelineOptions<TrainingPipelineOptions> {
+  Option<Precision> precision{
+      *this, "precision",
+      llvm::cl::desc("Compute precision (bf16 keeps fp32 master weights and "
+                     "Adam moments)"),
+      llvm::cl::init(Precision::fp32), precisionValues()};
   Option<double> beta1{*this, "beta1", llvm::cl::desc("AdamW beta1"),
                        llvm::cl::init(0.9)};
   Option<double> beta2{*this, "beta2", llvm::cl::desc("AdamW beta2"),

@@ -414,6 +414,25 @@ def Partition : Pass<"galv-partition", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def Autocast : Pass<"galv-autocast", "::mlir::ModuleOp"> {
+  let summary = "bf16 mixed precision where PyTorch's autocast uses it";
+  let description = [{
+    Rewrites every function so that it computes as its PyTorch original does
+    under `torch.autocast(dtype=torch.bfloat16)`: the ops whose
+    `AutocastOpInterface` says bf16 (matmul, linear, attention) get bf16
+    operands and results, the ones it says fp32 (norms, softmax, losses,
+    reductions, exp, log, pow) get fp32 operands, and every other op
+    computes in the widest floating type of its operands, so that a GELU
+    between two linears stays bf16 and a residual add is fp32. Conversions
+    are `galv.cast` ops that carry the attributes (stage, layer, strategy)
+    of the op they feed. Parameters stay fp32 (master weights); autodiff's
+    rule for the casts gives them fp32 gradients. Function signatures are
+    kept: results are converted back where they leave.
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
   let summary = "Reverse-mode differentiation of the loss";
   let description = [{

@@ -517,7 +517,7 @@ func.func @attention_causal(%q: tensor<1x2x8x16xf32>, %k: tensor<1x2x4x16xf32>) 
 // -----
 
 func.func @attention_mask_type(%q: tensor<1x2x8x16xf32>, %m: tensor<8x8xi64>) {
-  // expected-error @below {{mask must be i1 or 'f32', got 'i64'}}
+  // expected-error @below {{mask must be i1 or a float type, got 'i64'}}
   // expected-error @below {{failed to infer returned types}}
   %0 = galv.attention %q, %q, %q mask %m scale = 0.25 : tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<8x8xi64> -> tensor<1x2x8x16xf32>
   return

@@ -19,6 +19,31 @@ using galvatron::rt::test::random;
 
 namespace {
 
+// bf16 narrowing rounds to nearest, ties to even, as CUDA's
+// __float2bfloat16_rn does; widening is exact.
+TEST(Kernels, Bf16RoundsToNearestEven) {
+  // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: even (1) wins; 1 + 3 * 2^-8
+  // halfway between 1 + 2^-7 and 1 + 2^-6: even (1 + 2^-6) wins.
+  EXPECT_EQ(bf16ToFloat(floatToBf16(1.0f + 0x1p-8f)), 1.0f);
+  EXPECT_EQ(bf16ToFloat(floatToBf16(1.0f + 3 * 0x1p-8f)), 1.0f + 0x1p-6f);
+  EXPECT_EQ(bf16ToFloat(floatToBf16(1.0f + 0x1p-8f + 0x1p-20f)),
+            1.0f + 0x1p-7f);
+  EXPECT_EQ(bf16ToFloat(floatToBf16(-2.5f)), -2.5f);
+  EXPECT_TRUE(std::isnan(bf16ToFloat(floatToBf16(NAN))));
+  EXPECT_EQ(bf16ToFloat(floatToBf16(INFINITY)), INFINITY);
+  // The largest float rounds up past bf16's largest finite value.
+  EXPECT_EQ(bf16ToFloat(floatToBf16(3.4028235e38f)), INFINITY);
+  Tensor x(DType::F32, {3});
+  x.f32()[0] = 0.1f, x.f32()[1] = -3.0f, x.f32()[2] = 1e-3f;
+  Tensor narrow = cast(x, DType::BF16);
+  ASSERT_EQ(narrow.byteSize(), 6u);
+  Tensor wide = cast(narrow, DType::F32);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(wide.f32()[i], bf16ToFloat(floatToBf16(x.f32()[i])));
+    EXPECT_NEAR(wide.f32()[i], x.f32()[i], std::abs(x.f32()[i]) * 0x1p-8);
+  }
+}
+
 TEST(Kernels, BatchedMatmulBroadcastsAgainstNaiveLoops) {
   Tensor a = random({2, 3, 4, 5}, 1), b = random({3, 5, 6}, 2);
   Tensor c = matmul(a, b);

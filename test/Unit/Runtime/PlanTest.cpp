@@ -190,6 +190,34 @@ TEST(Plan, BindCutsWholeTensors) {
                    "[1, 2] (a shard of [2, 2])");
 }
 
+// A bf16 instruction computes as a GPU kernel does: on widened operands,
+// accumulating in fp32, rounding its result once. x = [1 + 2^-7, 1] and
+// w = [1 + 2^-7, -3 * 2^-8] (bf16 values) give 1 + 2^-8 + 2^-14 in fp32,
+// just above the tie between bf16's 1 and 1 + 2^-7: 1 + 2^-7. Rounding the
+// first product to bf16 first would lose the 2^-14 and give 1 (ties to
+// even); no rounding at all would give 1.0039368.
+TEST(Plan, Bf16InstructionsRoundTheirResultOnce) {
+  ProgramBuilder b(0);
+  int32_t x = b.input("x", plan::DType::BF16, {1, 2});
+  int32_t w = b.weight("w", plan::DType::BF16, {2, 1});
+  int32_t y = b.op(plan::Opcode::Matmul, {x, w}, {1, 1}, plan::DType::BF16,
+                   galvatron::testing::matmulAttrs());
+  b.output(b.op(plan::Opcode::Cast, {y}, {1, 1}, plan::DType::F32), "y");
+  std::vector<uint8_t> bytes = buildPlan({{0}}, {b});
+  std::string error;
+  const plan::Plan *p = verifyPlan(bytes, error);
+  ASSERT_TRUE(p) << error;
+  Tensor xs(DType::BF16, {1, 2}), ws(DType::BF16, {2, 1});
+  xs.set(0, 1 + 0x1p-7), xs.set(1, 1);
+  ws.set(0, 1 + 0x1p-7), ws.set(1, -3 * 0x1p-8);
+  std::map<std::string, Tensor> outputs;
+  RunStats stats;
+  ASSERT_TRUE(runRank(*p, 0, {{"x", xs}}, {{"w", ws}}, outputs, stats, error))
+      << error;
+  EXPECT_EQ(outputs["y"].dtype, DType::F32);
+  EXPECT_EQ(outputs["y"].f32()[0], 1 + 0x1p-7f);
+}
+
 // On one rank, a send to oneself is received later; byte counts name the
 // op and the group.
 TEST(Plan, SendToSelfAndByteCounts) {

@@ -122,6 +122,7 @@ inline Attrs argMaxOver(int32_t a, bool keepdims, bool last) {
 
 inline size_t widthOf(plan::DType d) {
   return d == plan::DType::Bool                           ? 1
+         : d == plan::DType::BF16                         ? 2
          : d == plan::DType::F32 || d == plan::DType::I32 ? 4
                                                           : 8;
 }

@@ -16,7 +16,8 @@ bool readNpy(const std::string &path, Tensor &tensor, std::string &error);
 /// its dtype is an integer one (i4 or i8).
 bool readTokenIds(const std::string &path, Tensor &tokens, std::string &error);
 
-/// Writes `tensor` as .npy (format 1.0), through a temporary file and rename.
+/// Writes `tensor` as .npy (format 1.0), through a temporary file and rename;
+/// bf16 is written as f32 (numpy has no bfloat16).
 bool writeNpy(const std::string &path, const Tensor &tensor,
               std::string &error);
 

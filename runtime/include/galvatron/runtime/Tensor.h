@@ -3,7 +3,9 @@
 // Dense row-major tensors: Tensor owns its bytes, TensorView points at
 // bytes another owns (the executor's arena, the plan's constants). The CPU
 // backend computes in fp32; integers (token ids, labels, indices) are int64 and
-// masks are bool.
+// masks are bool. bf16 tensors (mixed-precision plans) are stored as bf16 and
+// computed on in fp32: kernels widen their operands and round their results
+// once, where a GPU kernel rounds its fp32 accumulators.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,13 +14,31 @@
 
 #include <cassert>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace galvatron::rt {
 
-enum class DType { F32, F64, I64, I32, Bool };
+enum class DType { F32, F64, I64, I32, Bool, BF16 };
+
+/// bfloat16: the top half of an fp32. Narrowing rounds to nearest, ties to
+/// even (as CUDA's __float2bfloat16 and PyTorch do); NaN stays NaN.
+inline float bf16ToFloat(uint16_t bits) {
+  uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &wide, sizeof f);
+  return f;
+}
+inline uint16_t floatToBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((bits >> 16) | 0x40u); // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
 
 /// Keeps memory that tensors free for the next ones instead of returning it
 /// to the system (glibc's malloc otherwise maps each large block anew, and
@@ -67,6 +87,10 @@ template <typename Derived> struct TensorAccess {
   float *f32() { return reinterpret_cast<float *>(self().data()); }
   const float *f32() const {
     return reinterpret_cast<const float *>(self().data());
+  }
+  uint16_t *bf16() { return reinterpret_cast<uint16_t *>(self().data()); }
+  const uint16_t *bf16() const {
+    return reinterpret_cast<const uint16_t *>(self().data());
   }
   int64_t *i64() { return reinterpret_cast<int64_t *>(self().data()); }
   const int64_t *i64() const {
