@@ -12,7 +12,9 @@
 # --reference-run: the full build's galvatron-run; the standalone one must
 #   give the same bytes and losses.
 # Environment: JOBS (ninja -j, default nproc), KEEP_BUILD=1 keeps the build
-# directory (printed), CXX (default g++).
+# directory (printed), CXX (default g++), CUDA (default OFF: the CUDA
+# backend's kernels take minutes to compile and the full build compiles
+# them; CUDA=ON builds them here too).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 make_plans="" reference_run=""
@@ -49,6 +51,7 @@ env -u LLVM_DIR -u MLIR_DIR -u CMAKE_PREFIX_PATH PATH="$clean_path" \
   -DCMAKE_C_COMPILER="${CC:-gcc}" \
   -DCMAKE_IGNORE_PREFIX_PATH="$llvm_prefixes" \
   -DCMAKE_DISABLE_FIND_PACKAGE_LLVM=ON -DCMAKE_DISABLE_FIND_PACKAGE_MLIR=ON \
+  -DGALVATRON_CUDA="${CUDA:-OFF}" \
   --trace-format=json-v1 --trace-redirect="$build/cmake-trace.json" \
   > "$build/configure.log" 2>&1 ||
   { cat "$build/configure.log" >&2; fail "runtime/ does not configure alone"; }

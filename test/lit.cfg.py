@@ -39,6 +39,19 @@ if "address" in getattr(config, "galvatron_sanitizers", ""):
 else:
     config.substitutions.append(("%memory_limit", "ulimit -v 4000000;"))
 
+# The CUDA backend: 'cuda' where this build has it, 'cuda-device' where a
+# device is visible too (tests that need one say REQUIRES: cuda-device and
+# are reported unsupported elsewhere, never passed).
+if getattr(config, "galvatron_have_cuda", "") in ("ON", "1", "TRUE"):
+    config.available_features.add("cuda")
+    import subprocess
+    try:
+        if subprocess.run(["nvidia-smi", "-L"], capture_output=True,
+                          timeout=30).returncode == 0:
+            config.available_features.add("cuda-device")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
 # Multi-rank tests run under MPI (REQUIRES: mpi); %mpirun carries the flags
 # this machine needs (test/CMakeLists.txt).
 if getattr(config, "galvatron_mpirun", ""):

@@ -2,6 +2,7 @@
 
 #include "galvatron/runtime/Driver.h"
 #include "galvatron/Support/FileChecks.h"
+#include "galvatron/runtime/Backend.h"
 #include "galvatron/runtime/CollectiveCheck.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Executor.h"
@@ -139,6 +140,25 @@ void refuseOutputsOverInputs(const Job &job, const std::string &weightsPath,
     fatal(error);
 }
 
+/// --backend, or CUDA where a device is present. Every rank decides
+/// alike for an explicit choice; a rank without a device falls back to the
+/// CPU only when none was asked for.
+std::unique_ptr<Backend> makeBackend(Job &job, const DriverOptions &options) {
+  std::string why, error;
+  if (options.backend != "" && options.backend != "cpu" &&
+      options.backend != "cuda")
+    fatalEverywhere("--backend takes cpu or cuda, not '" + options.backend +
+                    "'");
+  bool cuda = options.backend == "cuda" ||
+              (options.backend.empty() && cudaBackendAvailable(why));
+  std::unique_ptr<Backend> backend =
+      cuda ? createCudaBackend(job.comm, error) : createCpuBackend();
+  if (!backend)
+    fatal("rank " + std::to_string(job.rank) + ": --backend cuda: " + error);
+  job.backend = backend.get();
+  return backend;
+}
+
 } // namespace
 
 int runDriver(const DriverOptions &options) {
@@ -157,6 +177,7 @@ int runDriver(const DriverOptions &options) {
   job.rank = chooseRank(*p, options, job.worldSize);
   job.program = findRankProgram(*p, job.rank);
   std::unique_ptr<Communicator> comm = makeCommunicator(job, options);
+  std::unique_ptr<Backend> backend = makeBackend(job, options);
 
   // Weights: every rank reads them whole; the executor cuts shards.
   std::map<std::string, Tensor> weights;
@@ -178,6 +199,7 @@ int runDriver(const DriverOptions &options) {
   train.rtol = options.rtol;
   int code = train.steps > 0 ? rt::train(job, weights, inputs, train)
                              : forward(job, inputs, weights, options);
+  backend.reset();
   comm.reset();
   return code;
 }

@@ -391,33 +391,20 @@ private:
     using O = plan::Opcode;
     const auto &in = c.in;
     auto &out = c.out;
-    static const std::pair<O, Binary> binaries[] = {
-        {O::Add, Binary::Add}, {O::Sub, Binary::Sub}, {O::Mul, Binary::Mul},
-        {O::Div, Binary::Div}, {O::Pow, Binary::Pow}, {O::Max, Binary::Max},
-        {O::Min, Binary::Min}, {O::And, Binary::And}, {O::Or, Binary::Or}};
-    for (auto [op, kind] : binaries)
-      if (c.inst.opcode() == op) {
-        if (!need(c, 2))
-          return Outcome::Failed;
-        binary(kind, in[0], in[1], out[0]);
-        return Outcome::Done;
-      }
-    static const std::pair<O, Unary> unaries[] = {
-        {O::Neg, Unary::Neg},          {O::Not, Unary::Not},
-        {O::Abs, Unary::Abs},          {O::Exp, Unary::Exp},
-        {O::Log, Unary::Log},          {O::Sqrt, Unary::Sqrt},
-        {O::Rsqrt, Unary::Rsqrt},      {O::Reciprocal, Unary::Reciprocal},
-        {O::Tanh, Unary::Tanh},        {O::Erf, Unary::Erf},
-        {O::Sigmoid, Unary::Sigmoid},  {O::Relu, Unary::Relu},
-        {O::Silu, Unary::Silu},        {O::Gelu, Unary::Gelu},
-        {O::GeluTanh, Unary::GeluTanh}};
-    for (auto [op, kind] : unaries)
-      if (c.inst.opcode() == op) {
-        if (!need(c, 1))
-          return Outcome::Failed;
-        unary(kind, in[0], out[0]);
-        return Outcome::Done;
-      }
+    Binary binaryKind;
+    if (binaryKindOf(c.inst.opcode(), binaryKind)) {
+      if (!need(c, 2))
+        return Outcome::Failed;
+      binary(binaryKind, in[0], in[1], out[0]);
+      return Outcome::Done;
+    }
+    Unary unaryKind;
+    if (unaryKindOf(c.inst.opcode(), unaryKind)) {
+      if (!need(c, 1))
+        return Outcome::Failed;
+      unary(unaryKind, in[0], out[0]);
+      return Outcome::Done;
+    }
     switch (c.inst.opcode()) {
     case O::Compare: {
       static const Binary kinds[] = {Binary::Eq, Binary::Ne, Binary::Lt,

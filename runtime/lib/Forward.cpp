@@ -1,5 +1,6 @@
 //===- Forward.cpp - run a forward plan and check its outputs -------------===//
 
+#include "galvatron/runtime/Backend.h"
 #include "galvatron/runtime/Driver.h"
 #include "galvatron/runtime/Executor.h"
 #include "galvatron/runtime/Npy.h"
@@ -68,8 +69,8 @@ int forward(const Job &job, const std::map<std::string, Tensor> &inputs,
   RunStats runStats;
   TraceWriter trace(job);
   int64_t startUs = nowUs();
-  if (!runRank(*job.plan, job.rank, inputs, weights, outputs, runStats, error,
-               {job.comm, trace.enabled()}))
+  if (!job.backend->run(*job.plan, job.rank, inputs, weights, outputs, runStats,
+                        error, {job.comm, trace.enabled()}))
     fatal(error);
   trace.addStep(1, startUs, nowUs(), runStats);
   trace.write();

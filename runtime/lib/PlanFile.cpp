@@ -87,6 +87,35 @@ Shape shapeOf(const plan::Tensor &tensor) {
   return Shape(tensor.shape()->begin(), tensor.shape()->end());
 }
 
+bool binaryKindOf(plan::Opcode opcode, Binary &kind) {
+  using O = plan::Opcode;
+  static const std::pair<O, Binary> binaries[] = {
+      {O::Add, Binary::Add}, {O::Sub, Binary::Sub}, {O::Mul, Binary::Mul},
+      {O::Div, Binary::Div}, {O::Pow, Binary::Pow}, {O::Max, Binary::Max},
+      {O::Min, Binary::Min}, {O::And, Binary::And}, {O::Or, Binary::Or}};
+  for (auto [op, k] : binaries)
+    if (opcode == op)
+      return kind = k, true;
+  return false;
+}
+
+bool unaryKindOf(plan::Opcode opcode, Unary &kind) {
+  using O = plan::Opcode;
+  static const std::pair<O, Unary> unaries[] = {
+      {O::Neg, Unary::Neg},          {O::Not, Unary::Not},
+      {O::Abs, Unary::Abs},          {O::Exp, Unary::Exp},
+      {O::Log, Unary::Log},          {O::Sqrt, Unary::Sqrt},
+      {O::Rsqrt, Unary::Rsqrt},      {O::Reciprocal, Unary::Reciprocal},
+      {O::Tanh, Unary::Tanh},        {O::Erf, Unary::Erf},
+      {O::Sigmoid, Unary::Sigmoid},  {O::Relu, Unary::Relu},
+      {O::Silu, Unary::Silu},        {O::Gelu, Unary::Gelu},
+      {O::GeluTanh, Unary::GeluTanh}};
+  for (auto [op, k] : unaries)
+    if (opcode == op)
+      return kind = k, true;
+  return false;
+}
+
 bool isCommunication(plan::Opcode opcode) {
   using O = plan::Opcode;
   switch (opcode) {

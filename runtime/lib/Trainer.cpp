@@ -1,6 +1,8 @@
 //===- Trainer.cpp - train a @train_step plan -----------------------------===//
 
 #include "galvatron/runtime/Trainer.h"
+
+#include "galvatron/runtime/Backend.h"
 #include "galvatron/runtime/Checkpoint.h"
 #include "galvatron/runtime/Comm.h"
 #include "galvatron/runtime/Executor.h"
@@ -154,6 +156,7 @@ private:
   void report(int step, double loss, double lr, double ms,
               const RunStats &stats);
   void save(int step);
+  void fetchState();
   int checkLosses() const;
 
   const Job &job;
@@ -408,8 +411,8 @@ void Trainer::runStep(int step) {
   std::string error;
   auto start = std::chrono::steady_clock::now();
   int64_t startUs = nowUs();
-  if (!runRank(*job.plan, job.rank, inputs, weights, outputs, stats, error,
-               {job.comm, trace.wants(), &inputs}))
+  if (!job.backend->run(*job.plan, job.rank, inputs, weights, outputs, stats,
+                        error, {job.comm, trace.wants(), &inputs}))
     fatal(error);
   for (StateInput &s : state)
     s.value = std::move(inputs.at(s.name));
@@ -466,6 +469,20 @@ void Trainer::report(int step, double loss, double lr, double ms,
     logFailed();
 }
 
+/// The state as the backend last left it (a device backend keeps it where
+/// it computes).
+void Trainer::fetchState() {
+  std::map<std::string, Tensor> lent;
+  for (StateInput &s : state)
+    lent[s.name] = std::move(s.value);
+  std::string error;
+  bool ok = job.backend->fetchState(lent, error);
+  for (StateInput &s : state)
+    s.value = std::move(lent.at(s.name));
+  if (!ok)
+    fatal("rank " + std::to_string(job.rank) + ": " + error);
+}
+
 /// One checkpoint, as one rank writes it: rank 0 gathers the shards.
 void Trainer::save(int step) {
   // Gathered by label, each rank finding the input of that role and
@@ -476,6 +493,7 @@ void Trainer::save(int step) {
     keys[key.label()] = key;
     labels.push_back(key.label());
   }
+  fetchState();
   std::map<std::string, Tensor> mine;
   for (const StateInput &s : state)
     mine[s.key.label()] = s.value;

@@ -35,7 +35,8 @@ void usage() {
   std::cerr << "usage: [mpirun -np N] galvatron-run plan.bin --input "
                "[NAME=]x.npy ... [--output [NAME=]y.npy] [--expect "
                "[NAME=]ref.npy [--rtol X]] [--weights W.safetensors] [--rank "
-               "R] [--stats] [--comm-timeout S] [--trace DIR]\n"
+               "R] [--stats] [--backend cpu|cuda] [--comm-timeout S] [--trace "
+               "DIR]\n"
                "       [mpirun -np N] galvatron-run train.bin --steps N "
                "[--data tokens.npy | --input ids=x.npy] [--lr X] [--warmup W] "
                "[--cosine] [--min-lr X] [--log metrics.jsonl] "
@@ -47,7 +48,10 @@ void usage() {
                "and CRC-32s), D/latest names the newest; --keep N keeps the "
                "newest N (default 0: all)\n"
                "  --resume D: D/latest's checkpoint, or a step directory; its "
-               "manifest is verified first\n";
+               "manifest is verified first\n"
+               "  --backend: where the program runs (both modes): cpu, or cuda "
+               "(NCCL between ranks, one device per rank); the default is cuda "
+               "where a device is present\n";
   rt::mpi::finalize();
   std::exit(2);
 }
@@ -131,6 +135,8 @@ rt::DriverOptions parseFlags(int argc, char **argv) {
       options.chosenRank = parseCount(arg, value());
     else if (arg == "--stats")
       options.stats = true;
+    else if (arg == "--backend")
+      options.backend = value();
     else if (arg == "--comm-timeout")
       options.commTimeout = parseReal(arg, value());
     else if (arg == "--trace")

@@ -31,6 +31,8 @@ struct DriverOptions {
   /// --rank R: run one rank's program alone (debugging); -1 under mpirun.
   int chosenRank = -1;
   bool stats = false;
+  /// --backend: "cpu", "cuda", or empty: CUDA where a device is present.
+  std::string backend;
   std::string traceDir;
   int traceSteps = 20;
   /// Training runs when `train.steps` > 0.

@@ -22,6 +22,7 @@
 
 namespace galvatron::rt {
 
+class Backend;
 class Communicator;
 
 /// What every rank of the job shares.
@@ -33,6 +34,8 @@ struct Job {
   /// Processes in the job: 1 without mpirun.
   int worldSize = 1;
   Communicator *comm = nullptr;
+  /// Where the rank's program runs (--backend).
+  Backend *backend = nullptr;
   /// --trace DIR, and the job's clock origin (rank 0's start) in µs.
   std::string traceDir;
   int64_t traceOriginUs = 0;

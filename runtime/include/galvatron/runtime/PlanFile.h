@@ -3,6 +3,7 @@
 #ifndef GALVATRON_RUNTIME_PLANFILE_H
 #define GALVATRON_RUNTIME_PLANFILE_H
 
+#include "galvatron/runtime/Kernels.h"
 #include "galvatron/runtime/Tensor.h"
 #include "galvatron/runtime/plan_generated.h"
 
@@ -30,6 +31,11 @@ Shape shapeOf(const plan::Tensor &tensor);
 
 /// Whether `opcode` communicates (its attributes name a device group).
 bool isCommunication(plan::Opcode opcode);
+
+/// The elementwise kind a binary (Add .. Or) or unary (Neg .. GeluTanh)
+/// opcode computes, for every backend's dispatch; false for other opcodes.
+bool binaryKindOf(plan::Opcode opcode, Binary &kind);
+bool unaryKindOf(plan::Opcode opcode, Unary &kind);
 
 /// The attribute table `opcode` carries (NONE: it takes no attributes).
 plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode);
