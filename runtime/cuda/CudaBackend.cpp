@@ -3,10 +3,16 @@
 // The device holds what the CPU executor holds in host memory: one arena of
 // the plan's size (plain cudaMalloc, no managed memory), the plan's
 // constants, the weights, and the training state, uploaded once and kept:
-// each run uploads only the data inputs, runs every instruction on one
-// stream (kernels in DeviceKernels.h, products through cuBLASLt,
-// collectives through NCCL), copies each fed-back output into its state
+// each run uploads only the data inputs, runs the computations on one
+// stream (kernels in DeviceKernels.h, products through cuBLASLt) and the
+// collectives on another (NCCL), copies each fed-back output into its state
 // input on the device and downloads the other outputs.
+//
+// A collective overlaps the computations after it until one of them reads
+// its result or writes memory it reads or writes (the memory planner reuses
+// a buffer once its last reader is issued): that computation waits for it.
+// So gradient all-reduces run beside the rest of the backward pass and a
+// ZeRO-3 gather beside the layer before, as far as the schedule allows.
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,6 +51,12 @@ struct DeviceBuffer {
   }
 };
 
+/// The bytes a view covers.
+std::pair<const char *, const char *> rangeOf(const DeviceView &v) {
+  const char *begin = static_cast<const char *>(v.data);
+  return {begin, begin + v.byteSize()};
+}
+
 std::string cudaWhy(const std::string &what, cudaError_t e) {
   return what + ": " + cudaGetErrorString(e);
 }
@@ -64,8 +76,11 @@ public:
   CudaBackend(Communicator *host, int device) : host(host), device(device) {}
   ~CudaBackend() override {
     nccl.reset();
-    if (stream)
-      cudaStreamDestroy(stream);
+    for (cudaEvent_t e : events)
+      cudaEventDestroy(e);
+    for (cudaStream_t s : {stream, commStream})
+      if (s)
+        cudaStreamDestroy(s);
   }
   const char *name() const override { return "cuda"; }
 
@@ -89,12 +104,26 @@ private:
   bool communicate(const plan::Instruction &inst, std::vector<DeviceView> &in,
                    std::vector<DeviceView> &out, std::string &error);
   bool feedBack(RunStats &stats, std::string &error);
+  /// Makes the compute stream wait for the collectives in flight that
+  /// `in` and `out` conflict with (all of them when `all`).
+  void waitForCollectives(const std::vector<DeviceView> &in,
+                          const std::vector<DeviceView> &out, bool all);
+  cudaEvent_t nextEvent();
 
   Communicator *host;
   int device;
   const plan::Plan *plan = nullptr;
   const plan::RankProgram *program = nullptr;
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream = nullptr, commStream = nullptr;
+  /// A collective in flight: what it reads and writes, and its end.
+  struct InFlight {
+    cudaEvent_t done;
+    std::vector<std::pair<const char *, const char *>> reads, writes;
+  };
+  std::vector<InFlight> inFlight;
+  /// Events reused from run to run (one per collective).
+  std::vector<cudaEvent_t> events;
+  size_t eventsUsed = 0;
   DeviceBuffer arena, constants;
   /// Inputs and weights on the device, by tensor index.
   std::map<int32_t, DeviceBuffer> bound;
@@ -116,8 +145,9 @@ bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
            false;
   if (cudaError_t e = cudaSetDevice(device))
     return error = cudaWhy("cudaSetDevice", e), false;
-  if (cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking))
-    return error = cudaWhy("cudaStreamCreate", e), false;
+  for (cudaStream_t *s : {&stream, &commStream})
+    if (cudaError_t e = cudaStreamCreateWithFlags(s, cudaStreamNonBlocking))
+      return error = cudaWhy("cudaStreamCreate", e), false;
   if (cudaError_t e = arena.allocate(program->arena_bytes()))
     return error = cudaWhy("allocating the arena", e), false;
   size_t constantBytes = p.constants() ? p.constants()->size() : 0;
@@ -133,7 +163,7 @@ bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
     local = createLocalCommunicator(planGroups(p), rank);
     comm = local.get();
   }
-  nccl = cuda::NcclComm::create(p, rank, *comm, stream, error);
+  nccl = cuda::NcclComm::create(p, rank, *comm, commStream, error);
   if (!nccl)
     return false;
   views.resize(program->tensors()->size());
@@ -228,13 +258,27 @@ bool CudaBackend::run(const plan::Plan &p, int rank,
     return fail(error);
   stats.arenaBytes = program->arena_bytes();
   stats.highWaterBytes = program->arena_bytes();
+  eventsUsed = 0;
+  cudaMemPool_t pool = nullptr;
+  cudaDeviceGetDefaultMemPool(&pool, device);
+  uint64_t zero = 0;
+  if (pool)
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
   for (size_t i = 0; i < program->instructions()->size(); ++i)
     if (!execute(i, *program->instructions()->Get(i), error))
       return fail(error);
+  waitForCollectives({}, {}, true);
   if (options.state && !feedBack(stats, error))
     return fail(error);
   if (!nccl->flush(error))
     return fail(error);
+  // The downloads below go through the default stream, which does not wait
+  // for non-blocking streams.
+  if (cudaError_t e = cudaStreamSynchronize(stream))
+    return fail(cudaWhy("running the program", e));
+  if (pool)
+    cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh,
+                            &stats.scratchBytes);
   stats.commBytes = nccl->takeByteCounts();
   for (int32_t index : *program->outputs()) {
     const plan::Tensor &t = *program->tensors()->Get(index);
@@ -290,6 +334,42 @@ bool CudaBackend::fetchState(std::map<std::string, Tensor> &state,
   return true;
 }
 
+cudaEvent_t CudaBackend::nextEvent() {
+  if (eventsUsed == events.size()) {
+    cudaEvent_t e;
+    cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+    events.push_back(e);
+  }
+  return events[eventsUsed++];
+}
+
+void CudaBackend::waitForCollectives(const std::vector<DeviceView> &in,
+                                     const std::vector<DeviceView> &out,
+                                     bool all) {
+  auto overlaps =
+      [](const std::vector<std::pair<const char *, const char *>> &ranges,
+         const DeviceView &v) {
+        auto [begin, end] = rangeOf(v);
+        for (auto [b, e] : ranges)
+          if (begin < e && b < end)
+            return true;
+        return false;
+      };
+  std::vector<InFlight> still;
+  for (InFlight &flight : inFlight) {
+    bool conflict = all;
+    for (const DeviceView &v : in)
+      conflict |= overlaps(flight.writes, v);
+    for (const DeviceView &v : out)
+      conflict |= overlaps(flight.writes, v) || overlaps(flight.reads, v);
+    if (conflict)
+      cudaStreamWaitEvent(stream, flight.done, 0);
+    else
+      still.push_back(std::move(flight));
+  }
+  inFlight.swap(still);
+}
+
 bool CudaBackend::execute(size_t index, const plan::Instruction &inst,
                           std::string &error) {
   std::vector<DeviceView> in, out;
@@ -302,9 +382,25 @@ bool CudaBackend::execute(size_t index, const plan::Instruction &inst,
              false;
     out.push_back(views[t]);
   }
-  bool ok = isCommunication(inst.opcode())
-                ? communicate(inst, in, out, error)
-                : cuda::dispatch(inst, in, out, stream, error);
+  bool ok;
+  if (isCommunication(inst.opcode())) {
+    // After everything computed so far (its input, and readers of the
+    // memory it writes), beside what is computed next.
+    cudaEvent_t ready = nextEvent();
+    cudaEventRecord(ready, stream);
+    cudaStreamWaitEvent(commStream, ready, 0);
+    ok = communicate(inst, in, out, error);
+    InFlight flight{nextEvent(), {}, {}};
+    cudaEventRecord(flight.done, commStream);
+    for (const DeviceView &v : in)
+      flight.reads.push_back(rangeOf(v));
+    for (const DeviceView &v : out)
+      flight.writes.push_back(rangeOf(v));
+    inFlight.push_back(std::move(flight));
+  } else {
+    waitForCollectives(in, out, false);
+    ok = cuda::dispatch(inst, in, out, stream, error);
+  }
   if (!ok)
     error = "instruction " + std::to_string(index) + " (" +
             plan::EnumNameOpcode(inst.opcode()) + "): " + error;
@@ -343,8 +439,8 @@ bool CudaBackend::communicate(const plan::Instruction &inst,
       return false;
     // The output passes the input on, or is a token of zeros.
     if (out[0].byteSize() == in[0].byteSize() && out[0].dtype == in[0].dtype)
-      return cuda::copy(in[0], out[0], stream) == cudaSuccess;
-    return cudaMemsetAsync(out[0].data, 0, out[0].byteSize(), stream) ==
+      return cuda::copy(in[0], out[0], commStream) == cudaSuccess;
+    return cudaMemsetAsync(out[0].data, 0, out[0].byteSize(), commStream) ==
            cudaSuccess;
   case O::Recv:
     return nccl->recv(g, inst.attrs_as_PeerAttrs()->peer(), out[0], error);

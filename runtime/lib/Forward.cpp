@@ -98,7 +98,12 @@ int forward(const Job &job, const std::map<std::string, Tensor> &inputs,
   if (options.stats)
     std::cout << "arena " << runStats.arenaBytes << " bytes (plan), high water "
               << runStats.highWaterBytes << " bytes (measured), peak live "
-              << runStats.peakLiveBytes << " bytes\n";
+              << runStats.peakLiveBytes << " bytes"
+              << (runStats.scratchBytes
+                      ? ", device scratch " +
+                            std::to_string(runStats.scratchBytes) + " bytes"
+                      : std::string())
+              << "\n";
   bool allPass = true;
   for (size_t i = 0; i < options.expectSpecs.size(); ++i) {
     auto [name, file] = splitSpec(options.expectSpecs[i], i, outputNames);

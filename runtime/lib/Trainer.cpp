@@ -458,12 +458,13 @@ void Trainer::report(int step, double loss, double lr, double ms,
                "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
                "\"peak_rss_mb\": %.1f, \"arena_bytes\": %llu, "
                "\"bound_bytes\": %llu, \"tensor_bytes\": %llu, "
-               "\"comm_bytes\": %s}\n",
+               "\"scratch_bytes\": %llu, \"comm_bytes\": %s}\n",
                step, loss, lr, tokensPerSecond, ms, peakRssMb(),
                static_cast<unsigned long long>(stats.arenaBytes),
                static_cast<unsigned long long>(stats.boundBytes),
                static_cast<unsigned long long>(stats.boundBytes) +
                    stats.peakLiveBytes,
+               static_cast<unsigned long long>(stats.scratchBytes),
                commBytesJson(stats.commBytes).c_str());
   if (std::fflush(log) != 0 || std::ferror(log))
     logFailed();

@@ -37,6 +37,10 @@ struct RunStats {
   /// or as cut to this rank's shard): with peakLiveBytes, what this rank's
   /// tensors took at their peak.
   uint64_t boundBytes = 0;
+  /// Device memory a backend took beside the arena at its most during the
+  /// run (CUDA: the stream-ordered scratch of collectives, sends and the
+  /// attention and loss kernels); 0 on the CPU.
+  uint64_t scratchBytes = 0;
   /// Bytes this rank handed to each collective in the run, keyed
   /// "all_reduce:0,1" (Communicator::takeByteCounts).
   std::map<std::string, uint64_t> commBytes;
