@@ -40,8 +40,29 @@ void copyGalvAttrs(Operation *from, Operation *to) {
       to->setAttr(attr.getName(), attr.getValue());
 }
 
-/// `v` converted to `element` before `user`.
-Value convert(OpBuilder &b, Value v, Type element, Operation *user) {
+/// Replicates already made to carry bf16 (one per original).
+using NarrowedReplicates = DenseMap<Operation *, Value>;
+
+/// `v` converted to `element` before `user`. A narrowing of Megatron's `f`
+/// (galv.replicate, an identity whose gradient is all-reduced) narrows its
+/// input instead, once, so that the all-reduce moves bf16 as Megatron's
+/// does.
+Value convert(OpBuilder &b, Value v, Type element, Operation *user,
+              NarrowedReplicates &narrowed) {
+  auto replicate = v.getDefiningOp<ReplicateOp>();
+  if (replicate && element.isBF16()) {
+    Value &done = narrowed[replicate];
+    if (!done) {
+      Value input =
+          convert(b, replicate.getInput(), element, replicate, narrowed);
+      b.setInsertionPoint(replicate);
+      auto copy = ReplicateOp::create(b, replicate.getLoc(), input,
+                                      replicate.getGroup());
+      copyGalvAttrs(replicate, copy);
+      done = copy;
+    }
+    return done;
+  }
   b.setInsertionPoint(user);
   auto cast = CastOp::create(b, user->getLoc(), withElement(v, element), v);
   copyGalvAttrs(user, cast);
@@ -71,7 +92,7 @@ Type computeType(Operation *op, SmallVectorImpl<unsigned> &converted) {
   return anyF32 ? Type(b.getF32Type()) : Type(b.getBF16Type());
 }
 
-void autocastOp(OpBuilder &b, Operation *op) {
+void autocastOp(OpBuilder &b, Operation *op, NarrowedReplicates &narrowed) {
   SmallVector<unsigned> converted;
   Type element = computeType(op, converted);
   if (!element)
@@ -79,7 +100,7 @@ void autocastOp(OpBuilder &b, Operation *op) {
   for (unsigned index : converted) {
     Value v = op->getOperand(index);
     if (getElementTypeOrSelf(v.getType()) != element)
-      op->setOperand(index, convert(b, v, element, op));
+      op->setOperand(index, convert(b, v, element, op, narrowed));
   }
   for (OpResult result : op->getResults())
     if (isAutocastFloat(result))
@@ -114,8 +135,13 @@ struct AutocastPass : galv::impl::AutocastBase<AutocastPass> {
         if (isa<GalvDialect>(op->getDialect()) && !isa<CastOp>(op))
           ops.push_back(op);
       });
+      NarrowedReplicates narrowed;
       for (Operation *op : ops)
-        autocastOp(b, op);
+        autocastOp(b, op, narrowed);
+      // An f32 replicate whose every reader took the bf16 one is gone.
+      for (auto [replicate, copy] : narrowed)
+        if (replicate->use_empty())
+          replicate->erase();
       restoreReturnTypes(b, function);
     }
   }

@@ -52,3 +52,21 @@ func.func @untouched(%table: tensor<8x4xf32>, %ids: tensor<2xi64>) -> tensor<2x4
   %e = galv.embedding %table[%ids] : tensor<8x4xf32>, tensor<2xi64> -> tensor<2x4xf32>
   return %e : tensor<2x4xf32>
 }
+
+// Megatron's f before two column-parallel linears: its input is narrowed
+// once and one bf16 replicate feeds both, so that its gradient all-reduce
+// moves bf16.
+// CHECK-LABEL: func.func @replicated(
+// CHECK-NOT: galv.replicate %arg0
+// CHECK: %[[N:.*]] = galv.cast %arg0 : tensor<2x8x16xf32> -> tensor<2x8x16xbf16>
+// CHECK: %[[R:.*]] = galv.replicate %[[N]] group = <size = 2, stride = 1> : tensor<2x8x16xbf16>
+// CHECK: galv.linear %[[R]], %{{.*}} : tensor<2x8x16xbf16>, tensor<8x16xbf16> -> tensor<2x8x8xbf16>
+// CHECK-NOT: galv.replicate
+// CHECK: galv.linear %[[R]], %{{.*}} : tensor<2x8x16xbf16>, tensor<8x16xbf16> -> tensor<2x8x8xbf16>
+// CHECK-NOT: galv.replicate
+func.func @replicated(%x: tensor<2x8x16xf32>, %w1: tensor<8x16xf32>, %w2: tensor<8x16xf32>) -> (tensor<2x8x8xf32>, tensor<2x8x8xf32>) {
+  %r = galv.replicate %x group = <size = 2, stride = 1> : tensor<2x8x16xf32>
+  %a = galv.linear %r, %w1 : tensor<2x8x16xf32>, tensor<8x16xf32> -> tensor<2x8x8xf32>
+  %b = galv.linear %r, %w2 : tensor<2x8x16xf32>, tensor<8x16xf32> -> tensor<2x8x8xf32>
+  return %a, %b : tensor<2x8x8xf32>, tensor<2x8x8xf32>
+}
