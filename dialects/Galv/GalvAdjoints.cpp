@@ -143,6 +143,44 @@ GALV_GRADIENT_RULE(RmsNormGradOp)
 GALV_GRADIENT_RULE(GeluGradOp)
 #undef GALV_GRADIENT_RULE
 
+/// The sum's adjoint is what its readers give plus the norm's input
+/// gradient; both addends take it whole.
+LogicalResult AddNormOp::buildAdjoint(AdjointBuilder &ab,
+                                      ArrayRef<Value> grads) {
+  Value gSum = grads.size() > 0 ? grads[0] : Value();
+  Value gResult = grads.size() > 1 ? grads[1] : Value();
+  AddNormOp op = *this;
+  Value scale = op.getScale(), bias = op.getBias();
+  Value dsum = gSum;
+  if (gResult) {
+    if (!ab.fusedBackward)
+      return ab.refuse(*this, "its norm differentiates with the fused "
+                              "gradient ops only (fused-backward=true), or "
+                              "leave it apart (fuse-norms=false)");
+    RankedTensorType x = ab.typeOf(op.getSum()), st = ab.typeOf(scale);
+    Value dx;
+    if (op.getRms()) {
+      auto grad = RmsNormGradOp::create(ab.b, ab.loc, x, st, op.getSum(), scale,
+                                        gResult, op.getEpsilonAttr());
+      dx = grad.getDinput();
+      ab.accumulate(scale, grad.getDscale());
+    } else {
+      auto grad = LayerNormGradOp::create(ab.b, ab.loc, x, st, st, op.getSum(),
+                                          scale, gResult, op.getEpsilonAttr());
+      dx = grad.getDinput();
+      ab.accumulate(scale, grad.getDscale());
+      if (bias && ab.needs(bias))
+        ab.accumulate(bias, grad.getDbias());
+    }
+    dsum = dsum ? ab.add(dsum, dx) : dx;
+  }
+  if (!dsum)
+    return success();
+  ab.accumulate(op.getInput(), dsum);
+  ab.accumulate(op.getResidual(), dsum);
+  return success();
+}
+
 LogicalResult AddOp::buildAdjoint(AdjointBuilder &ab, ArrayRef<Value> grads) {
   Value g = grads.empty() ? Value() : grads[0];
   ab.accumulate((*this)->getOperand(0),

@@ -143,6 +143,8 @@ OpCost SoftmaxOp::getCost() { return perInputElement(*this, 5); }
 // Mean, centre, square, mean, scale and shift per element.
 OpCost LayerNormOp::getCost() { return perInputElement(*this, 8); }
 OpCost RmsNormOp::getCost() { return perInputElement(*this, 5); }
+// The add, then the norm of the sum.
+OpCost AddNormOp::getCost() { return perInputElement(*this, getRms() ? 6 : 9); }
 // Two products and a sum per element.
 OpCost RotaryOp::getCost() { return perInputElement(*this, 3); }
 // Softmax of the logits, then the picked log-probability.

@@ -546,6 +546,15 @@ LogicalResult LayerNormOp::verify() {
 
 LogicalResult RmsNormOp::verify() { return verifyNorm(*this); }
 
+LogicalResult AddNormOp::verify() {
+  if (getRms() && getBias())
+    return emitOpError() << "an RMS norm takes no bias";
+  if (getBias() && failed(verifyNormWeight(*this, "bias", getInput().getType(),
+                                           getBias().getType())))
+    return failure();
+  return verifyNorm(*this);
+}
+
 //===----------------------------------------------------------------------===//
 // Transformer ops
 //===----------------------------------------------------------------------===//

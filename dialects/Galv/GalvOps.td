@@ -506,6 +506,36 @@ def Galv_RmsNormOp : Galv_ComputeOp<"rms_norm",
   let hasVerifier = 1;
 }
 
+def Galv_AddNormOp : Galv_ComputeOp<"add_norm",
+    [Pure, AllTypesMatch<["input", "residual", "sum", "result"]>]> {
+  let summary = "a residual add fused with the norm that reads it";
+  let description = [{
+    `sum = input + residual`, then `result` = the layer norm of `sum` with
+    `scale` and the optional `bias` (or, with `rms`, its RMS norm with
+    `scale`), in one pass over each row: the sum is read once instead of
+    written by one kernel and read back by the next. galv-fuse-residual-norm
+    makes it of a `galv.add` whose result a norm reads, once partitioning
+    and autodiff are done; its adjoint is the two ops' (the norm's fused
+    gradient op, and the sum's adjoint to both addends), and partitioning
+    refuses it (partition the add and the norm).
+
+    ```mlir
+    %s, %y = galv.add_norm %x, %r, %g, %b eps = 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>, tensor<64xf32>
+    %s2, %y2 = galv.add_norm %x, %r, %g rms eps = 1.0e-06 : tensor<2x8x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Galv_FloatTensor:$input, Galv_FloatTensor:$residual,
+                       Galv_FloatTensor:$scale,
+                       Optional<Galv_FloatTensor>:$bias, UnitAttr:$rms,
+                       F64Attr:$epsilon);
+  let results = (outs Galv_FloatTensor:$sum, Galv_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $residual `,` $scale (`,` $bias^)? (`rms` $rms^)? `eps` `=`
+    $epsilon attr-dict `:` type($input) `,` type($scale) (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Transformer ops
 //===----------------------------------------------------------------------===//

@@ -147,6 +147,12 @@ static LogicalResult refuseBackwardOnly(Operation *op, PartitionState &s) {
                         "galv-autodiff builds after partitioning");
 }
 
+static LogicalResult refuseFusedLate(Operation *op, PartitionState &s) {
+  return s.fail(op, "'" + op->getName().getStringRef() +
+                        "' is made by a fusion pass after partitioning; "
+                        "partition the add and the norm it fuses");
+}
+
 #define GALV_REFUSED_RULE(Op, refusal)                                         \
   LogicalResult Op::partition(PartitionState &s, const Axes &) {               \
     return refusal(*this, s);                                                  \
@@ -165,6 +171,7 @@ GALV_REFUSED_RULE(LayerNormGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(RmsNormGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(GeluGradOp, refuseBackwardOnly)
 GALV_REFUSED_RULE(AttentionGradOp, refuseBackwardOnly)
+GALV_REFUSED_RULE(AddNormOp, refuseFusedLate)
 #undef GALV_REFUSED_RULE
 
 //===----------------------------------------------------------------------===//

@@ -341,6 +341,11 @@ LogicalResult RmsNormOp::lowerToPlan(PlanInstruction &instruction) {
   return lowered(instruction, O::RmsNorm, normAttrs(getEpsilon()));
 }
 
+LogicalResult AddNormOp::lowerToPlan(PlanInstruction &instruction) {
+  return lowered(instruction, getRms() ? O::AddRmsNorm : O::AddLayerNorm,
+                 normAttrs(getEpsilon()));
+}
+
 LogicalResult LayerNormGradOp::lowerToPlan(PlanInstruction &instruction) {
   return lowered(instruction, O::LayerNormGrad, normAttrs(getEpsilon()));
 }

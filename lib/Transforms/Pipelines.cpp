@@ -55,6 +55,8 @@ void mlir::galv::buildInferencePipeline(
     pm.addPass(createAutocast());
     pm.addPass(createCSEPass());
   }
+  if (options.fuseNorms)
+    pm.addPass(createFuseResidualNorm());
   buildPlanPipeline(pm, "forward");
 }
 
@@ -89,5 +91,7 @@ void mlir::galv::buildTrainingPipeline(OpPassManager &pm,
   pm.addPass(createCSEPass());
   if (options.foldTransposes)
     pm.addPass(createFoldTransposes());
+  if (options.fuseNorms)
+    pm.addPass(createFuseResidualNorm());
   buildPlanPipeline(pm, "train_step");
 }

@@ -94,6 +94,8 @@ const char *kernelClass(plan::Opcode opcode) {
   case O::LogSoftmax:
   case O::LayerNorm:
   case O::RmsNorm:
+  case O::AddLayerNorm:
+  case O::AddRmsNorm:
   case O::Rotary:
     return "normalisation";
   case O::LayerNormGrad:

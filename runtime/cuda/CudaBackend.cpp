@@ -115,6 +115,11 @@ private:
   const plan::Plan *plan = nullptr;
   const plan::RankProgram *program = nullptr;
   cudaStream_t stream = nullptr, commStream = nullptr;
+  /// prepare() ran (and succeeded).
+  bool started = false, ready = false;
+  /// GALVATRON_CUDA_SYNC=1: wait for each instruction and check it, so that
+  /// a fault is reported at the instruction that made it.
+  bool syncEach = false;
   /// A collective in flight: what it reads and writes, and its end.
   struct InFlight {
     cudaEvent_t done;
@@ -134,10 +139,14 @@ private:
 };
 
 bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
-  if (program)
+  if (ready)
     return plan == &p && program->rank() == rank
                ? true
                : (error = "the CUDA backend runs one plan and rank", false);
+  if (started)
+    return error = "the CUDA backend did not start (see its first error)",
+           false;
+  started = true;
   plan = &p;
   program = findRankProgram(p, rank);
   if (!program)
@@ -175,6 +184,16 @@ bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
     else if (t.storage() == plan::Storage::Constant)
       views[i].data = static_cast<char *>(constants.data) + t.offset();
   }
+  // Scratch (collectives, attention statistics) stays in the pool between
+  // steps instead of going back to the driver at each synchronisation.
+  cudaMemPool_t pool = nullptr;
+  if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+    uint64_t keep = UINT64_MAX;
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+  }
+  const char *sync = std::getenv("GALVATRON_CUDA_SYNC");
+  syncEach = sync && *sync && std::string(sync) != "0";
+  ready = true;
   return true;
 }
 
@@ -208,7 +227,9 @@ bool CudaBackend::upload(int32_t index, const Tensor &given, const char *what,
                           cudaMemcpyHostToDevice, stream))
     return error = cudaWhy("uploading an input", e), false;
   // The host tensor (`piece`) must outlive the copy.
-  return cudaStreamSynchronize(stream) == cudaSuccess;
+  if (cudaError_t e = cudaStreamSynchronize(stream))
+    return error = cudaWhy("uploading an input", e), false;
+  return true;
 }
 
 bool CudaBackend::bind(const std::map<std::string, Tensor> &inputs,
@@ -401,6 +422,11 @@ bool CudaBackend::execute(size_t index, const plan::Instruction &inst,
     waitForCollectives(in, out, false);
     ok = cuda::dispatch(inst, in, out, stream, error);
   }
+  if (ok && syncEach)
+    if (cudaError_t e = cudaDeviceSynchronize()) {
+      error = cudaWhy("running it", e);
+      ok = false;
+    }
   if (!ok)
     error = "instruction " + std::to_string(index) + " (" +
             plan::EnumNameOpcode(inst.opcode()) + "): " + error;

@@ -89,6 +89,12 @@ cudaError_t layerNorm(const DeviceView &x, const DeviceView &scale,
                       cudaStream_t stream);
 cudaError_t rmsNorm(const DeviceView &x, const DeviceView &scale, double eps,
                     DeviceView &out, cudaStream_t stream);
+/// galv.add_norm: sum = x + residual, and its layer norm (RMS norm with
+/// `rms`).
+cudaError_t addNorm(const DeviceView &x, const DeviceView &residual,
+                    const DeviceView &scale, const DeviceView *bias, bool rms,
+                    double eps, DeviceView &sum, DeviceView &out,
+                    cudaStream_t stream);
 cudaError_t layerNormGrad(const DeviceView &x, const DeviceView &scale,
                           const DeviceView &dy, double eps, DeviceView &dx,
                           DeviceView &dscale, DeviceView &dbias,

@@ -126,6 +126,11 @@ Outcome rows(const plan::Instruction &inst, std::vector<DeviceView> &in,
   case O::RmsNorm:
     return {true,
             rmsNorm(in[0], in[1], inst.attrs_as_NormAttrs()->eps(), out[0], s)};
+  case O::AddLayerNorm:
+  case O::AddRmsNorm:
+    return {true, addNorm(in[0], in[1], in[2], in.size() > 3 ? &in[3] : nullptr,
+                          inst.opcode() == O::AddRmsNorm,
+                          inst.attrs_as_NormAttrs()->eps(), out[0], out[1], s)};
   case O::Rotary:
     return {true,
             rotary(in[0], in[1], in[2],

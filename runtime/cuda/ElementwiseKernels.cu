@@ -59,12 +59,9 @@ __device__ int64_t applyInt(Binary kind, int64_t m, int64_t n) {
     return m * n;
   case Binary::Div:
     return n ? m / n : 0;
-  case Binary::Pow: {
-    int64_t r = 1;
-    for (int64_t e = 0; e < n; ++e)
-      r *= m;
-    return r;
-  }
+  case Binary::Pow: // as the CPU: through double, truncated
+    return static_cast<int64_t>(
+        pow(static_cast<double>(m), static_cast<double>(n)));
   case Binary::Max:
     return m > n ? m : n;
   case Binary::Min:
@@ -268,14 +265,20 @@ cudaError_t binary(Binary kind, const DeviceView &a, const DeviceView &b,
   int64_t n = out.size();
   if (n == 0)
     return cudaSuccess;
+  bool compares =
+      kind >= Binary::Eq || kind == Binary::And || kind == Binary::Or;
   if (isDeviceFloat(a.dtype) && isDeviceFloat(b.dtype)) {
+    // Arithmetic writes a float, comparisons and logic a bool.
+    if (!(isDeviceFloat(out.dtype) || (compares && out.dtype == DType::Bool)))
+      return cudaErrorNotSupported;
     binaryFloatKernel<<<blocksFor(n), kThreads, 0, stream>>>(
         kind, a.data, a.dtype == DType::BF16, ia, b.data,
         b.dtype == DType::BF16, ib, out.data, out.dtype, n);
     return launched();
   }
   if (isDeviceFloat(a.dtype) || isDeviceFloat(b.dtype) ||
-      a.dtype == DType::F64 || b.dtype == DType::F64)
+      a.dtype == DType::F64 || b.dtype == DType::F64 ||
+      isDeviceFloat(out.dtype) || out.dtype == DType::F64)
     return cudaErrorNotSupported;
   binaryIntKernel<<<blocksFor(n), kThreads, 0, stream>>>(
       kind, a.data, a.dtype, ia, b.data, b.dtype, ib, out.data, out.dtype, n);
@@ -285,6 +288,8 @@ cudaError_t binary(Binary kind, const DeviceView &a, const DeviceView &b,
 cudaError_t unary(Unary kind, const DeviceView &x, DeviceView &out,
                   cudaStream_t stream) {
   int64_t n = x.size();
+  if (out.dtype != x.dtype || out.size() != n)
+    return cudaErrorNotSupported;
   if (n == 0)
     return cudaSuccess;
   if (isDeviceFloat(x.dtype)) {

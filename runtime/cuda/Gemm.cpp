@@ -97,6 +97,17 @@ cublasStatus_t layout(cublasLtMatrixLayout_t &l, cudaDataType_t type,
 }
 
 cudaError_t run(const Product &p, cudaStream_t stream) {
+  if (p.m == 0 || p.n == 0 || p.batch == 0)
+    return cudaSuccess; // nothing to write
+  if (p.k == 0) {
+    // An empty sum: zeros (the bias alone is not needed by any plan).
+    if (p.bias) {
+      lastDetail = "a product over an empty dimension with a bias";
+      return cudaErrorNotSupported;
+    }
+    size_t width = p.type == CUDA_R_32F ? 4 : 2;
+    return cudaMemsetAsync(p.c, 0, width * p.m * p.n * p.batch, stream);
+  }
   LtContext &ctx = context();
   if (ctx.status != CUBLAS_STATUS_SUCCESS)
     return fail("cublasLtCreate", ctx.status);
@@ -135,6 +146,23 @@ cudaError_t run(const Product &p, cudaStream_t stream) {
   cublasLtMatmulPreferenceSetAttribute(
       d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
       &ctx.workspaceBytes, sizeof ctx.workspaceBytes);
+  // The heuristic assumes 256-byte aligned operands unless told: a matrix
+  // inside a batch or arena slot may be less.
+  auto alignment = [](const void *p) {
+    uint32_t a = 256;
+    while (a > 1 && reinterpret_cast<uintptr_t>(p) % a)
+      a /= 2;
+    return a;
+  };
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, const void *>
+      aligned[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.b},
+                   {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.a},
+                   {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.c},
+                   {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.c}};
+  for (auto [attribute, pointer] : aligned) {
+    uint32_t a = alignment(pointer);
+    cublasLtMatmulPreferenceSetAttribute(d.preference, attribute, &a, sizeof a);
+  }
   cublasLtMatmulHeuristicResult_t heuristic = {};
   int found = 0;
   s = cublasLtMatmulAlgoGetHeuristic(ctx.handle, d.op, d.a, d.b, d.c, d.c,

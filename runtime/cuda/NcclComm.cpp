@@ -148,6 +148,22 @@ std::unique_ptr<NcclComm> NcclComm::create(const plan::Plan &plan, int rank,
       return error = what + ": ncclCommInitRank: " + ncclGetErrorString(r),
              nullptr;
     nccl->channels[{g, from, to}] = channel;
+    // NCCL connects a pair on its first message, and a send blocks the host
+    // until the receiver connects: connect every channel now, in the order
+    // all ranks agree on, so that no later send waits on a peer that is
+    // itself blocked sending.
+    void *byte = nullptr;
+    cudaMalloc(&byte, 1);
+    ncclResult_t r = rank == pair[0]
+                         ? ncclSend(byte, 1, ncclUint8, 1, channel, stream)
+                         : ncclRecv(byte, 1, ncclUint8, 0, channel, stream);
+    cudaError_t e = cudaStreamSynchronize(stream);
+    cudaFree(byte);
+    if (r != ncclSuccess || e != cudaSuccess)
+      return error = what + ": connecting: " +
+                     (r != ncclSuccess ? ncclGetErrorString(r)
+                                       : cudaGetErrorString(e)),
+             nullptr;
   }
   return nccl;
 }
@@ -232,10 +248,14 @@ bool NcclComm::allGather(int group, int64_t axis, const DeviceView &in,
         "all_gather", group, error);
   // NCCL concatenates whole pieces; along another axis they interleave.
   char *gathered = static_cast<char *>(scratch(out.byteSize(), error));
-  if (!gathered || !check(ncclAllGather(in.data, gathered, in.size(), type,
-                                        comms[group], stream),
-                          "all_gather", group, error))
+  if (!gathered)
     return false;
+  if (!check(ncclAllGather(in.data, gathered, in.size(), type, comms[group],
+                           stream),
+             "all_gather", group, error)) {
+    cudaFreeAsync(gathered, stream);
+    return false;
+  }
   std::vector<DeviceView> pieces(size, in);
   for (int k = 0; k < size; ++k)
     pieces[k].data = gathered + k * in.byteSize();
@@ -291,6 +311,11 @@ bool NcclComm::allToAll(int group, int64_t splitAxis, int64_t concatAxis,
     splitAxis += in.rank();
   if (concatAxis < 0)
     concatAxis += in.rank();
+  if (in.shape[splitAxis] % size != 0)
+    return error = "all_to_all: split axis " + std::to_string(splitAxis) +
+                   " of " + shapeString(in.shape) + " does not divide among " +
+                   std::to_string(size) + " ranks",
+           false;
   DeviceView piece = in;
   piece.shape[splitAxis] /= size;
   size_t bytes = piece.byteSize();
@@ -350,6 +375,7 @@ bool NcclComm::send(int group, int peer, const DeviceView &in,
     return error.empty() ? (error = "send: staging copy failed", false) : false;
   if (peer == position) {
     selfMessages[group].push_back(staging);
+    selfSizes[group].push_back(in.byteSize());
     return true;
   }
   auto channel = channels.find({group, position, peer});
@@ -377,7 +403,16 @@ bool NcclComm::recv(int group, int peer, DeviceView &out, std::string &error) {
     if (queue.empty())
       return error = "recv from this rank itself with no send before it", false;
     void *message = queue.front();
+    size_t bytes = selfSizes[group].front();
     queue.pop_front();
+    selfSizes[group].pop_front();
+    if (bytes != out.byteSize()) {
+      cudaFreeAsync(message, stream);
+      return error = "recv from this rank itself: " + std::to_string(bytes) +
+                     " bytes sent, " + std::to_string(out.byteSize()) +
+                     " expected",
+             false;
+    }
     cudaMemcpyAsync(out.data, message, out.byteSize(), cudaMemcpyDeviceToDevice,
                     stream);
     cudaFreeAsync(message, stream);

@@ -72,6 +72,7 @@ private:
   std::map<std::tuple<int, int, int>, ncclComm_t> channels;
   /// Sends to this rank itself, received later in order.
   std::map<int, std::deque<void *>> selfMessages;
+  std::map<int, std::deque<size_t>> selfSizes;
   std::map<std::string, uint64_t> byteCounts;
 };
 

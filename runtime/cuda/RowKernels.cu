@@ -348,6 +348,35 @@ __global__ void rmsNormKernel(FloatIn x, FloatIn scale, int64_t rows, int64_t d,
   }
 }
 
+/// galv.add_norm: each block stores its row's sum, then normalises the sum
+/// as it was stored (rounded to the sum's type), as the CPU does.
+__global__ void addNormKernel(FloatIn x, FloatIn residual, FloatIn scale,
+                              FloatIn bias, bool hasBias, bool rms,
+                              int64_t rows, int64_t d, double eps, FloatOut sum,
+                              FloatOut out) {
+  FloatIn stored{sum.data, sum.bf16};
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    int64_t base = r * d;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+      sum.store(base + j, __fadd_rn(x[base + j], residual[base + j]));
+    __syncthreads(); // the row's sum, written by the whole block
+    if (rms) {
+      double inv = rowInverseRms(stored, base, d, eps);
+      for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+        out.store(base + j,
+                  static_cast<float>(stored[base + j] * inv) * scale[j]);
+    } else {
+      double mean, inv;
+      rowMoments(stored, base, d, eps, mean, inv);
+      for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+        out.store(base + j, static_cast<float>(
+                                (stored[base + j] - mean) * inv * scale[j] +
+                                (hasBias ? double(bias[j]) : 0.0)));
+    }
+    __syncthreads(); // before the next row's reductions reuse shared memory
+  }
+}
+
 /// dx of one layer-norm row per block; stores each row's (mean, rstd) in
 /// `stats` for the column sums.
 __global__ void layerNormGradKernel(FloatIn x, FloatIn scale, FloatIn dy,
@@ -747,6 +776,28 @@ cudaError_t rmsNorm(const DeviceView &x, const DeviceView &scale, double eps,
     return cudaSuccess;
   rmsNormKernel<<<rowBlocks(rows), kThreads, 0, stream>>>(
       reader(x), reader(scale), rows, d, eps, writer(out));
+  return launched();
+}
+
+cudaError_t addNorm(const DeviceView &x, const DeviceView &residual,
+                    const DeviceView &scale, const DeviceView *bias, bool rms,
+                    double eps, DeviceView &sum, DeviceView &out,
+                    cudaStream_t stream) {
+  int64_t rows, d;
+  if (cudaError_t err = normDims(x, scale, out, rows, d))
+    return err;
+  if (!isDeviceFloat(residual.dtype) || !isDeviceFloat(sum.dtype) ||
+      (bias && !isDeviceFloat(bias->dtype)))
+    return cudaErrorNotSupported;
+  if (residual.shape != x.shape || sum.shape != x.shape ||
+      (bias && bias->size() != d))
+    return cudaErrorInvalidValue;
+  if (rows == 0)
+    return cudaSuccess;
+  FloatIn b = bias ? reader(*bias) : FloatIn{nullptr, false};
+  addNormKernel<<<rowBlocks(rows), kThreads, 0, stream>>>(
+      reader(x), reader(residual), reader(scale), b, bias != nullptr, rms, rows,
+      d, eps, writer(sum), writer(out));
   return launched();
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <thread>
+#include <unistd.h>
 
 namespace galvatron::rt {
 
@@ -149,8 +150,11 @@ std::unique_ptr<Backend> makeBackend(Job &job, const DriverOptions &options) {
       options.backend != "cuda")
     fatalEverywhere("--backend takes cpu or cuda, not '" + options.backend +
                     "'");
+  // Without NVIDIA's driver there is no device to find: the plugin (and
+  // with it cuBLASLt and NCCL) is not even opened.
+  bool driver = access("/dev/nvidiactl", F_OK) == 0;
   bool cuda = options.backend == "cuda" ||
-              (options.backend.empty() && cudaBackendAvailable(why));
+              (options.backend.empty() && driver && cudaBackendAvailable(why));
   std::unique_ptr<Backend> backend =
       cuda ? createCudaBackend(job.comm, error) : createCpuBackend();
   if (!backend)

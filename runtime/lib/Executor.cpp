@@ -582,6 +582,15 @@ private:
         rmsNorm(in[0], in[1], a->eps(), out[0]);
       return Outcome::Done;
     }
+    case O::AddLayerNorm:
+    case O::AddRmsNorm: {
+      const auto *a = attrs<plan::NormAttrs>(c);
+      if (!a || !need(c, 3))
+        return Outcome::Failed;
+      addNorm(in[0], in[1], in[2], in.size() > 3 ? &in[3] : nullptr,
+              c.inst.opcode() == O::AddRmsNorm, a->eps(), out[0], out[1]);
+      return Outcome::Done;
+    }
     case O::Rotary: {
       const auto *a = attrs<plan::RotaryAttrs>(c);
       if (!a || !need(c, 3))

@@ -1141,6 +1141,33 @@ void argMax(const TensorView &x, int64_t axis, bool selectLast,
     }
 }
 
+/// One row of a layer norm (the sums in double).
+static void layerNormRow(const float *in, int64_t d, const float *scale,
+                         const float *bias, double eps, float *o) {
+  double mean = 0, var = 0;
+  for (int64_t j = 0; j < d; ++j)
+    mean += in[j];
+  mean /= d;
+  for (int64_t j = 0; j < d; ++j)
+    var += (in[j] - mean) * (in[j] - mean);
+  var /= d;
+  double inv = 1.0 / std::sqrt(var + eps);
+  for (int64_t j = 0; j < d; ++j)
+    o[j] = static_cast<float>((in[j] - mean) * inv * scale[j] +
+                              (bias ? bias[j] : 0.0));
+}
+
+/// One row of an RMS norm.
+static void rmsNormRow(const float *in, int64_t d, const float *scale,
+                       double eps, float *o) {
+  double ms = 0;
+  for (int64_t j = 0; j < d; ++j)
+    ms += double(in[j]) * in[j];
+  double inv = 1.0 / std::sqrt(ms / d + eps);
+  for (int64_t j = 0; j < d; ++j)
+    o[j] = static_cast<float>(in[j] * inv) * scale[j];
+}
+
 void layerNorm(const TensorView &x, const TensorView &scale,
                const TensorView *bias, double eps, TensorView &out) {
   assert(isF32(x) && x.rank() >= 1 && isF32(scale) &&
@@ -1150,21 +1177,9 @@ void layerNorm(const TensorView &x, const TensorView &scale,
   assert(isF32(out) && shapeIs(out, x.shape) && "layer norm result differs");
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
 #pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *in = x.f32() + r * d;
-    float *o = out.f32() + r * d;
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < d; ++j)
-      mean += in[j];
-    mean /= d;
-    for (int64_t j = 0; j < d; ++j)
-      var += (in[j] - mean) * (in[j] - mean);
-    var /= d;
-    double inv = 1.0 / std::sqrt(var + eps);
-    for (int64_t j = 0; j < d; ++j)
-      o[j] = static_cast<float>((in[j] - mean) * inv * scale.f32()[j] +
-                                (bias ? bias->f32()[j] : 0.0));
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    layerNormRow(x.f32() + r * d, d, scale.f32(), bias ? bias->f32() : nullptr,
+                 eps, out.f32() + r * d);
 }
 
 void rmsNorm(const TensorView &x, const TensorView &scale, double eps,
@@ -1175,15 +1190,32 @@ void rmsNorm(const TensorView &x, const TensorView &scale, double eps,
   assert(isF32(out) && shapeIs(out, x.shape) && "RMS norm result differs");
   int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
 #pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    rmsNormRow(x.f32() + r * d, d, scale.f32(), eps, out.f32() + r * d);
+}
+
+void addNorm(const TensorView &x, const TensorView &residual,
+             const TensorView &scale, const TensorView *bias, bool rms,
+             double eps, TensorView &sum, TensorView &out) {
+  assert(isF32(x) && isF32(residual) && residual.shape == x.shape &&
+         x.rank() >= 1 && isF32(scale) && scale.size() == x.shape.back() &&
+         (!bias || (isF32(*bias) && bias->size() == x.shape.back())) &&
+         isF32(sum) && shapeIs(sum, x.shape) && isF32(out) &&
+         shapeIs(out, x.shape) && "add-norm operands differ");
+  int64_t d = x.shape.back(), rows = x.size() / std::max<int64_t>(d, 1);
+#pragma omp parallel for if (x.size() >= kParallelElements) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
-    const float *in = x.f32() + r * d;
-    float *o = out.f32() + r * d;
-    double ms = 0;
+    const float *a = x.f32() + r * d, *b = residual.f32() + r * d;
+    float *s = sum.f32() + r * d;
+    // The sum the separate add would store, normalised as the separate
+    // norm would read it: both results are the unfused ones, bit for bit.
     for (int64_t j = 0; j < d; ++j)
-      ms += double(in[j]) * in[j];
-    double inv = 1.0 / std::sqrt(ms / d + eps);
-    for (int64_t j = 0; j < d; ++j)
-      o[j] = static_cast<float>(in[j] * inv) * scale.f32()[j];
+      s[j] = a[j] + b[j];
+    if (rms)
+      rmsNormRow(s, d, scale.f32(), eps, out.f32() + r * d);
+    else
+      layerNormRow(s, d, scale.f32(), bias ? bias->f32() : nullptr, eps,
+                   out.f32() + r * d);
   }
 }
 

@@ -158,6 +158,8 @@ plan::InstructionAttrs attrsTypeOf(plan::Opcode opcode) {
   case O::RmsNorm:
   case O::LayerNormGrad:
   case O::RmsNormGrad:
+  case O::AddLayerNorm:
+  case O::AddRmsNorm:
     return A::NormAttrs;
   case O::Rotary:
     return A::RotaryAttrs;

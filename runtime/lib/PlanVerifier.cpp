@@ -97,6 +97,7 @@ private:
   bool checkMatmul();
   bool checkCrossEntropy();
   bool checkNormGrad(size_t outputs);
+  bool checkAddNorm(bool bias);
 
   const plan::Instruction &inst;
   const flatbuffers::Vector<flatbuffers::Offset<plan::Tensor>> &tensors;
@@ -238,6 +239,18 @@ bool InstructionChecker::checkNormGrad(size_t outputs) {
   return outputIs(in[0]);
 }
 
+/// x and residual [..., D], scale [D] (and bias [D]) give the sum and the
+/// normalised sum, both shaped like x.
+bool InstructionChecker::checkAddNorm(bool bias) {
+  if (!need(3, 2) || in.size() > (bias ? 4u : 3u) || in[0].empty() ||
+      in[1] != in[0] || in[2] != Shape{in[0].back()} ||
+      (in.size() == 4 && in[3] != in[2]) || out[1] != in[0])
+    return fail("needs x and a residual of one shape [..., D], scale [D]" +
+                std::string(bias ? " and an optional bias [D]" : "") +
+                ", and two results shaped like x");
+  return outputIs(in[0]);
+}
+
 bool InstructionChecker::check() {
   Shape expected;
   int64_t d;
@@ -333,6 +346,10 @@ bool InstructionChecker::check() {
     return checkNormGrad(3);
   case O::RmsNormGrad:
     return checkNormGrad(2);
+  case O::AddLayerNorm:
+    return checkAddNorm(true);
+  case O::AddRmsNorm:
+    return checkAddNorm(false);
   default:
     return need(1);
   }

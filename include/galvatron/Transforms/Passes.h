@@ -38,6 +38,11 @@ struct InferencePipelineOptions
   Option<Precision> precision{
       *this, "precision", llvm::cl::desc("Compute precision"),
       llvm::cl::init(Precision::fp32), precisionValues()};
+  Option<bool> fuseNorms{
+      *this, "fuse-norms",
+      llvm::cl::desc("Fuse residual adds with the norms that read them "
+                     "(galv-fuse-residual-norm)"),
+      llvm::cl::init(true)};
 };
 
 /// From imported galv IR to what --emit-plan serialises for a forward pass:
@@ -76,6 +81,11 @@ struct TrainingPipelineOptions
   Option<bool> fusedAdamW{
       *this, "fused-adamw",
       llvm::cl::desc("One fused galv.adamw_update per parameter"),
+      llvm::cl::init(true)};
+  Option<bool> fuseNorms{
+      *this, "fuse-norms",
+      llvm::cl::desc("Fuse residual adds with the norms that read them "
+                     "(galv-fuse-residual-norm)"),
       llvm::cl::init(true)};
   Option<bool> foldTransposes{
       *this, "fold-transposes",

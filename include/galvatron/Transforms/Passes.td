@@ -457,6 +457,22 @@ def Autodiff : Pass<"galv-autodiff", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def FuseResidualNorm : Pass<"galv-fuse-residual-norm", "::mlir::ModuleOp"> {
+  let summary = "A residual add and the norm that reads it as one galv.add_norm";
+  let description = [{
+    Rewrites `%s = galv.add %x, %r` and a `galv.layer_norm` or
+    `galv.rms_norm` of `%s` into one `galv.add_norm` that gives both the sum
+    (the residual stream, which later ops read) and its norm, so that a
+    backend reads the sum from registers instead of writing it and reading
+    it back. Only adds of two operands of the result's shape and type, in
+    the norm's block, whose other readers all come after the norm, with the
+    same stage, micro-batch and recomputation marks. Runs after partitioning
+    and autodiff (the training pipeline runs it before planning; either
+    pipeline's `fuse-norms=false` leaves the ops apart).
+  }];
+  let dependentDialects = ["::mlir::galv::GalvDialect"];
+}
+
 def FoldTransposes : Pass<"galv-fold-transposes", "::mlir::ModuleOp"> {
   let summary = "Transposes of the last two dimensions become GEMM flags";
   let description = [{

@@ -175,6 +175,9 @@ TEST(CudaKernels, WhereAndCasts) {
             cudaSuccess);
   expectClose(d.download(out), want, 0, "where");
   Tensor x = randomF32({1031}, -300, 300);
+  // Zeros too: an unwritten bool output (poisoned, so true) shows there.
+  for (int64_t i = 0; i < x.size(); i += 3)
+    x.f32()[i] = 0;
   for (DType to : {DType::BF16, DType::I64, DType::Bool}) {
     Tensor wantC = cast(x, to);
     dev::DeviceView outC = d.output(to, x.shape);
@@ -207,6 +210,7 @@ TEST(CudaKernels, LayoutsSlicesAndLookups) {
   std::vector<dev::DeviceView> pieces = {d.output(DType::F32, {3, 5, 7, 9}),
                                          d.output(DType::F32, {3, 2, 7, 9})};
   ASSERT_EQ(dev::split(d.upload(c), 1, pieces, nullptr), cudaSuccess);
+  expectClose(d.download(pieces[0]), x, 0, "split");
   expectClose(d.download(pieces[1]), y, 0, "split");
   Tensor small = randomF32({5, 1, 9});
   Tensor e = expand(small, {2, 5, 4, 9});
@@ -220,6 +224,11 @@ TEST(CudaKernels, LayoutsSlicesAndLookups) {
             cudaSuccess);
   expectClose(d.download(outG), g, 0, "gather");
   Tensor table = randomF32({97, 33}), tokens = randomIds({3, 29}, 0, 97);
+  Tensor rows = embedding(table, tokens);
+  dev::DeviceView outRows = d.output(DType::F32, rows.shape);
+  ASSERT_EQ(dev::embedding(d.upload(table), d.upload(tokens), outRows, nullptr),
+            cudaSuccess);
+  expectClose(d.download(outRows), rows, 0, "embedding");
   Tensor grad = randomF32({3, 29, 33});
   Tensor eg = embeddingGrad(grad, tokens, 97, tokens.i64()[0]);
   dev::DeviceView outEG = d.output(DType::F32, {97, 33});
@@ -242,6 +251,25 @@ TEST(CudaKernels, ReductionsSoftmaxAndArgMax) {
     dev::DeviceView out = d.output(DType::F32, want.shape);
     ASSERT_EQ(dev::reduce(kind, d.upload(x), axes, out, nullptr), cudaSuccess);
     expectClose(d.download(out), want, 1e-6, "reduce");
+  }
+  // Long reductions (the block-per-output kernel: bias gradients) and a NaN,
+  // which max keeps only where it comes first (std::max's order).
+  Tensor tall = randomF32({600, 3});
+  tall.f32()[7 * 3 + 1] = NAN;
+  tall.f32()[2] = NAN;
+  for (Reduction kind : {Reduction::Sum, Reduction::Max}) {
+    Tensor want = reduce(kind, tall, {0}, false);
+    dev::DeviceView out = d.output(DType::F32, want.shape);
+    ASSERT_EQ(dev::reduce(kind, d.upload(tall), {0}, out, nullptr),
+              cudaSuccess);
+    Tensor got = d.download(out);
+    for (int64_t i = 0; i < 3; ++i)
+      EXPECT_TRUE(std::isnan(got.f32()[i]) == std::isnan(want.f32()[i]) &&
+                  (std::isnan(want.f32()[i]) ||
+                   std::fabs(got.f32()[i] - want.f32()[i]) <=
+                       1e-5 * std::fabs(want.f32()[i]) + 1e-6))
+          << "long reduce column " << i << ": " << got.f32()[i] << " vs "
+          << want.f32()[i];
   }
   for (int64_t axis : {-1, 1}) {
     Tensor want = softmax(x, axis), wantLog = logSoftmax(x, axis);
@@ -273,6 +301,22 @@ TEST(CudaKernels, NormsAndTheirGradients) {
             cudaSuccess);
   expectClose(d.download(outL), ln, 1e-5, "layer norm");
   expectClose(d.download(outR), rms, 1e-5, "rms norm");
+  // The fused residual add and norm: both results as the CPU's.
+  Tensor residual = randomF32({13, 131});
+  for (bool rms : {false, true}) {
+    Tensor sum(DType::F32, x.shape), normed(DType::F32, x.shape);
+    TensorView sv(sum), nv(normed), biasView(bias);
+    addNorm(x, residual, scale, rms ? nullptr : &biasView, rms, 1e-5, sv, nv);
+    dev::DeviceView outSum = d.output(DType::F32, x.shape),
+                    outNorm = d.output(DType::F32, x.shape);
+    dev::DeviceView bv = d.upload(bias);
+    ASSERT_EQ(dev::addNorm(d.upload(x), d.upload(residual), d.upload(scale),
+                           rms ? nullptr : &bv, rms, 1e-5, outSum, outNorm,
+                           nullptr),
+              cudaSuccess);
+    expectClose(d.download(outSum), sum, 0, "add-norm sum");
+    expectClose(d.download(outNorm), normed, 1e-5, "add-norm result");
+  }
   std::vector<Tensor> lg = layerNormGrad(x, scale, dy, 1e-5);
   dev::DeviceView dx = d.output(DType::F32, x.shape),
                   ds = d.output(DType::F32, {131}),
@@ -398,9 +442,13 @@ TEST(CudaKernels, AttentionForwardAndBackward) {
   Tensor q = randomF32({2, 4, 37, 24}), k = randomF32({2, 2, 45, 24}),
          v = randomF32({2, 2, 45, 40}), dout = randomF32({2, 4, 37, 40});
   Tensor keep = cast(randomIds({2, 1, 1, 45}, 0, 2), DType::Bool);
+  Tensor additive = randomF32({4, 37, 45}, -3, 0);
+  // Causal alone, a kept-keys mask alone, causal with an additive mask.
   for (int variant = 0; variant < 3; ++variant) {
     bool causal = variant != 1;
-    const Tensor *mask = variant == 1 ? &keep : nullptr;
+    const Tensor *mask = variant == 1   ? &keep
+                         : variant == 2 ? &additive
+                                        : nullptr;
     double scale = 1 / std::sqrt(24.0);
     Tensor want = attention(q, k, v, mask, causal, scale);
     auto grads = attentionGrad(q, k, v, dout, mask, causal, scale);
@@ -434,6 +482,23 @@ TEST(CudaKernels, AttentionForwardAndBackward) {
             cudaSuccess);
   expectClose(cast(d.download(outB), DType::F32), wantB, 1e-2,
               "bf16 attention");
+  Tensor doutB = toBf16(dout);
+  auto gradsB = attentionGrad(cast(qb, DType::F32), cast(kb, DType::F32),
+                              cast(vb, DType::F32), cast(doutB, DType::F32),
+                              nullptr, true, 0.2);
+  dev::DeviceView dqB = d.output(DType::BF16, q.shape),
+                  dkB = d.output(DType::BF16, k.shape),
+                  dvB = d.output(DType::BF16, v.shape);
+  ASSERT_EQ(dev::attentionGrad(d.upload(qb), d.upload(kb), d.upload(vb),
+                               d.upload(doutB), nullptr, true, 0.2, dqB, dkB,
+                               dvB, nullptr),
+            cudaSuccess);
+  expectClose(cast(d.download(dqB), DType::F32), roundedBf16(gradsB[0]), 1e-2,
+              "bf16 attention dq");
+  expectClose(cast(d.download(dkB), DType::F32), roundedBf16(gradsB[1]), 1e-2,
+              "bf16 attention dk");
+  expectClose(cast(d.download(dvB), DType::F32), roundedBf16(gradsB[2]), 1e-2,
+              "bf16 attention dv");
 }
 
 } // namespace

@@ -131,6 +131,12 @@ void layerNorm(const TensorView &x, const TensorView &scale,
                const TensorView *bias, double eps, TensorView &out);
 void rmsNorm(const TensorView &x, const TensorView &scale, double eps,
              TensorView &out);
+/// sum = x + residual (same shapes), and its layer norm (with `rms`, its
+/// RMS norm, no bias) into `out`: galv.add_norm, equal bit for bit to the
+/// add and the norm run apart.
+void addNorm(const TensorView &x, const TensorView &residual,
+             const TensorView &scale, const TensorView *bias, bool rms,
+             double eps, TensorView &sum, TensorView &out);
 void rotary(const TensorView &x, const TensorView &cos, const TensorView &sin,
             bool interleaved, TensorView &out);
 /// Mean (or sum) softmax cross-entropy of logits [..., V] against labels.
