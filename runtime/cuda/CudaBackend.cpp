@@ -101,6 +101,10 @@ private:
   bool upload(int32_t index, const Tensor &given, const char *what,
               std::string &error);
   bool execute(size_t index, const plan::Instruction &inst, std::string &error);
+  /// Whether instruction `i` is a linear with a bias whose result the next
+  /// one, a tanh GELU, reads: cuBLASLt's GELU epilogue runs both.
+  bool geluEpilogue(size_t i) const;
+  bool executeLinearGelu(size_t i, std::string &error);
   bool communicate(const plan::Instruction &inst, std::vector<DeviceView> &in,
                    std::vector<DeviceView> &out, std::string &error);
   bool feedBack(RunStats &stats, std::string &error);
@@ -120,6 +124,9 @@ private:
   /// GALVATRON_CUDA_SYNC=1: wait for each instruction and check it, so that
   /// a fault is reported at the instruction that made it.
   bool syncEach = false;
+  /// GALVATRON_CUDA_GELU_EPILOGUE=0 runs a linear and its GELU apart (to
+  /// measure the epilogue).
+  bool fuseGelu = true;
   /// A collective in flight: what it reads and writes, and its end.
   struct InFlight {
     cudaEvent_t done;
@@ -191,6 +198,8 @@ bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
     uint64_t keep = UINT64_MAX;
     cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
   }
+  const char *gelu = std::getenv("GALVATRON_CUDA_GELU_EPILOGUE");
+  fuseGelu = !gelu || std::string(gelu) != "0";
   const char *sync = std::getenv("GALVATRON_CUDA_SYNC");
   syncEach = sync && *sync && std::string(sync) != "0";
   ready = true;
@@ -285,9 +294,16 @@ bool CudaBackend::run(const plan::Plan &p, int rank,
   uint64_t zero = 0;
   if (pool)
     cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
-  for (size_t i = 0; i < program->instructions()->size(); ++i)
+  for (size_t i = 0; i < program->instructions()->size(); ++i) {
+    if (geluEpilogue(i)) {
+      if (!executeLinearGelu(i, error))
+        return fail(error);
+      ++i; // the GELU ran in the product's epilogue
+      continue;
+    }
     if (!execute(i, *program->instructions()->Get(i), error))
       return fail(error);
+  }
   waitForCollectives({}, {}, true);
   if (options.state && !feedBack(stats, error))
     return fail(error);
@@ -389,6 +405,47 @@ void CudaBackend::waitForCollectives(const std::vector<DeviceView> &in,
       still.push_back(std::move(flight));
   }
   inFlight.swap(still);
+}
+
+bool CudaBackend::geluEpilogue(size_t i) const {
+  const auto &instructions = *program->instructions();
+  if (!fuseGelu || i + 1 >= instructions.size())
+    return false;
+  const plan::Instruction &linear = *instructions.Get(i);
+  const plan::Instruction &gelu = *instructions.Get(i + 1);
+  if (linear.opcode() != plan::Opcode::Linear || linear.inputs()->size() != 3 ||
+      gelu.opcode() != plan::Opcode::GeluTanh || gelu.inputs()->size() != 1 ||
+      gelu.inputs()->Get(0) != linear.outputs()->Get(0) ||
+      !linear.attrs_as_LinearAttrs())
+    return false;
+  const DeviceView &x = views[linear.inputs()->Get(0)];
+  const DeviceView &out = views[gelu.outputs()->Get(0)];
+  const DeviceView &pre = views[linear.outputs()->Get(0)];
+  return out.dtype == x.dtype && pre.dtype == x.dtype &&
+         cuda::linearGeluFits(views[linear.inputs()->Get(2)], out);
+}
+
+bool CudaBackend::executeLinearGelu(size_t i, std::string &error) {
+  const plan::Instruction &linear = *program->instructions()->Get(i);
+  const plan::Instruction &gelu = *program->instructions()->Get(i + 1);
+  std::vector<DeviceView> in,
+      out = {views[linear.outputs()->Get(0)], views[gelu.outputs()->Get(0)]};
+  for (int32_t t : *linear.inputs())
+    in.push_back(views[t]);
+  waitForCollectives(in, out, false);
+  bool outIn =
+      linear.attrs_as_LinearAttrs()->layout() == plan::WeightLayout::OutIn;
+  cudaError_t e =
+      cuda::linearGelu(in[0], in[1], in[2], outIn, out[0], out[1], stream);
+  if (e == cudaSuccess && syncEach)
+    e = cudaDeviceSynchronize();
+  if (e != cudaSuccess)
+    return error = "instructions " + std::to_string(i) + " and " +
+                   std::to_string(i + 1) + " (Linear and GeluTanh in one " +
+                   "GEMM): " + cudaGetErrorString(e) + " (" +
+                   cuda::gemmErrorDetail() + ")",
+           false;
+  return true;
 }
 
 bool CudaBackend::execute(size_t index, const plan::Instruction &inst,

@@ -135,6 +135,14 @@ cudaError_t matmul(const DeviceView &a, const DeviceView &b, bool transA,
 cudaError_t linear(const DeviceView &x, const DeviceView &w,
                    const DeviceView *bias, bool outIn, DeviceView &out,
                    cudaStream_t stream);
+/// linear with bias, then GELU (tanh form) in the GEMM's epilogue: `out`
+/// gets the activation and `preActivation` the linear's result (which the
+/// backward pass reads). linearGeluFits says when cuBLASLt takes it.
+bool linearGeluFits(const DeviceView &bias, const DeviceView &out);
+cudaError_t linearGelu(const DeviceView &x, const DeviceView &w,
+                       const DeviceView &bias, bool outIn,
+                       DeviceView &preActivation, DeviceView &out,
+                       cudaStream_t stream);
 /// What the last failed matmul or linear on this thread said (cuBLAS's
 /// status), for the error message.
 const char *gemmErrorDetail();

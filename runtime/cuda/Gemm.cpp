@@ -61,6 +61,8 @@ struct Product {
   int64_t m = 0, n = 0, k = 0;
   const void *a = nullptr, *b = nullptr, *bias = nullptr;
   void *c = nullptr;
+  /// With GELU: C holds gelu(AB + bias) and `preActivation` AB + bias.
+  void *preActivation = nullptr;
   int64_t batch = 1, strideA = 0, strideB = 0, strideC = 0;
   cudaDataType_t type = CUDA_R_32F;
 };
@@ -123,7 +125,24 @@ cudaError_t run(const Product &p, cudaStream_t stream) {
                                  sizeof opFirst);
   cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opSecond,
                                  sizeof opSecond);
-  if (p.bias) {
+  if (p.preActivation) {
+    // cuBLASLt's GELU is the tanh form (GPT-2's gelu_new); the
+    // pre-activation goes to the auxiliary output for the backward pass.
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+    int64_t ld = p.n;
+    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                   &epilogue, sizeof epilogue);
+    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                   &p.bias, sizeof p.bias);
+    cudaDataType_t biasType = p.type;
+    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                   &biasType, sizeof biasType);
+    cublasLtMatmulDescSetAttribute(d.op,
+                                   CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                   &p.preActivation, sizeof p.preActivation);
+    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
+                                   &ld, sizeof ld);
+  } else if (p.bias) {
     cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
     cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                    &epilogue, sizeof epilogue);
@@ -201,6 +220,12 @@ int64_t batchOf(const Shape &shape) {
 
 const char *gemmErrorDetail() { return lastDetail.c_str(); }
 
+/// linear, and with `preActivation` the GELU epilogue writing it.
+static cudaError_t linearWith(const DeviceView &x, const DeviceView &w,
+                              const DeviceView *bias, bool outIn,
+                              DeviceView &out, void *preActivation,
+                              cudaStream_t stream);
+
 cudaError_t matmul(const DeviceView &a, const DeviceView &b, bool transA,
                    bool transB, DeviceView &out, cudaStream_t stream) {
   Product p;
@@ -262,9 +287,35 @@ cudaError_t matmul(const DeviceView &a, const DeviceView &b, bool transA,
   return cudaSuccess;
 }
 
+bool linearGeluFits(const DeviceView &bias, const DeviceView &out) {
+  // The auxiliary output's leading dimension (the features) must be a
+  // multiple of 8.
+  return (bias.dtype == DType::F32 || bias.dtype == DType::BF16) &&
+         out.rank() >= 1 && out.shape.back() % 8 == 0;
+}
+
+cudaError_t linearGelu(const DeviceView &x, const DeviceView &w,
+                       const DeviceView &bias, bool outIn,
+                       DeviceView &preActivation, DeviceView &out,
+                       cudaStream_t stream) {
+  if (!linearGeluFits(bias, out) || preActivation.shape != out.shape ||
+      preActivation.dtype != out.dtype) {
+    lastDetail = "the GELU epilogue needs a bias and a multiple of 8 features";
+    return cudaErrorNotSupported;
+  }
+  return linearWith(x, w, &bias, outIn, out, preActivation.data, stream);
+}
+
 cudaError_t linear(const DeviceView &x, const DeviceView &w,
                    const DeviceView *bias, bool outIn, DeviceView &out,
                    cudaStream_t stream) {
+  return linearWith(x, w, bias, outIn, out, nullptr, stream);
+}
+
+static cudaError_t linearWith(const DeviceView &x, const DeviceView &w,
+                              const DeviceView *bias, bool outIn,
+                              DeviceView &out, void *preActivation,
+                              cudaStream_t stream) {
   Product p;
   if (x.dtype != w.dtype || x.dtype != out.dtype || !typeOf(x.dtype, p.type) ||
       (bias && bias->dtype != x.dtype) || w.rank() != 2 || x.rank() < 1) {
@@ -280,6 +331,7 @@ cudaError_t linear(const DeviceView &x, const DeviceView &w,
   p.b = w.data;
   p.c = out.data;
   p.bias = bias ? bias->data : nullptr;
+  p.preActivation = preActivation;
   return run(p, stream);
 }
 

@@ -435,6 +435,29 @@ TEST(CudaKernels, MatmulAndLinearInF32AndBf16) {
   }
 }
 
+// cuBLASLt's GELU epilogue (the executor runs a linear and the tanh GELU
+// that reads it as one GEMM): the activation as the CPU's GeluTanh of the
+// CPU's linear, and the pre-activation as the linear.
+TEST(CudaKernels, LinearWithGeluEpilogue) {
+  Device d;
+  Tensor x = randomF32({3, 11, 65}), w = randomF32({65, 136}, -0.3, 0.3),
+         bias = randomF32({136});
+  Tensor pre = linear(x, w, &bias, false);
+  Tensor act = unary(Unary::GeluTanh, pre);
+  dev::DeviceView outPre = d.output(DType::F32, pre.shape),
+                  outAct = d.output(DType::F32, pre.shape), bv = d.upload(bias);
+  ASSERT_TRUE(dev::linearGeluFits(bv, outAct));
+  ASSERT_EQ(dev::linearGelu(d.upload(x), d.upload(w), bv, false, outPre, outAct,
+                            nullptr),
+            cudaSuccess)
+      << dev::gemmErrorDetail();
+  expectClose(d.download(outPre), pre, 1e-5, "GELU epilogue pre-activation");
+  expectClose(d.download(outAct), act, 1e-4, "GELU epilogue activation");
+  // 136 features pass, 130 (not a multiple of 8) are run apart.
+  dev::DeviceView narrow = d.output(DType::F32, {3, 11, 130});
+  EXPECT_FALSE(dev::linearGeluFits(bv, narrow));
+}
+
 TEST(CudaKernels, AttentionForwardAndBackward) {
   Device d;
   // Grouped heads (4 query heads on 2 key/value heads), Sq 37 < Sk 45,
