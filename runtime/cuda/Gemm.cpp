@@ -125,32 +125,28 @@ cudaError_t run(const Product &p, cudaStream_t stream) {
                                  sizeof opFirst);
   cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opSecond,
                                  sizeof opSecond);
-  if (p.preActivation) {
-    // cuBLASLt's GELU is the tanh form (GPT-2's gelu_new); the
-    // pre-activation goes to the auxiliary output for the backward pass.
-    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
-    int64_t ld = p.n;
+  // The bias (and the tanh GELU, cuBLASLt's form, GPT-2's gelu_new) in
+  // the epilogue; with GELU the pre-activation goes to the auxiliary output
+  // for the backward pass.
+  if (p.bias) {
+    cublasLtEpilogue_t epilogue = p.preActivation
+                                      ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                      : CUBLASLT_EPILOGUE_BIAS;
+    cudaDataType_t biasType = p.type;
     cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                    &epilogue, sizeof epilogue);
     cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                    &p.bias, sizeof p.bias);
-    cudaDataType_t biasType = p.type;
     cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
                                    &biasType, sizeof biasType);
+  }
+  if (p.preActivation) {
+    int64_t ld = p.n;
     cublasLtMatmulDescSetAttribute(d.op,
                                    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
                                    &p.preActivation, sizeof p.preActivation);
     cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
                                    &ld, sizeof ld);
-  } else if (p.bias) {
-    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE,
-                                   &epilogue, sizeof epilogue);
-    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                   &p.bias, sizeof p.bias);
-    cudaDataType_t biasType = p.type;
-    cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                   &biasType, sizeof biasType);
   }
   // B row-major [K, N] is column-major [N, K] (ld N); transposed, [N, K]
   // row-major is column-major [K, N] (ld K). Likewise A.
