@@ -8,8 +8,9 @@
 #
 # The GPU machine has CUDA, PyTorch and transformers but not LLVM/MLIR, so
 # the compiler runs here: `prepare` builds galvatron-run, the CUDA plugin
-# and the CUDA kernel tests (for sm_80 and sm_90), copies them with the
-# shared libraries they need that a CUDA image lacks (OpenBLAS, Open MPI),
+# and the CUDA kernel tests (for sm_80 and sm_90; galvatron-run from the
+# runtime project alone, without MPI, in build-gpu/), copies them with the
+# shared libraries they need that a CUDA image lacks (OpenBLAS),
 # and compiles every plan the checks run, with their references: PyTorch's
 # logits (fp32) and autocast logits (bf16) of the fixtures, and the CPU
 # backend's 20 training losses of each fixture plan. It also compiles a
@@ -42,9 +43,16 @@ prepare() {
     galvatron-opt galvatron-translate
   [[ -f $build/lib/libgalvatron-cuda.so ]] ||
     { echo "gpu-check: the build has no CUDA backend (nvcc?)" >&2; exit 1; }
+  # galvatron-run for the GPU machine: the runtime project alone, without
+  # MPI (one GPU runs one-rank plans; Open MPI's singleton start would need
+  # its plugins there), for sm_80 and sm_90.
+  local gpubuild=${GPU_BUILD_DIR:-$root/build-gpu}
+  cmake -G Ninja -S "$root/runtime" -B "$gpubuild" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DGALVATRON_CUDA=ON >/dev/null
+  ninja -C "$gpubuild" galvatron-run galvatron-cuda
   rm -rf "$out" && mkdir -p "$out"/{bin,lib,plans}
-  cp "$build/bin/galvatron-run" "$build/bin/GalvatronCudaTests" "$out/bin/"
-  cp "$build/lib/libgalvatron-cuda.so" "$out/lib/"
+  cp "$gpubuild/bin/galvatron-run" "$build/bin/GalvatronCudaTests" "$out/bin/"
+  cp "$gpubuild/lib/libgalvatron-cuda.so" "$out/lib/"
   # The libraries a CUDA image may lack; CUDA's own come from the machine.
   for f in "$out"/bin/* "$out"/lib/*.so; do ldd "$f"; done |
     awk '/=> \// {print $3}' | sort -u |
