@@ -437,6 +437,12 @@ bool CudaBackend::executeLinearGelu(size_t i, std::string &error) {
       linear.attrs_as_LinearAttrs()->layout() == plan::WeightLayout::OutIn;
   cudaError_t e =
       cuda::linearGelu(in[0], in[1], in[2], outIn, out[0], out[1], stream);
+  if (e == cudaErrorUnknown || e == cudaErrorNotSupported) {
+    // cuBLASLt has no algorithm with this epilogue for these operands (the
+    // launch itself made nothing): run the two apart from now on.
+    fuseGelu = false;
+    return execute(i, linear, error) && execute(i + 1, gelu, error);
+  }
   if (e == cudaSuccess && syncEach)
     e = cudaDeviceSynchronize();
   if (e != cudaSuccess)
