@@ -44,7 +44,14 @@ for piece, what in ((layer, "layer"), (profile["other"], "other")):
         check(len(times) == 3 and all(t > 0 for t in times),
               "%s %s positive: %s" % (what, key, times))
     fit = piece["forward_backward_fit"]
-    check(fit["slope_ms"] > 0, "%s forward+backward slope %g ms/sample"
+    # The layer's slope must be positive. The "other" piece of this fixture
+    # (a vocabulary of 128) grows by less than the timer's noise under the
+    # suite's load: its fitted slope came out -0.0031 and -0.0036
+    # ms/sample in session 14 (the layer's is about 0.05), so it may not
+    # fall below minus half the layer's.
+    floor = 0 if piece is layer else \
+        -0.5 * layer["forward_backward_fit"]["slope_ms"]
+    check(fit["slope_ms"] > floor, "%s forward+backward slope %g ms/sample"
           % (what, fit["slope_ms"]))
     # At the largest batch: the smaller ones' "other" (embedding and head of
     # a 2-layer fixture) take about 10 us, within the timer's noise on a
