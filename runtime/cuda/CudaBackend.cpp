@@ -143,6 +143,9 @@ private:
   std::set<int32_t> resident;
   std::vector<DeviceView> views;
   std::unique_ptr<cuda::NcclComm> nccl;
+  /// The device's stream-ordered pool (the scratch): its high water is the
+  /// run's scratchBytes.
+  cudaMemPool_t pool = nullptr;
 };
 
 bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
@@ -193,7 +196,6 @@ bool CudaBackend::prepare(const plan::Plan &p, int rank, std::string &error) {
   }
   // Scratch (collectives, attention statistics) stays in the pool between
   // steps instead of going back to the driver at each synchronisation.
-  cudaMemPool_t pool = nullptr;
   if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
     uint64_t keep = UINT64_MAX;
     cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
@@ -289,8 +291,6 @@ bool CudaBackend::run(const plan::Plan &p, int rank,
   stats.arenaBytes = program->arena_bytes();
   stats.highWaterBytes = program->arena_bytes();
   eventsUsed = 0;
-  cudaMemPool_t pool = nullptr;
-  cudaDeviceGetDefaultMemPool(&pool, device);
   uint64_t zero = 0;
   if (pool)
     cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);

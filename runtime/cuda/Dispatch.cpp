@@ -23,15 +23,6 @@ struct Outcome {
 };
 const Outcome kNotMine = {false, cudaSuccess};
 
-std::vector<int64_t> int64s(const flatbuffers::Vector<int64_t> *v) {
-  return v ? std::vector<int64_t>(v->begin(), v->end())
-           : std::vector<int64_t>();
-}
-std::vector<int64_t> int64s(const flatbuffers::Vector<int32_t> *v) {
-  return v ? std::vector<int64_t>(v->begin(), v->end())
-           : std::vector<int64_t>();
-}
-
 Outcome elementwise(const plan::Instruction &inst, std::vector<DeviceView> &in,
                     std::vector<DeviceView> &out, cudaStream_t s) {
   Binary binaryKind;

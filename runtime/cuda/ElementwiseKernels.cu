@@ -9,11 +9,14 @@
 #include "DeviceMath.cuh"
 
 #include <cmath>
+#include <type_traits>
 
 namespace galvatron::rt::cuda {
 namespace {
 
-__device__ float applyFloat(Binary kind, float p, float q) {
+/// One binary operation, in float (f32, bf16) or int64 (integers, bools):
+/// the two differ only in division by zero and pow, as on the CPU.
+template <typename T> __device__ T apply(Binary kind, T p, T q) {
   switch (kind) {
   case Binary::Add:
     return p + q;
@@ -22,17 +25,24 @@ __device__ float applyFloat(Binary kind, float p, float q) {
   case Binary::Mul:
     return p * q;
   case Binary::Div:
-    return p / q;
-  case Binary::Pow:
-    return powf(p, q);
+    if constexpr (std::is_integral_v<T>)
+      return q ? p / q : 0;
+    else
+      return p / q;
+  case Binary::Pow: // integers as the CPU: through double, truncated
+    if constexpr (std::is_integral_v<T>)
+      return static_cast<T>(
+          pow(static_cast<double>(p), static_cast<double>(q)));
+    else
+      return powf(p, q);
   case Binary::Max: // std::max's order: a NaN counts only as the left operand
     return p < q ? q : p;
   case Binary::Min:
     return q < p ? q : p;
   case Binary::And:
-    return (p != 0.0f) && (q != 0.0f);
+    return (p != T(0)) && (q != T(0));
   case Binary::Or:
-    return (p != 0.0f) || (q != 0.0f);
+    return (p != T(0)) || (q != T(0));
   case Binary::Eq:
     return p == q;
   case Binary::Ne:
@@ -46,44 +56,7 @@ __device__ float applyFloat(Binary kind, float p, float q) {
   case Binary::Ge:
     return p >= q;
   }
-  return 0.0f;
-}
-
-__device__ int64_t applyInt(Binary kind, int64_t m, int64_t n) {
-  switch (kind) {
-  case Binary::Add:
-    return m + n;
-  case Binary::Sub:
-    return m - n;
-  case Binary::Mul:
-    return m * n;
-  case Binary::Div:
-    return n ? m / n : 0;
-  case Binary::Pow: // as the CPU: through double, truncated
-    return static_cast<int64_t>(
-        pow(static_cast<double>(m), static_cast<double>(n)));
-  case Binary::Max:
-    return m > n ? m : n;
-  case Binary::Min:
-    return m < n ? m : n;
-  case Binary::And:
-    return m && n;
-  case Binary::Or:
-    return m || n;
-  case Binary::Eq:
-    return m == n;
-  case Binary::Ne:
-    return m != n;
-  case Binary::Lt:
-    return m < n;
-  case Binary::Le:
-    return m <= n;
-  case Binary::Gt:
-    return m > n;
-  case Binary::Ge:
-    return m >= n;
-  }
-  return 0;
+  return T(0);
 }
 
 /// Stores an integer result in an integer or bool tensor.
@@ -108,8 +81,8 @@ __global__ void binaryFloatKernel(Binary kind, const void *a, bool aBf16,
                                   Indexer ib, void *out, DType outType,
                                   int64_t n) {
   GALV_FOR_EACH(i, n) {
-    float r = applyFloat(kind, loadF(a, ia.offset(i), aBf16),
-                         loadF(b, ib.offset(i), bBf16));
+    float r = apply<float>(kind, loadF(a, ia.offset(i), aBf16),
+                           loadF(b, ib.offset(i), bBf16));
     if (outType == DType::Bool)
       static_cast<uint8_t *>(out)[i] = r != 0.0f;
     else
@@ -123,8 +96,8 @@ __global__ void binaryIntKernel(Binary kind, const void *a, DType aType,
                                 int64_t n) {
   GALV_FOR_EACH(i, n) {
     storeI(out, i, outType,
-           applyInt(kind, loadI(a, ia.offset(i), aType),
-                    loadI(b, ib.offset(i), bType)));
+           apply<int64_t>(kind, loadI(a, ia.offset(i), aType),
+                          loadI(b, ib.offset(i), bType)));
   }
 }
 

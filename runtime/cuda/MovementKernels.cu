@@ -9,6 +9,8 @@
 
 #include "DeviceMath.cuh"
 
+#include <type_traits>
+
 namespace galvatron::rt::cuda {
 namespace {
 
@@ -19,37 +21,40 @@ __global__ void stridedCopyKernel(const Word *in, int64_t base, Indexer ix,
   GALV_FOR_EACH(i, n) { out[i] = in[base + ix.offset(i)]; }
 }
 
-cudaError_t stridedCopy(const DeviceView &x, int64_t base, const Indexer &ix,
-                        DeviceView &out, cudaStream_t stream) {
-  int64_t n = out.size();
-  if (n == 0)
-    return cudaSuccess;
-  unsigned blocks = blocksFor(n);
-  switch (dtypeSize(x.dtype)) {
+/// Calls `launch` with a null pointer to the unsigned word of `width`
+/// bytes (the element of a 1, 2, 4 or 8-byte dtype, whatever it holds),
+/// then returns the launch's error.
+template <typename Launch> cudaError_t byWidth(size_t width, Launch launch) {
+  switch (width) {
   case 1:
-    stridedCopyKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint8_t *>(x.data), base, ix,
-        static_cast<uint8_t *>(out.data), n);
+    launch(static_cast<uint8_t *>(nullptr));
     break;
   case 2:
-    stridedCopyKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint16_t *>(x.data), base, ix,
-        static_cast<uint16_t *>(out.data), n);
+    launch(static_cast<uint16_t *>(nullptr));
     break;
   case 4:
-    stridedCopyKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint32_t *>(x.data), base, ix,
-        static_cast<uint32_t *>(out.data), n);
+    launch(static_cast<uint32_t *>(nullptr));
     break;
   case 8:
-    stridedCopyKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint64_t *>(x.data), base, ix,
-        static_cast<uint64_t *>(out.data), n);
+    launch(static_cast<uint64_t *>(nullptr));
     break;
   default:
     return cudaErrorNotSupported;
   }
   return launched();
+}
+
+cudaError_t stridedCopy(const DeviceView &x, int64_t base, const Indexer &ix,
+                        DeviceView &out, cudaStream_t stream) {
+  int64_t n = out.size();
+  if (n == 0)
+    return cudaSuccess;
+  return byWidth(dtypeSize(x.dtype), [&](auto *word) {
+    using Word = std::remove_pointer_t<decltype(word)>;
+    stridedCopyKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+        static_cast<const Word *>(x.data), base, ix,
+        static_cast<Word *>(out.data), n);
+  });
 }
 
 /// Row-major element strides of `shape`.
@@ -108,23 +113,12 @@ cudaError_t place(const DeviceView &piece, const DeviceView &whole,
   int64_t total = whole.shape[axis];
   const void *from = intoWhole ? piece.data : whole.data;
   void *to = intoWhole ? whole.data : piece.data;
-  unsigned blocks = blocksFor(n);
-  switch (dtypeSize(piece.dtype)) {
-#define GALV_PLACE(BYTES, WORD)                                                \
-  case BYTES:                                                                  \
-    placeKernel<<<blocks, kThreads, 0, stream>>>(                              \
-        static_cast<const WORD *>(from), static_cast<WORD *>(to), len, total,  \
-        offset, inner, intoWhole, n);                                          \
-    break;
-    GALV_PLACE(1, uint8_t)
-    GALV_PLACE(2, uint16_t)
-    GALV_PLACE(4, uint32_t)
-    GALV_PLACE(8, uint64_t)
-#undef GALV_PLACE
-  default:
-    return cudaErrorNotSupported;
-  }
-  return launched();
+  return byWidth(dtypeSize(piece.dtype), [&](auto *word) {
+    using Word = std::remove_pointer_t<decltype(word)>;
+    placeKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+        static_cast<const Word *>(from), static_cast<Word *>(to), len, total,
+        offset, inner, intoWhole, n);
+  });
 }
 
 /// out [outer, count, inner] = data [outer, dim, inner] at rows indices[j]
@@ -234,23 +228,12 @@ cudaError_t gather(const DeviceView &data, const DeviceView &indices,
     return cudaSuccess;
   int64_t inner = span(data.shape, axis + 1, data.rank());
   int64_t dim = data.shape[axis], count = indices.size();
-  unsigned blocks = blocksFor(n);
-  switch (dtypeSize(data.dtype)) {
-#define GALV_GATHER(BYTES, WORD)                                               \
-  case BYTES:                                                                  \
-    gatherKernel<<<blocks, kThreads, 0, stream>>>(                             \
-        static_cast<const WORD *>(data.data), indices.data, indices.dtype,     \
-        dim, count, inner, static_cast<WORD *>(out.data), n);                  \
-    break;
-    GALV_GATHER(1, uint8_t)
-    GALV_GATHER(2, uint16_t)
-    GALV_GATHER(4, uint32_t)
-    GALV_GATHER(8, uint64_t)
-#undef GALV_GATHER
-  default:
-    return cudaErrorNotSupported;
-  }
-  return launched();
+  return byWidth(dtypeSize(data.dtype), [&](auto *word) {
+    using Word = std::remove_pointer_t<decltype(word)>;
+    gatherKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+        static_cast<const Word *>(data.data), indices.data, indices.dtype, dim,
+        count, inner, static_cast<Word *>(out.data), n);
+  });
 }
 
 cudaError_t embedding(const DeviceView &table, const DeviceView &ids,

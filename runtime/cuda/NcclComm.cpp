@@ -103,8 +103,10 @@ NcclComm::~NcclComm() {
   for (auto &[key, c] : channels)
     ncclCommDestroy(c);
   for (auto &[group, queue] : selfMessages)
-    for (void *p : queue)
-      cudaFree(p);
+    for (auto [message, bytes] : queue)
+      cudaFree(message);
+  if (staged)
+    cudaEventDestroy(staged);
 }
 
 std::unique_ptr<NcclComm> NcclComm::create(const plan::Plan &plan, int rank,
@@ -115,6 +117,10 @@ std::unique_ptr<NcclComm> NcclComm::create(const plan::Plan &plan, int rank,
   if (cudaError_t e =
           cudaStreamCreateWithFlags(&nccl->sendStream, cudaStreamNonBlocking))
     return error = std::string("cudaStreamCreate: ") + cudaGetErrorString(e),
+           nullptr;
+  if (cudaError_t e =
+          cudaEventCreateWithFlags(&nccl->staged, cudaEventDisableTiming))
+    return error = std::string("cudaEventCreate: ") + cudaGetErrorString(e),
            nullptr;
   // Groups in plan order: a rank inits a group only after the groups before
   // it, which every member also reached, so no init waits forever.
@@ -198,6 +204,26 @@ void NcclComm::count(const char *op, int group, uint64_t bytes) {
   byteCounts[std::string(op) + ":" + groupKey(groups[group])] += bytes;
 }
 
+bool NcclComm::enter(const char *op, int group, const DeviceView &in, int &size,
+                     ncclDataType_t &type, std::string &error) {
+  int position;
+  if (!member(group, op, size, position, error))
+    return false;
+  if (!ncclTypeOf(in.dtype, type))
+    return error = std::string(op) + " cannot carry " + dtypeName(in.dtype) +
+                   " tensors",
+           false;
+  count(op, group, in.byteSize());
+  return true;
+}
+
+bool NcclComm::alone(const char *op, const DeviceView &in, DeviceView &out,
+                     std::string &error) {
+  if (cudaError_t e = copy(in, out, stream))
+    return error = std::string(op) + ": " + cudaGetErrorString(e), false;
+  return true;
+}
+
 std::map<std::string, uint64_t> NcclComm::takeByteCounts() {
   std::map<std::string, uint64_t> counts;
   counts.swap(byteCounts);
@@ -215,16 +241,12 @@ void *NcclComm::scratch(size_t bytes, std::string &error) {
 
 bool NcclComm::allReduce(int group, Reduction kind, const DeviceView &in,
                          DeviceView &out, std::string &error) {
-  int size, position;
+  int size;
   ncclDataType_t type;
-  if (!member(group, "all_reduce", size, position, error))
+  if (!enter("all_reduce", group, in, size, type, error))
     return false;
-  if (!ncclTypeOf(in.dtype, type))
-    return error = "all_reduce cannot reduce this dtype", false;
-  count("all_reduce", group, in.byteSize());
   if (size == 1)
-    return copy(in, out, stream) == cudaSuccess ||
-           (error = "all_reduce: copy failed", false);
+    return alone("all_reduce", in, out, error);
   return check(ncclAllReduce(in.data, out.data, in.size(), type, ncclOpOf(kind),
                              comms[group], stream),
                "all_reduce", group, error);
@@ -232,16 +254,14 @@ bool NcclComm::allReduce(int group, Reduction kind, const DeviceView &in,
 
 bool NcclComm::allGather(int group, int64_t axis, const DeviceView &in,
                          DeviceView &out, std::string &error) {
-  int size, position;
+  int size;
   ncclDataType_t type;
-  if (!member(group, "all_gather", size, position, error) ||
-      !ncclTypeOf(in.dtype, type))
+  if (!enter("all_gather", group, in, size, type, error))
     return false;
-  count("all_gather", group, in.byteSize());
   if (axis < 0)
     axis += in.rank();
   if (size == 1)
-    return copy(in, out, stream) == cudaSuccess;
+    return alone("all_gather", in, out, error);
   if (axis == 0)
     return check(
         ncclAllGather(in.data, out.data, in.size(), type, comms[group], stream),
@@ -267,16 +287,14 @@ bool NcclComm::allGather(int group, int64_t axis, const DeviceView &in,
 
 bool NcclComm::reduceScatter(int group, int64_t axis, const DeviceView &in,
                              DeviceView &out, std::string &error) {
-  int size, position;
+  int size;
   ncclDataType_t type;
-  if (!member(group, "reduce_scatter", size, position, error) ||
-      !ncclTypeOf(in.dtype, type))
+  if (!enter("reduce_scatter", group, in, size, type, error))
     return false;
-  count("reduce_scatter", group, in.byteSize());
   if (axis < 0)
     axis += in.rank();
   if (size == 1)
-    return copy(in, out, stream) == cudaSuccess;
+    return alone("reduce_scatter", in, out, error);
   if (axis == 0)
     return check(ncclReduceScatter(in.data, out.data, out.size(), type, ncclSum,
                                    comms[group], stream),
@@ -288,9 +306,11 @@ bool NcclComm::reduceScatter(int group, int64_t axis, const DeviceView &in,
   std::vector<DeviceView> parts(size, out);
   for (int k = 0; k < size; ++k)
     parts[k].data = pieces + k * out.byteSize();
-  if (cudaError_t e = split(in, axis, parts, stream))
+  if (cudaError_t e = split(in, axis, parts, stream)) {
+    cudaFreeAsync(pieces, stream);
     return error = std::string("reduce_scatter: ") + cudaGetErrorString(e),
            false;
+  }
   bool ok = check(ncclReduceScatter(pieces, out.data, out.size(), type, ncclSum,
                                     comms[group], stream),
                   "reduce_scatter", group, error);
@@ -301,12 +321,10 @@ bool NcclComm::reduceScatter(int group, int64_t axis, const DeviceView &in,
 bool NcclComm::allToAll(int group, int64_t splitAxis, int64_t concatAxis,
                         const DeviceView &in, DeviceView &out,
                         std::string &error) {
-  int size, position;
+  int size;
   ncclDataType_t type;
-  if (!member(group, "all_to_all", size, position, error) ||
-      !ncclTypeOf(in.dtype, type))
+  if (!enter("all_to_all", group, in, size, type, error))
     return false;
-  count("all_to_all", group, in.byteSize());
   if (splitAxis < 0)
     splitAxis += in.rank();
   if (concatAxis < 0)
@@ -348,14 +366,12 @@ bool NcclComm::allToAll(int group, int64_t splitAxis, int64_t concatAxis,
 
 bool NcclComm::broadcast(int group, int root, const DeviceView &in,
                          DeviceView &out, std::string &error) {
-  int size, position;
+  int size;
   ncclDataType_t type;
-  if (!member(group, "broadcast", size, position, error) ||
-      !ncclTypeOf(in.dtype, type))
+  if (!enter("broadcast", group, in, size, type, error))
     return false;
-  count("broadcast", group, in.byteSize());
   if (size == 1)
-    return copy(in, out, stream) == cudaSuccess;
+    return alone("all_to_all", in, out, error);
   return check(ncclBroadcast(in.data, out.data, in.size(), type, root,
                              comms[group], stream),
                "broadcast", group, error);
@@ -374,18 +390,14 @@ bool NcclComm::send(int group, int peer, const DeviceView &in,
                                   cudaMemcpyDeviceToDevice, stream))
     return error.empty() ? (error = "send: staging copy failed", false) : false;
   if (peer == position) {
-    selfMessages[group].push_back(staging);
-    selfSizes[group].push_back(in.byteSize());
+    selfMessages[group].push_back({staging, in.byteSize()});
     return true;
   }
   auto channel = channels.find({group, position, peer});
   if (channel == channels.end())
     return error = "send to a peer no channel was made for", false;
-  cudaEvent_t staged;
-  cudaEventCreateWithFlags(&staged, cudaEventDisableTiming);
   cudaEventRecord(staged, stream);
   cudaStreamWaitEvent(sendStream, staged, 0);
-  cudaEventDestroy(staged);
   bool ok = check(ncclSend(staging, in.byteSize(), ncclUint8, 1,
                            channel->second, sendStream),
                   "send", group, error);
@@ -399,13 +411,11 @@ bool NcclComm::recv(int group, int peer, DeviceView &out, std::string &error) {
     return false;
   count("recv", group, 0);
   if (peer == position) {
-    std::deque<void *> &queue = selfMessages[group];
+    auto &queue = selfMessages[group];
     if (queue.empty())
       return error = "recv from this rank itself with no send before it", false;
-    void *message = queue.front();
-    size_t bytes = selfSizes[group].front();
+    auto [message, bytes] = queue.front();
     queue.pop_front();
-    selfSizes[group].pop_front();
     if (bytes != out.byteSize()) {
       cudaFreeAsync(message, stream);
       return error = "recv from this rank itself: " + std::to_string(bytes) +

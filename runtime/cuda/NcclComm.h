@@ -57,6 +57,13 @@ private:
   NcclComm(const plan::Plan &plan, int rank, cudaStream_t stream);
   bool member(int group, const char *op, int &size, int &position,
               std::string &error) const;
+  /// A collective's start: this rank's group size and the NCCL type of
+  /// `in`, its bytes counted; false with the reason.
+  bool enter(const char *op, int group, const DeviceView &in, int &size,
+             ncclDataType_t &type, std::string &error);
+  /// A group of one: the result is the input.
+  bool alone(const char *op, const DeviceView &in, DeviceView &out,
+             std::string &error);
   bool check(ncclResult_t result, const char *op, int group,
              std::string &error) const;
   void count(const char *op, int group, uint64_t bytes);
@@ -70,9 +77,11 @@ private:
   std::vector<ncclComm_t> comms;
   /// Two-rank channels by (group, sender position, receiver position).
   std::map<std::tuple<int, int, int>, ncclComm_t> channels;
-  /// Sends to this rank itself, received later in order.
-  std::map<int, std::deque<void *>> selfMessages;
-  std::map<int, std::deque<size_t>> selfSizes;
+  /// Sends to this rank itself (staged copies and their sizes), received
+  /// later in order.
+  std::map<int, std::deque<std::pair<void *, size_t>>> selfMessages;
+  /// Recorded after each send's staging copy, for the send stream.
+  cudaEvent_t staged = nullptr;
   std::map<std::string, uint64_t> byteCounts;
 };
 

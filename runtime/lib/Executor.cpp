@@ -61,13 +61,6 @@ uint8_t *threadArena(size_t bytes) {
   return buffer.data;
 }
 
-/// An attribute vector as int64s; absent reads as empty.
-template <typename T>
-std::vector<int64_t> int64s(const flatbuffers::Vector<T> *v) {
-  return v ? std::vector<int64_t>(v->begin(), v->end())
-           : std::vector<int64_t>();
-}
-
 class Machine {
 public:
   Machine(const plan::Plan &plan, const plan::RankProgram &program,

@@ -12,6 +12,8 @@
 
 #include "galvatron/runtime/PlanVerifier.h"
 
+#include "galvatron/runtime/PlanFile.h"
+
 #include <algorithm>
 #include <numeric>
 
@@ -57,12 +59,6 @@ private:
                   std::to_string(outputs) + " outputs");
     return true;
   }
-  /// An attribute vector as int64s; absent reads as empty.
-  template <typename T>
-  static std::vector<int64_t> values(const flatbuffers::Vector<T> *v) {
-    return v ? std::vector<int64_t>(v->begin(), v->end())
-             : std::vector<int64_t>();
-  }
   /// Normalises `axis` of a rank-`rank` tensor, or fails.
   bool axis(int64_t value, size_t rank, int64_t &result) {
     int64_t r = static_cast<int64_t>(rank);
@@ -106,7 +102,7 @@ private:
 };
 
 bool InstructionChecker::checkTranspose() {
-  std::vector<int64_t> a = values(inst.attrs_as_TransposeAttrs()->perm());
+  std::vector<int64_t> a = int64s(inst.attrs_as_TransposeAttrs()->perm());
   if (!need(1) || a.size() != in[0].size())
     return fail("needs a permutation of the input's dimensions");
   std::vector<bool> seen(a.size(), false);
@@ -123,9 +119,9 @@ bool InstructionChecker::checkTranspose() {
 
 bool InstructionChecker::checkSlice() {
   const plan::SliceAttrs &attrs = *inst.attrs_as_SliceAttrs();
-  std::vector<int64_t> starts = values(attrs.starts()),
-                       limits = values(attrs.limits()),
-                       steps = values(attrs.steps());
+  std::vector<int64_t> starts = int64s(attrs.starts()),
+                       limits = int64s(attrs.limits()),
+                       steps = int64s(attrs.steps());
   size_t r = in.empty() ? 0 : in[0].size();
   if (!need(1) || starts.size() != r || limits.size() != r || steps.size() != r)
     return fail("needs starts, limits and steps for every dimension");
@@ -168,7 +164,7 @@ bool InstructionChecker::checkReduce() {
       attrs.kind() > plan::Reduction::MAX)
     return fail("needs a reduction kind (sum, mean, max, min, prod)");
   std::vector<bool> reduced(in[0].size(), false);
-  for (int64_t k : values(attrs.axes())) {
+  for (int64_t k : int64s(attrs.axes())) {
     if (k < 0 || k >= static_cast<int64_t>(in[0].size()) || reduced[k])
       return fail("reduction axes must be distinct dimensions of the input");
     reduced[k] = true;

@@ -32,6 +32,13 @@ Shape shapeOf(const plan::Tensor &tensor);
 /// Whether `opcode` communicates (its attributes name a device group).
 bool isCommunication(plan::Opcode opcode);
 
+/// An attribute vector as int64s; absent reads as empty.
+template <typename T>
+std::vector<int64_t> int64s(const flatbuffers::Vector<T> *v) {
+  return v ? std::vector<int64_t>(v->begin(), v->end())
+           : std::vector<int64_t>();
+}
+
 /// The elementwise kind a binary (Add .. Or) or unary (Neg .. GeluTanh)
 /// opcode computes, for every backend's dispatch; false for other opcodes.
 bool binaryKindOf(plan::Opcode opcode, Binary &kind);
